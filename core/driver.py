@@ -1,0 +1,102 @@
+"""Operations and the synchronous driver `block` (Turso's `io.block(|| op.step())`).
+
+An *operation* is any object with `step() -> IOResult[T]`, or a zero-argument callable
+returning `IOResult[T]`. It never blocks and never sleeps; it raises for a logical error.
+It may have `abort(error)`, which a driver calls once when it gives up on it.
+
+`block` is the whole synchronous world: step; on `IO`, let the backend wait for the
+completion; raise its error if it failed; repeat. No event loop, no threads of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from core.errors import CompletionError
+from core.result import IO, Done
+
+if TYPE_CHECKING:
+    from core.io.backend import IOBackend
+
+__all__ = ["Abortable", "Operation", "Steppable", "abort_operation", "as_step", "block"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@runtime_checkable
+class Steppable(Protocol[T_co]):
+    """An object operation: `step()` returns `Done` or `IO`."""
+
+    def step(self) -> Done[T_co] | IO:
+        """Advance; raises for a logical error."""
+        ...
+
+
+@runtime_checkable
+class Abortable(Protocol):
+    """An operation that wants to hear when a driver gives up on it."""
+
+    def abort(self, error: BaseException) -> None:
+        """Called once with the error about to be raised (a `CompletionError`, a
+        cancellation or a timeout). Must not raise."""
+        ...
+
+
+Operation: TypeAlias = Steppable[T] | Callable[[], Done[T] | IO]
+"""Anything a driver can run: an object with `step()` or a zero-argument callable."""
+
+
+def as_step(op: Operation[T]) -> Callable[[], Done[T] | IO]:
+    """The bound `step` of an operation (or the callable itself).
+
+    Raises `TypeError` naming the object if it is neither.
+    """
+    step = getattr(op, "step", None)
+    if step is not None and callable(step):
+        return step  # type: ignore[no-any-return]
+    if callable(op):
+        return op
+    raise TypeError(
+        f"expected an operation (an object with step() or a zero-argument callable), "
+        f"got {type(op).__name__}"
+    )
+
+
+def abort_operation(op: object, error: BaseException) -> None:
+    """Call `op.abort(error)` if the operation has one."""
+    abort = getattr(op, "abort", None)
+    if abort is not None:
+        abort(error)
+
+
+def block(op: Operation[T], io: IOBackend) -> T:
+    """Run `op` to completion on the calling thread and return its value.
+
+    Raises the first failed completion's `CompletionError` (after calling `op.abort`),
+    whatever `op` raises, and whatever `io.wait_for_completion` raises (a backend that needs
+    an event loop refuses with `IOResultError`). On any other exception while waiting
+    (`KeyboardInterrupt`, say) the outstanding completion is aborted and `op.abort` runs.
+    """
+    step = as_step(op)
+    while True:
+        result = step()
+        if type(result) is Done:
+            return result.value
+        completion = result.completion  # type: ignore[union-attr]
+        if completion.finished():
+            error = completion.get_error()
+        else:
+            try:
+                io.wait_for_completion(completion)
+                error = None
+            except CompletionError as exc:
+                error = exc
+            except BaseException as exc:
+                completion.abort()
+                abort_operation(op, exc)
+                raise
+        if error is not None:
+            abort_operation(op, error)
+            raise error

@@ -1,0 +1,184 @@
+"""Real files through blocking system calls, completed inline (Turso `core/io/unix.rs`).
+
+Every call runs to the end before it returns: a read loops until the buffer is full or the
+file ends (the short count is a success, as `pread(2)` gives), a write loops over partial
+writes. `EINTR` needs no loop of ours: since PEP 475 the `os` functions retry it themselves.
+An `OSError` becomes a `CompletionError` carrying the errno, path and offset. This backend
+needs POSIX (`preadv`, `pwritev`); on Windows it refuses to start with a clear error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+
+from core.completion import Completion
+from core.errors import CompletionError, ErrorKind, IOResultError
+from core.io.backend import Buffer, OpenFlags, StrPath
+from core.io.common import BackendBase, FileBase
+
+__all__ = ["UnixFile", "UnixIO", "open_flags_to_os"]
+
+
+def open_flags_to_os(flags: OpenFlags) -> int:
+    """The `os.open` flags for `flags`: read-write unless `READ_ONLY`, `O_CREAT` for `CREATE`."""
+    os_flags = os.O_RDONLY if OpenFlags.READ_ONLY in flags else os.O_RDWR
+    if OpenFlags.CREATE in flags:
+        os_flags |= os.O_CREAT
+    return os_flags | getattr(os, "O_CLOEXEC", 0)
+
+
+class UnixFile(FileBase):
+    """A file opened by `UnixIO`; each method makes its system calls before returning."""
+
+    __slots__ = ("_backend", "fd")
+
+    def __init__(self, backend: UnixIO, path: str, fd: int, read_only: bool) -> None:
+        super().__init__(path, read_only)
+        self._backend = backend
+        self.fd = fd
+
+    def pread(self, pos: int, c: Completion) -> Completion:
+        self._check_open("pread")
+        buffer = c.buffer
+        if buffer is None:
+            raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+        try:
+            count = read_fully(self.fd, buffer, pos)
+        except OSError as exc:
+            c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+        else:
+            c.complete(count)
+        return c
+
+    def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
+        return self.pwritev(pos, (buffer,), c)
+
+    def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
+        self._check_writable("pwritev")
+        try:
+            count = write_fully(self.fd, buffers, pos)
+        except OSError as exc:
+            c.error(CompletionError.from_os_error(exc, "pwrite", path=self._path, offset=pos))
+        else:
+            c.complete(count)
+        return c
+
+    def sync(self, c: Completion) -> Completion:
+        self._check_open("sync")
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            c.error(CompletionError.from_os_error(exc, "fsync", path=self._path))
+        else:
+            c.complete(0)
+        return c
+
+    def truncate(self, length: int, c: Completion) -> Completion:
+        self._check_writable("truncate")
+        try:
+            os.ftruncate(self.fd, length)
+        except OSError as exc:
+            c.error(CompletionError.from_os_error(exc, "ftruncate", path=self._path, offset=length))
+        else:
+            c.complete(0)
+        return c
+
+    def size(self) -> int:
+        self._check_open("size")
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "fstat", path=self._path) from exc
+
+    def _release(self) -> None:
+        self._backend._open_files.discard(self)
+        os.close(self.fd)
+
+
+def read_fully(fd: int, buffer: bytearray | memoryview, pos: int) -> int:
+    """`preadv` into `buffer` until it is full or the file ends; return the count.
+
+    Raises `OSError` from the system call.
+    """
+    view = memoryview(buffer)
+    total = len(view)
+    done = os.preadv(fd, [view], pos)
+    while 0 < done < total:
+        got = os.preadv(fd, [view[done:]], pos + done)
+        if got == 0:
+            break
+        done += got
+    return done
+
+
+def write_fully(fd: int, buffers: Sequence[Buffer], pos: int) -> int:
+    """`pwritev` all of `buffers` at `pos`, resubmitting the rest after a partial write.
+
+    Raises `OSError` from the system call, or with `EIO` if the kernel accepts nothing.
+    """
+    views = [memoryview(b) for b in buffers if len(b)]
+    written = 0
+    while views:
+        n = os.pwritev(fd, views, pos + written)
+        if n == 0:
+            raise OSError(errno.EIO, "pwritev wrote nothing")
+        written += n
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+    return written
+
+
+class UnixIO(BackendBase):
+    """Real files with blocking system calls; every completion finishes inline.
+
+    Raises `IOResultError` at construction on a system without POSIX file calls.
+    """
+
+    needs_stepping = False
+
+    def __init__(self) -> None:
+        if not hasattr(os, "preadv"):
+            raise IOResultError(
+                "UnixIO needs POSIX preadv/pwritev (Linux or macOS); this platform has none"
+            )
+        super().__init__()
+        self._open_files: set[UnixFile] = set()
+
+    def open_file(self, path: StrPath, flags: OpenFlags = OpenFlags.NONE) -> UnixFile:
+        """Open `path`. Raises `CompletionError` with the errno and path (e.g. `ENOENT`,
+        `EACCES`, `EISDIR`), or kind `CLOSED` if the backend is closed."""
+        self._check_open("open_file")
+        name = os.fspath(path)
+        try:
+            fd = os.open(name, open_flags_to_os(flags), 0o644)
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "open", path=name) from exc
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # O_RDONLY opens a directory; refuse it here
+            os.close(fd)
+            raise CompletionError(
+                ErrorKind.IO, "open failed: is a directory", errno=errno.EISDIR, path=name
+            )
+        file = UnixFile(self, name, fd, OpenFlags.READ_ONLY in flags)
+        self._open_files.add(file)
+        return file
+
+    def remove_file(self, path: StrPath) -> None:
+        """Unlink `path`. Raises `CompletionError` with errno and path."""
+        self._check_open("remove_file")
+        name = os.fspath(path)
+        try:
+            os.unlink(name)
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
+
+    def close(self) -> None:
+        """Close every file this backend opened; idempotent."""
+        for file in list(self._open_files):
+            file.close()
+        super().close()
