@@ -63,6 +63,9 @@ class CopyFile:
         Raises `StateMachineError` if stepped after it finished or failed, and the
         `CompletionError` of a failed read, write, truncate or sync.
         """
+        pending = self._completion
+        if pending is not None and not pending.finished():
+            return IO(pending)  # re-entered before the I/O finished: wait on the same one
         while True:
             match self._state:
                 case _CopyState.START:

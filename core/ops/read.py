@@ -51,6 +51,9 @@ class ReadRange:
 
         Raises `StateMachineError` if stepped after it finished or failed.
         """
+        pending = self._completion
+        if pending is not None and not pending.finished():
+            return IO(pending)  # re-entered before the I/O finished: wait on the same one
         match self._state:
             case _ReadState.START:
                 c = Completion.new_read(self._buffer, self._check_count if self._exact else None)
@@ -112,6 +115,9 @@ class ReadWholeFile:
 
         Raises `StateMachineError` if stepped after it finished or failed.
         """
+        pending = self._completion
+        if pending is not None and not pending.finished():
+            return IO(pending)  # re-entered before the I/O finished: wait on the same one
         match self._state:
             case _ReadState.START:
                 size = self.file.size()

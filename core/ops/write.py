@@ -46,6 +46,9 @@ class WriteBuffers:
     def step(self) -> Done[int] | IO:
         """Advance: write, then sync. Raises `StateMachineError` if stepped after it
         finished or failed, and the write's or sync's `CompletionError` if one failed."""
+        pending = self._completion
+        if pending is not None and not pending.finished():
+            return IO(pending)  # re-entered before the I/O finished: wait on the same one
         while True:
             match self._state:
                 case _WriteState.START:
