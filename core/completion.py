@@ -5,14 +5,18 @@ Theory of operation:
   and every later call is a no-op, because an abort may race a real result from a worker.
 - The completion's own callback runs before the outcome is published, so whoever sees
   `finished()` also sees a filled page. Done-callbacks (`add_done_callback`) run after.
-- Claim and publish are each one tiny critical section under a module-wide lock: a
-  completion may be finished on a worker thread while another thread polls or registers a
-  done-callback, and that must neither lose the callback nor run it twice. Callbacks
-  themselves always run outside the lock, so they may finish other completions.
+- A completion may be finished on a worker thread while another thread polls it or registers
+  a done-callback; that must neither lose a callback nor run one twice. No lock is taken
+  (an uncontended lock costs more than the rest of a completion's life): the claim is one
+  atomic `list.pop()` of a one-item token list, and done-callbacks live in a list that both
+  sides drain with atomic pops after publishing or registering, so each runs exactly once
+  (only the creation of that list, on the first registration, takes a lock).
 - Unlike Turso, a completion keeps its result value (bytes read or written).
 - A group (Turso PRs 8542 and 8547) links its children in `build()`, holding one extra count
   of its own while it does, so a child that finishes during `build()` cannot finish the group
-  early; it finishes exactly once, after every child, with the first child error (in time).
+  early. Its count is a list of tokens popped atomically; whoever pops the last token finishes
+  the group, exactly once, after every child. Its error is the first child error it observes:
+  children finished before `build()` in the order added, then the rest as they finish.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ CompletionCallback = Callable[[int | CompletionError], CompletionError | None]
 DoneCallback = Callable[["Completion"], object]
 """Called once with the finished completion, on the thread that finished it."""
 
-_LOCK = threading.Lock()
+
+_REGISTRATION_LOCK = threading.Lock()
 
 
 class _Kind(enum.Enum):
@@ -46,20 +51,20 @@ class _Kind(enum.Enum):
     YIELD = "yield"
 
 
+# Module-level aliases: on CPython 3.11 an Enum member lookup through its class costs more
+# than the rest of a constructor, and these are built once per I/O.
+_READ = _Kind.READ
+_WRITE = _Kind.WRITE
+_SYNC = _Kind.SYNC
+_TRUNCATE = _Kind.TRUNCATE
+_GROUP = _Kind.GROUP
+_YIELD = _Kind.YIELD
+
+
 class Completion:
     """Tracks one I/O operation. Build with the `new_*` constructors, not directly."""
 
-    __slots__ = (
-        "_callback",
-        "_claimed",
-        "_error",
-        "_finished",
-        "_group",
-        "_kind",
-        "_result",
-        "_waiters",
-        "buffer",
-    )
+    __slots__ = ("_callback", "_claim", "_group", "_kind", "_outcome", "_waiters", "buffer")
 
     buffer: bytearray | memoryview | None
     """For a read, the buffer the data lands in; `None` for other kinds."""
@@ -73,11 +78,10 @@ class Completion:
         self._kind = kind
         self._callback = callback
         self.buffer = buffer
-        self._claimed = False
-        self._finished = False
-        self._result: int | None = None
-        self._error: CompletionError | None = None
-        self._waiters: list[DoneCallback] | None = None
+        self._claim: list[None] = [None]  # popped once, atomically, by the first finisher
+        # The result (int) or the error; None until published, so it doubles as "finished".
+        self._outcome: int | CompletionError | None = None
+        self._waiters: list[DoneCallback] | None = None  # created by the first registration
         self._group: CompletionGroup | None = None
 
     # -- constructors -------------------------------------------------------------------
@@ -87,143 +91,157 @@ class Completion:
         cls, buffer: bytearray | memoryview, callback: CompletionCallback | None = None
     ) -> Completion:
         """A read into `buffer`; the result is the number of bytes read."""
-        return cls(_Kind.READ, callback, buffer)
+        return cls(_READ, callback, buffer)
 
     @classmethod
     def new_write(cls, callback: CompletionCallback | None = None) -> Completion:
         """A write; the result is the number of bytes written."""
-        return cls(_Kind.WRITE, callback)
+        return cls(_WRITE, callback)
 
     @classmethod
     def new_sync(cls, callback: CompletionCallback | None = None) -> Completion:
         """An fsync; the result is 0."""
-        return cls(_Kind.SYNC, callback)
+        return cls(_SYNC, callback)
 
     @classmethod
     def new_trunc(cls, callback: CompletionCallback | None = None) -> Completion:
         """A truncate; the result is 0."""
-        return cls(_Kind.TRUNCATE, callback)
+        return cls(_TRUNCATE, callback)
 
     @classmethod
     def new_yield(cls) -> Completion:
         """An explicit yield: finished and succeeded at once, but a driver gives its event
         loop (or other fibers) one turn before stepping again, and never spins on it."""
-        c = cls(_Kind.YIELD)
-        c._claimed = True
-        c._result = 0
-        c._finished = True
+        c = cls(_YIELD)
+        c._claim.clear()
+        c._outcome = 0
         return c
 
     # -- finishing ----------------------------------------------------------------------
 
     def complete(self, result: int) -> None:
         """Finish successfully with `result`; a no-op if already finished."""
-        self._finish(result, None)
+        self._finish(result)
 
     def error(self, err: CompletionError) -> None:
         """Finish with `err`; a no-op if already finished."""
-        self._finish(None, err)
+        self._finish(err)
 
     def abort(self) -> None:
         """Abandon: finish with an `ABORTED` error; a no-op if already finished.
 
         Aborting a group's completion cancels the group's unfinished children first.
         """
+        if self._outcome is not None:
+            return
         group = self._group
         if group is not None:
             group.cancel()
-        self._finish(None, CompletionError(ErrorKind.ABORTED, f"{self._kind.value} aborted"))
+        self._finish(CompletionError(ErrorKind.ABORTED, f"{self._kind.value} aborted"))
 
-    def _finish(self, result: int | None, error: CompletionError | None) -> None:
-        with _LOCK:
-            if self._claimed:
-                return
-            self._claimed = True
+    def _finish(self, outcome: int | CompletionError) -> None:
+        try:
+            self._claim.pop()
+        except IndexError:
+            return  # someone else finished it first
         callback = self._callback
         if callback is not None:
             self._callback = None  # release what the closure holds
             try:
-                replacement = callback(error if error is not None else result)  # type: ignore[arg-type]
+                replacement = callback(outcome)
             except Exception as exc:
-                error = CompletionError(
+                outcome = CompletionError(
                     ErrorKind.CALLBACK, f"{self._kind.value} callback raised {exc!r}"
                 )
-                error.__cause__ = exc
+                outcome.__cause__ = exc
             else:
                 if replacement is not None:
-                    error = replacement
-        with _LOCK:
-            self._result = result
-            self._error = error
-            self._finished = True
-            waiters = self._waiters
-            self._waiters = None
-        if waiters is not None:
-            for waiter in waiters:
-                _run_done_callback(waiter, self)
+                    outcome = replacement
+        self._outcome = outcome  # published last: readers check it first
+        if self._waiters:
+            self._run_waiters()
+
+    def _run_waiters(self) -> None:
+        waiters = self._waiters
+        assert waiters is not None
+        while True:
+            try:
+                waiter = waiters.pop(0)  # atomic: each waiter runs exactly once
+            except IndexError:
+                return
+            _run_done_callback(waiter, self)
 
     # -- reading ------------------------------------------------------------------------
 
     def finished(self) -> bool:
         """True once the outcome is set and the completion's callback has run."""
-        return self._finished
+        return self._outcome is not None
 
     def succeeded(self) -> bool:
         """True if finished without an error."""
-        return self._finished and self._error is None
+        outcome = self._outcome
+        return outcome is not None and not isinstance(outcome, CompletionError)
 
     def failed(self) -> bool:
         """True if finished with an error."""
-        return self._finished and self._error is not None
+        return isinstance(self._outcome, CompletionError)
 
     def get_error(self) -> CompletionError | None:
         """The error, if finished with one; otherwise `None`."""
-        return self._error if self._finished else None
+        outcome = self._outcome
+        return outcome if isinstance(outcome, CompletionError) else None
 
     def result(self) -> int:
         """The result value.
 
         Raises `IOResultError` if not finished yet, or the `CompletionError` it failed with.
         """
-        if not self._finished:
+        outcome = self._outcome
+        if outcome is None:
             raise IOResultError(f"{self!r} has not finished; its result is not available yet")
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        if isinstance(outcome, CompletionError):
+            raise outcome
+        return outcome
 
     def is_explicit_yield(self) -> bool:
         """True for `new_yield()` completions."""
-        return self._kind is _Kind.YIELD
+        return self._kind is _YIELD
 
     def add_done_callback(self, fn: DoneCallback) -> None:
         """Call `fn(self)` once when finished: at once (on this thread) if already finished,
         otherwise on the thread that finishes it. An exception from `fn` is reported through
         `sys.unraisablehook`, never raised into the finishing thread."""
-        with _LOCK:
-            if not self._finished:
+        if self._outcome is not None:
+            _run_done_callback(fn, self)
+            return
+        waiters = self._waiters
+        if waiters is None:
+            with _REGISTRATION_LOCK:  # only two first registrations can race here
                 if self._waiters is None:
-                    self._waiters = [fn]
-                else:
-                    self._waiters.append(fn)
-                return
-        _run_done_callback(fn, self)
+                    self._waiters = []
+                waiters = self._waiters
+        waiters.append(fn)
+        if self._outcome is not None:  # finished while we registered: drain it ourselves
+            self._run_waiters()
 
     def remove_done_callback(self, fn: DoneCallback) -> bool:
         """Forget `fn` if it has not run yet; return whether it was registered."""
-        with _LOCK:
-            if self._waiters is not None and fn in self._waiters:
+        try:
+            if self._waiters is not None:
                 self._waiters.remove(fn)
                 return True
+        except ValueError:
+            pass
         return False
 
     def __repr__(self) -> str:
-        if not self._finished:
+        outcome = self._outcome
+        if outcome is None:
             state = "pending"
-        elif self._error is not None:
-            state = f"failed: {self._error}"
+        elif isinstance(outcome, CompletionError):
+            state = f"failed: {outcome}"
         else:
-            state = f"done: {self._result}"
+            state = f"done: {outcome}"
         return f"<Completion {self._kind.value} {state}>"
 
 
@@ -263,15 +281,14 @@ class CompletionGroup:
     finishes at once. Groups nest: add a built group's completion to another group.
     """
 
-    __slots__ = ("_callback", "_children", "_completion", "_first_error", "_outstanding", "_total")
+    __slots__ = ("_callback", "_children", "_completion", "_errors", "_tokens")
 
     def __init__(self, callback: CompletionCallback | None = None) -> None:
         self._callback = callback
         self._children: list[Completion] = []
         self._completion: Completion | None = None
-        self._first_error: CompletionError | None = None
-        self._outstanding = 0
-        self._total = 0
+        self._errors: list[CompletionError] = []  # in the order observed; appends are atomic
+        self._tokens: list[int] = []
 
     def add(self, completion: Completion) -> None:
         """Add a child; it may already have finished (it then counts as done).
@@ -299,13 +316,14 @@ class CompletionGroup:
         """
         if self._completion is not None:
             raise IOResultError("CompletionGroup.build() called twice")
-        completion = Completion(_Kind.GROUP, self._callback)
+        completion = Completion(_GROUP, self._callback)
         completion._group = self
         self._callback = None
         self._completion = completion
-        # One count per child plus build's own hold, released last: a child finishing on
-        # another thread while we link cannot bring the count to zero early.
-        self._outstanding = len(self._children) + 1
+        # One token per child plus build's own hold, released last: a child finishing on
+        # another thread while we link cannot take the last token early. Tokens are popped
+        # from the end, so whoever pops token 0 is the last.
+        self._tokens = list(range(len(self._children) + 1))
         for child in self._children:
             child.add_done_callback(self._child_done)
         self._release_one(None)
@@ -315,21 +333,13 @@ class CompletionGroup:
         self._release_one(child)
 
     def _release_one(self, child: Completion | None) -> None:
-        with _LOCK:
-            if child is not None:
-                error = child._error
-                if error is not None:
-                    if self._first_error is None:
-                        self._first_error = error
-                else:
-                    self._total += child._result or 0
-            self._outstanding -= 1
-            last = self._outstanding == 0
-        if not last:
+        if child is not None and isinstance(child._outcome, CompletionError):
+            self._errors.append(child._outcome)
+        if self._tokens.pop() != 0:
             return
         completion = self._completion
         assert completion is not None
-        if self._first_error is not None:
-            completion.error(self._first_error)
+        if self._errors:
+            completion.error(self._errors[0])
         else:
-            completion.complete(self._total)
+            completion.complete(sum(child.result() for child in self._children))

@@ -274,3 +274,28 @@ def test_group_tree_property(tree: Leaf | Group, data: st.DataObject) -> None:
         if late_own:
             last_own = late_own[-1]
             assert left_at_finish == len(order) - 1 - expected_finish[id(last_own)]
+
+
+def test_children_finished_concurrently_by_many_threads() -> None:
+    for _ in range(20):
+        children = [Completion.new_write() for _ in range(400)]
+        group = CompletionGroup()
+        for child in children:
+            group.add(child)
+        top = group.build()
+        done: list[Completion] = []
+        top.add_done_callback(done.append)
+        barrier = threading.Barrier(4)
+
+        def finish(part: list[Completion], barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            for child in part:
+                child.complete(2)
+
+        threads = [threading.Thread(target=finish, args=(children[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert top.result() == 800
+        assert done == [top]

@@ -41,7 +41,8 @@ class UnixFile(FileBase):
         self.fd = fd
 
     def pread(self, pos: int, c: Completion) -> Completion:
-        self._check_open("pread")
+        if self._closed:
+            self._check_open("pread")
         buffer = c.buffer
         if buffer is None:
             raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
@@ -103,10 +104,12 @@ def read_fully(fd: int, buffer: bytearray | memoryview, pos: int) -> int:
 
     Raises `OSError` from the system call.
     """
-    view = memoryview(buffer)
-    total = len(view)
-    done = os.preadv(fd, [view], pos)
-    while 0 < done < total:
+    done = os.preadv(fd, [buffer], pos)
+    total = len(buffer)
+    if done in (total, 0):
+        return done
+    view = memoryview(buffer)  # rare: a short read before the end; read the rest
+    while done < total:
         got = os.preadv(fd, [view[done:]], pos + done)
         if got == 0:
             break

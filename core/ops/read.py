@@ -26,6 +26,11 @@ class _ReadState(enum.Enum):
     FAILED = "failed"
 
 
+_START = _ReadState.START  # aliases: Enum lookups are slow on the hot path (CPython 3.11)
+_READING = _ReadState.READING
+_DONE = _ReadState.DONE
+
+
 class ReadRange:
     """Read `length` bytes at `offset`; `Done(bytes)`.
 
@@ -42,7 +47,7 @@ class ReadRange:
         self.offset = offset
         self.length = length
         self._exact = exact
-        self._state = _ReadState.START
+        self._state = _START
         self._buffer = bytearray(length)
         self._completion: Completion | None = None
 
@@ -54,20 +59,19 @@ class ReadRange:
         pending = self._completion
         if pending is not None and not pending.finished():
             return IO(pending)  # re-entered before the I/O finished: wait on the same one
-        match self._state:
-            case _ReadState.START:
-                c = Completion.new_read(self._buffer, self._check_count if self._exact else None)
-                self._completion = c
-                self._state = _ReadState.READING
-                self.file.pread(self.offset, c)
-                if not c.finished():
-                    return IO(c)
-                return self._finish(c)
-            case _ReadState.READING:
-                assert self._completion is not None
-                return self._finish(self._completion)
-            case _:
-                raise StateMachineError(f"ReadRange stepped in state {self._state.name}")
+        state = self._state
+        if state is _START:
+            c = Completion.new_read(self._buffer, self._check_count if self._exact else None)
+            self._completion = c
+            self._state = _READING
+            self.file.pread(self.offset, c)
+            if not c.finished():
+                return IO(c)
+            return self._finish(c)
+        if state is _READING:
+            assert self._completion is not None
+            return self._finish(self._completion)
+        raise StateMachineError(f"ReadRange stepped in state {state.name}")
 
     def abort(self, error: BaseException) -> None:
         """Give up: the buffer is dropped and further steps raise."""
@@ -75,8 +79,10 @@ class ReadRange:
 
     def _finish(self, c: Completion) -> Done[bytes]:
         count = c.result()  # raises the completion's error, if any
-        self._state = _ReadState.DONE
-        return Done(bytes(self._buffer[:count]))
+        self._state = _DONE
+        if count == len(self._buffer):
+            return Done(bytes(self._buffer))
+        return Done(bytes(memoryview(self._buffer)[:count]))
 
     def _check_count(self, outcome: int | CompletionError) -> CompletionError | None:
         if isinstance(outcome, int) and outcome < self.length:
