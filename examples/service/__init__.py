@@ -1,0 +1,1 @@
+"""A FastAPI service that browses SQLite databases through the async core."""
