@@ -329,7 +329,7 @@ def run_seed(
     )
     if rng.random() < 0.3:
         io.configure(injector=YieldInjector(probability=0.2, rng=io.rng))
-    crash_at = rng.randint(1, 80) if rng.random() < 0.5 else None
+    crash_at = rng.randint(1, 30) if rng.random() < 0.5 else None
     state = _Seed(seed, io, report, crash_at)
     for name in FILES:
         data = rng.randbytes(rng.randint(0, 5_000))

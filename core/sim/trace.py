@@ -45,7 +45,8 @@ class TraceEvent:
         if self.length is not None:
             where += f" len={self.length}"
         tail = f" -> {self.outcome}" if self.outcome else ""
-        return f"{head} {ident} {self.event} {self.op}{where}{tail}"
+        op = f" {self.op}" if self.op else ""
+        return f"{head} {ident} {self.event}{op}{where}{tail}"
 
 
 class Trace:
