@@ -21,6 +21,7 @@ from core.sim.errors import (
 )
 from core.sim.explore import ExploreReport, Schedule, ScheduleRun, explore, run_schedule
 from core.sim.faults import FaultConfig, TornWriteResult
+from core.sim.fibers import Fiber, FiberRunner, FiberState
 from core.sim.outcome import Outcome, run_op
 from core.sim.trace import Trace, TraceEvent
 from core.sim.yields import InjectYields, YieldInjector
@@ -28,6 +29,9 @@ from core.sim.yields import InjectYields, YieldInjector
 __all__ = [
     "ExploreReport",
     "FaultConfig",
+    "Fiber",
+    "FiberRunner",
+    "FiberState",
     "InjectYields",
     "InvariantViolation",
     "Outcome",
