@@ -30,7 +30,7 @@ def test_default_seed(sim_seed, sim_io, sim_faults):
 
 @pytest.mark.sim_seeds(2, start=10)
 def test_start(sim_seed):
-    assert sim_seed in (10, 11)
+    assert sim_seed == 10
 """
 
 
@@ -38,20 +38,25 @@ def test_marker_parametrizes_and_a_failure_prints_its_replay(pytester: pytest.Py
     pytester.makeini(INI)
     pytester.makepyfile(test_demo=TESTS)
     result = pytester.runpytest("-v", *QUIET)
-    result.assert_outcomes(passed=7, failed=1)
+    result.assert_outcomes(passed=6, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*test_roundtrip?seed0? PASSED*",
             "*test_roundtrip?seed3? FAILED*",
-            "*test_start?seed11? PASSED*",
+            "*test_start?seed10? PASSED*",
+            "*test_start?seed11? FAILED*",
             "*- simulation -*",
             "seed: 3",
             "replay: pytest 'test_demo.py::test_roundtrip[[]seed3[]]' --sim-seed=3",
             "SimulatorIO(seed=3*",
             "last events:",
             "*#0 submit pwritev 'f' off=0 len=3*",
+            "*- simulation -*",
+            "seed: 11",
+            "replay: pytest 'test_demo.py::test_start[[]seed11[]]' --sim-seed=11",
             "*simulation seeds that failed*",
             "pytest 'test_demo.py::test_roundtrip[[]seed3[]]' --sim-seed=3",
+            "pytest 'test_demo.py::test_start[[]seed11[]]' --sim-seed=11",
         ]
     )
     # The printed command replays exactly that seed, and only it.

@@ -122,8 +122,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.failed and _SEED in item.stash:
-        seed = item.stash[_SEED]
+    seed = item.stash.get(_SEED, None)
+    if seed is None and isinstance(item, pytest.Function):
+        # Parametrized by sim_seeds, the value replaces the fixture, which never runs.
+        value = item.funcargs.get("sim_seed")
+        seed = value if isinstance(value, int) else None
+    if report.failed and seed is not None:
         replay = f"pytest '{item.nodeid}' --sim-seed={seed}"
         text = f"seed: {seed}\nreplay: {replay}"
         io = item.stash.get(_IO, None)
