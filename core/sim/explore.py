@@ -148,7 +148,9 @@ def explore(
     """Run `make_op(io)` under many schedules; every outcome must equal the inline run's.
 
     `make_op(io)` builds a fresh operation on a fresh `SimulatorIO` (it may open files and
-    wrap sub-operations with `io.with_yields`); `setup(io)`, if given, first creates the
+    wrap sub-operations with `io.with_yields`); it must build the same operation every
+    time (never draw its parameters from `io.rng`, whose seed differs between schedules).
+    `setup(io)`, if given, first creates the
     files (`io.create_file`) or runs operations with `block`. `seeds` is a count of random
     schedules (seeds 1..n) or the seeds themselves; `max_points` caps the single-point
     schedules of each kind; `max_steps` bounds each run; `equal` compares values (default
