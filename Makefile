@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest clean
+.PHONY: install test lint typecheck pytest clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The long simulation soak (not part of `make test`): 10,000 seeds of the shipped
+# operations under injected faults and crashes; exits non-zero on any violation.
+soak: $(STAMP)
+	$(BIN)/python -m core.sim.soak --seeds 10000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -98,8 +98,18 @@ class CopyFile:
                         return IO(c)
                 case _CopyState.WRITING:
                     assert self._completion is not None
-                    self._completion.result()
-                    self.copied += sum(len(b) for b in self._buffers)
+                    written = self._completion.result()
+                    expected = sum(len(b) for b in self._buffers)
+                    if written != expected:  # a short count would leave a hole in dst
+                        raise CompletionError(
+                            ErrorKind.SHORT_WRITE,
+                            "pwritev wrote fewer bytes than submitted",
+                            path=self.dst.path,
+                            offset=self.copied,
+                            expected=expected,
+                            actual=written,
+                        )
+                    self.copied += expected
                     if self.copied >= self._size:
                         c = Completion.new_sync()
                         self._completion = c
