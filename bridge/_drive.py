@@ -291,6 +291,8 @@ async def _give_up_asyncio(
     if c is not None and not c.finished():
         c.abort()
     _abort_quietly(op, exc)
+    if isinstance(exc, GeneratorExit):
+        return  # the coroutine is being closed (its loop is gone): it must not await
     when_settled = _when_settled_of(io)
     if when_settled is None:
         return

@@ -176,7 +176,7 @@ async def _give_up(
         abort_operation(op, reported)
     except Exception as abort_exc:
         report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
-    if io is not None:
+    if io is not None and not isinstance(exc, GeneratorExit):
         await wait_settled_trio(io, getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT))
 
 
