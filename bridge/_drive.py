@@ -7,7 +7,7 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
   default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
 - An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
-  `io.step()`, then one loop turn, until it finishes. Everywhere else the driver waits on one
+  one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
   Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
   directly when it fires on the loop thread, through `call_soon_threadsafe` /
   `run_sync_soon` from any other thread (never anyio's `from_thread`, which blocks the
@@ -241,19 +241,16 @@ async def _step_until_finished(
     waiter: _AsyncioWaiter,
     timeout: float | None,
 ) -> None:
-    """Step a `needs_stepping` backend, one loop turn between steps, until `c` finishes.
+    """Progress a `needs_stepping` backend until `c` finishes: one loop turn, then
+    `io.step()`, and again. The turn comes first, so that every I/O point really yields
+    (and is a cancellation point), and so that the other tasks' I/O queued meanwhile is
+    served by the same step.
 
     A `step()` that finishes nothing while `c` is pending means nothing queued there can
     finish it (the contract `BackendBase.wait_for_completion` relies on too); then another
     party must, so the driver waits on the done-callback instead of spinning.
     """
     while True:
-        progressed = io.step()
-        if c.finished():
-            return
-        if not progressed:
-            await _wait_asyncio(op, c, io, loop, waiter, timeout)
-            return
         try:
             await _one_turn()
         except BaseException as exc:
@@ -261,6 +258,14 @@ async def _step_until_finished(
             raise
         if waiter.expired:
             await _time_out_asyncio(op, c, io, loop, timeout)
+        if c.finished():
+            return  # another task's step finished it
+        progressed = io.step()
+        if c.finished():
+            return
+        if not progressed:
+            await _wait_asyncio(op, c, io, loop, waiter, timeout)
+            return
 
 
 async def _time_out_asyncio(

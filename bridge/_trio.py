@@ -125,14 +125,16 @@ async def _run(
         try:
             if stepping:
                 assert io is not None
-                while True:
+                while True:  # a turn, then a step: see bridge._drive
+                    await checkpoint()
+                    if c.finished():
+                        break
                     progressed = io.step()
                     if c.finished():
                         break
                     if not progressed:
                         await _park_until_finished(c, waiter)
                         break
-                    await checkpoint()
             else:
                 await _park_until_finished(c, waiter)
         except BaseException as exc:
