@@ -147,7 +147,20 @@ async def drive(
                 assert io is not None
                 await _step_until_finished(op, c, io, loop, waiter, timeout)
             else:
-                await _wait_asyncio(op, c, io, loop, waiter, timeout)
+                # The first wait is inline (no coroutine per wait); `_wait_asyncio` takes
+                # over for the rare rest: a timeout, or a stale wake-up.
+                waiter.completion = c
+                waiter.fut = fut = loop.create_future()
+                c.add_done_callback(waiter)
+                try:
+                    await fut
+                except BaseException as exc:
+                    waiter.completion = None
+                    c.remove_done_callback(waiter)
+                    await _give_up_asyncio(op, c, exc, io, loop)
+                    raise
+                if not c.finished():
+                    await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
             error = c.get_error()
             if error is not None:
                 abort_operation(op, error)
@@ -209,14 +222,21 @@ async def _wait_asyncio(
     loop: AbstractEventLoop,
     waiter: _AsyncioWaiter,
     timeout: float | None,
+    *,
+    registered: bool = False,
 ) -> None:
-    """Wait on one Future until `c` finishes (or the timeout expires)."""
+    """Wait on one Future at a time until `c` finishes (or the timeout expires). With
+    `registered`, the waiter is already `c`'s done-callback and its Future was awaited."""
     waiter.completion = c
-    waiter.fut = fut = loop.create_future()
-    c.add_done_callback(waiter)
+    if not registered:
+        waiter.fut = fut = loop.create_future()
+        c.add_done_callback(waiter)
     try:
         while True:
-            await fut
+            if registered:
+                registered = False
+            else:
+                await fut
             if c.finished():
                 return
             if waiter.expired:
