@@ -6,8 +6,9 @@ then complete on the thread that polls):
   finishes the completion on the spot, never blocking the loop. A miss (`EAGAIN`), the rest
   of a partial hit, and every write, fsync and truncate go to a small pool of worker threads.
   Inline copies are bounded per loop pass (`inline_budget`): a read that does not fit in
-  what is left goes to the pool, so a hundred tasks each reading a cached megabyte in the
-  same pass cannot hold the loop for the time of twenty copies.
+  what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
+  one larger than the whole budget goes to the pool; so a hundred tasks each reading a
+  cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use.
 - Workers only make system calls. Everything is owned by the loop thread except the
@@ -251,29 +252,42 @@ class AsyncFile(FileBase):
             raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
         if pos < 0:
             raise _negative("pread", self._path, pos)
+        return self._read(pos, c, buffer)
+
+    def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:
+        """Inline if the page cache has it and this loop pass's budget allows, at the next
+        pass if only the budget is short, else in the pool."""
         backend = self._backend
-        size = len(buffer)
-        if self._nowait and size <= backend._inline_left:
-            try:
-                n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
-            except BlockingIOError:
-                pass  # not (all) cached: the pool reads it
-            except OSError as exc:
-                if exc.errno in _NOWAIT_UNSUPPORTED:
-                    self._nowait = False
+        if self._nowait:
+            size = len(buffer)
+            if size <= backend._inline_left:
+                try:
+                    n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+                except BlockingIOError:
+                    pass  # not (all) cached: the pool reads it
+                except OSError as exc:
+                    if exc.errno in _NOWAIT_UNSUPPORTED:
+                        self._nowait = False
+                    else:
+                        error = CompletionError.from_os_error(
+                            exc, "pread", path=self._path, offset=pos
+                        )
+                        c.error(error)
+                        return c
                 else:
-                    c.error(
-                        CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos)
-                    )
-                    return c
-            else:
-                backend._inline_left -= n
-                if not backend._inline_reset_due:
-                    backend._schedule_inline_reset()
-                if n in (size, 0):
-                    c.complete(n)
-                    return c
-                return self._read_rest(pos, c, buffer, n)
+                    backend._inline_left -= n
+                    if not backend._inline_reset_due:
+                        backend._schedule_inline_reset()
+                    if n in (size, 0):
+                        c.complete(n)
+                        return c
+                    return self._read_rest(pos, c, buffer, n)
+            elif size <= backend.inline_budget and backend._inline_reset_due:
+                # Only this pass's budget is short: try again inline at the next pass,
+                # which costs a loop turn instead of a thread hop.
+                self._refs += 1
+                backend._deferred.append((self, pos, c))
+                return c
         backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
         return c
 
@@ -369,8 +383,9 @@ class AsyncFileIO(BackendBase):
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
     - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop thread
-      in one loop pass; a read that does not fit goes to the pool, so many operations
-      reading at once cannot hold the loop for long.
+      in one loop pass; a read that does not fit in what is left waits for the next pass
+      (one larger than the whole budget goes to the pool), so many operations reading at
+      once cannot hold the loop for long.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
@@ -418,6 +433,7 @@ class AsyncFileIO(BackendBase):
         # Bytes inline reads may still copy in this loop pass; reset once per pass.
         self._inline_left = inline_budget
         self._inline_reset_due = False
+        self._deferred: list[tuple[AsyncFile, int, Completion]] = []  # reads for next pass
         self.max_in_flight = max_in_flight
         self.time_slice = check_seconds(time_slice, "time_slice")
         self.settle_timeout = check_seconds(settle_timeout, "settle_timeout")
@@ -454,7 +470,7 @@ class AsyncFileIO(BackendBase):
     @property
     def pending(self) -> int:
         """Requests submitted but not yet handed to the workers (staged or over the bound)."""
-        return len(self._staged) + len(self._pending)
+        return len(self._staged) + len(self._pending) + len(self._deferred)
 
     @property
     def pool_submissions(self) -> int:
@@ -542,8 +558,29 @@ class AsyncFileIO(BackendBase):
         handle.call_soon(self._reset_inline_budget, None)
 
     def _reset_inline_budget(self, _: object = None) -> None:
+        """Loop callback, once per pass that read inline: refill, then run the reads that
+        were deferred for want of budget (each may be deferred again, or go to the pool)."""
         self._inline_left = self.inline_budget
         self._inline_reset_due = False
+        deferred = self._deferred
+        if not deferred:
+            return
+        self._deferred = []
+        for file, pos, c in deferred:
+            try:
+                if not c.finished():  # else: aborted while it waited
+                    buffer = c.buffer
+                    assert buffer is not None
+                    file._read(pos, c, buffer)
+            except IOResultError as exc:
+                error = (
+                    exc
+                    if isinstance(exc, CompletionError)
+                    else CompletionError(ErrorKind.IO, str(exc), path=file.path, offset=pos)
+                )
+                c.error(error)
+            finally:
+                self._drop_file_ref(file)
 
     # -- submission (loop thread) ---------------------------------------------------------
 
@@ -705,7 +742,9 @@ class AsyncFileIO(BackendBase):
 
     def _drop(self, req: _Request) -> None:
         """A request no longer holds its file; the last one closes a closed file's fd."""
-        file = req.file
+        self._drop_file_ref(req.file)
+
+    def _drop_file_ref(self, file: AsyncFile) -> None:
         file._refs -= 1
         if file._refs == 0 and file._closed:
             os.close(file.fd)
@@ -776,13 +815,18 @@ class AsyncFileIO(BackendBase):
         super().close()
 
     def _abort_waiting(self) -> None:
-        """Abort and release what never reached a worker (staged and pending)."""
+        """Abort and release what never reached a worker (staged, pending, deferred)."""
         waiting = self._staged + list(self._pending)
+        deferred = self._deferred
         self._staged = []
         self._pending.clear()
+        self._deferred = []
         for req in waiting:
             req.completion.abort()
             self._drop(req)
+        for file, _pos, c in deferred:
+            c.abort()
+            self._drop_file_ref(file)
 
     async def __aenter__(self) -> Self:
         return self
