@@ -10,7 +10,9 @@ then complete on the thread that polls):
   one larger than the whole budget goes to the pool; so a hundred tasks each reading a
   cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
-  whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use.
+  whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
+  file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
+  (a miss costs a system call and an exception on the loop thread), then tries again.
 - Workers only make system calls. Everything is owned by the loop thread except the
   submission queue: submissions are staged, and one loop callback per loop pass (`_flush`)
   cuts them into batches and puts each batch on the queue. A worker takes a whole batch, runs
@@ -85,6 +87,9 @@ DEFAULT_INLINE_BUDGET = 1 << 20
 
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
+# After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
+_MISS_STREAK = 8
+_MISS_PAUSE = 32
 # What a kernel or file system says when it does not support RWF_NOWAIT reads.
 _NOWAIT_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 
@@ -228,7 +233,7 @@ class AsyncFile(FileBase):
     """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched
     until their completion finishes."""
 
-    __slots__ = ("_backend", "_nowait", "_preadv", "_refs", "fd")
+    __slots__ = ("_backend", "_misses", "_nowait", "_pause", "_preadv", "_refs", "fd")
 
     def __init__(self, backend: AsyncFileIO, path: str, fd: int, read_only: bool) -> None:
         super().__init__(path, read_only)
@@ -237,6 +242,8 @@ class AsyncFile(FileBase):
         self._nowait = backend._nowait
         self._preadv = backend._preadv
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
+        self._misses = 0  # RWF_NOWAIT misses in a row
+        self._pause = 0  # reads still to send straight to the pool after a run of misses
 
     def pread(self, pos: int, c: Completion) -> Completion:
         """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
@@ -264,7 +271,13 @@ class AsyncFile(FileBase):
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
                 except BlockingIOError:
-                    pass  # not (all) cached: the pool reads it
+                    # Not (all) cached: the pool reads it. After a run of misses (a cold
+                    # file, or a cold region of it) stop asking for a while: each miss
+                    # costs a system call and an exception on the loop thread.
+                    self._misses += 1
+                    if self._misses >= _MISS_STREAK:
+                        self._nowait = False
+                        self._pause = _MISS_PAUSE
                 except OSError as exc:
                     if exc.errno in _NOWAIT_UNSUPPORTED:
                         self._nowait = False
@@ -275,6 +288,7 @@ class AsyncFile(FileBase):
                         c.error(error)
                         return c
                 else:
+                    self._misses = 0
                     backend._inline_left -= n
                     if not backend._inline_reset_due:
                         backend._schedule_inline_reset()
@@ -288,6 +302,10 @@ class AsyncFile(FileBase):
                 self._refs += 1
                 backend._deferred.append((self, pos, c))
                 return c
+        elif self._pause:
+            self._pause -= 1
+            if not self._pause:
+                self._nowait = True  # probe the page cache again with the next read
         backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
         return c
 

@@ -239,6 +239,24 @@ async def test_nowait_paths(
 
 
 @pytest.mark.asyncio
+async def test_a_run_of_misses_pauses_inline_attempts(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["miss"] * 8 + ["all"]
+    async with fake_kernel() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        for i in range(8 + 32):
+            assert await drive(ReadRange(f, i, 10), io) == data[i : i + 10]
+        assert len(fake_kernel.calls) == 8  # the 32 reads after the 8th miss never asked
+        assert io.pool_submissions == 40
+        assert await drive(ReadRange(f, 100, 10), io) == data[100:110]
+        assert len(fake_kernel.calls) == 9  # then it asks again, and this one hits
+        assert io.pool_submissions == 40
+
+
+@pytest.mark.asyncio
 async def test_partial_hit_then_end_of_file(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
