@@ -14,14 +14,15 @@ then complete on the thread that polls):
   file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
   (a miss costs a system call and an exception on the loop thread), then tries again.
 - Workers only make system calls. Everything is owned by the loop thread except the
-  submission queue: submissions are staged, and one loop callback per loop pass (`_flush`)
-  cuts them into batches and puts each batch on the queue. A worker takes a whole batch, runs
-  its calls in order, and posts it back with one wake-up of the loop, where `complete()` /
-  `error()` run: completion callbacks always run on the loop thread, so nothing above needs a
-  lock. Requests submitted by one task in one step (a group's children, a write and its
-  sync) form a *unit*: a unit is never split across batches, which keeps it in order and
-  lets its group finish in one wake-up; separate units are spread over the workers so
-  independent cold reads run in parallel.
+  submission queue and the finished-batch queue: submissions are staged, and one loop
+  callback per loop pass (`_flush`) cuts them into batches and puts each batch on the queue.
+  A worker takes a whole batch, runs its calls in order, and posts it back with one wake-up
+  of the loop (batches that finish while a wake-up is pending ride along with it), where
+  `complete()` / `error()` run: completion callbacks always run on the loop thread, so
+  nothing above needs a lock. Requests submitted by one task in one step (a group's
+  children, a write and its sync) form a *unit*: a unit is never split across batches,
+  which keeps it in order and lets its group finish in one wake-up; separate units are
+  spread over the workers so independent cold reads run in parallel.
 - At most `max_in_flight` requests are with the workers. Beyond that, submissions wait in a
   pending queue that is fed as results come back: `File.pread` and friends never block.
 - A request whose completion finished before a worker reached it (aborted) is skipped. A
@@ -471,7 +472,8 @@ class AsyncFileIO(BackendBase):
         # Shared with workers.
         self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._orphans: list[_Batch] = []  # posted back to a loop that was gone
+        self._done: deque[_Batch] = deque()  # finished by workers, not yet delivered
+        self._wake_pending = False  # a `_deliver_done` is posted and has not run yet
 
     # -- introspection ------------------------------------------------------------------
 
@@ -718,9 +720,16 @@ class AsyncFileIO(BackendBase):
                 for req in batch.requests:
                     if req.error is None and not req.skipped:
                         req.error = exc
-            handle = self._handle
-            if handle is None or not handle.post(self._deliver, batch):
-                self._orphans.append(batch)
+            # Coalesce wake-ups: a batch finished while an earlier wake-up is still pending
+            # rides along with it. The loop clears the flag *before* it drains `_done`, so
+            # a batch is either drained by a pending wake-up or posts one of its own (two
+            # workers racing here can only cause a spare, empty wake-up, never a lost one).
+            self._done.append(batch)
+            if not self._wake_pending:
+                self._wake_pending = True
+                handle = self._handle
+                if handle is None or not handle.post(self._deliver_done, None):
+                    pass  # the loop is gone: `close()` releases what is left in `_done`
 
     def _run_batch(self, batch: _Batch) -> None:
         """Run a batch's system calls in order (worker thread)."""
@@ -735,8 +744,15 @@ class AsyncFileIO(BackendBase):
 
     # -- results (loop thread) --------------------------------------------------------------
 
+    def _deliver_done(self, _: object = None) -> None:
+        """Loop callback (one wake-up): deliver every batch the workers have finished."""
+        self._wake_pending = False
+        done = self._done
+        while done:
+            self._deliver(done.popleft())
+
     def _deliver(self, batch: _Batch) -> None:
-        """Loop callback: finish a batch's completions (one wake-up per batch)."""
+        """Finish a batch's completions, on the loop thread."""
         try:
             if batch.delivered:
                 return
@@ -822,7 +838,7 @@ class AsyncFileIO(BackendBase):
                 for req in batch.requests:
                     self._drop(req)
             self._outstanding.clear()
-            self._orphans.clear()
+            self._done.clear()
             self._in_flight = 0
             self._threads.clear()
         for callback in [cb for _, cb in self._settle_waiters]:
