@@ -166,7 +166,7 @@ def loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
         "asyncio": asyncio.new_event_loop
     }
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
     except ImportError:  # pragma: no cover
         return factories
     factories["uvloop"] = uvloop.new_event_loop

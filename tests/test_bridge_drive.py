@@ -558,7 +558,7 @@ async def test_timeout_holds_even_when_every_wait_succeeds() -> None:
 
 
 def test_importing_the_bridge_does_not_import_trio() -> None:
-    import subprocess  # noqa: PLC0415
+    import subprocess
 
     code = "import bridge, sys; print('trio' in sys.modules)"
     out = subprocess.run(
