@@ -12,6 +12,7 @@ from core.files.errors import (
 )
 from core.files.mode import OpenOptions, parse_open_arguments
 from core.files.opening import OpenFile, default_buffer_size
+from core.files.raw import RawFile
 from core.files.text import TextFile
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FileOSError",
     "OpenFile",
     "OpenOptions",
+    "RawFile",
     "TextFile",
     "UnsupportedFileOperation",
     "default_buffer_size",

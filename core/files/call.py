@@ -18,7 +18,9 @@ Theory of operation:
   (a worker may still touch memory handed to it, so that memory must not be reused).
   A logical error raised midway (a bad argument, a decoding error) rolls nothing back: the
   state is then what the same sequence of steps leaves in CPython, and no I/O is outstanding.
-- `step()` after the call finished or failed raises `StateMachineError`.
+- Stepped again while its I/O is still pending, a call returns the same completion (nothing
+  is submitted twice). `step()` after the call finished or failed raises
+  `StateMachineError`.
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ class FileCall(Generic[T]):
         operation, a failed I/O's `CompletionError`), and `StateMachineError` if stepped after
         it finished or failed."""
         lock = self._lock
-        if lock.holder is not self:
+        if lock.holder is self:
+            pending = lock.waiting
+            if pending is not None and not pending.finished():
+                return IO(pending)  # stepped again before its I/O finished: same completion
+        else:
             if self._phase is not _Phase.NEW:
                 raise StateMachineError(f"{type(self).__name__} stepped after it finished")
             if lock.holder is not None:

@@ -58,14 +58,17 @@ def to_os_error(error: CompletionError, filename: object = None) -> OSError:
     """The `OSError` Python would raise for `error`, with `error` as its `__cause__`.
 
     An error with an errno becomes `OSError(errno, strerror, filename)`, which Python turns into
-    the matching subclass. One without (a short write, a checksum mismatch, an abort) becomes a
-    plain `OSError` whose message names the kind. `filename` defaults to the error's path.
+    the matching subclass (`FileNotFoundError` for `ENOENT`...). Pass the name for errors of
+    `open()`; Python reports none for the reads and writes of an open file. An error without
+    an errno (a short write, an abort) becomes a plain `OSError` whose message names its kind.
     """
-    name = error.path if filename is None else filename
     if error.errno is not None:
-        exc = OSError(error.errno, os.strerror(error.errno), name)
+        if filename is None:
+            exc = OSError(error.errno, os.strerror(error.errno))
+        else:
+            exc = OSError(error.errno, os.strerror(error.errno), filename)
     elif error.kind is ErrorKind.CLOSED:
-        exc = OSError(errno_module.EBADF, os.strerror(errno_module.EBADF), name)
+        exc = OSError(errno_module.EBADF, os.strerror(errno_module.EBADF))
     else:
         exc = OSError(str(error))
     exc.__cause__ = error

@@ -4,7 +4,7 @@ Theory of operation:
 - `OpenFile` is an operation: it opens the core `File` through the backend (synchronous, as
   `IOBackend.open_file` is), empties it for the "w" modes with one `File.truncate` I/O (only
   when it is not already empty, so creating a file costs no I/O), and wraps it in a
-  `BufferedFile`, plus a `TextFile` in text mode. `Done(file object)`.
+  `BufferedFile`, plus a `TextFile` in text mode (or a `RawFile` when unbuffered).
 - A failure after the core file was opened closes it before the error propagates, and so
   does `abort`: an open that did not finish leaves nothing open behind.
 - The default buffer size is CPython's: the file system's block size (`st_blksize`) when the
@@ -23,6 +23,7 @@ from core.completion import Completion
 from core.errors import StateMachineError
 from core.files.buffered import BufferedFile
 from core.files.mode import OpenOptions
+from core.files.raw import RawFile
 from core.files.text import TextFile
 from core.io.backend import File, IOBackend
 from core.result import IO, Done
@@ -52,7 +53,8 @@ class _OpenState(enum.Enum):
 
 
 class OpenFile:
-    """Open `options.path` on `io`; `Done(BufferedFile | TextFile)`.
+    """Open `options.path` on `io`; `Done(BufferedFile | TextFile | RawFile)` (a `RawFile`
+    for `buffering=0`).
 
     Raises the backend's `CompletionError` (missing file, a directory, permissions, an
     existing file with "x"), a failed truncate's `CompletionError`, and `StateMachineError`
@@ -68,8 +70,11 @@ class OpenFile:
         self._file: File | None = None
         self._c: Completion | None = None
 
-    def step(self) -> Done[BufferedFile | TextFile] | IO:
+    def step(self) -> Done[BufferedFile | TextFile | RawFile] | IO:
         """Open, truncate if asked, and build the file object."""
+        pending = self._c
+        if pending is not None and not pending.finished():
+            return IO(pending)  # stepped again before the truncate finished
         try:
             match self._state:
                 case _OpenState.START:
@@ -102,15 +107,27 @@ class OpenFile:
                 self._file.close()
                 self._file = None
 
-    def _build(self) -> Done[BufferedFile | TextFile]:
+    def _build(self) -> Done[BufferedFile | TextFile | RawFile]:
         file = self._file
         assert file is not None
         if self._c is not None:
             self._c.result()
         options = self.options
-        buffer_size = options.buffering if options.buffering > 1 else default_buffer_size(file)
+        position = file.size() if options.appending else 0
+        self._state = _OpenState.DONE
         if options.buffering == 0:
-            buffer_size = 1  # unbuffered: see RawFile
+            return Done(
+                RawFile(
+                    file,
+                    name=options.name,
+                    mode=options.raw_mode,
+                    readable=options.readable,
+                    writable=options.writable,
+                    append=options.appending,
+                    position=position,
+                )
+            )
+        buffer_size = options.buffering if options.buffering > 1 else default_buffer_size(file)
         buffered = BufferedFile(
             file,
             name=options.name,
@@ -119,12 +136,13 @@ class OpenFile:
             writable=options.writable,
             append=options.appending,
             buffer_size=buffer_size,
-            position=file.size() if options.appending else 0,
+            position=position,
         )
-        result: BufferedFile | TextFile = buffered
-        if not options.binary:
-            assert options.encoding is not None
-            result = TextFile(
+        if options.binary:
+            return Done(buffered)
+        assert options.encoding is not None
+        return Done(
+            TextFile(
                 buffered,
                 encoding=options.encoding,
                 errors=options.errors or "strict",
@@ -132,5 +150,4 @@ class OpenFile:
                 line_buffering=options.line_buffering,
                 mode=options.mode,
             )
-        self._state = _OpenState.DONE
-        return Done(result)
+        )
