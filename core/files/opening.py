@@ -73,7 +73,7 @@ class OpenFile:
     def step(self) -> Done[BufferedFile | TextFile | RawFile] | IO:
         """Open, truncate if asked, and build the file object."""
         pending = self._c
-        if pending is not None and not pending.finished():
+        if self._state is _OpenState.TRUNCATING and pending is not None and not pending.finished():
             return IO(pending)  # stepped again before the truncate finished
         try:
             match self._state:
