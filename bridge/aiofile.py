@@ -17,7 +17,8 @@ Theory of operation:
   running asyncio/uvloop loop, made on first use. It is closed when the loop shuts down (an
   async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
   `asyncio.run` and `asyncio.Runner` call), when a later `open` finds its loop closed, or at
-  interpreter exit. Its workers are daemon threads, so nothing can hold the process.
+  interpreter exit. Under trio there is one per `trio.run`, closed by a system task when the
+  run ends. Its workers are daemon threads, so nothing can hold the process.
 - Errors: what CPython raises, with the same types. A `CompletionError` of the core becomes
   the `OSError` subclass Python raises for its errno (`to_os_error`), with the file name for
   `open` and without it for I/O on an open file, as Python reports them.
@@ -28,10 +29,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable
+import types
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+)
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+import sniffio
 
 from bridge._drive import DEFAULT_TIME_SLICE, drive
 from bridge._errors import EventLoopError
@@ -55,8 +66,6 @@ __all__ = ["AsyncBufferedFile", "AsyncRawFile", "AsyncTextFile", "open"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound="_AsyncFile")
-
-_sleep = asyncio.sleep
 
 
 # -- the default backend, one per running loop ---------------------------------------------
@@ -104,16 +113,18 @@ def _close_all_defaults() -> None:
 
 
 def default_io() -> AsyncFileIO:
-    """The shared `AsyncFileIO` of the running asyncio/uvloop loop (made on first use).
+    """The shared `AsyncFileIO` of the running loop (asyncio/uvloop) or trio run, made on
+    first use and closed when the loop shuts down or the run ends.
 
-    Raises `EventLoopError` without a running asyncio loop (under trio, pass `io=`).
+    Raises `EventLoopError` outside asyncio, uvloop and trio.
     """
+    if _library() == "trio":
+        return _trio_default_io()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise EventLoopError(
-            "bridge.open needs a running asyncio or uvloop loop for its default backend; "
-            "under trio, pass io=AsyncFileIO()"
+            "bridge.open must be awaited under asyncio, uvloop or trio; no running event loop"
         ) from None
     entry = _DEFAULTS.get(loop)
     if entry is not None:
@@ -128,6 +139,44 @@ def default_io() -> AsyncFileIO:
         pass
     _DEFAULTS[loop] = (io, agen)
     return io
+
+
+def _library() -> str | None:
+    return sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+
+
+_TRIO_DEFAULT: list[Any] = []  # the trio RunVar, made on first use under trio
+
+
+def _trio_default_io() -> AsyncFileIO:
+    import trio
+
+    if not _TRIO_DEFAULT:
+        _TRIO_DEFAULT.append(trio.lowlevel.RunVar("ioresult_default_io"))
+    var = _TRIO_DEFAULT[0]
+    try:
+        io: AsyncFileIO = var.get()
+    except LookupError:
+        io = AsyncFileIO()
+        var.set(io)
+        # System tasks are cancelled when the main task returns: the run's end closes it.
+        trio.lowlevel.spawn_system_task(_close_with_run, io)
+    return io
+
+
+async def _close_with_run(io: AsyncFileIO) -> None:
+    import trio
+
+    try:
+        await trio.sleep_forever()
+    finally:
+        io.close()
+
+
+@types.coroutine
+def _asyncio_turn() -> Generator[None, None, None]:
+    """One asyncio loop turn (what `asyncio.sleep(0)` does)."""
+    yield
 
 
 # -- open ------------------------------------------------------------------------------------
@@ -216,13 +265,18 @@ async def _open(args: tuple[Any, ...], io: IOBackend | None) -> Any:
 class _AsyncFile:
     """What every async file object shares: running calls, the turn-taking, iteration."""
 
-    __slots__ = ("_f", "_io", "_slice", "_turn_at")
+    __slots__ = ("_f", "_io", "_slice", "_turn_at", "_yield")
 
     def __init__(self, f: BufferedFile | TextFile | RawFile, io: IOBackend) -> None:
         self._f = f
         self._io = io
         self._slice: float = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
         self._turn_at = perf_counter() + self._slice
+        self._yield: Callable[[], Awaitable[None]] = _asyncio_turn
+        if _library() == "trio":
+            import trio
+
+            self._yield = trio.lowlevel.checkpoint
 
     async def _run(self, op: FileCall[T]) -> T:
         try:
@@ -236,7 +290,7 @@ class _AsyncFile:
         return result.value
 
     async def _turn(self) -> None:
-        await _sleep(0)
+        await self._yield()
         self._turn_at = perf_counter() + self._slice
 
     @property
