@@ -12,7 +12,9 @@ Theory of operation:
   buffer; only flushes (one `pwritev`), truncates, fsyncs and page-cache misses go to the
   backend's workers. So that a long run of such inline calls cannot hold the loop, a file
   object gives the loop one turn once its inline calls have run for the backend's
-  `time_slice` (2 ms by default) without one.
+  `time_slice` (2 ms by default) without one, and before a read that would take the bytes
+  it read inline since its last turn past the backend's `inline_budget` (past which the
+  backend would send the read to a worker: a loop turn is far cheaper than that hop).
 - The backend: `io=` if given (it stays the caller's to close), else one `AsyncFileIO` per
   running asyncio/uvloop loop, made on first use. It is closed when the loop shuts down (an
   async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
@@ -40,7 +42,7 @@ from collections.abc import (
 )
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeGuard, TypeVar
 
 import sniffio
 
@@ -58,6 +60,7 @@ from core.files import (
     parse_open_arguments,
     to_os_error,
 )
+from core.files.call import Ready
 from core.files.errors import closed_file
 from core.io.backend import Buffer, IOBackend
 from core.result import Done
@@ -262,15 +265,22 @@ async def _open(args: tuple[Any, ...], io: IOBackend | None) -> Any:
 # -- file objects ----------------------------------------------------------------------------
 
 
+def _ready(op: FileCall[T]) -> TypeGuard[Ready[T]]:
+    """Whether the call was complete when made (no I/O, no turn needed)."""
+    return type(op) is Ready
+
+
 class _AsyncFile:
     """What every async file object shares: running calls, the turn-taking, iteration."""
 
-    __slots__ = ("_f", "_io", "_slice", "_turn_at", "_yield")
+    __slots__ = ("_budget", "_copied", "_f", "_io", "_slice", "_turn_at", "_yield")
 
     def __init__(self, f: BufferedFile | TextFile | RawFile, io: IOBackend) -> None:
         self._f = f
         self._io = io
         self._slice: float = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
+        self._budget: int = getattr(io, "inline_budget", 1 << 62) or 1 << 62
+        self._copied = 0
         self._turn_at = perf_counter() + self._slice
         self._yield: Callable[[], Awaitable[None]] = _asyncio_turn
         if _library() == "trio":
@@ -292,6 +302,17 @@ class _AsyncFile:
     async def _turn(self) -> None:
         await self._yield()
         self._turn_at = perf_counter() + self._slice
+        self._copied = 0
+
+    async def _copying(self, size: int) -> None:
+        """Account for a read of up to `size` bytes. The backend copies at most its
+        `inline_budget` per loop pass inline and sends the rest to its workers; a loop turn
+        before the read that would overflow it costs far less than that hop."""
+        copied = self._copied + size
+        if copied > self._budget:
+            await self._turn()
+            copied = size
+        self._copied = copied
 
     @property
     def name(self) -> str | bytes:
@@ -384,11 +405,23 @@ class AsyncBufferedFile(_AsyncFile):
 
     async def read(self, size: int | None = -1) -> bytes:
         """Read up to `size` bytes (all if negative or None)."""
-        return await self._run(self._f.read(size))
+        if size is not None and size > 0:
+            await self._copying(size)
+        op = self._f.read(size)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def read1(self, size: int = -1) -> bytes:
         """Read up to `size` bytes with at most one raw read."""
-        return await self._run(self._f.read1(size))
+        op = self._f.read1(size)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def readinto(self, buffer: Buffer) -> int:
         """Read into `buffer`; the count."""
@@ -400,7 +433,12 @@ class AsyncBufferedFile(_AsyncFile):
 
     async def readline(self, size: int | None = -1) -> bytes:
         """One line (up to `size` bytes)."""
-        return await self._run(self._f.readline(size))
+        op = self._f.readline(size)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[bytes]:
         """All lines, or lines until their total passes `hint`."""
@@ -408,7 +446,12 @@ class AsyncBufferedFile(_AsyncFile):
 
     async def write(self, data: Buffer) -> int:
         """Write `data` (buffered); its length."""
-        return await self._run(self._f.write(data))
+        op = self._f.write(data)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def writelines(self, lines: Iterable[Buffer]) -> None:
         """Write each line."""
@@ -424,7 +467,12 @@ class AsyncBufferedFile(_AsyncFile):
 
     async def seek(self, offset: int, whence: int = 0) -> int:
         """Move the position; the new position."""
-        return await self._run(self._f.seek(offset, whence))
+        op = self._f.seek(offset, whence)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def tell(self) -> int:
         """The position."""
@@ -439,7 +487,13 @@ class AsyncBufferedFile(_AsyncFile):
         return self._readable()
 
     async def __anext__(self) -> bytes:
-        line = await self._run(self._f.readline(-1))
+        op = self._f.readline(-1)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            line = op.value
+        else:
+            line = await self._run(op)
         if line:
             return line
         raise StopAsyncIteration
@@ -485,11 +539,21 @@ class AsyncTextFile(_AsyncFile):
 
     async def read(self, size: int | None = -1) -> str:
         """Read up to `size` characters (all if negative or None)."""
-        return await self._run(self._f.read(size))
+        op = self._f.read(size)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def readline(self, size: int = -1) -> str:
         """One line (up to `size` characters)."""
-        return await self._run(self._f.readline(size))
+        op = self._f.readline(size)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[str]:
         """All lines, or lines until their total passes `hint`."""
@@ -497,7 +561,12 @@ class AsyncTextFile(_AsyncFile):
 
     async def write(self, text: str) -> int:
         """Write `text`; its length."""
-        return await self._run(self._f.write(text))
+        op = self._f.write(text)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            return op.value
+        return await self._run(op)
 
     async def writelines(self, lines: Iterable[str]) -> None:
         """Write each line."""
@@ -528,7 +597,13 @@ class AsyncTextFile(_AsyncFile):
         return self._readable()
 
     async def __anext__(self) -> str:
-        line = await self._run(self._f.readline(-1))
+        op = self._f.readline(-1)
+        if _ready(op):
+            if perf_counter() >= self._turn_at:
+                await self._turn()
+            line = op.value
+        else:
+            line = await self._run(op)
         if line:
             return line
         raise StopAsyncIteration

@@ -23,6 +23,7 @@ from core.files import (
     FileOSError,
     OpenFile,
     RawFile,
+    Ready,
     TextFile,
     UnsupportedFileOperation,
     default_buffer_size,
@@ -811,3 +812,27 @@ def test_files_package_exports() -> None:
 
     for name in core.files.__all__:
         assert hasattr(core.files, name)
+
+
+def test_a_block_read_that_does_not_finish_inline_becomes_a_waiting_call() -> None:
+    io = MemoryYieldIO()
+    seed = io.open_file("f", OpenFlags.CREATE)
+    seed.pwrite(0, bytes(range(48)), Completion.new_write())
+    io.step()
+    f = block(OpenFile(io, parse_open_arguments("f", "rb", buffering=16)), io)
+    op = f.read(32)  # whole blocks, nothing buffered: submitted at once
+    assert not isinstance(op, Ready)
+    other = f.read(1)
+    assert isinstance(other.step(), IO)  # the block read holds the turn
+    assert drive_by_hand(op, io) == bytes(range(32))
+    assert block(other, io) == bytes([32])
+    again = f.read(16)  # 15 bytes buffered now: an ordinary read
+    assert block(again, io) == bytes(range(33, 48))
+    f.seek(0)
+    cancelled = f.read(16)
+    pending = cancelled.step()
+    assert isinstance(pending, IO)
+    pending.completion.abort()
+    cancelled.abort(RuntimeError("cancelled"))
+    assert f.tell() == 0
+    assert block(f.read(16), io) == bytes(range(16))

@@ -3,7 +3,7 @@ and text files whose every call is an operation (a state machine), run by `core.
 `bridge.drive`. `bridge.open` is the aiofiles-compatible face of these."""
 
 from core.files.buffered import BufferedFile
-from core.files.call import FileCall, FileLock
+from core.files.call import FileCall, FileLock, Ready
 from core.files.errors import (
     ClosedFileError,
     FileOSError,
@@ -24,6 +24,7 @@ __all__ = [
     "OpenFile",
     "OpenOptions",
     "RawFile",
+    "Ready",
     "TextFile",
     "UnsupportedFileOperation",
     "default_buffer_size",

@@ -41,7 +41,7 @@ from typing import Literal, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
-from core.files.call import FileCall, FileLock
+from core.files.call import _RUNNING, FileCall, FileLock, Ready
 from core.files.errors import (
     ClosedFileError,
     UnsupportedFileOperation,
@@ -149,11 +149,50 @@ class BufferedFile:
 
     def read(self, size: int | None = -1) -> FileCall[bytes]:
         """Read up to `size` bytes (all to the end if negative or None)."""
-        return _Read(self, _size_arg(size, "read length must be non-negative or -1"))
+        n = _size_arg(size, "read length must be non-negative or -1")
+        if self.lock.holder is None and self.readable and not self._closed and n >= 0:
+            pos = self._pos
+            read_end = self._read_end
+            if read_end != -1 and n <= read_end - pos:  # CPython's read_fast
+                self._pos = pos + n
+                return Ready(bytes(self._buf[pos : pos + n]))
+            if (
+                n > 0
+                and n % self.buffer_size == 0
+                and read_end in (-1, pos)
+                and self._write_end == -1
+                and self._raw_offset() == 0
+            ):
+                return self._read_blocks(n)
+        return _Read(self, n)
+
+    def _read_blocks(self, n: int) -> FileCall[bytes]:
+        """`read(n)` of whole blocks with nothing buffered: one raw read straight into the
+        result (CPython's `_read_generic` takes the same path). When it finishes inline and
+        in full, the call is complete; otherwise a `_Read` call takes over, already holding
+        the lock and waiting on that read."""
+        if self.writable:
+            self._abs_pos = self._fd_pos  # the (empty) flush-and-rewind re-reads the position
+        out = bytearray(n)
+        c = Completion.new_read(out)
+        self.file.pread(self._fd_pos, c)
+        if c.finished() and c.get_error() is None and c.result() == n:
+            self._finish_read(c)
+            self._pos = self._raw_pos = self._read_end = 0
+            return Ready(bytes(out))
+        return _Read.adopt(self, n, out, c)
 
     def read1(self, size: int | None = -1) -> FileCall[bytes]:
         """Read up to `size` bytes with at most one raw read (buffered bytes first)."""
-        return _Read1(self, -1 if size is None else operator.index(size))
+        n = -1 if size is None else operator.index(size)
+        if self.lock.holder is None and self.readable and not self._closed:
+            have = self._readahead()
+            if n == 0 or have > 0:
+                n = min(have, self.buffer_size if n < 0 else n)
+                pos = self._pos
+                self._pos = pos + n
+                return Ready(bytes(self._buf[pos : pos + n]))
+        return _Read1(self, n)
 
     def readinto(self, buffer: Buffer) -> FileCall[int]:
         """Read into `buffer`; the result is the count."""
@@ -165,7 +204,22 @@ class BufferedFile:
 
     def readline(self, size: int | None = -1) -> FileCall[bytes]:
         """Read one line, up to `size` bytes if that is not negative."""
-        return _Readline(self, -1 if size is None else operator.index(size))
+        limit = -1 if size is None else operator.index(size)
+        if self.lock.holder is None and self.readable and not self._closed:
+            # The first part of CPython's `_buffered_readline`: a line inside the read-ahead.
+            pos = self._pos
+            n = self._read_end - pos if self._read_end != -1 else 0
+            if 0 <= limit < n:
+                n = limit
+            buf = self._buf
+            end = buf.find(b"\n", pos, pos + n)
+            if end >= 0:
+                self._pos = end + 1
+                return Ready(bytes(buf[pos : end + 1]))
+            if n == limit:
+                self._pos = pos + n
+                return Ready(bytes(buf[pos : pos + n]))
+        return _Readline(self, limit)
 
     def readlines(self, hint: int | None = -1) -> FileCall[list[bytes]]:
         """Read lines until the end, or until their total length reaches `hint` (if > 0)."""
@@ -173,6 +227,26 @@ class BufferedFile:
 
     def write(self, data: Buffer) -> FileCall[int]:
         """Write `data` (buffered); the result is its length."""
+        if (
+            self.lock.holder is None
+            and self.writable
+            and not self._closed
+            and (type(data) is bytes or type(data) is bytearray)
+        ):
+            # CPython's fast path: the data fits in the buffer.
+            valid_read = self.readable and self._read_end != -1
+            valid_write = self._write_end != -1
+            pos = self._pos if valid_read or valid_write else 0
+            size = len(data)
+            if size <= self.buffer_size - pos:
+                if not valid_read and not valid_write:
+                    self._raw_pos = 0
+                self._buf[pos : pos + size] = data
+                if not valid_write or self._write_pos > pos:
+                    self._write_pos = pos
+                self._adjust_position(pos + size)
+                self._write_end = max(self._write_end, self._pos)
+                return Ready(size)
         return _Write(self, data)
 
     def writelines(self, lines: Iterable[Buffer]) -> FileCall[None]:
@@ -185,6 +259,15 @@ class BufferedFile:
 
     def seek(self, offset: int, whence: int = 0) -> FileCall[int]:
         """Move the position; the result is the new absolute position."""
+        if self.lock.holder is None and not self._closed and whence in (0, 1, 2):
+            target = operator.index(offset)
+            moved = self._seek_in_buffer(target, whence)
+            if moved is not None:
+                return Ready(moved)
+            if not self._dirty():  # the flush would write nothing
+                if self.writable:
+                    self._reset_write()
+                return Ready(self._seek_raw(target, whence))
         return _Seek(self, offset, whence)
 
     def truncate(self, size: int | None = None) -> FileCall[int]:
@@ -205,6 +288,29 @@ class BufferedFile:
         return f"<BufferedFile name={self.name!r} mode={self.mode!r}>"
 
     # -- CPython's macros ----------------------------------------------------------------
+
+    def _seek_in_buffer(self, target: int, whence: int) -> int | None:
+        """CPython's seek fast path: a move inside the read-ahead; None if it is not one."""
+        if whence != 2 and self.readable:
+            current = self._raw_tell_cached()
+            avail = self._readahead()
+            if avail > 0:
+                offset = target - (current - self._raw_offset()) if whence == 0 else target
+                if -self._pos <= offset <= avail:
+                    self._pos += offset
+                    return current - avail + offset
+        return None
+
+    def _seek_raw(self, target: int, whence: int) -> int:
+        """CPython's seek fallback after the flush: move the raw stream, drop the read-ahead.
+        Raises `FileOSError` (`EINVAL`) for a negative position."""
+        if whence == 1:
+            target -= self._raw_offset()
+        n = self._raw_seek(target, whence)
+        self._raw_pos = -1
+        if self.readable:
+            self._reset_read()
+        return n
 
     def _valid_read(self) -> bool:
         return self.readable and self._read_end != -1
@@ -257,7 +363,7 @@ class BufferedFile:
         self._fd_pos = self._abs_pos = target
         return target
 
-    def _submit_read(self, view: memoryview) -> Completion:
+    def _submit_read(self, view: bytearray | memoryview) -> Completion:
         c = Completion.new_read(view)
         self.file.pread(self._fd_pos, c)
         return c
@@ -463,17 +569,16 @@ def _check_readable(bf: BufferedFile, unsupported: str, closed: str) -> None:
 class _ReadStep(enum.Enum):
     START = "start"
     FLUSH = "flush"
-    DIRECT = "direct"
     DIRECT_WAIT = "direct wait"
-    FILL = "fill"
     FILL_WAIT = "fill wait"
-    ALL = "all"
     ALL_WAIT = "all wait"
     DONE = "done"
 
 
 class _Read(_BufferedCall[bytes]):
-    """`read(n)`: CPython's `_bufferedreader_read_fast`, `_read_generic` and `_read_all`."""
+    """`read(n)`: CPython's `_bufferedreader_read_fast`, `_read_generic` and `_read_all`.
+    Raw reads that finish inline are consumed in the same step (a loop, not a state per
+    read), so a cached read costs one pass through the state machine."""
 
     __slots__ = (
         "_c",
@@ -500,6 +605,22 @@ class _Read(_BufferedCall[bytes]):
         self._chunks: list[bytes] = []
         self._flush: _FlushWrites | None = None
         self._c: Completion | None = None
+
+    @classmethod
+    def adopt(cls, bf: BufferedFile, n: int, out: bytearray, c: Completion) -> _Read:
+        """A call that takes over a direct read `BufferedFile.read` already submitted: it
+        holds the lock from now on and its next step consumes `c`."""
+        op = cls(bf, n)
+        op._phase = _RUNNING
+        op._saved = bf._save()
+        bf.lock.holder = op
+        bf.lock.waiting = c
+        bf._reset_read()
+        op._out = out
+        op._remaining = n
+        op._c = c
+        op._state = _ReadStep.DIRECT_WAIT
+        return op
 
     def _check(self) -> None:
         _check_readable(self._bf, "read", "read of closed file")
@@ -530,79 +651,121 @@ class _Read(_BufferedCall[bytes]):
                     self._flush = _FlushWrites(bf, True)
                     self._state = _ReadStep.FLUSH
                     return Continue
-                bf._reset_read()
-                self._state = _ReadStep.ALL if n == -1 else _ReadStep.DIRECT
-                return Continue
+                return self._after_flush()
+            case _ReadStep.DIRECT_WAIT:
+                assert self._c is not None
+                if self._direct_done(self._c):
+                    return self._result()
+                return self._direct()
+            case _ReadStep.FILL_WAIT:
+                assert self._c is not None
+                if self._fill_done(self._c):
+                    return self._result()
+                return self._fill()
             case _ReadStep.FLUSH:
                 assert self._flush is not None
                 r = self._flush.advance()
                 if not isinstance(r, Done):
                     return r
-                bf._reset_read()
-                self._state = _ReadStep.ALL if self._n == -1 else _ReadStep.DIRECT
-                return Continue
-            case _ReadStep.DIRECT:
-                r_len = bf._minus_last_block(self._remaining) if self._remaining > 0 else 0
-                if r_len == 0:
-                    bf._pos = bf._raw_pos = bf._read_end = 0
-                    self._state = _ReadStep.FILL
-                    return Continue
-                view = memoryview(self._out)[self._written : self._written + r_len]
-                self._c = bf._submit_read(view)
-                self._state = _ReadStep.DIRECT_WAIT
-                return _wait(self._c)
-            case _ReadStep.DIRECT_WAIT:
-                assert self._c is not None
-                got = bf._finish_read(self._c)
-                if got == 0:
-                    return self._result()
-                self._remaining -= got
-                self._written += got
-                self._state = _ReadStep.DIRECT
-                return Continue
-            case _ReadStep.FILL:
-                if self._remaining <= 0 or bf._read_end >= bf.buffer_size:
-                    return self._result()
-                start = bf._read_end if bf._valid_read() else 0
-                self._fill_start = start
-                self._c = bf._submit_read(memoryview(bf._buf)[start:])
-                self._state = _ReadStep.FILL_WAIT
-                return _wait(self._c)
-            case _ReadStep.FILL_WAIT:
-                assert self._c is not None
-                got = bf._finish_read(self._c)
-                if got == 0:
-                    return self._result()
-                bf._read_end = bf._raw_pos = self._fill_start + got
-                take = min(self._remaining, got)
-                pos = bf._pos
-                self._out[self._written : self._written + take] = bf._buf[pos : pos + take]
-                self._written += take
-                bf._pos = pos + take
-                self._remaining -= take
-                self._state = _ReadStep.FILL
-                return Continue
-            case _ReadStep.ALL:
-                # First one read of everything the size promises, plus one byte to see the
-                # end; if the file grew meanwhile, go on in chunks until a short read.
-                first = self._want == 0
-                self._want = max(bf.file.size() - bf._fd_pos, 0) + 1 if first else _ALL_CHUNK
-                self._out = bytearray(self._want)
-                self._c = bf._submit_read(memoryview(self._out))
-                self._state = _ReadStep.ALL_WAIT
-                return _wait(self._c)
+                return self._after_flush()
             case _ReadStep.ALL_WAIT:
                 assert self._c is not None
-                got = bf._finish_read(self._c, cached=False)
-                if got:
-                    self._chunks.append(bytes(memoryview(self._out)[:got]))
-                if got < self._want:
-                    self._state = _ReadStep.DONE
-                    return Done(b"".join(self._chunks))
-                self._state = _ReadStep.ALL
-                return Continue
+                if self._all_done(self._c):
+                    return self._all_result()
+                return self._all()
             case _:
                 raise StateMachineError(f"read stepped in state {self._state.name}")
+
+    def _after_flush(self) -> TransitionResult[bytes]:
+        self._bf._reset_read()
+        return self._all() if self._n == -1 else self._direct()
+
+    # The loop of whole blocks read straight into the result.
+    def _direct(self) -> TransitionResult[bytes]:
+        bf = self._bf
+        while True:
+            r_len = bf._minus_last_block(self._remaining) if self._remaining > 0 else 0
+            if r_len == 0:
+                bf._pos = bf._raw_pos = bf._read_end = 0
+                return self._fill()
+            out = self._out
+            if self._written == 0 and r_len == len(out):
+                c = bf._submit_read(out)
+            else:
+                c = bf._submit_read(memoryview(out)[self._written : self._written + r_len])
+            if not c.finished():
+                self._c = c
+                self._state = _ReadStep.DIRECT_WAIT
+                return IO(c)
+            if self._direct_done(c):
+                return self._result()
+
+    def _direct_done(self, c: Completion) -> bool:
+        """Account for a direct read; True at the end of the file."""
+        got = self._bf._finish_read(c)
+        if got == 0:
+            return True
+        self._remaining -= got
+        self._written += got
+        return False
+
+    # The loop that fills the buffer for the last partial block.
+    def _fill(self) -> TransitionResult[bytes]:
+        bf = self._bf
+        while self._remaining > 0 and bf._read_end < bf.buffer_size:
+            start = bf._read_end if bf._valid_read() else 0
+            self._fill_start = start
+            c = bf._submit_read(memoryview(bf._buf)[start:])
+            if not c.finished():
+                self._c = c
+                self._state = _ReadStep.FILL_WAIT
+                return IO(c)
+            if self._fill_done(c):
+                break
+        return self._result()
+
+    def _fill_done(self, c: Completion) -> bool:
+        """Copy what a fill brought; True at the end of the file."""
+        bf = self._bf
+        got = bf._finish_read(c)
+        if got == 0:
+            return True
+        bf._read_end = bf._raw_pos = self._fill_start + got
+        take = min(self._remaining, got)
+        pos = bf._pos
+        self._out[self._written : self._written + take] = bf._buf[pos : pos + take]
+        self._written += take
+        bf._pos = pos + take
+        self._remaining -= take
+        return False
+
+    # read(): everything to the end.
+    def _all(self) -> TransitionResult[bytes]:
+        bf = self._bf
+        while True:
+            # First one read of everything the size promises, plus one byte to see the end;
+            # if the file grew meanwhile, go on in chunks until a short read.
+            first = self._want == 0
+            self._want = max(bf.file.size() - bf._fd_pos, 0) + 1 if first else _ALL_CHUNK
+            self._out = bytearray(self._want)
+            c = bf._submit_read(memoryview(self._out))
+            if not c.finished():
+                self._c = c
+                self._state = _ReadStep.ALL_WAIT
+                return IO(c)
+            if self._all_done(c):
+                return self._all_result()
+
+    def _all_done(self, c: Completion) -> bool:
+        got = self._bf._finish_read(c, cached=False)
+        if got:
+            self._chunks.append(bytes(memoryview(self._out)[:got]))
+        return got < self._want
+
+    def _all_result(self) -> Done[bytes]:
+        self._state = _ReadStep.DONE
+        chunks = self._chunks
+        return Done(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _result(self) -> Done[bytes]:
         self._state = _ReadStep.DONE
@@ -1198,16 +1361,10 @@ class _Seek(_BufferedCall[int]):
         whence = self._whence
         match self._state:
             case _SeekStep.START:
-                target = self._target
-                if whence in (0, 1) and bf.readable:
-                    current = bf._raw_tell_cached()
-                    avail = bf._readahead()
-                    if avail > 0:
-                        offset = target - (current - bf._raw_offset()) if whence == 0 else target
-                        if -bf._pos <= offset <= avail:
-                            bf._pos += offset
-                            self._state = _SeekStep.DONE
-                            return Done(current - avail + offset)
+                moved = bf._seek_in_buffer(self._target, whence)
+                if moved is not None:
+                    self._state = _SeekStep.DONE
+                    return Done(moved)
                 if bf.writable:
                     self._flush = _FlushWrites(bf, False)
                     self._state = _SeekStep.FLUSH
@@ -1223,16 +1380,8 @@ class _Seek(_BufferedCall[int]):
                 raise StateMachineError(f"seek stepped in state {self._state.name}")
 
     def _move(self) -> Done[int]:
-        bf = self._bf
-        target = self._target
-        if self._whence == 1:
-            target -= bf._raw_offset()
         self._state = _SeekStep.DONE
-        n = bf._raw_seek(target, self._whence)
-        bf._raw_pos = -1
-        if bf.readable:
-            bf._reset_read()
-        return Done(n)
+        return Done(self._bf._seek_raw(self._target, self._whence))
 
 
 class _TruncateStep(enum.Enum):

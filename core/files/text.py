@@ -45,7 +45,7 @@ from core.files.buffered import (
     _Truncate,
     _Write,
 )
-from core.files.call import FileCall
+from core.files.call import FileCall, Ready
 from core.files.errors import UnsupportedFileOperation, closed_file
 from core.result import IO, Done
 from core.state_machine import Continue, TransitionResult
@@ -57,7 +57,9 @@ T = TypeVar("T")
 CHUNK_SIZE = 8192
 """CPython's `TextIOWrapper._CHUNK_SIZE`: the least a chunk read asks for."""
 
-_TextSaved = tuple[str, int, "tuple[int, bytes] | None", float, bool, "list[bytes]", int, bool]
+_TextSaved = tuple[
+    str, int, "tuple[int, bytes] | None", float, bool, "tuple[list[bytes], int]", int, bool
+]
 
 
 def _unsupported(message: str) -> UnsupportedFileOperation:
@@ -171,11 +173,29 @@ class TextFile:
 
     def read(self, size: int | None = -1) -> FileCall[str]:
         """Read up to `size` characters (all if negative or None)."""
-        return _TextRead(self, -1 if size is None else _read_size(size))
+        n = -1 if size is None else _read_size(size)
+        if self.lock.holder is None and self._ready_to_read():
+            used = self._decoded_chars_used
+            if 0 <= n <= len(self._decoded_chars) - used:
+                self._decoded_chars_used = used + n
+                return Ready(self._decoded_chars[used : used + n])
+        return _TextRead(self, n)
 
     def readline(self, size: int = -1) -> FileCall[str]:
         """Read one line (up to `size` characters if not negative)."""
-        return _TextReadline(self, operator.index(size))
+        limit = operator.index(size)
+        if limit < 0 and self.lock.holder is None and self._ready_to_read():
+            # The first pass of CPython's `_textiowrapper_readline`: a whole line is decoded.
+            chars = self._decoded_chars
+            used = self._decoded_chars_used
+            end, _ = _find_line_ending(self, chars, used)
+            if end >= 0:
+                self._decoded_chars_used = used + end
+                return Ready(chars[used : used + end])
+        return _TextReadline(self, limit)
+
+    def _ready_to_read(self) -> bool:
+        return self._decoder is not None and not self._pending and not self.buffer._closed
 
     def readlines(self, hint: int | None = -1) -> FileCall[list[str]]:
         """Read lines as iteration does, until the end or until `hint` characters (if > 0)."""
@@ -183,7 +203,41 @@ class TextFile:
 
     def write(self, text: str) -> FileCall[int]:
         """Write `text`; the result is its length in characters."""
+        if (
+            self.lock.holder is None
+            and type(text) is str
+            and self._encoder is not None
+            and not self.buffer._closed
+        ):
+            translated, needflush = self._translate(text)
+            if not needflush:
+                data: bytes = self._encoder.encode(translated)
+                if self._pending_count + len(data) <= self.chunk_size:
+                    self._encoding_start_of_stream = False
+                    self._pending.append(data)
+                    self._pending_count += len(data)
+                    self._written()
+                    return Ready(len(text))
+                return _TextWrite(self, text, data)  # encoded already: hand it over
         return _TextWrite(self, text)
+
+    def _translate(self, text: str) -> tuple[str, bool]:
+        """Newline translation for writing, and whether line buffering asks for a flush."""
+        haslf = False
+        writenl = self._writenl
+        if (self._writetranslate and writenl is not None) or self.line_buffering:
+            haslf = "\n" in text
+        if haslf and self._writetranslate and writenl is not None:
+            text = text.replace("\n", writenl)
+        return text, self.line_buffering and (haslf or "\r" in text)
+
+    def _written(self) -> None:
+        """What every write ends with: the read state is gone."""
+        self._decoded_chars = ""
+        self._decoded_chars_used = 0
+        self._snapshot = None
+        if self._decoder is not None:
+            self._decoder.reset()
 
     def writelines(self, lines: Iterable[str]) -> FileCall[None]:
         """Write each of `lines`."""
@@ -252,13 +306,15 @@ class TextFile:
 
     def _save(self) -> _TextSaved:
         self._rollback_decoder = None
+        # The pending list is only ever appended to or replaced, never cut, so its object and
+        # length are enough to restore it.
         return (
             self._decoded_chars,
             self._decoded_chars_used,
             self._snapshot,
             self._b2cratio,
             self._telling,
-            list(self._pending),
+            (self._pending, len(self._pending)),
             self._pending_count,
             self._encoding_start_of_stream,
         )
@@ -274,10 +330,12 @@ class TextFile:
             self._snapshot,
             self._b2cratio,
             self._telling,
-            self._pending,
+            (pending, length),
             self._pending_count,
             start_of_stream,
         ) = saved
+        del pending[length:]
+        self._pending = pending
         if self._rollback_decoder is not None:
             self._decoder.setstate(self._rollback_decoder)
             self._rollback_decoder = None
@@ -725,15 +783,17 @@ class _WriteStep(enum.Enum):
 
 class _TextWrite(_TextCall[int]):
     """`write(s)`: translate newlines, encode, queue; hand over past `chunk_size` bytes or
-    at a line end with line buffering."""
+    at a line end with line buffering. `encoded` is the text already encoded by
+    `TextFile.write` (its fast path found the queue would overflow)."""
 
-    __slots__ = ("_flush", "_needflush", "_pending", "_state", "_text")
+    __slots__ = ("_encoded", "_flush", "_needflush", "_pending", "_state", "_text")
 
-    def __init__(self, t: TextFile, text: str) -> None:
+    def __init__(self, t: TextFile, text: str, encoded: bytes | None = None) -> None:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         super().__init__(t)
         self._text = text
+        self._encoded = encoded
         self._state = _WriteStep.START
         self._needflush = False
         self._pending = _PendingFlush(t)
@@ -748,14 +808,10 @@ class _TextWrite(_TextCall[int]):
         t = self._t
         match self._state:
             case _WriteStep.START:
-                text = self._text
-                haslf = False
-                if (t._writetranslate and t._writenl is not None) or t.line_buffering:
-                    haslf = "\n" in text
-                if haslf and t._writetranslate and t._writenl is not None:
-                    text = text.replace("\n", t._writenl)
-                self._needflush = t.line_buffering and (haslf or "\r" in text)
-                data: bytes = t._encoder.encode(text)
+                data = self._encoded
+                if data is None:
+                    translated, self._needflush = t._translate(self._text)
+                    data = t._encoder.encode(translated)
                 t._encoding_start_of_stream = False
                 t._pending.append(data)
                 t._pending_count += len(data)
@@ -782,11 +838,7 @@ class _TextWrite(_TextCall[int]):
                 raise StateMachineError(f"text write stepped in state {self._state.name}")
 
     def _done(self) -> Done[int]:
-        t = self._t
-        t._set_decoded_chars("")
-        t._snapshot = None
-        if t._decoder is not None:
-            t._decoder.reset()
+        self._t._written()
         self._state = _WriteStep.DONE
         return Done(len(self._text))
 
