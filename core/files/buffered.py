@@ -43,7 +43,6 @@ from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
 from core.files.call import _RUNNING, FileCall, FileLock, Ready
 from core.files.errors import (
-    ClosedFileError,
     UnsupportedFileOperation,
     closed_file,
     invalid_argument,
@@ -1497,6 +1496,3 @@ class _Close(_BufferedCall[None]):
     def _rollback(self, error: BaseException, abandoned: bool) -> None:
         if not self._bf._closed:
             self._bf._close_now()
-
-
-_ = ClosedFileError  # re-exported through core.files

@@ -47,7 +47,7 @@ from core.files.buffered import (
 )
 from core.files.call import FileCall, Ready
 from core.files.errors import UnsupportedFileOperation, closed_file
-from core.result import IO, Done
+from core.result import Done
 from core.state_machine import Continue, TransitionResult
 
 __all__ = ["CHUNK_SIZE", "TextFile"]
@@ -1206,6 +1206,3 @@ class _TextClose(_TextCall[None]):
     def _rollback(self, error: BaseException, abandoned: bool) -> None:
         if not self._t.buffer._closed:
             self._t.buffer._close_now()
-
-
-_ = (IO, Continue)
