@@ -437,3 +437,23 @@ def test_trio_gets_a_default_backend_per_run(tmp_path: Path) -> None:
     trio.run(main)
     assert seen[0].closed and seen[0].worker_threads == 0
     assert (tmp_path / "t").read_text() == "trio\n"
+
+
+def test_backends_left_at_exit_are_closed(tmp_path: Path) -> None:
+    from bridge.aiofile import _close_all_defaults
+
+    async def use() -> AsyncFileIO:
+        async with bridge.open(tmp_path / "f", "w") as f:
+            await f.write("x")
+        return default_io()
+
+    loop = new_asyncio_loop()
+    left = loop.run_until_complete(use())
+    loop.close()
+    assert not left.closed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _close_all_defaults()  # what the interpreter runs at exit
+        gc.collect()
+    assert left.closed and left.worker_threads == 0
+    assert not _DEFAULTS

@@ -20,6 +20,12 @@ Theory of operation:
   completion (the driver only steps again once it has finished). The pending dirty range is
   written with ONE `pwritev`; a large write that follows the dirty range directly goes out in
   the same `pwritev`.
+- The hot calls first try, when no other call holds the file, the part of CPython's
+  algorithm that needs no I/O (a read inside the read-ahead, a write that fits in the
+  buffer, a seek inside it or with nothing to flush): it runs right away, the same code
+  CPython runs, and the call is `Ready`. A read of whole blocks with nothing buffered submits
+  its one raw read at once; if that does not finish inline, a `_Read` call adopts it, holding
+  the file's turn from then on.
 - Rollback (a failed I/O, a cancellation, a timeout): if dirty data is still unwritten, the
   state is put back exactly as the call found it, so the data is written by a later flush (a
   write at an offset is idempotent); otherwise the file is left clean (no read-ahead, nothing

@@ -15,9 +15,11 @@ Theory of operation:
   with a positive hint leaves `tell()` disabled, as iterating does.
 - Each call is a `FileCall` on the buffer's lock. It drives the buffer's calls as parts of its
   own state machine (their `_advance()`), so a text call is one operation however many reads
-  or writes it needs. Rollback restores the text state it started from (decoded text, snapshot,
-  pending bytes, and the decoder's state, saved right before the first chunk is read) together
-  with the buffer's, so a cancelled read leaves the file usable at the position it had.
+  or writes it needs. `read(n)` and `readline()` answered from the decoded text, and a
+  `write()` that only queues bytes, need no I/O and complete when made (`Ready`).
+- Rollback restores the text state a call started from (decoded text, snapshot, pending
+  bytes, and the decoder's state, saved right before the first chunk is read) together with
+  the buffer's, so a cancelled read leaves the file usable at the position it had.
 - Cookies are packed as CPython packs them (start position, decoder flags, bytes to feed,
   characters to skip, need-EOF flag in 8+4+4+4+1 little-endian bytes), so a cookie from one
   side seeks correctly on the other.
