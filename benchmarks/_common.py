@@ -2,7 +2,8 @@
 
 Rules every script follows (absolute times drift on shared machines, ratios measured side
 by side do not):
-- contenders run alternated, A B C A B C ..., for a number of rounds;
+- contenders run alternated, A B C, B C A, C A B, ..., for a number of rounds (the order
+  rotates so that none always runs first or after the same neighbour);
 - each contender's figure is the median over its rounds;
 - results are printed as one table, with ratios to a named baseline, in one run.
 
@@ -100,12 +101,16 @@ def alternate(
     before_each: Callable[[], object] | None = None,
     progress: bool = True,
 ) -> dict[str, Result]:
-    """Run the contenders A B C A B C ... for `rounds` rounds (after `warmup` unmeasured
-    rounds); `before_each()` runs before every single run (e.g. to evict the page cache).
+    """Run the contenders alternated, A B C, B C A, ..., for `rounds` rounds (after `warmup`
+    unmeasured rounds); `before_each()` runs before every single run (e.g. to evict the page
+    cache).
     Returns each contender's samples by name."""
     results = {c.name: Result(c.name) for c in contenders}
     for round_no in range(warmup + rounds):
-        for contender in contenders:
+        # Rotate who goes first, so that no contender always follows the same neighbour
+        # (or always runs first after a cache eviction).
+        shift = round_no % len(contenders)
+        for contender in [*contenders[shift:], *contenders[:shift]]:
             if before_each is not None:
                 before_each()
             sample = contender.run()
