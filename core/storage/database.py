@@ -514,6 +514,11 @@ class _ReadOp(Generic[T]):
         self._wal_token: tuple[int, int, int] | None = None
         self._restarts = 0
 
+    @property
+    def restarts(self) -> int:
+        """How often this read started over because the WAL changed under it."""
+        return self._restarts
+
     # Subclasses implement these three.
     def _start(self) -> None:
         """Resolve names and build cursors (the schema is current)."""

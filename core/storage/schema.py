@@ -390,10 +390,9 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
             )
             continue
         try:
-            parsed = parse_create_table(sql)
-        except CorruptDatabaseError as exc:
-            raise CorruptDatabaseError(f"table {name!r}: {exc.detail}", page=1) from None
-        builder = _TableBuilder(name, root, sql, parsed, schema_format)
+            builder = _TableBuilder(name, root, sql, parse_create_table(sql), schema_format)
+        except _PARSE_ERRORS as exc:
+            raise _schema_corrupt("table", name, exc) from None
         builders[fold_name(name)] = builder
         tables.append(builder.table)
     indexes: list[Index] = []
@@ -401,14 +400,14 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
         builder_for = builders.get(fold_name(tbl_name))
         if builder_for is None:
             continue  # an index on a table this reader does not have (e.g. virtual)
-        if sql is None:
-            indexes.append(_autoindex(name, tbl_name, root, builder_for))
-            continue
         try:
+            if sql is None:
+                indexes.append(_autoindex(name, tbl_name, root, builder_for))
+                continue
             parsed_index = parse_create_index(sql)
-        except CorruptDatabaseError as exc:
-            raise CorruptDatabaseError(f"index {name!r}: {exc.detail}", page=1) from None
-        columns = tuple(builder_for.index_column(c, sql) for c in parsed_index.columns)
+            columns = tuple(builder_for.index_column(c, sql) for c in parsed_index.columns)
+        except _PARSE_ERRORS as exc:
+            raise _schema_corrupt("index", name, exc) from None
         indexes.append(
             Index(
                 name=name,
@@ -427,6 +426,15 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
         triggers=tuple(triggers),
         schema_table=_schema_table(schema_format),
     )
+
+
+# What malformed SQL in sqlite_schema can provoke while it is interpreted.
+_PARSE_ERRORS = (CorruptDatabaseError, ValueError, IndexError, KeyError, OverflowError)
+
+
+def _schema_corrupt(kind: str, name: str, exc: Exception) -> CorruptDatabaseError:
+    detail = exc.detail if isinstance(exc, CorruptDatabaseError) else f"malformed SQL ({exc})"
+    return CorruptDatabaseError(f"{kind} {name!r} in sqlite_schema: {detail}", page=1)
 
 
 def _is_virtual(sql: str) -> bool:
