@@ -82,7 +82,7 @@ def test_sample_is_fine(sample: bytes) -> None:
 
 def test_truncated_file_names_the_page(sample: bytes) -> None:
     io, db = _memory_db(sample[: len(sample) // 2])
-    with pytest.raises(CorruptDatabaseError, match="truncated|outside the database") as info:
+    with pytest.raises(CorruptDatabaseError, match=r"truncated|outside the database") as info:
         block(db.scan("t"), io)
     assert info.value.page is not None
 
@@ -139,7 +139,7 @@ def test_cycle_in_the_tree(sample: bytes) -> None:
     # Point the interior page's right-most child back at itself.
     struct.pack_into(">I", data, (root - 1) * 1024 + 8, root)
     io, db = _memory_db(bytes(data))
-    with pytest.raises(CorruptDatabaseError, match="cycle|reached twice"):
+    with pytest.raises(CorruptDatabaseError, match=r"cycle|reached twice"):
         block(db.scan("t"), io)
     with pytest.raises(CorruptDatabaseError, match="cycle"):
         block(db.get("t", 10**9), io)
@@ -156,7 +156,7 @@ def test_page_referenced_twice(sample: bytes) -> None:
     # Second cell's left child := the first cell's left child.
     struct.pack_into(">I", data, (root - 1) * 1024 + page.cell_ptrs[1], page.children[0])
     io, db = _memory_db(bytes(data))
-    with pytest.raises(CorruptDatabaseError, match="reached twice|out of order"):
+    with pytest.raises(CorruptDatabaseError, match=r"reached twice|out of order"):
         block(db.scan("t"), io)
 
 
@@ -213,15 +213,6 @@ def test_malformed_schema_sql(tmp_path: Path) -> None:
     data[at : at + 7] = b"x'abc'("  # odd hex digits and an unbalanced parenthesis
     with pytest.raises(CorruptDatabaseError, match="table 't' in sqlite_schema"):
         _memory_db(bytes(data))
-
-
-def test_schema_row_of_the_wrong_shape(tmp_path: Path) -> None:
-    path = make_db(tmp_path / "s2.db", ["CREATE TABLE t(a)"], page_size=1024)
-    data = bytearray(path.read_bytes())
-    at = data.index(b"tablett")  # type, name and tbl_name are adjacent in the record
-    data[at : at + 5] = b"table"
-    io, db = _memory_db(bytes(data))
-    assert db.schema.table("t").name == "t"
 
 
 # -- fuzzing -----------------------------------------------------------------------------
