@@ -254,8 +254,11 @@ def affinity_of(declared_type: str, *, strict: bool = False) -> Affinity:
 
 
 _SPACE = "[ \t\n\f\r\v]*"
-_NUMERIC_TEXT = re.compile(_SPACE + r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)" + _SPACE)
-_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+# Only ASCII digits count (Python's \d and int() would take any Unicode digit).
+_NUMERIC_TEXT = re.compile(
+    _SPACE + r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)" + _SPACE
+)
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
@@ -282,6 +285,8 @@ def real_to_text(x: float) -> str:
     """A float as SQLite renders it as text (`%!.15g`: at least one decimal digit)."""
     if math.isinf(x):
         return "Inf" if x > 0 else "-Inf"
+    if x == 0:
+        return "0.0"  # SQLite drops the sign of -0.0 here
     s = f"{x:.15g}"
     if "e" in s:
         mantissa, exponent = s.split("e")
