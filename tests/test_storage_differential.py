@@ -319,16 +319,23 @@ def norm(rows: Any) -> Any:
     return [norm(r) for r in rows]
 
 
-def select_all(t: TableSpec) -> str:
+def pk_terms(con: sqlite3.Connection, t: TableSpec) -> list[tuple[str, str, bool]]:
+    """(quoted column, collation, descending) of a WITHOUT ROWID table's key, as SQLite
+    made it (a PRIMARY KEY that repeats an earlier UNIQUE takes that index's order)."""
+    table = quote(t.name, 0)
+    (name,) = [r[1] for r in con.execute(f"PRAGMA index_list({table})") if r[3] == "pk"]
+    rows = con.execute(f"PRAGMA index_xinfo({quote(name, 0)})").fetchall()
+    return [(quote(r[2], 0), r[4], bool(r[3])) for r in rows if r[5]]
+
+
+def select_all(con: sqlite3.Connection, t: TableSpec) -> str:
     """All rows in B-tree order (SQLite may answer an unordered query from a covering
     index, even with NOT INDEXED on a WITHOUT ROWID table, so the order is explicit)."""
     if not t.without_rowid:
         return f"SELECT rowid, * FROM {quote(t.name, 0)} ORDER BY rowid"
-    order = []
-    for col, coll, desc in t.pk:
-        collation = coll or t.columns[col].collation or "BINARY"
-        direction = " DESC" if desc else ""
-        order.append(f"{quote(t.columns[col].name, 0)} COLLATE {collation}{direction}")
+    order = [
+        f"{col} COLLATE {coll}{' DESC' if desc else ''}" for col, coll, desc in pk_terms(con, t)
+    ]
     return f"SELECT * FROM {quote(t.name, 0)} ORDER BY {', '.join(order)}"
 
 
@@ -343,7 +350,7 @@ def check_database(spec: DbSpec, path: Path, rng: random.Random) -> None:
         copy_into(memory, path, "/db")
         mdb = drive_checked(Database.open(memory, "/db", cache_pages=8, readahead=4), memory)
         for t in spec.tables:
-            expected = norm(con.execute(select_all(t)).fetchall())
+            expected = norm(con.execute(select_all(con, t)).fetchall())
             assert norm(drive_checked(mdb.scan(t.name), memory)) == expected
             for index in t.indexes:
                 first = con.execute(
@@ -364,7 +371,7 @@ def check_table(
     io: UnixIO,
     rng: random.Random,
 ) -> None:
-    expected_rows = con.execute(select_all(t)).fetchall()
+    expected_rows = con.execute(select_all(con, t)).fetchall()
     got = block(db.scan(t.name), io)
     assert norm(got) == norm(expected_rows)
     assert (
@@ -384,10 +391,11 @@ def check_table(
         assert [c.descending for c in index.columns] == [bool(r[3]) for r in keys], index
     # point lookups and keyset pages
     if t.without_rowid:
-        pk_names = [quote(t.columns[c].name, 0) for c, _, _ in t.pk]
+        terms = pk_terms(con, t)
+        pk_names = [col for col, _, _ in terms]
         keys = con.execute(f"SELECT {', '.join(pk_names)} FROM {quote(t.name, 0)}").fetchall()
         for key in rng.sample(keys, min(len(keys), 5)):
-            where = " AND ".join(f"{n} = ?" for n in pk_names)
+            where = " AND ".join(f"{col} = ? COLLATE {coll}" for col, coll, _ in terms)
             want = con.execute(f"SELECT * FROM {quote(t.name, 0)} WHERE {where}", key).fetchall()
             assert norm(block(db.get(t.name, key), io)) == norm(want[0] if want else None)
     else:

@@ -24,7 +24,7 @@ from core.storage.page import (
     parse_btree,
     parse_cells,
 )
-from core.storage.record import decode_record, read_varint, to_signed64
+from core.storage.record import _decode_generic, decode_record, read_varint, to_signed64
 from core.storage.wal import parse_wal_header, wal_checksum
 from tests.storage_helpers import PAGE_SIZES, make_db, open_db
 
@@ -199,6 +199,35 @@ def test_record_nan_reads_as_null_and_text_decodes_per_encoding() -> None:
     assert decode_record(payload, 0, len(payload), "utf-16-be") == ["ab€"]
     bad = _record((13 + 2, b"\xff"))
     assert decode_record(bad, 0, len(bad), "utf-8") == ["\ufffd"]
+
+
+_FIELD = st.one_of(
+    st.just((0, b"")),
+    st.integers(-128, 127).map(lambda v: (1, struct.pack(">b", v))),
+    st.integers(-(1 << 15), (1 << 15) - 1).map(lambda v: (2, struct.pack(">h", v))),
+    st.integers(-(1 << 23), (1 << 23) - 1).map(lambda v: (3, v.to_bytes(3, "big", signed=True))),
+    st.integers(-(1 << 31), (1 << 31) - 1).map(lambda v: (4, struct.pack(">i", v))),
+    st.integers(-(1 << 47), (1 << 47) - 1).map(lambda v: (5, v.to_bytes(6, "big", signed=True))),
+    st.integers(-(1 << 63), (1 << 63) - 1).map(lambda v: (6, struct.pack(">q", v))),
+    st.floats().map(lambda v: (7, struct.pack(">d", v))),
+    st.sampled_from([(8, b""), (9, b"")]),
+    st.binary(max_size=40).map(lambda b: (12 + 2 * len(b), b)),
+    st.text(max_size=20)
+    .map(lambda t: t.encode("utf-8", "surrogatepass"))
+    .map(lambda b: (13 + 2 * len(b), b)),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(_FIELD, max_size=12), st.binary(max_size=3))
+def test_record_plans_agree_with_field_by_field_decoding(
+    fields: list[tuple[int, bytes]], tail: bytes
+) -> None:
+    payload = _record(*fields) + tail
+    for _ in range(2):  # the second decode goes through the cached plan
+        got = decode_record(payload, 0, len(payload), "utf-8")
+        want = _decode_generic(payload, 0, len(payload), "utf-8")
+        assert [(type(v), repr(v)) for v in got] == [(type(v), repr(v)) for v in want]
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,8 @@ TRICKY_TABLES = [
     "CREATE TABLE t8(a INT PRIMARY KEY DESC, b)",
     "CREATE TABLE t9(a, b, c, PRIMARY KEY(c, a)) WITHOUT ROWID",
     'CREATE TABLE "t 10"("x y" TEXT PRIMARY KEY, [z] UNIQUE)',
+    "CREATE TABLE t11(a UNIQUE, b, PRIMARY KEY(a DESC)) WITHOUT ROWID",
+    "CREATE TABLE t12(a, b, UNIQUE(b DESC, a), PRIMARY KEY(b, a))",
 ]
 
 
@@ -171,6 +173,26 @@ def test_automatic_indexes_match_sqlite(tmp_path: Path) -> None:
         assert ours == listed & stored
     db.close()
     con.close()
+
+
+def test_primary_key_merged_into_an_earlier_unique(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "merged.db",
+        [TRICKY_TABLES[10], ("INSERT INTO t11 VALUES (?, ?)", [(0, 1), ("", 2), (b"", 3)], True)],
+    )
+    io = UnixIO()
+    db = open_db(io, path)
+    assert not db.schema.table("t11").primary_key[0].descending  # the UNIQUE order rules
+    assert block(db.scan("t11"), io) == sqlite_rows_ordered(path)
+    db.close()
+
+
+def sqlite_rows_ordered(path: Path) -> list[tuple[object, ...]]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT * FROM t11 ORDER BY a").fetchall()
+    finally:
+        con.close()
 
 
 def test_without_rowid_record_order(tmp_path: Path) -> None:

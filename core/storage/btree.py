@@ -38,6 +38,8 @@ from core.errors import InternalError
 from core.storage.collation import MAX_KEY, KeyPlan
 from core.storage.errors import CorruptDatabaseError
 from core.storage.page import (
+    TABLE_INTERIOR,
+    TABLE_LEAF,
     Page,
     cell_overflow,
     parse_btree,
@@ -46,7 +48,7 @@ from core.storage.page import (
 from core.storage.pager import PageLoader, Pager
 from core.storage.record import Value, decode_record
 
-__all__ = ["MAX_DEPTH", "BTreeCursor", "OverflowReader"]
+__all__ = ["MAX_DEPTH", "BTreeCursor", "Lookup", "OverflowReader", "lookup_rowid_cached"]
 
 MAX_DEPTH = 20
 """SQLite's `BTCURSOR_MAX_DEPTH`: no legitimate B-tree is deeper."""
@@ -165,6 +167,47 @@ class OverflowReader:
         return None
 
 
+class Lookup(enum.Enum):
+    """The answer of `lookup_rowid_cached` when the cache alone cannot tell."""
+
+    MISS = "miss"
+
+
+def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int] | Lookup | None:
+    """Find `rowid` in the table B-tree at `root` through cached, parsed pages only.
+
+    Returns `(leaf, cell)` if found, None if the table has no such row, `Lookup.MISS` if a
+    page is missing or anything is unusual (then a `BTreeCursor` must do it, with its
+    checks). No I/O, no cursor, no state: the hot-cache point lookup.
+    """
+    pages = pager.cache.pages
+    number = root
+    path: list[int] = []
+    for _ in range(MAX_DEPTH):
+        page = pages.get(number)
+        if page is None:
+            return Lookup.MISS
+        rowids = page.rowids
+        if rowids is None:
+            return Lookup.MISS
+        path.append(number)
+        i = bisect_left(rowids, rowid)
+        kind = page.kind
+        if kind == TABLE_LEAF:
+            if not rowids and len(path) > 1:
+                return Lookup.MISS  # an empty non-root leaf is corrupt: let the cursor say so
+            pager.cache.touch(path)
+            if i < len(rowids) and rowids[i] == rowid:
+                return page, i
+            return None
+        if kind != TABLE_INTERIOR:
+            return Lookup.MISS
+        children = page.children
+        assert children is not None
+        number = children[i]
+    return Lookup.MISS
+
+
 class BTreeCursor:
     """A cursor over the B-tree rooted at `root`.
 
@@ -249,6 +292,9 @@ class BTreeCursor:
         """Move to the first entry (`valid` False for an empty tree)."""
         if self._state is _State.IDLE:
             self._movement = _Movement.REWIND
+            self._mode = _Mode.LEFTMOST
+            if self._descend_cached():
+                return None
             self._start_descent(_Mode.LEFTMOST)
         elif self._movement is not _Movement.REWIND:
             self._busy(_Movement.REWIND)
@@ -260,6 +306,9 @@ class BTreeCursor:
             self._movement = _Movement.SEEK
             self._rowid = rowid
             self._gt = gt
+            self._mode = _Mode.SEEK_ROWID
+            if self._descend_cached():
+                return None
             self._start_descent(_Mode.SEEK_ROWID)
         elif self._movement is not _Movement.SEEK:
             self._busy(_Movement.SEEK)
@@ -273,6 +322,9 @@ class BTreeCursor:
                 raise InternalError("seek_key on a cursor without a key plan")
             self._movement = _Movement.SEEK
             self._probe = (*probe, MAX_KEY) if gt else probe
+            self._mode = _Mode.SEEK_KEY
+            if self._descend_cached():
+                return None
             self._start_descent(_Mode.SEEK_KEY)
         elif self._movement is not _Movement.SEEK:
             self._busy(_Movement.SEEK)
@@ -374,6 +426,71 @@ class BTreeCursor:
             self._overflow.reset()
 
     # -- the machine ----------------------------------------------------------------
+
+    def _descend_cached(self) -> bool:
+        """Position for the current `_mode` walking cached, already parsed pages only, with
+        no state machine and no I/O. Returns False, having changed nothing, as soon as a
+        page is missing, unparsed, or anything is unusual (an empty leaf, a seek that runs
+        off the end of a leaf, a tree too deep): the machine then does the work, and owns
+        every corruption check. The common hot-cache seek never leaves this method."""
+        pages = self.pager.cache.pages
+        number = self.root
+        stack: list[Page] = []
+        idxs: list[int] = []
+        mode = self._mode
+        table = self.table
+        for _ in range(MAX_DEPTH):
+            page = pages.get(number)
+            if page is None or (page.rowids is None and page.payload_starts is None):
+                return False
+            if bool(page.kind & 1) != table:
+                return False
+            stack.append(page)
+            if mode is _Mode.LEFTMOST:
+                i = 0
+            elif mode is _Mode.SEEK_ROWID:
+                rowids = page.rowids
+                assert rowids is not None
+                if self._gt:
+                    i = bisect_right(rowids, self._rowid)
+                else:
+                    i = bisect_left(rowids, self._rowid)
+            else:
+                if page.records is None:
+                    if self._spills(page):
+                        return False
+                    self._ensure_records(page)
+                i = bisect_left(self._page_keys(page), self._probe)
+            if page.kind & 8:
+                count = page.cell_count
+                if i >= count:
+                    return False
+                if not table and self.records and page.records is None:
+                    if self._spills(page):
+                        return False
+                    self._ensure_records(page)
+                idxs.append(i)
+                numbers = [p.number for p in stack]
+                if len(set(numbers)) != len(numbers):
+                    return False  # a cycle: the machine reports it
+                self.pages = stack
+                self.idxs = idxs
+                if self.scan:
+                    self._visited = set(numbers)
+                self.pager.cache.touch(numbers)
+                self.valid = True
+                return True
+            idxs.append(i)
+            children = page.children
+            assert children is not None
+            number = children[i]
+        return False
+
+    def _spills(self, page: Page) -> bool:
+        sizes = page.payload_sizes
+        assert sizes is not None
+        max_local = self.layout.max_local_index
+        return any(size > max_local for size in sizes)
 
     def _start_descent(self, mode: _Mode) -> None:
         self.pages.clear()

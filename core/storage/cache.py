@@ -31,6 +31,19 @@ class PageCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def pages(self) -> OrderedDict[int, Page]:
+        """The map itself, for walks that look up several pages in a row without I/O; such
+        a walk calls `touch` for the pages it used, to keep the LRU order and the counts."""
+        return self._pages
+
+    def touch(self, numbers: list[int]) -> None:
+        """Count hits on `numbers` and make them the most recently used."""
+        move = self._pages.move_to_end
+        for number in numbers:
+            move(number)
+        self.hits += len(numbers)
+
     def get(self, number: int) -> Page | None:
         """The cached page `number` (now most recently used), or None."""
         page = self._pages.get(number)

@@ -37,7 +37,7 @@ from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, InternalError, StateMachineError
 from core.io.backend import File, IOBackend, OpenFlags, StrPath
 from core.result import IO, Done
-from core.storage.btree import BTreeCursor
+from core.storage.btree import BTreeCursor, Lookup, lookup_rowid_cached
 from core.storage.collation import KeyPlan, apply_affinity, field_key
 from core.storage.errors import (
     CorruptDatabaseError,
@@ -50,7 +50,7 @@ from core.storage.header import HEADER_SIZE, DatabaseHeader, parse_header
 from core.storage.locking import FileLock
 from core.storage.page import PageLayout
 from core.storage.pager import PageLoader, Pager
-from core.storage.record import Value
+from core.storage.record import Value, decode_record
 from core.storage.schema import (
     Index,
     RowBuilder,
@@ -543,6 +543,16 @@ class _ReadOp(Generic[T]):
             if not waiting.finished():
                 return IO(waiting)
             self._waiting = None
+        elif self._phase is _Phase.BEGIN:
+            db = self.db
+            if db is not None and db.immutable and db._schema is not None and not db._closed:
+                # Nothing to lock or re-check: straight to the work.
+                try:
+                    self._start()
+                except BaseException:
+                    self._fail()
+                    raise
+                self._phase = _Phase.WORK
         try:
             while True:
                 phase = self._phase
@@ -896,13 +906,24 @@ class _GetState(enum.Enum):
 class GetRow(_ReadOp["Row | None"]):
     """The operation `Database.get` returns; `Done(row or None)`."""
 
-    __slots__ = ("_builder", "_cursor", "_key", "_probe", "_result", "_rowid", "_state", "table")
+    __slots__ = (
+        "_builder",
+        "_cursor",
+        "_key",
+        "_probe",
+        "_result",
+        "_root",
+        "_rowid",
+        "_state",
+        "table",
+    )
 
     def __init__(self, db: Database, table: str, key: object) -> None:
         super().__init__(db)
         self.table = table
         self._key = key
         self._rowid = 0
+        self._root = 0
         self._probe: tuple[object, ...] = ()
         self._cursor: BTreeCursor | None = None
         self._builder: RowBuilder | None = None
@@ -925,12 +946,36 @@ class GetRow(_ReadOp["Row | None"]):
             )
         else:
             self._rowid = _rowid_arg(self._key)
-            self._cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
+            self._cursor = None
+            self._root = table.root_page
 
     def _work(self) -> Completion | None:
-        cursor = self._cursor
         builder = self._builder
-        assert cursor is not None and builder is not None
+        assert builder is not None
+        cursor = self._cursor
+        if cursor is None:
+            db = self._db()
+            pager = db.pager
+            rowid = self._rowid
+            found = lookup_rowid_cached(pager, self._root, rowid)
+            if found is None:
+                self._state = _GetState.DONE
+                return None
+            if found is not Lookup.MISS:
+                page, i = found
+                size = page.payload_sizes[i]  # type: ignore[index]
+                if size <= pager.layout.max_local_table:
+                    start = page.payload_starts[i]  # type: ignore[index]
+                    try:
+                        values = decode_record(page.data, start, start + size, db.codec)
+                    except CorruptDatabaseError as exc:
+                        raise CorruptDatabaseError(
+                            f"row {rowid}: {exc.detail}", page=page.number, path=db.path
+                        ) from None
+                    self._result = builder.build(rowid, values)
+                    self._state = _GetState.DONE
+                    return None
+            cursor = self._cursor = BTreeCursor(pager, self._root, table=True, codec=db.codec)
         if self._state is _GetState.SEEK:
             if builder.without_rowid:
                 pending = cursor.seek_key(self._probe)

@@ -67,12 +67,111 @@ def to_signed64(value: int) -> int:
     return value - _WRAP64 if value >= _SIGN64 else value
 
 
+_TEXT, _NULL, _ZERO, _ONE, _FLOAT, _INT24, _INT48 = range(7)
+
+
+class _Plan:
+    """How to decode every record whose header is exactly the same bytes: one `struct`
+    call for the whole body, then fix-ups for the fields `struct` cannot express."""
+
+    __slots__ = ("fixups", "size", "unpack")
+
+    def __init__(self, types: list[int]) -> None:
+        fmt = [">"]
+        fixups: list[tuple[int, int]] = []
+        for i, t in enumerate(types):
+            if t >= 12:
+                fmt.append(f"{(t - 12) >> 1}s")
+                if t & 1:
+                    fixups.append((i, _TEXT))
+            elif t in _FIXED:
+                fmt.append(_FIXED[t])
+                if t == 7:
+                    fixups.append((i, _FLOAT))
+            elif t == 3:
+                fmt.append("3s")
+                fixups.append((i, _INT24))
+            elif t == 5:
+                fmt.append("6s")
+                fixups.append((i, _INT48))
+            else:
+                fmt.append("0s")
+                fixups.append((i, _NULL if t == 0 else _ZERO if t == 8 else _ONE))
+        compiled = struct.Struct("".join(fmt))
+        self.unpack = compiled.unpack_from
+        self.size = compiled.size
+        self.fixups = tuple(fixups)
+
+
+_FIXED = {1: "b", 2: "h", 4: "i", 6: "q", 7: "d"}
+_PLANS: dict[bytes, _Plan] = {}
+_MAX_PLANS = 4096
+
+
+def _make_plan(key: bytes) -> _Plan | None:
+    types = []
+    p = 1
+    n = len(key)
+    while p < n:
+        t = key[p]
+        if t < 0x80:
+            p += 1
+        else:
+            try:
+                t, p = read_varint(key, p)
+            except IndexError:
+                return None
+            if p > n:
+                return None
+        if t in (10, 11) or t > 0xFFFFFFFF:
+            return None  # reserved or absurd: the field-by-field path reports it
+        types.append(t)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()  # many distinct headers (varied text lengths): start over
+    plan = _PLANS[key] = _Plan(types)
+    return plan
+
+
 def decode_record(buf: bytes, start: int, end: int, codec: str) -> list[Value]:
     """Decode the record in `buf[start:end]`; text decodes with `codec`.
+
+    Records with the same header (the same serial types) decode through one cached
+    `struct` plan; anything unusual goes field by field.
 
     Raises `CorruptDatabaseError` (without a page; the caller adds it) if the header or a
     field body runs past `end` or a serial type is reserved.
     """
+    if start < end:
+        header_size = buf[start]
+        if 0 < header_size < 0x80:
+            body = start + header_size
+            key = buf[start:body]
+            plan = _PLANS.get(key)
+            if plan is None and len(key) == header_size:
+                plan = _make_plan(key)
+            if plan is not None and body + plan.size <= end:
+                values: list[Value] = list(plan.unpack(buf, body))
+                for i, kind in plan.fixups:
+                    if kind == _TEXT:
+                        values[i] = values[i].decode(codec, "replace")  # type: ignore[union-attr]
+                    elif kind == _FLOAT:
+                        f = values[i]
+                        if f != f:  # noqa: PLR0124 (NaN reads as NULL)
+                            values[i] = None
+                    elif kind == _NULL:
+                        values[i] = None
+                    elif kind == _ZERO:
+                        values[i] = 0
+                    elif kind == _ONE:
+                        values[i] = 1
+                    else:
+                        values[i] = int.from_bytes(values[i], "big", signed=True)  # type: ignore[arg-type]
+                return values
+    return _decode_generic(buf, start, end, codec)
+
+
+def _decode_generic(buf: bytes, start: int, end: int, codec: str) -> list[Value]:
+    """Decode field by field (any header; the reference the plans must agree with)."""
     try:
         b = buf[start]
         if b < 0x80:

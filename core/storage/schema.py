@@ -279,6 +279,18 @@ class _TableBuilder:
             if integer_key is not None:
                 column = self.columns[integer_key]
                 pk_columns = (replace(pk_columns[0], collation=column.collation),)
+            else:
+                # A PRIMARY KEY on the same columns and collations as an earlier UNIQUE
+                # constraint does not get an index of its own: the UNIQUE one becomes the
+                # key, with its own ASC/DESC order.
+                signature = tuple((c.column, c.collation) for c in pk_columns)
+                for constraint in parsed.constraints:
+                    if constraint is primary:
+                        break
+                    earlier = tuple(self.index_column(c, sql) for c in constraint.columns)
+                    if tuple((c.column, c.collation) for c in earlier) == signature:
+                        pk_columns = earlier
+                        break
         self.table = Table(
             name=name,
             root_page=root,
