@@ -1,0 +1,60 @@
+"""A storage engine that reads SQLite database files, written as explicit state machines.
+
+`Database.open(io, path)` and every query on the `Database` are operations: run them with
+`core.block(op, io)` or `await bridge.drive(op)`. See `docs/storage.md`.
+"""
+
+from core.storage.collation import Affinity
+from core.storage.database import (
+    DEFAULT_CACHE_PAGES,
+    DEFAULT_READAHEAD,
+    Bound,
+    CountRows,
+    Database,
+    GetRow,
+    IndexScan,
+    OpenDatabase,
+    ReadSchema,
+    Row,
+    ScanRows,
+)
+from core.storage.errors import (
+    CorruptDatabaseError,
+    DatabaseBusyError,
+    HotJournalError,
+    SchemaError,
+    StorageError,
+    UnsupportedError,
+)
+from core.storage.header import DatabaseHeader, TextEncoding
+from core.storage.record import Value
+from core.storage.schema import Column, Index, IndexColumn, Schema, Table
+
+__all__ = [
+    "DEFAULT_CACHE_PAGES",
+    "DEFAULT_READAHEAD",
+    "Affinity",
+    "Bound",
+    "Column",
+    "CorruptDatabaseError",
+    "CountRows",
+    "Database",
+    "DatabaseBusyError",
+    "DatabaseHeader",
+    "GetRow",
+    "HotJournalError",
+    "Index",
+    "IndexColumn",
+    "IndexScan",
+    "OpenDatabase",
+    "ReadSchema",
+    "Row",
+    "ScanRows",
+    "Schema",
+    "SchemaError",
+    "StorageError",
+    "Table",
+    "TextEncoding",
+    "UnsupportedError",
+    "Value",
+]

@@ -1,0 +1,637 @@
+"""B-tree cursors as explicit state machines (Turso `btree.rs`: `BTreeCursor`, `move_to`,
+`get_next_record`, `OverflowState`).
+
+Theory of operation:
+- A cursor walks one B-tree (a table tree keyed by rowid, or an index tree keyed by record)
+  with a stack of pages and, per level, a cell index: on an interior page the child it went
+  down into (`cell_count` meaning the right-most pointer), on the leaf the current cell.
+  On an index tree the cursor can also rest on an interior page: its divider cells are
+  entries too, visited between the two children they separate.
+- Every movement is a method (`rewind`, `seek_rowid`, `seek_key`, `next`, `load_record`)
+  that returns None when done and a `Completion` when it needs a page that is not cached:
+  the caller yields that completion and, once it finished, calls the *same* method again.
+  (None/Completion instead of `Done(None)`/`IO(c)` keeps the per-row path allocation-free;
+  the operations in `database.py` wrap them into `Done`/`IO`.)
+- The method's progress lives in `_State`; a transition mutates the stack only after the
+  page it needs is in hand (`LOAD` pushes after the load, `ADVANCE` pops and re-points a
+  level and moves to `LOAD` in one transition), so re-entry never repeats a step. The
+  pending read is kept in a `PageLoader` and re-checked on re-entry, never submitted twice.
+- Corruption is caught, not looped on: a tree deeper than 20 levels, a page that is its
+  own ancestor, a page met twice in one scan (`scan=True` keeps a visited set), a page of
+  the wrong kind, a child pointer out of range, an overflow chain that cycles or ends
+  early are each a `CorruptDatabaseError` naming the page. So every walk reads at most as
+  many pages as the tree has (plus overflow pages), and ends.
+- Seeks bisect cached per-page keys: table pages cache their rowids, index pages their
+  decoded records and the sort keys a `KeyPlan` builds from them (see `page.py`).
+- A scan reads ahead: when it must load a child of an interior page, it also submits reads
+  for the next few children in the same `CompletionGroup` (see `pager.py`).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from bisect import bisect_left, bisect_right
+
+from core.completion import Completion
+from core.errors import InternalError
+from core.storage.collation import MAX_KEY, KeyPlan
+from core.storage.errors import CorruptDatabaseError
+from core.storage.page import (
+    Page,
+    cell_overflow,
+    parse_btree,
+    parse_cells,
+)
+from core.storage.pager import PageLoader, Pager
+from core.storage.record import Value, decode_record
+
+__all__ = ["MAX_DEPTH", "BTreeCursor", "OverflowReader"]
+
+MAX_DEPTH = 20
+"""SQLite's `BTCURSOR_MAX_DEPTH`: no legitimate B-tree is deeper."""
+
+_u32 = struct.Struct(">I").unpack_from
+
+
+class _State(enum.Enum):
+    IDLE = "idle"
+    LOAD = "load"  # load `_target` and push it
+    POSITION = "position"  # choose the cell on the top page for the current `_mode`
+    ADVANCE = "advance"  # move from the current entry to the next one
+    KEYS = "keys"  # read the overflow payloads the top page's records need
+    PAYLOAD = "payload"  # read the overflow payload of the current table cell
+
+
+class _Mode(enum.Enum):
+    LEFTMOST = "leftmost"
+    SEEK_ROWID = "seek rowid"
+    SEEK_KEY = "seek key"
+
+
+class _Movement(enum.Enum):
+    REWIND = "rewind"
+    SEEK = "seek"
+    NEXT = "next"
+    RECORD = "load_record"
+
+
+class _OverflowState(enum.Enum):
+    IDLE = "idle"
+    READING = "reading"
+
+
+class OverflowReader:
+    """Assembles one payload from its local part and its overflow chain.
+
+    `start(...)`, then call `step()` until it returns None; the payload is then in
+    `payload`. Raises `CorruptDatabaseError` if the chain ends early, leaves the database,
+    or visits a page twice.
+    """
+
+    __slots__ = ("_chunks", "_loader", "_next", "_remaining", "_seen", "_state", "owner", "payload")
+
+    def __init__(self, pager: Pager) -> None:
+        self._loader = PageLoader(pager)
+        self._chunks: list[bytes] = []
+        self._next = 0
+        self._remaining = 0
+        self._seen: set[int] = set()
+        self._state = _OverflowState.IDLE
+        self.owner = 0
+        self.payload = b""
+
+    def start(self, local: bytes, total: int, first: int, owner: int) -> None:
+        """Begin assembling a `total`-byte payload whose first `len(local)` bytes are on page
+        `owner` and the rest on the chain from page `first`.
+
+        Raises `CorruptDatabaseError` if the payload could not fit in the database at all.
+        """
+        pager = self._loader.pager
+        if total > pager.page_count * pager.layout.usable_size:
+            raise CorruptDatabaseError(
+                f"a cell claims a {total}-byte payload, more than the whole database holds",
+                page=owner,
+                path=pager.path,
+            )
+        self._chunks = [local]
+        self._remaining = total - len(local)
+        self._next = first
+        self._seen = set()
+        self._state = _OverflowState.READING
+        self.owner = owner
+        self.payload = b""
+
+    def reset(self) -> None:
+        """Abandon a payload in progress."""
+        self._state = _OverflowState.IDLE
+        self._chunks = []
+        self._loader.reset()
+
+    def step(self) -> Completion | None:
+        """Read on along the chain; None when the payload is complete."""
+        if self._state is not _OverflowState.READING:
+            raise InternalError("OverflowReader stepped before start()")
+        loader = self._loader
+        pager = loader.pager
+        capacity = pager.layout.usable_size - 4
+        while self._remaining > 0:
+            number = self._next
+            if not 1 <= number <= pager.page_count:
+                raise CorruptDatabaseError(
+                    f"overflow chain of a cell holds page {number}, outside the database "
+                    f"({pager.page_count} pages) with {self._remaining} bytes still to read",
+                    page=self.owner,
+                    path=pager.path,
+                )
+            if number in self._seen:
+                raise CorruptDatabaseError(
+                    f"overflow chain of a cell cycles back to page {number}",
+                    page=self.owner,
+                    path=pager.path,
+                )
+            page = loader.load(number)
+            if page is None:
+                return loader.wait
+            self._seen.add(number)
+            take = min(self._remaining, capacity)
+            data = page.data
+            self._chunks.append(data[4 : 4 + take])
+            self._remaining -= take
+            self._next = _u32(data, 0)[0]
+        self.payload = b"".join(self._chunks)
+        self._chunks = []
+        self._state = _OverflowState.IDLE
+        return None
+
+
+class BTreeCursor:
+    """A cursor over the B-tree rooted at `root`.
+
+    `table` says which kind of tree is expected (a page of the other kind inside it is
+    corrupt). Index trees need a `key_plan` for `seek_key`. `scan=True` turns on read-ahead
+    and the visited-page check of a full or range scan. `codec` decodes text.
+    """
+
+    __slots__ = (
+        "_gt",
+        "_keys_cells",
+        "_keys_pos",
+        "_keys_return",
+        "_loader",
+        "_mode",
+        "_movement",
+        "_overflow",
+        "_payloads",
+        "_probe",
+        "_rowid",
+        "_state",
+        "_target",
+        "_visited",
+        "codec",
+        "idxs",
+        "key_plan",
+        "layout",
+        "pager",
+        "pages",
+        "payload",
+        "records",
+        "root",
+        "scan",
+        "table",
+        "valid",
+    )
+
+    def __init__(
+        self,
+        pager: Pager,
+        root: int,
+        *,
+        table: bool,
+        codec: str,
+        key_plan: KeyPlan | None = None,
+        scan: bool = False,
+        records: bool = True,
+    ) -> None:
+        self.pager = pager
+        self.records = records
+        """False when only positions matter (counting): index records are not decoded."""
+        self.layout = pager.layout
+        self.root = root
+        self.table = table
+        self.codec = codec
+        self.key_plan = key_plan
+        self.scan = scan
+        self.pages: list[Page] = []
+        self.idxs: list[int] = []
+        self.valid = False
+        """True when positioned on an entry."""
+        self.payload: tuple[bytes, int, int] = (b"", 0, 0)
+        """After `load_record` on a table cursor: the record as (buffer, start, end)."""
+        self._state = _State.IDLE
+        self._mode = _Mode.LEFTMOST
+        self._movement = _Movement.REWIND
+        self._gt = False
+        self._target = 0
+        self._rowid = 0
+        self._probe: tuple[object, ...] = ()
+        self._loader = PageLoader(pager)
+        self._overflow: OverflowReader | None = None
+        self._visited: set[int] = set()
+        self._keys_cells: list[int] = []
+        self._keys_pos = 0
+        self._payloads: dict[int, bytes] = {}
+        self._keys_return = _State.IDLE
+
+    # -- entry points ---------------------------------------------------------------
+
+    def rewind(self) -> Completion | None:
+        """Move to the first entry (`valid` False for an empty tree)."""
+        if self._state is _State.IDLE:
+            self._movement = _Movement.REWIND
+            self._start_descent(_Mode.LEFTMOST)
+        elif self._movement is not _Movement.REWIND:
+            self._busy(_Movement.REWIND)
+        return self._run()
+
+    def seek_rowid(self, rowid: int, *, gt: bool = False) -> Completion | None:
+        """Table trees: move to the first row with rowid >= `rowid` (> with `gt`)."""
+        if self._state is _State.IDLE:
+            self._movement = _Movement.SEEK
+            self._rowid = rowid
+            self._gt = gt
+            self._start_descent(_Mode.SEEK_ROWID)
+        elif self._movement is not _Movement.SEEK:
+            self._busy(_Movement.SEEK)
+        return self._run()
+
+    def seek_key(self, probe: tuple[object, ...], *, gt: bool = False) -> Completion | None:
+        """Index trees: move to the first entry whose sort key, cut to `len(probe)` fields,
+        is >= `probe` (> with `gt`). `probe` holds sort keys built by the cursor's plan."""
+        if self._state is _State.IDLE:
+            if self.key_plan is None:
+                raise InternalError("seek_key on a cursor without a key plan")
+            self._movement = _Movement.SEEK
+            self._probe = (*probe, MAX_KEY) if gt else probe
+            self._start_descent(_Mode.SEEK_KEY)
+        elif self._movement is not _Movement.SEEK:
+            self._busy(_Movement.SEEK)
+        return self._run()
+
+    def next(self) -> Completion | None:
+        """Move to the next entry (`valid` False past the last)."""
+        if self._state is _State.IDLE:
+            if not self.valid:
+                return None
+            self._movement = _Movement.NEXT
+            self._state = _State.ADVANCE
+        elif self._movement is not _Movement.NEXT:
+            self._busy(_Movement.NEXT)
+        return self._run()
+
+    def _busy(self, wanted: _Movement) -> None:
+        raise InternalError(
+            f"cursor {wanted.name} called while {self._movement.name} is still in progress"
+        )
+
+    def skip_leaf(self) -> None:
+        """On a leaf, move to its last cell, so that `next` leaves the page (for counting)."""
+        top = self.pages[-1]
+        if top.kind & 8 and top.cell_count:
+            self.idxs[-1] = top.cell_count - 1
+
+    def load_record(self) -> Completion | None:
+        """Table trees: make the current row's record available as `payload`, reading its
+        overflow chain if it has one."""
+        state = self._state
+        if state is _State.IDLE:
+            self._movement = _Movement.RECORD
+            page = self.pages[-1]
+            i = self.idxs[-1]
+            assert page.payload_sizes is not None and page.payload_starts is not None
+            size = page.payload_sizes[i]
+            start = page.payload_starts[i]
+            if size <= self.layout.max_local_table:
+                self.payload = (page.data, start, start + size)
+                return None
+            local_start, local_end, first = cell_overflow(page, i, self.layout)
+            reader = self._overflow
+            if reader is None:
+                reader = self._overflow = OverflowReader(self.pager)
+            reader.start(page.data[local_start:local_end], size, first, page.number)
+            self._state = _State.PAYLOAD
+        elif self._movement is not _Movement.RECORD:
+            self._busy(_Movement.RECORD)
+        reader = self._overflow
+        assert reader is not None
+        pending = reader.step()
+        if pending is not None:
+            return pending
+        payload = reader.payload
+        reader.payload = b""
+        self.payload = (payload, 0, len(payload))
+        self._state = _State.IDLE
+        return None
+
+    # -- what the cursor is on ------------------------------------------------------
+
+    def rowid(self) -> int:
+        """Table trees: the current row's rowid."""
+        rowids = self.pages[-1].rowids
+        assert rowids is not None
+        return rowids[self.idxs[-1]]
+
+    def record_values(self) -> list[Value]:
+        """The decoded record of the current entry: after `load_record` on table trees;
+        index trees have it cached on the page once `_ensure_records` ran (always, after a
+        successful movement)."""
+        if self.table:
+            buf, start, end = self.payload
+            try:
+                return decode_record(buf, start, end, self.codec)
+            except CorruptDatabaseError as exc:
+                raise CorruptDatabaseError(
+                    f"row {self.rowid()}: {exc.detail}",
+                    page=self.pages[-1].number,
+                    path=self.pager.path,
+                ) from None
+        records = self.pages[-1].records
+        assert records is not None
+        return records[self.idxs[-1]]
+
+    def sort_key(self) -> tuple[object, ...]:
+        """Index trees: the sort key of the current entry under the cursor's plan."""
+        return self._page_keys(self.pages[-1])[self.idxs[-1]]
+
+    def reset(self) -> None:
+        """Forget the position and any movement in progress."""
+        self.pages.clear()
+        self.idxs.clear()
+        self.valid = False
+        self._state = _State.IDLE
+        self._loader.reset()
+        if self._overflow is not None:
+            self._overflow.reset()
+
+    # -- the machine ----------------------------------------------------------------
+
+    def _start_descent(self, mode: _Mode) -> None:
+        self.pages.clear()
+        self.idxs.clear()
+        self.valid = False
+        self._visited = set()
+        self._mode = mode
+        self._target = self.root
+        self._state = _State.LOAD
+
+    def _run(self) -> Completion | None:
+        while True:
+            state = self._state
+            if state is _State.LOAD:
+                pending = self._load_and_push()
+                if pending is not None:
+                    return pending
+            elif state is _State.POSITION:
+                self._position()
+            elif state is _State.ADVANCE:
+                self._advance()
+            elif state is _State.KEYS:
+                pending = self._read_key_payloads()
+                if pending is not None:
+                    return pending
+            elif state is _State.IDLE:
+                return None
+            else:
+                raise InternalError(f"cursor movement called in state {state.name}")
+
+    def _load_and_push(self) -> Completion | None:
+        number = self._target
+        pages = self.pages
+        page = self.pager.cache.get(number)
+        if page is None:
+            if not 1 <= number <= self.pager.page_count:
+                raise self._corrupt(
+                    f"child pointer {number} is outside the database "
+                    f"({self.pager.page_count} pages)",
+                    pages[-1].number if pages else number,
+                )
+            ahead: list[int] = []
+            if self.scan and pages:
+                parent = pages[-1]
+                children = parent.children
+                if children is not None:
+                    c = self.idxs[-1]
+                    ahead = children[c + 1 : c + 1 + self.pager.readahead]
+            page = self._loader.load(number, ahead)
+            if page is None:
+                return self._loader.wait
+        # The page is in hand: everything below runs once per load.
+        if page.kind == 0:
+            parse_btree(page, self.layout)
+        if bool(page.kind & 1) != self.table:
+            raise self._corrupt(
+                f"{page.kind_name()} page found inside a "
+                f"{'table' if self.table else 'index'} B-tree rooted at page {self.root}",
+                number,
+            )
+        if page.children is None and page.payload_starts is None and page.rowids is None:
+            parse_cells(page, self.layout)
+        if pages:
+            if len(pages) >= MAX_DEPTH:
+                raise self._corrupt(
+                    f"B-tree rooted at page {self.root} is deeper than {MAX_DEPTH} levels", number
+                )
+            for ancestor in pages:
+                if ancestor.number == number:
+                    raise self._corrupt(
+                        f"cycle in the B-tree: page {number} is its own ancestor",
+                        pages[-1].number,
+                    )
+            if page.cell_count == 0 and page.kind & 8:
+                raise self._corrupt("a non-root leaf page has no cells", number)
+        if self.scan:
+            if number in self._visited:
+                raise self._corrupt(
+                    f"page {number} is reached twice in one walk of the B-tree", number
+                )
+            self._visited.add(number)
+        pages.append(page)
+        self.idxs.append(0)
+        self._state = _State.POSITION
+        return None
+
+    def _position(self) -> None:
+        page = self.pages[-1]
+        mode = self._mode
+        count = page.cell_count
+        if mode is _Mode.SEEK_KEY or (not self.table and page.kind & 8 and self.records):
+            if page.records is None and self._needs_key_payloads(page):
+                return  # state is now KEYS; it comes back here
+            self._ensure_records(page)
+        if page.kind & 8:  # leaf
+            if mode is _Mode.LEFTMOST:
+                i = 0
+            elif mode is _Mode.SEEK_ROWID:
+                assert page.rowids is not None
+                if self._gt:
+                    i = bisect_right(page.rowids, self._rowid)
+                else:
+                    i = bisect_left(page.rowids, self._rowid)
+            else:
+                i = bisect_left(self._page_keys(page), self._probe)
+            if i < count:
+                self.idxs[-1] = i
+                self.valid = True
+                self._state = _State.IDLE
+                return
+            if count == 0:  # an empty root leaf: an empty tree
+                self.valid = False
+                self._state = _State.IDLE
+                return
+            self.idxs[-1] = count - 1
+            self._state = _State.ADVANCE
+            return
+        children = page.children
+        assert children is not None
+        if mode is _Mode.LEFTMOST:
+            c = 0
+        elif mode is _Mode.SEEK_ROWID:
+            assert page.rowids is not None
+            if self._gt:
+                c = bisect_right(page.rowids, self._rowid)
+            else:
+                c = bisect_left(page.rowids, self._rowid)
+        else:
+            c = bisect_left(self._page_keys(page), self._probe)
+        self.idxs[-1] = c
+        self._target = children[c]
+        self._state = _State.LOAD
+
+    def _advance(self) -> None:
+        pages = self.pages
+        idxs = self.idxs
+        top = pages[-1]
+        i = idxs[-1]
+        if top.kind & 8:
+            if i + 1 < top.cell_count:
+                idxs[-1] = i + 1
+                self._position_valid(top)
+                return
+            while True:
+                if len(pages) == 1:
+                    self.valid = False
+                    self._state = _State.IDLE
+                    return
+                pages.pop()
+                idxs.pop()
+                parent = pages[-1]
+                c = idxs[-1]
+                if c < parent.cell_count:
+                    if not self.table:  # the divider is the next entry
+                        self._position_valid(parent)
+                        return
+                    idxs[-1] = c + 1
+                    assert parent.children is not None
+                    self._target = parent.children[c + 1]
+                    self._mode = _Mode.LEFTMOST
+                    self._state = _State.LOAD
+                    return
+        else:
+            # On an index interior divider: go down into the subtree after it.
+            idxs[-1] = i + 1
+            assert top.children is not None
+            self._target = top.children[i + 1]
+            self._mode = _Mode.LEFTMOST
+            self._state = _State.LOAD
+
+    def _position_valid(self, page: Page) -> None:
+        if not self.table and page.records is None and self.records:
+            # An index page entered without a seek: its records are needed for the entry.
+            if self._needs_key_payloads(page, _State.IDLE):
+                self.valid = True
+                return
+            self._ensure_records(page)
+        self.valid = True
+        self._state = _State.IDLE
+
+    # -- index records and keys -----------------------------------------------------
+
+    def _needs_key_payloads(self, page: Page, resume: _State = _State.POSITION) -> bool:
+        """If some cell of `page` spills to overflow pages, start reading them (state KEYS,
+        then `resume`) and return True."""
+        sizes = page.payload_sizes
+        assert sizes is not None
+        max_local = self.layout.max_local_index
+        spilled = [i for i, size in enumerate(sizes) if size > max_local]
+        if not spilled:
+            return False
+        self._keys_cells = spilled
+        self._keys_pos = 0
+        self._payloads = {}
+        self._keys_return = resume
+        self._state = _State.KEYS
+        return True
+
+    def _read_key_payloads(self) -> Completion | None:
+        page = self.pages[-1]
+        reader = self._overflow
+        if reader is None:
+            reader = self._overflow = OverflowReader(self.pager)
+        while self._keys_pos < len(self._keys_cells):
+            i = self._keys_cells[self._keys_pos]
+            if i not in self._payloads:
+                if reader._state is _OverflowState.IDLE:
+                    assert page.payload_sizes is not None
+                    local_start, local_end, first = cell_overflow(page, i, self.layout)
+                    reader.start(
+                        page.data[local_start:local_end],
+                        page.payload_sizes[i],
+                        first,
+                        page.number,
+                    )
+                pending = reader.step()
+                if pending is not None:
+                    return pending
+                self._payloads[i] = reader.payload
+                reader.payload = b""
+            self._keys_pos += 1
+        self._ensure_records(page)
+        self._payloads = {}
+        self._state = self._keys_return
+        return None
+
+    def _ensure_records(self, page: Page) -> None:
+        if page.records is not None:
+            return
+        sizes = page.payload_sizes
+        starts = page.payload_starts
+        assert sizes is not None and starts is not None
+        data = page.data
+        codec = self.codec
+        payloads = self._payloads
+        records: list[list[Value]] = []
+        i = 0
+        try:
+            for i, start in enumerate(starts):
+                spilled = payloads.get(i)
+                if spilled is not None:
+                    records.append(decode_record(spilled, 0, len(spilled), codec))
+                else:
+                    records.append(decode_record(data, start, start + sizes[i], codec))
+        except CorruptDatabaseError as exc:
+            raise self._corrupt(f"cell {i}: {exc.detail}", page.number) from None
+        page.records = records
+
+    def _page_keys(self, page: Page) -> list[tuple[object, ...]]:
+        plan = self.key_plan
+        keys = page.keys
+        if keys is not None and page.key_plan is plan:
+            return keys
+        assert plan is not None and page.records is not None
+        keys = [plan.key(values) for values in page.records]
+        page.keys = keys
+        page.key_plan = plan
+        return keys
+
+    def _corrupt(self, detail: str, page: int) -> CorruptDatabaseError:
+        return CorruptDatabaseError(detail, page=page, path=self.pager.path)
