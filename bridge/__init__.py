@@ -1,3 +1,23 @@
-"""The async side: drive core operations from asyncio, uvloop or trio."""
+"""The async side: drive core operations from asyncio, uvloop or trio.
 
-__all__: list[str] = []
+- `drive(op, io=None, *, timeout=None)` runs any core operation on the running event loop.
+- `AsyncFileIO` is the file backend for event loops: page-cache hits complete inline, the
+  rest goes to a small pool of worker threads whose results come back on the loop thread.
+"""
+
+from bridge._drive import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE, drive
+from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
+from bridge._fileio import DEFAULT_MAX_IN_FLIGHT, DEFAULT_WORKERS, AsyncFile, AsyncFileIO
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_SETTLE_TIMEOUT",
+    "DEFAULT_TIME_SLICE",
+    "DEFAULT_WORKERS",
+    "AsyncFile",
+    "AsyncFileIO",
+    "DriveTimeoutError",
+    "EventLoopError",
+    "InvalidArgumentError",
+    "drive",
+]

@@ -1,0 +1,386 @@
+"""`await drive(op, io)`: run a core operation from an event loop.
+
+Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is the model):
+- Step the operation. `Done` ends the run. A finished completion is never turned into a
+  Future: the driver steps again at once (a done Future costs ~0.25 us, a loop pass 2-4 us,
+  a thread hop 50+ us). So that one busy operation cannot starve others, a run of finished
+  steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
+  default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
+- An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
+  one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
+  Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
+  directly when it fires on the loop thread, through `call_soon_threadsafe` /
+  `run_sync_soon` from any other thread (never anyio's `from_thread`, which blocks the
+  worker). Registration is undone in `finally`.
+- A failed completion: `op.abort(error)`, then raise the `CompletionError`.
+- Cancellation or timeout: abort the outstanding completion (a group's abort cancels its
+  children), `op.abort(exc)`, wait a bounded time (`io.settle_timeout`, default 1 s) for work
+  already inside a worker's system call to come back (`io.when_settled`), then re-raise.
+  A cancellation is never swallowed; a timeout raises `DriveTimeoutError` (a `TimeoutError`).
+- Late results are harmless by construction: the waiter only ever *sets a result* on a Future
+  it checked is not done (no exception is stored, so nothing is "never retrieved"), and a
+  wake-up aimed at a closed loop is dropped.
+- Hot path: no locks of our own, no closures per call, one slotted waiter per drive (made
+  on the first real wait), one Future per wait. Which library runs us is read from sniffio's
+  cheap thread-local/context variable first; trio is imported only when running under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from asyncio import AbstractEventLoop, CancelledError, Future
+from collections.abc import Callable, Generator
+from threading import get_ident
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sniffio
+
+from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
+from core.completion import Completion
+from core.driver import Operation, abort_operation, as_step
+from core.result import Done
+
+if TYPE_CHECKING:
+    from core.io.backend import IOBackend
+
+__all__ = ["DEFAULT_SETTLE_TIMEOUT", "DEFAULT_TIME_SLICE", "drive"]
+
+T = TypeVar("T")
+
+DEFAULT_TIME_SLICE = 0.002
+"""Seconds a run of already-finished steps may hold the loop before it gets a turn."""
+
+DEFAULT_SETTLE_TIMEOUT = 1.0
+"""Seconds a cancelled drive waits for work already in a worker to come back."""
+
+_sniffio_thread = sniffio.thread_local
+_sniffio_cvar = sniffio.current_async_library_cvar
+_get_running_loop = asyncio.get_running_loop
+
+
+@types.coroutine
+def _one_turn() -> Generator[None, None, None]:
+    """Give the asyncio loop exactly one turn (what `asyncio.sleep(0)` does, minus a call)."""
+    yield
+
+
+async def drive(
+    op: Operation[T], io: IOBackend | None = None, *, timeout: float | None = None
+) -> T:
+    """Run `op` to `Done` on the running event loop (asyncio, uvloop or trio); return its value.
+
+    `io` is the backend the operation's I/O goes to: the driver steps it when it
+    `needs_stepping`, takes its `time_slice` and `settle_timeout` when it has them, and asks
+    it (`when_settled`) for in-flight work to come back after a cancellation. Without `io`
+    the driver only waits on completions' done-callbacks.
+
+    Raises: the first failed completion's `CompletionError` (after `op.abort(error)`);
+    whatever `op.step()` raises; `DriveTimeoutError` (a `TimeoutError`) when `timeout`
+    seconds pass first, and the loop's cancellation (`asyncio.CancelledError`, trio
+    `Cancelled`) when cancelled, both after aborting the outstanding completion and calling
+    `op.abort`; `EventLoopError` outside asyncio/uvloop/trio; `InvalidArgumentError` for a
+    negative or NaN `timeout`; `TypeError` if `op` is not an operation.
+    """
+    step = as_step(op)
+    if timeout is not None:
+        timeout = check_seconds(timeout, "timeout")
+    library = _sniffio_thread.name or _sniffio_cvar.get()
+    if library is None or library == "asyncio":
+        try:
+            loop = _get_running_loop()
+        except RuntimeError:
+            raise EventLoopError(
+                "drive() must be awaited under asyncio, uvloop or trio; no running event loop"
+            ) from None
+    elif library == "trio":
+        from bridge import _trio  # noqa: PLC0415 -- trio is imported only when running under it
+
+        return await _trio.drive_trio(op, step, io, timeout)
+    else:
+        raise EventLoopError(f"drive() runs under asyncio, uvloop or trio, not {library!r}")
+
+    # -- asyncio and uvloop: inline here, to save a coroutine per call on the hot path ----
+    time_slice: float = DEFAULT_TIME_SLICE
+    stepping = False
+    if io is not None:
+        stepping = io.needs_stepping
+        time_slice = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
+    waiter: _AsyncioWaiter | None = None
+    timer: asyncio.TimerHandle | None = None
+    if timeout is not None:
+        waiter = _AsyncioWaiter(loop)
+        timer = loop.call_later(timeout, waiter.expire)
+    c: Completion | None = None
+    slice_end = perf_counter() + time_slice
+    try:
+        while True:
+            result = step()
+            if type(result) is Done:
+                return result.value
+            c = result.completion  # type: ignore[union-attr]
+            if c.finished():
+                if c.is_explicit_yield():
+                    pass  # fall through to the turn below
+                else:
+                    error = c.get_error()
+                    if error is not None:
+                        abort_operation(op, error)
+                        raise error
+                    if perf_counter() < slice_end:
+                        continue
+                try:
+                    await _one_turn()
+                except BaseException as exc:
+                    await _give_up_asyncio(op, None, exc, io, loop)
+                    raise
+                if waiter is not None and waiter.expired:
+                    await _time_out_asyncio(op, None, io, loop, timeout)
+                slice_end = perf_counter() + time_slice
+                continue
+            # An unfinished completion: wait for it.
+            if waiter is None:
+                waiter = _AsyncioWaiter(loop)
+            if stepping:
+                assert io is not None
+                await _step_until_finished(op, c, io, loop, waiter, timeout)
+            else:
+                # The first wait is inline (no coroutine per wait); `_wait_asyncio` takes
+                # over for the rare rest: a timeout, or a stale wake-up.
+                waiter.completion = c
+                waiter.fut = fut = loop.create_future()
+                c.add_done_callback(waiter)
+                try:
+                    await fut
+                except BaseException as exc:
+                    waiter.completion = None
+                    c.remove_done_callback(waiter)
+                    await _give_up_asyncio(op, c, exc, io, loop)
+                    raise
+                if not c.finished():
+                    await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
+            error = c.get_error()
+            if error is not None:
+                abort_operation(op, error)
+                raise error
+            slice_end = perf_counter() + time_slice
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+class _AsyncioWaiter:
+    """Wakes one drive call. Registered as the done-callback of the completion it waits on;
+    reused across the waits of one call (stale calls from an earlier completion are ignored)."""
+
+    __slots__ = ("completion", "expired", "fut", "loop", "thread_id")
+
+    def __init__(self, loop: AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread_id = get_ident()
+        self.completion: Completion | None = None
+        self.fut: Future[None] | None = None
+        self.expired = False
+
+    def __call__(self, completion: Completion) -> None:
+        if completion is not self.completion:
+            return
+        fut = self.fut
+        if fut is None:
+            return
+        if get_ident() == self.thread_id:
+            if not fut.done():
+                fut.set_result(None)
+            return
+        loop = self.loop
+        if loop.is_closed():
+            return  # nobody is left to wake
+        try:
+            loop.call_soon_threadsafe(_resolve, fut)
+        except RuntimeError:
+            pass  # the loop closed between the check and the call
+
+    def expire(self) -> None:
+        """The timeout's timer: mark expired and wake the waiting task."""
+        self.expired = True
+        fut = self.fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
+def _resolve(fut: Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _wait_asyncio(
+    op: object,
+    c: Completion,
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+    waiter: _AsyncioWaiter,
+    timeout: float | None,
+    *,
+    registered: bool = False,
+) -> None:
+    """Wait on one Future at a time until `c` finishes (or the timeout expires). With
+    `registered`, the waiter is already `c`'s done-callback and its Future was awaited."""
+    waiter.completion = c
+    if not registered:
+        waiter.fut = fut = loop.create_future()
+        c.add_done_callback(waiter)
+    try:
+        while True:
+            if registered:
+                registered = False
+            else:
+                await fut
+            if c.finished():
+                return
+            if waiter.expired:
+                break
+            # A stale wake-up aimed at an earlier completion: wait again.
+            waiter.fut = fut = loop.create_future()
+    except BaseException as exc:
+        waiter.completion = None
+        c.remove_done_callback(waiter)
+        await _give_up_asyncio(op, c, exc, io, loop)
+        raise
+    waiter.completion = None
+    c.remove_done_callback(waiter)
+    await _time_out_asyncio(op, c, io, loop, timeout)
+
+
+async def _step_until_finished(
+    op: object,
+    c: Completion,
+    io: IOBackend,
+    loop: AbstractEventLoop,
+    waiter: _AsyncioWaiter,
+    timeout: float | None,
+) -> None:
+    """Progress a `needs_stepping` backend until `c` finishes: one loop turn, then
+    `io.step()`, and again. The turn comes first, so that every I/O point really yields
+    (and is a cancellation point), and so that the other tasks' I/O queued meanwhile is
+    served by the same step.
+
+    A `step()` that finishes nothing while `c` is pending means nothing queued there can
+    finish it (the contract `BackendBase.wait_for_completion` relies on too); then another
+    party must, so the driver waits on the done-callback instead of spinning.
+    """
+    while True:
+        try:
+            await _one_turn()
+        except BaseException as exc:
+            await _give_up_asyncio(op, c, exc, io, loop)
+            raise
+        if waiter.expired:
+            await _time_out_asyncio(op, c, io, loop, timeout)
+        if c.finished():
+            return  # another task's step finished it
+        progressed = io.step()
+        if c.finished():
+            return
+        if not progressed:
+            await _wait_asyncio(op, c, io, loop, waiter, timeout)
+            return
+
+
+async def _time_out_asyncio(
+    op: object,
+    c: Completion | None,
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+    timeout: float | None,
+) -> None:
+    """Give up on `op` because its timeout expired; always raises `DriveTimeoutError`."""
+    error = DriveTimeoutError(f"operation did not finish within {timeout} s")
+    await _give_up_asyncio(op, c, error, io, loop)
+    raise error
+
+
+async def _give_up_asyncio(
+    op: object,
+    c: Completion | None,
+    exc: BaseException,
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+) -> None:
+    """Abort `c` and `op`, then let in-flight work settle. The caller re-raises `exc`.
+
+    A further cancellation while settling ends the wait; it propagates unless `exc` is a
+    cancellation itself (which the caller re-raises anyway).
+    """
+    if c is not None and not c.finished():
+        c.abort()
+    _abort_quietly(op, exc)
+    if isinstance(exc, GeneratorExit):
+        return  # the coroutine is being closed (its loop is gone): it must not await
+    when_settled = _when_settled_of(io)
+    if when_settled is None:
+        return
+    fut: Future[None] = loop.create_future()
+    if not when_settled(Resolver(fut)):
+        return
+    assert io is not None
+    handle = loop.call_later(getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT), _resolve, fut)
+    try:
+        await fut
+    except CancelledError:
+        if not isinstance(exc, CancelledError):
+            raise
+    finally:
+        handle.cancel()
+
+
+class Resolver:
+    """A callable that resolves one Future (a settle callback, loop thread only)."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: Future[None]) -> None:
+        self.fut = fut
+
+    def __call__(self) -> None:
+        _resolve(self.fut)
+
+
+def _when_settled_of(io: object) -> Callable[[Callable[[], object]], bool] | None:
+    when_settled: Any = getattr(io, "when_settled", None)
+    return when_settled if callable(when_settled) else None
+
+
+def _abort_quietly(op: object, exc: BaseException) -> None:
+    """`op.abort(exc)` while a cancellation or timeout is on its way out: an abort that
+    raises (it must not) is reported, never allowed to replace the cancellation."""
+    try:
+        abort_operation(op, exc)
+    except Exception as abort_exc:
+        report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
+
+
+class _Unraisable:
+    """The argument shape `sys.unraisablehook` expects."""
+
+    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
+
+    def __init__(self, exc: BaseException, msg: str, obj: object) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = msg
+        self.object = obj
+
+
+def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
+    """Report an exception that has nowhere to go (through `sys.unraisablehook`)."""
+    sys.unraisablehook(_Unraisable(exc, msg, obj))  # type: ignore[arg-type]
+
+
+def check_seconds(value: float, name: str) -> float:
+    """Validate a non-negative, non-NaN number of seconds. Raises `InvalidArgumentError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidArgumentError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,766 @@
+"""`AsyncFileIO`: real files for code running on an event loop (asyncio, uvloop or trio).
+
+Theory of operation (Turso's `core/io/unix.rs` and `io_uring.rs` are the models: submit,
+then complete on the thread that polls):
+- Reads first try `preadv(..., RWF_NOWAIT)` inline, on the loop thread: a page-cache hit
+  finishes the completion on the spot, never blocking the loop. A miss (`EAGAIN`), the rest
+  of a partial hit, and every write, fsync and truncate go to a small pool of worker threads.
+  Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
+  whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use.
+- Workers only make system calls. Everything is owned by the loop thread except the
+  submission queue: submissions are staged, and one loop callback per loop pass (`_flush`)
+  cuts them into batches and puts each batch on the queue. A worker takes a whole batch, runs
+  its calls in order, and posts it back with one wake-up of the loop, where `complete()` /
+  `error()` run: completion callbacks always run on the loop thread, so nothing above needs a
+  lock. Requests submitted by one task in one step (a group's children, a write and its
+  sync) form a *unit*: a unit is never split across batches, which keeps it in order and
+  lets its group finish in one wake-up; separate units are spread over the workers so
+  independent cold reads run in parallel.
+- At most `max_in_flight` requests are with the workers. Beyond that, submissions wait in a
+  pending queue that is fed as results come back: `File.pread` and friends never block.
+- A request whose completion finished before a worker reached it (aborted) is skipped. A
+  driver that gives up on an operation asks `when_settled` to hear when every batch already
+  with a worker has come back, so no worker still writes into the buffers of an operation
+  that was cancelled.
+- The loop is bound lazily, on the first submission that needs the workers, to the loop
+  running on the calling thread; an idle backend rebinds to a new loop. A file's descriptor
+  is closed only when no request holding it is left, so a number is never reused under a
+  worker's feet. Workers are daemon threads started on first use: an unclosed backend never
+  holds the process at exit. `close()`/`aclose()` abort what has not started, let what a
+  worker holds finish (bounded by `settle_timeout`), join the threads and close the files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import os
+import queue
+import stat
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from threading import get_ident
+from time import monotonic as _monotonic
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import sniffio
+
+from bridge._drive import (
+    DEFAULT_SETTLE_TIMEOUT,
+    DEFAULT_TIME_SLICE,
+    Resolver,
+    check_seconds,
+    report_unraisable,
+)
+from bridge._errors import EventLoopError, InvalidArgumentError
+from core.completion import Completion
+from core.errors import CompletionError, ErrorKind, IOResultError
+from core.io.backend import Buffer, OpenFlags, StrPath
+from core.io.common import BackendBase, FileBase
+from core.io.unix import open_flags_to_os, read_fully, write_fully
+
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_WORKERS", "AsyncFile", "AsyncFileIO"]
+
+DEFAULT_WORKERS = 4
+"""Worker threads in the pool."""
+
+DEFAULT_MAX_IN_FLIGHT = 256
+"""Requests that may be with the workers at once; more wait in the pending queue."""
+
+_RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
+_HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
+# What a kernel or file system says when it does not support RWF_NOWAIT reads.
+_NOWAIT_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
+
+
+def _no_preadv(*args: object) -> int:
+    raise OSError(errno.ENOSYS, "preadv is not available on this platform")
+
+
+class _LoopHandle(Protocol):
+    """The few things the backend needs from a running loop (asyncio or trio)."""
+
+    thread_id: int
+
+    def is_current(self) -> bool: ...
+    def call_soon(self, fn: Callable[[Any], object], arg: object) -> None: ...
+    def post(self, fn: Callable[[Any], object], arg: object) -> bool: ...
+    def unit(self) -> object: ...
+    async def wait_settled(self, io: object, settle_timeout: float) -> None: ...
+
+
+class _AsyncioLoopHandle:
+    """How the backend reaches an asyncio (or uvloop) loop."""
+
+    __slots__ = ("loop", "thread_id")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread_id = get_ident()
+
+    def is_current(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def call_soon(self, fn: Callable[[Any], object], arg: object) -> None:
+        self.loop.call_soon(fn, arg)
+
+    def post(self, fn: Callable[[Any], object], arg: object) -> bool:
+        loop = self.loop
+        if loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(fn, arg)
+        except RuntimeError:  # closed between the check and the call
+            return False
+        return True
+
+    def unit(self) -> object:
+        return asyncio.current_task(self.loop)
+
+    async def wait_settled(self, io: object, settle_timeout: float) -> None:
+        when_settled: Any = getattr(io, "when_settled", None)
+        if when_settled is None:
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        if not when_settled(Resolver(fut)):
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), settle_timeout)
+        except TimeoutError:
+            pass
+
+
+class _Kind(enum.Enum):
+    READ = "pread"
+    WRITE = "pwrite"
+    SYNC = "fsync"
+    TRUNCATE = "ftruncate"
+
+
+class _Request:
+    """One system call (or a loop of them) for a worker. Workers write only `result`,
+    `error` and `skipped`; the loop reads them after the batch is posted back."""
+
+    __slots__ = (
+        "base",
+        "buffers",
+        "completion",
+        "error",
+        "file",
+        "kind",
+        "pos",
+        "result",
+        "skipped",
+        "unit",
+    )
+
+    def __init__(
+        self,
+        kind: _Kind,
+        file: AsyncFile,
+        completion: Completion,
+        pos: int,
+        buffers: Sequence[Buffer] | memoryview | None,
+        unit: object,
+        base: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.file = file
+        self.completion = completion
+        self.pos = pos
+        self.buffers = buffers
+        self.unit = unit
+        self.base = base
+        self.result = 0
+        self.error: BaseException | None = None
+        self.skipped = False
+
+    def run(self, fd: int) -> int:
+        """Make the system call(s); raises `OSError` (worker thread)."""
+        match self.kind:
+            case _Kind.READ:
+                view = self.buffers
+                assert isinstance(view, memoryview)
+                return self.base + read_fully(fd, view, self.pos)
+            case _Kind.WRITE:
+                buffers = self.buffers
+                assert isinstance(buffers, list | tuple)
+                return write_fully(fd, buffers, self.pos)
+            case _Kind.SYNC:
+                os.fsync(fd)
+                return 0
+            case _Kind.TRUNCATE:
+                os.ftruncate(fd, self.pos)
+                return 0
+
+
+class _Batch:
+    """Requests a worker runs in order and posts back with one wake-up."""
+
+    __slots__ = ("delivered", "requests", "seq")
+
+    def __init__(self, seq: int, requests: list[_Request]) -> None:
+        self.seq = seq
+        self.requests = requests
+        self.delivered = False
+
+
+class AsyncFile(FileBase):
+    """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched
+    until their completion finishes."""
+
+    __slots__ = ("_backend", "_nowait", "_preadv", "_refs", "fd")
+
+    def __init__(self, backend: AsyncFileIO, path: str, fd: int, read_only: bool) -> None:
+        super().__init__(path, read_only)
+        self._backend = backend
+        self.fd = fd
+        self._nowait = backend._nowait
+        self._preadv = backend._preadv
+        self._refs = 0  # requests holding `fd`: staged, pending or with a worker
+
+    def pread(self, pos: int, c: Completion) -> Completion:
+        """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
+
+        Raises `CompletionError` (kind `CLOSED`; kind `IO`/`EINVAL` for a negative `pos`),
+        `IOResultError` for a completion without a buffer, and `EventLoopError` if the read
+        needs the pool and no event loop runs on this thread.
+        """
+        if self._closed:
+            self._check_open("pread")
+        buffer = c.buffer
+        if buffer is None:
+            raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+        if pos < 0:
+            raise _negative("pread", self._path, pos)
+        if self._nowait:
+            try:
+                n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+            except BlockingIOError:
+                pass  # not (all) cached: the pool reads it
+            except OSError as exc:
+                if exc.errno in _NOWAIT_UNSUPPORTED:
+                    self._nowait = False
+                else:
+                    c.error(
+                        CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos)
+                    )
+                    return c
+            else:
+                if n == len(buffer) or n == 0:
+                    c.complete(n)
+                    return c
+                return self._read_rest(pos, c, buffer, n)
+        self._backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
+        return c
+
+    def _read_rest(
+        self, pos: int, c: Completion, buffer: bytearray | memoryview, done: int
+    ) -> Completion:
+        """Finish a partial RWF_NOWAIT read: inline while the cache has it, then the pool."""
+        view = memoryview(buffer)
+        total = len(view)
+        while done < total:
+            try:
+                n = self._preadv(self.fd, [view[done:]], pos + done, _RWF_NOWAIT)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in _NOWAIT_UNSUPPORTED:
+                    self._nowait = False
+                    break
+                c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+                return c
+            if n == 0:  # end of file
+                total = done
+                break
+            done += n
+        if done >= total:
+            c.complete(done)
+            return c
+        self._backend._stage(_Request(_Kind.READ, self, c, pos + done, view[done:], None, done))
+        return c
+
+    def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
+        """Write all of `buffer` at `pos` (in the pool). Raises as `pwritev` does."""
+        return self.pwritev(pos, (buffer,), c)
+
+    def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
+        """Write the buffers back to back from `pos` (in the pool).
+
+        Raises `CompletionError` (kind `CLOSED`; `EBADF` on a read-only file; `EINVAL` for a
+        negative `pos`) and `EventLoopError` without an event loop on this thread.
+        """
+        self._check_writable("pwritev")
+        if pos < 0:
+            raise _negative("pwritev", self._path, pos)
+        self._backend._stage(_Request(_Kind.WRITE, self, c, pos, tuple(buffers), None))
+        return c
+
+    def sync(self, c: Completion) -> Completion:
+        """fsync (in the pool). Raises `CompletionError` (`CLOSED`) or `EventLoopError`."""
+        self._check_open("sync")
+        self._backend._stage(_Request(_Kind.SYNC, self, c, 0, None, None))
+        return c
+
+    def truncate(self, length: int, c: Completion) -> Completion:
+        """Set the size to `length` (in the pool). Raises as `pwritev` does."""
+        self._check_writable("truncate")
+        if length < 0:
+            raise _negative("truncate", self._path, length)
+        self._backend._stage(_Request(_Kind.TRUNCATE, self, c, length, None, None))
+        return c
+
+    def size(self) -> int:
+        """The size in bytes (`fstat`, inline). Raises `CompletionError`."""
+        self._check_open("size")
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "fstat", path=self._path) from exc
+
+    def _release(self) -> None:
+        self._backend._files.discard(self)
+        if self._refs == 0:
+            os.close(self.fd)
+        # else: the last request to come back closes it (`AsyncFileIO._drop`).
+
+
+def _negative(what: str, path: str, pos: int) -> CompletionError:
+    return CompletionError(
+        ErrorKind.IO, f"{what} at a negative offset", errno=errno.EINVAL, path=path, offset=pos
+    )
+
+
+class AsyncFileIO(BackendBase):
+    """Real files for operations driven by `bridge.drive` on asyncio, uvloop or trio.
+
+    Arguments (all keyword-only):
+    - `workers` (default 4): worker threads for what cannot complete inline.
+    - `max_in_flight` (default 256): requests with the workers at once; more wait, in order,
+      without blocking the loop.
+    - `time_slice` (default 0.002 s): how long `drive` may run already-finished steps before
+      it gives the loop a turn.
+    - `settle_timeout` (default 1.0 s): how long a cancelled `drive`, or `aclose()`, waits for
+      work already inside a worker's system call.
+    - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
+      read to the pool (the path platforms without RWF_NOWAIT take).
+
+    Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
+    also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
+    `IOResultError`): its completions finish on the event loop, which `block` would stall.
+
+    Raises `InvalidArgumentError` for an argument out of range, and `IOResultError` on a
+    platform without POSIX `preadv`/`pwritev`.
+    """
+
+    needs_stepping = False
+    # The inline read; a class attribute so that a subclass can stand in for the kernel.
+    _preadv: Callable[..., int] = staticmethod(getattr(os, "preadv", _no_preadv))
+
+    def __init__(
+        self,
+        *,
+        workers: int = DEFAULT_WORKERS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        time_slice: float = DEFAULT_TIME_SLICE,
+        settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
+        nowait: bool | None = None,
+    ) -> None:
+        if not hasattr(os, "preadv"):
+            raise IOResultError(
+                "AsyncFileIO needs POSIX preadv/pwritev (Linux or macOS); this platform has none"
+            )
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidArgumentError(f"workers must be an int >= 1, got {workers!r}")
+        if (
+            isinstance(max_in_flight, bool)
+            or not isinstance(max_in_flight, int)
+            or max_in_flight < 1
+        ):
+            raise InvalidArgumentError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        super().__init__()
+        self.workers = workers
+        self.max_in_flight = max_in_flight
+        self.time_slice = check_seconds(time_slice, "time_slice")
+        self.settle_timeout = check_seconds(settle_timeout, "settle_timeout")
+        self._nowait = _HAVE_NOWAIT if nowait is None else (bool(nowait) and _HAVE_NOWAIT)
+        self._files: set[AsyncFile] = set()
+        self._handle: _LoopHandle | None = None
+        # Loop-thread state.
+        self._staged: list[_Request] = []
+        self._flush_scheduled = False
+        self._pending: deque[_Request] = deque()
+        self._in_flight = 0
+        self._outstanding: dict[int, _Batch] = {}  # seq -> batch, ascending seq
+        self._seq = 0
+        self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
+        self._pool_submissions = 0
+        self._shut_down = False
+        # Shared with workers.
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._orphans: list[_Batch] = []  # posted back to a loop that was gone
+
+    # -- introspection ------------------------------------------------------------------
+
+    @property
+    def nowait(self) -> bool:
+        """Whether reads try RWF_NOWAIT inline first (per file it may turn itself off)."""
+        return self._nowait
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed to the workers and not yet posted back."""
+        return self._in_flight
+
+    @property
+    def pending(self) -> int:
+        """Requests submitted but not yet handed to the workers (staged or over the bound)."""
+        return len(self._staged) + len(self._pending)
+
+    @property
+    def pool_submissions(self) -> int:
+        """How many requests went to the pool since construction (inline reads do not)."""
+        return self._pool_submissions
+
+    @property
+    def worker_threads(self) -> int:
+        """Worker threads alive now (0 until the pool is first needed, and after close)."""
+        return sum(1 for t in self._threads if t.is_alive())
+
+    # -- IOBackend ------------------------------------------------------------------------
+
+    def open_file(self, path: StrPath, flags: OpenFlags = OpenFlags.NONE) -> AsyncFile:
+        """Open `path` (a plain `open(2)`, inline). Raises `CompletionError` with the errno and
+        path (`ENOENT`, `EACCES`, `EISDIR`, ...), or kind `CLOSED` if the backend is closed."""
+        self._check_open("open_file")
+        name = os.fspath(path)
+        try:
+            fd = os.open(name, open_flags_to_os(flags), 0o644)
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "open", path=name) from exc
+        try:
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        except OSError as exc:
+            os.close(fd)
+            raise CompletionError.from_os_error(exc, "fstat", path=name) from exc
+        if is_dir:
+            os.close(fd)
+            raise CompletionError(
+                ErrorKind.IO, "open failed: is a directory", errno=errno.EISDIR, path=name
+            )
+        file = AsyncFile(self, name, fd, OpenFlags.READ_ONLY in flags)
+        self._files.add(file)
+        return file
+
+    def remove_file(self, path: StrPath) -> None:
+        """Unlink `path` (inline). Raises `CompletionError` with errno and path, or `CLOSED`."""
+        self._check_open("remove_file")
+        name = os.fspath(path)
+        try:
+            os.unlink(name)
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
+
+    def wait_for_completion(self, c: Completion) -> None:
+        """Refuse to wait: completions here finish on the event loop, which a blocking wait
+        would stall. A completion that already finished is returned from (or its error
+        raised).
+
+        Raises `EventLoopError` (an `IOResultError`) for an unfinished completion.
+        """
+        if not c.finished():
+            raise EventLoopError(
+                f"AsyncFileIO cannot wait for {c!r} by blocking: its completions finish on "
+                "the event loop. Run the operation with `await bridge.drive(op, io)`."
+            )
+        error = c.get_error()
+        if error is not None:
+            raise error
+
+    # -- settling (used by `drive` after a cancellation) ----------------------------------
+
+    def when_settled(self, callback: Callable[[], object]) -> bool:
+        """Arrange for `callback()` to run on the loop thread once every batch that is with
+        a worker now has come back; return False (and never call it) if none is."""
+        if not self._outstanding:
+            return False
+        self._settle_waiters.append((self._seq, callback))
+        return True
+
+    # -- submission (loop thread) ---------------------------------------------------------
+
+    def _stage(self, req: _Request) -> None:
+        if self._closed:
+            raise CompletionError(ErrorKind.CLOSED, f"{req.kind.value} on a closed AsyncFileIO")
+        handle = self._handle
+        if handle is None or not handle.is_current():
+            handle = self._bind()
+        req.unit = handle.unit()
+        req.file._refs += 1
+        self._pool_submissions += 1
+        self._staged.append(req)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            handle.call_soon(self._flush, None)
+
+    def _bind(self) -> _LoopHandle:
+        """Bind to the loop running on this thread (first use, or an idle backend moving on).
+
+        Raises `EventLoopError` with no loop here, or when busy on another loop.
+        """
+        handle: _LoopHandle
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            library = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+            if library != "trio":
+                raise EventLoopError(
+                    "AsyncFileIO needs a running event loop (asyncio, uvloop or trio) on this "
+                    "thread for I/O that cannot complete inline; run the operation with "
+                    "`await bridge.drive(op, io)`"
+                ) from None
+            from bridge._trio import TrioLoopHandle  # noqa: PLC0415 -- only under trio
+
+            handle = TrioLoopHandle()
+        else:
+            handle = _AsyncioLoopHandle(loop)
+        if self._handle is not None and (self._staged or self._pending or self._outstanding):
+            raise EventLoopError(
+                "AsyncFileIO is busy on another event loop (or thread); submit from the loop "
+                "it is bound to, or let its I/O finish first"
+            )
+        self._handle = handle
+        return handle
+
+    def _flush(self, _: object = None) -> None:
+        """Loop callback: move this pass's staged requests into the pending queue and feed."""
+        self._flush_scheduled = False
+        if self._staged:
+            self._pending.extend(self._staged)
+            self._staged = []
+        self._feed()
+
+    def _feed(self) -> None:
+        """Hand pending requests to the workers, up to the in-flight bound."""
+        pending = self._pending
+        room = self.max_in_flight - self._in_flight
+        if room <= 0 or not pending:
+            return
+        take: list[_Request] = []
+        while pending and len(take) < room:
+            req = pending.popleft()
+            if req.completion.finished():  # aborted while waiting: never started
+                self._drop(req)
+                continue
+            take.append(req)
+        if not take:
+            return
+        self._in_flight += len(take)
+        for requests in self._split(take):
+            self._seq += 1
+            batch = _Batch(self._seq, requests)
+            self._outstanding[batch.seq] = batch
+            self._queue.put(batch)
+        self._start_workers()
+
+    def _split(self, take: list[_Request]) -> list[list[_Request]]:
+        """Cut requests into at most `workers` batches without splitting a unit."""
+        units: list[list[_Request]] = []
+        last: object = _Request  # a key no request has
+        for req in take:
+            if req.unit is last and units:
+                units[-1].append(req)
+            else:
+                units.append([req])
+                last = req.unit
+        count = min(self.workers, len(units))
+        if count == 1:
+            return [take]
+        batches: list[list[_Request]] = [[] for _ in range(count)]
+        for unit in units:
+            smallest = min(batches, key=len)
+            smallest.extend(unit)
+        return batches
+
+    def _start_workers(self) -> None:
+        threads = self._threads
+        while len(threads) < self.workers:
+            t = threading.Thread(
+                target=self._worker_main, name=f"ioresult-worker-{len(threads)}", daemon=True
+            )
+            threads.append(t)
+            t.start()
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _worker_main(self) -> None:
+        get = self._queue.get
+        while True:
+            batch = get()
+            if batch is None:
+                return
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # never let anything escape a worker
+                for req in batch.requests:
+                    if req.error is None and not req.skipped:
+                        req.error = exc
+            handle = self._handle
+            if handle is None or not handle.post(self._deliver, batch):
+                self._orphans.append(batch)
+
+    def _run_batch(self, batch: _Batch) -> None:
+        """Run a batch's system calls in order (worker thread)."""
+        for req in batch.requests:
+            if req.completion.finished():  # aborted before we got to it
+                req.skipped = True
+                continue
+            try:
+                req.result = req.run(req.file.fd)
+            except Exception as exc:
+                req.error = exc
+
+    # -- results (loop thread) --------------------------------------------------------------
+
+    def _deliver(self, batch: _Batch) -> None:
+        """Loop callback: finish a batch's completions (one wake-up per batch)."""
+        try:
+            if batch.delivered:
+                return
+            batch.delivered = True
+            del self._outstanding[batch.seq]
+            self._in_flight -= len(batch.requests)
+            self._feed()  # keep the workers busy before running callbacks
+            for req in batch.requests:
+                self._drop(req)
+                if req.skipped:
+                    continue
+                error = req.error
+                if error is None:
+                    req.completion.complete(req.result)
+                else:
+                    req.completion.error(_translate(error, req))
+            if self._settle_waiters:
+                self._fire_settle_waiters()
+        except Exception as exc:  # a bug here must not kill the loop (trio would crash)
+            report_unraisable(exc, "Exception while delivering AsyncFileIO results", self)
+
+    def _drop(self, req: _Request) -> None:
+        """A request no longer holds its file; the last one closes a closed file's fd."""
+        file = req.file
+        file._refs -= 1
+        if file._refs == 0 and file._closed:
+            os.close(file.fd)
+
+    def _fire_settle_waiters(self) -> None:
+        lowest = next(iter(self._outstanding), None)
+        keep: list[tuple[int, Callable[[], object]]] = []
+        fire: list[Callable[[], object]] = []
+        for target, callback in self._settle_waiters:
+            if lowest is None or target < lowest:
+                fire.append(callback)
+            else:
+                keep.append((target, callback))
+        self._settle_waiters = keep
+        for callback in fire:
+            callback()
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close: abort what has not reached a worker, wait (at most `settle_timeout`) for
+        what has, then join the workers and close the files. Idempotent."""
+        if self._shut_down:
+            return
+        self._closed = True
+        self._abort_waiting()
+        try:
+            if self._outstanding and self._handle is not None and self._handle.is_current():
+                await self._handle.wait_settled(self, self.settle_timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close now: abort everything not yet delivered, stop and join the workers (at most
+        `settle_timeout` for a system call in progress), close the files. Idempotent.
+
+        Call it on the loop's thread or after the loop has stopped.
+        """
+        if self._shut_down:
+            return
+        self._closed = True
+        self._shut_down = True
+        self._abort_waiting()
+        for batch in list(self._outstanding.values()):
+            for req in batch.requests:
+                req.completion.abort()
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = _monotonic() + self.settle_timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - _monotonic()))
+        stuck = any(t.is_alive() for t in self._threads)
+        if not stuck:
+            # Every batch is back (delivered, posted or orphaned): release their files.
+            for batch in list(self._outstanding.values()):
+                batch.delivered = True
+                for req in batch.requests:
+                    self._drop(req)
+            self._outstanding.clear()
+            self._orphans.clear()
+            self._in_flight = 0
+            self._threads.clear()
+        for callback in [cb for _, cb in self._settle_waiters]:
+            callback()
+        self._settle_waiters = []
+        for file in list(self._files):
+            file.close()
+        super().close()
+
+    def _abort_waiting(self) -> None:
+        """Abort and release what never reached a worker (staged and pending)."""
+        waiting = self._staged + list(self._pending)
+        self._staged = []
+        self._pending.clear()
+        for req in waiting:
+            req.completion.abort()
+            self._drop(req)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<AsyncFileIO {state} workers={self.workers} in_flight={self._in_flight} "
+            f"pending={self.pending}>"
+        )
+
+
+def _translate(error: BaseException, req: _Request) -> CompletionError:
+    """A worker's exception as the completion's error."""
+    path = req.file.path
+    offset = req.pos if req.kind in (_Kind.READ, _Kind.WRITE, _Kind.TRUNCATE) else None
+    if isinstance(error, OSError):
+        return CompletionError.from_os_error(error, req.kind.value, path=path, offset=offset)
+    err = CompletionError(
+        ErrorKind.IO, f"{req.kind.value} raised {error!r}", path=path, offset=offset
+    )
+    err.__cause__ = error
+    return err

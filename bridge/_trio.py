@@ -1,0 +1,235 @@
+"""The trio half of the bridge; imported only when something runs under trio.
+
+Theory of operation (same rules as the asyncio half in `bridge._drive`):
+- A waiting drive parks its task with `trio.lowlevel.wait_task_rescheduled` and is woken by
+  `reschedule` from the completion's done-callback: directly on the trio thread, through
+  `TrioToken.run_sync_soon` from any other thread (it never blocks the caller, unlike
+  anyio's `from_thread`). A `waiting` flag makes sure `reschedule` happens exactly once per
+  park, as trio requires, even if a late wake-up and a cancellation race.
+- A timeout is a `CancelScope` with a deadline, as `trio.fail_after` is; the Cancelled it
+  delivers is turned into `DriveTimeoutError` once the operation was aborted.
+- Settling after a cancellation waits under a shielded scope with its own deadline, since
+  every checkpoint inside a cancelled scope would raise again at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+from trio.lowlevel import Abort, Task, checkpoint, current_task, current_trio_token, reschedule
+from trio.lowlevel import wait_task_rescheduled as _park
+
+from bridge._drive import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE, report_unraisable
+from bridge._errors import DriveTimeoutError
+from core.completion import Completion
+from core.driver import abort_operation
+from core.result import IO, Done
+
+if TYPE_CHECKING:
+    from core.io.backend import IOBackend
+
+__all__ = ["TrioLoopHandle", "drive_trio", "wait_settled_trio"]
+
+T = TypeVar("T")
+
+
+class _TrioWaiter:
+    """Wakes one parked drive call; the done-callback of the completion it waits on."""
+
+    __slots__ = ("completion", "task", "thread_id", "token", "waiting")
+
+    def __init__(self) -> None:
+        self.task: Task = current_task()
+        self.token = current_trio_token()
+        self.thread_id = get_ident()
+        self.completion: Completion | None = None
+        self.waiting = False
+
+    def __call__(self, completion: Completion) -> None:
+        if completion is not self.completion:
+            return
+        if get_ident() == self.thread_id:
+            self.wake()
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            self.token.run_sync_soon(self.wake)
+
+    def wake(self) -> None:
+        """Reschedule the parked task, once per park (trio thread only)."""
+        if self.waiting:
+            self.waiting = False
+            reschedule(self.task)
+
+    def abort(self, raise_cancel: Any) -> Abort:
+        """trio's abort function: a cancellation is always accepted."""
+        self.waiting = False
+        return Abort.SUCCEEDED
+
+
+async def drive_trio(
+    op: object,
+    step: Callable[[], Done[T] | IO],
+    io: IOBackend | None,
+    timeout: float | None,
+) -> T:
+    """`bridge.drive` under trio (see there for what it raises)."""
+    if timeout is None:
+        return await _run(op, step, io, None)
+    with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+        return await _run(op, step, io, scope)
+    # The scope caught its own Cancelled: the deadline passed and `op` was aborted.
+    raise DriveTimeoutError(f"operation did not finish within {timeout} s")
+
+
+async def _run(
+    op: object,
+    step: Callable[[], Done[T] | IO],
+    io: IOBackend | None,
+    scope: trio.CancelScope | None,
+) -> T:
+    time_slice: float = DEFAULT_TIME_SLICE
+    stepping = False
+    if io is not None:
+        stepping = io.needs_stepping
+        time_slice = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
+    clock = trio.current_time  # monotonic, cheap
+    waiter: _TrioWaiter | None = None
+    c: Completion | None = None
+    slice_end = clock() + time_slice
+    while True:
+        result = step()
+        if type(result) is Done:
+            return result.value
+        c = result.completion  # type: ignore[union-attr]
+        if c.finished():
+            if not c.is_explicit_yield():
+                error = c.get_error()
+                if error is not None:
+                    abort_operation(op, error)
+                    raise error
+                if clock() < slice_end:
+                    continue
+            try:
+                await checkpoint()
+            except BaseException as exc:
+                await _give_up(op, None, exc, io, scope)
+                raise
+            slice_end = clock() + time_slice
+            continue
+        if waiter is None:
+            waiter = _TrioWaiter()
+        try:
+            if stepping:
+                assert io is not None
+                while True:  # a turn, then a step: see bridge._drive
+                    await checkpoint()
+                    if c.finished():
+                        break
+                    progressed = io.step()
+                    if c.finished():
+                        break
+                    if not progressed:
+                        await _park_until_finished(c, waiter)
+                        break
+            else:
+                await _park_until_finished(c, waiter)
+        except BaseException as exc:
+            await _give_up(op, c, exc, io, scope)
+            raise
+        error = c.get_error()
+        if error is not None:
+            abort_operation(op, error)
+            raise error
+        slice_end = clock() + time_slice
+
+
+async def _park_until_finished(c: Completion, waiter: _TrioWaiter) -> None:
+    waiter.completion = c
+    c.add_done_callback(waiter)
+    try:
+        while not c.finished():
+            waiter.waiting = True
+            await _park(waiter.abort)
+    finally:
+        waiter.waiting = False
+        waiter.completion = None
+        if not c.finished():
+            c.remove_done_callback(waiter)
+
+
+async def _give_up(
+    op: object,
+    c: Completion | None,
+    exc: BaseException,
+    io: IOBackend | None,
+    scope: trio.CancelScope | None,
+) -> None:
+    """Abort `c` and `op` and let in-flight work settle; the caller re-raises `exc`."""
+    if c is not None and not c.finished():
+        c.abort()
+    reported: BaseException = exc
+    if scope is not None and scope.cancel_called and isinstance(exc, trio.Cancelled):
+        reported = DriveTimeoutError("operation timed out")
+    try:
+        abort_operation(op, reported)
+    except Exception as abort_exc:
+        report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
+    if io is not None and not isinstance(exc, GeneratorExit):
+        await wait_settled_trio(io, getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT))
+
+
+async def wait_settled_trio(io: object, settle_timeout: float) -> None:
+    """Wait (shielded, at most `settle_timeout` s) until `io.when_settled` says the work
+    handed to its workers has come back; return at once if it has none out."""
+    when_settled: Any = getattr(io, "when_settled", None)
+    if when_settled is None:
+        return
+    event = trio.Event()
+    if not when_settled(event.set):
+        return
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + settle_timeout):
+        await event.wait()
+
+
+class TrioLoopHandle:
+    """How `AsyncFileIO` reaches a trio run: schedule on it, post to it from workers."""
+
+    __slots__ = ("thread_id", "token")
+
+    def __init__(self) -> None:
+        self.token = current_trio_token()
+        self.thread_id = get_ident()
+
+    def is_current(self) -> bool:
+        """True on the thread and in the run this handle was made in."""
+        try:
+            return current_trio_token() is self.token
+        except RuntimeError:
+            return False
+
+    def call_soon(self, fn: Callable[[Any], object], arg: object) -> None:
+        """Run `fn(arg)` on the run's thread soon (called from that thread)."""
+        self.token.run_sync_soon(fn, arg)
+
+    def post(self, fn: Callable[[Any], object], arg: object) -> bool:
+        """Run `fn(arg)` on the run's thread (called from a worker); False if the run ended."""
+        try:
+            self.token.run_sync_soon(fn, arg)
+        except trio.RunFinishedError:
+            return False
+        return True
+
+    def unit(self) -> object:
+        """The current task (requests of one task's step travel together), or None."""
+        try:
+            return current_task()
+        except RuntimeError:
+            return None
+
+    async def wait_settled(self, io: object, settle_timeout: float) -> None:
+        """See `wait_settled_trio`."""
+        await wait_settled_trio(io, settle_timeout)

@@ -1,0 +1,78 @@
+"""Shared test configuration.
+
+- Every `@pytest.mark.asyncio` test runs once per event loop: plain asyncio and uvloop,
+  through pytest-asyncio's `pytest_asyncio_loop_factories` hook (no event-loop policies).
+  A test can narrow that with `@pytest.mark.asyncio(loop_factories=["asyncio"])`.
+- Each loop made here records what reaches its exception handler ("Future exception was
+  never retrieved", "Task was destroyed but it is pending", errors in callbacks); a test
+  fails if anything did.
+- trio tests use anyio's plugin: `@pytest.mark.anyio` with an `anyio_backend` fixture of
+  "trio" in the test module.
+- `@pytest.mark.slow` tests are skipped unless `--run-slow` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dev dependency except on Windows
+    uvloop = None
+
+LOOP_ERRORS: list[dict[str, Any]] = []
+"""Contexts passed to the exception handler of the loops made by the factories below."""
+
+
+def _record_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    LOOP_ERRORS.append(context)
+
+
+def new_asyncio_loop() -> asyncio.AbstractEventLoop:
+    """A plain asyncio loop whose exception handler records into `LOOP_ERRORS`."""
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_record_loop_error)
+    return loop
+
+
+def new_uvloop_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop whose exception handler records into `LOOP_ERRORS`."""
+    assert uvloop is not None
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    loop.set_exception_handler(_record_loop_error)
+    return loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": new_asyncio_loop}
+    if uvloop is not None:
+        factories["uvloop"] = new_uvloop_loop
+    return factories
+
+
+@pytest.fixture(autouse=True)
+def _no_loop_errors() -> Iterator[None]:
+    LOOP_ERRORS.clear()
+    yield
+    errors = list(LOOP_ERRORS)
+    LOOP_ERRORS.clear()
+    assert not errors, f"the event loop reported errors: {errors}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow; run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,45 @@
+"""The example scripts run to the end and print what they promise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = [
+    "wrote 1048576 bytes",
+    "read a range: ok",
+    "read the whole file: ok",
+    "copied 1048576 bytes",
+    "timed out: DriveTimeoutError",
+    "done",
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "cancelled"),
+    [
+        ("asyncio_file_ops.py", "cancelled: CancelledError"),
+        ("uvloop_file_ops.py", "cancelled: CancelledError"),
+        ("trio_file_ops.py", "cancelled: Cancelled"),
+    ],
+)
+def test_example_runs(script: str, cancelled: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="error")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert lines == [*EXPECTED[:4], cancelled, *EXPECTED[4:]]

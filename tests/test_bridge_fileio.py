@@ -1,0 +1,597 @@
+"""`AsyncFileIO`: inline reads, the worker pool, backpressure, closing, refusals.
+
+asyncio and uvloop through the loop factories in conftest; trio through anyio's plugin.
+Worker timing is controlled with a gate (a subclass whose workers wait on an Event), never
+by sleeping and measuring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from bridge import AsyncFileIO, EventLoopError, InvalidArgumentError, drive
+from bridge._fileio import _Batch
+from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError, block
+from core.io import OpenFlags
+from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
+
+SIZE = 256 * 1024
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "trio"
+
+
+@pytest.fixture
+def data() -> bytes:
+    return random.Random(7).randbytes(SIZE)
+
+
+@pytest.fixture
+def data_file(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left_behind() -> Iterator[None]:
+    yield
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("ioresult-worker")]
+    assert not alive, f"worker threads left running: {alive}"
+
+
+class GatedIO(AsyncFileIO):
+    """Workers wait for `gate` before each batch and record how many requests run at once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = threading.Event()
+        self.lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+        self.batches = 0
+
+    def _run_batch(self, batch: _Batch) -> None:
+        self.gate.wait()
+        with self.lock:
+            self.active += len(batch.requests)
+            self.max_active = max(self.max_active, self.active)
+            self.batches += 1
+        try:
+            super()._run_batch(batch)
+        finally:
+            with self.lock:
+                self.active -= len(batch.requests)
+
+
+class Single:
+    """An operation that submits one I/O with `submit(c)` and returns its result."""
+
+    def __init__(self, make: Any, submit: Any) -> None:
+        self.make = make
+        self.submit = submit
+        self.c: Completion | None = None
+        self.aborted: list[BaseException] = []
+
+    def step(self) -> Done[int] | IO:
+        if self.c is None:
+            self.c = self.make()
+            self.submit(self.c)
+            return IO(self.c)
+        return Done(self.c.result())
+
+    def abort(self, error: BaseException) -> None:
+        self.aborted.append(error)
+
+
+async def turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+# -- the operations -------------------------------------------------------------------------
+
+
+async def run_core_ops(io: AsyncFileIO, tmp_path: Path, data: bytes) -> None:
+    f = io.open_file(tmp_path / "new.bin", OpenFlags.CREATE)
+    assert await drive(WriteBuffers(f, 0, [data[:1000], data[1000:]]), io) == len(data)
+    assert (tmp_path / "new.bin").read_bytes() == data
+    assert await drive(ReadRange(f, 4096, 100), io) == data[4096:4196]
+    assert await drive(ReadRange(f, len(data) - 10, 100), io) == data[-10:]
+    with pytest.raises(CompletionError) as info:
+        await drive(ReadRange(f, len(data) - 10, 100, exact=True), io)
+    assert info.value.kind is ErrorKind.SHORT_READ
+    assert await drive(ReadWholeFile(f, chunk_size=10_000), io) == data
+    g = io.open_file(tmp_path / "copy.bin", OpenFlags.CREATE)
+    assert await drive(CopyFile(f, g, chunk_size=8192, batch=4), io) == len(data)
+    assert (tmp_path / "copy.bin").read_bytes() == data
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("nowait", [None, False])
+async def test_core_ops(tmp_path: Path, data: bytes, nowait: bool | None) -> None:
+    async with AsyncFileIO(nowait=nowait) as io:
+        await run_core_ops(io, tmp_path, data)
+        assert io.in_flight == 0 and io.pending == 0
+    assert io.worker_threads == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("nowait", [None, False])
+async def test_core_ops_trio(tmp_path: Path, data: bytes, nowait: bool | None) -> None:
+    async with AsyncFileIO(nowait=nowait) as io:
+        await run_core_ops(io, tmp_path, data)
+    assert io.worker_threads == 0
+
+
+# -- inline reads and the RWF_NOWAIT fallback -----------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_page_cache_hits_complete_inline_without_threads(
+    data_file: Path, data: bytes
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    async with AsyncFileIO() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        for off in range(0, SIZE, 4096):
+            c = Completion.new_read(bytearray(4096))
+            f.pread(off, c)
+            if not f._nowait:
+                pytest.skip("this file system refuses RWF_NOWAIT reads")
+            if not c.finished():  # not cached after all (memory pressure): let it finish
+                await drive(lambda c=c: Done(0) if c.finished() else IO(c), io)
+            assert bytes(c.buffer) == data[off : off + 4096]  # type: ignore[arg-type]
+        # The file was just written, so the reads were (nearly all) hits, done inline.
+        assert io.pool_submissions <= 2
+        assert await drive(ReadRange(f, 10, 20), io) == data[10:30]
+
+
+@pytest.mark.asyncio
+async def test_nowait_off_sends_every_read_to_the_pool(data_file: Path, data: bytes) -> None:
+    async with AsyncFileIO(nowait=False) as io:
+        assert not io.nowait
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        results = [await drive(ReadRange(f, off, 512), io) for off in range(0, 8192, 512)]
+        assert results == [data[off : off + 512] for off in range(0, 8192, 512)]
+        assert io.pool_submissions == 16
+        assert 1 <= io.worker_threads <= io.workers
+
+
+def _fake_preadv(fd: int, buffers: list[Any], pos: int, flags: int = 0) -> int:
+    view = memoryview(buffers[0])
+    FakeKernelIO.calls.append((pos, len(view)))
+    action = FakeKernelIO.script.pop(0)
+    if action == "unsupported":
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+    if action == "miss":
+        raise BlockingIOError(errno.EAGAIN, "would block")
+    if action == "eof":
+        return 0
+    if action == "half":
+        return os.preadv(fd, [view[: len(view) // 2]], pos)
+    assert action == "all"
+    return os.preadv(fd, [view], pos)
+
+
+class FakeKernelIO(AsyncFileIO):
+    """Stands in for the kernel's RWF_NOWAIT answers, per call, from a script."""
+
+    script: list[str]
+    calls: list[tuple[int, int]]
+    _preadv = staticmethod(_fake_preadv)
+
+
+@pytest.fixture
+def fake_kernel() -> Iterator[type[FakeKernelIO]]:
+    FakeKernelIO.script = []
+    FakeKernelIO.calls = []
+    yield FakeKernelIO
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("script", "pool", "inline_calls"),
+    [
+        (["all"], 0, 1),  # a hit
+        (["miss"], 1, 1),  # a miss: all of it in the pool
+        (["half", "all"], 0, 2),  # partial hit, then the rest inline
+        (["half", "miss"], 1, 2),  # partial hit, the rest in the pool
+        (["half", "half", "miss"], 1, 3),  # two partial hits, then the pool
+        (["unsupported"], 1, 1),  # the file system refuses: this file stops trying
+    ],
+)
+async def test_nowait_paths(
+    fake_kernel: type[FakeKernelIO],
+    data_file: Path,
+    data: bytes,
+    script: list[str],
+    pool: int,
+    inline_calls: int,
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = list(script)
+    async with fake_kernel() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 1000, 8000), io) == data[1000:9000]
+        assert io.pool_submissions == pool
+        assert len(fake_kernel.calls) == inline_calls
+        assert fake_kernel.script == []
+        if script == ["unsupported"]:
+            assert not f._nowait
+            assert await drive(ReadRange(f, 0, 10), io) == data[:10]
+            assert len(fake_kernel.calls) == 1  # never asked again for this file
+            assert io.pool_submissions == 2
+
+
+@pytest.mark.asyncio
+async def test_partial_hit_then_end_of_file(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["half", "eof"]
+    async with fake_kernel() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 0, 100), io) == data[:50]
+        assert io.pool_submissions == 0
+
+
+@pytest.mark.asyncio
+async def test_partial_page_cache_hit_on_a_real_file(tmp_path: Path) -> None:
+    """Evict the second half of a range, then read all of it: whatever mix of inline and
+    pool the kernel gives, the bytes must be right."""
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("no posix_fadvise here")
+    payload = random.Random(3).randbytes(1 << 20)
+    path = tmp_path / "partial.bin"
+    path.write_bytes(payload)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 1 << 19, 1 << 19, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    async with AsyncFileIO() as io:
+        f = io.open_file(path, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 0, 1 << 20), io) == payload
+
+
+# -- worker errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_error_from_a_worker_thread() -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    async with AsyncFileIO() as io:
+        f = io.open_file("/dev/full")
+        op = WriteBuffers(f, 0, [b"x" * 100], sync=False)
+        with pytest.raises(CompletionError) as info:
+            await drive(op, io)
+        assert info.value.kind is ErrorKind.IO
+        assert info.value.errno == errno.ENOSPC
+        assert info.value.path == "/dev/full"
+        assert "ENOSPC" in str(info.value)
+        # The worker survived and the backend still serves.
+        with pytest.raises(CompletionError):
+            await drive(WriteBuffers(f, 0, [b"y"], sync=False), io)
+
+
+class ExplodingIO(AsyncFileIO):
+    def _run_batch(self, batch: _Batch) -> None:
+        raise RuntimeError("a bug in a worker")
+
+
+@pytest.mark.asyncio
+async def test_a_non_os_error_in_a_worker_becomes_the_completions_error(
+    data_file: Path,
+) -> None:
+    async with ExplodingIO(nowait=False) as io:
+        f = io.open_file(data_file)
+        with pytest.raises(CompletionError, match="a bug in a worker") as info:
+            await drive(ReadRange(f, 0, 10), io)
+        assert isinstance(info.value.__cause__, RuntimeError)
+        with pytest.raises(CompletionError):
+            await drive(ReadRange(f, 0, 10), io)
+
+
+# -- submission errors ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_submission_errors(data_file: Path, tmp_path: Path) -> None:
+    async with AsyncFileIO() as io:
+        ro = io.open_file(data_file, OpenFlags.READ_ONLY)
+        with pytest.raises(CompletionError) as info:
+            ro.pwrite(0, b"x", Completion.new_write())
+        assert info.value.errno == errno.EBADF
+        for call in (
+            lambda: ro.pread(-1, Completion.new_read(bytearray(1))),
+            lambda: ro.truncate(-1, Completion.new_trunc()),
+        ):
+            with pytest.raises(CompletionError) as info:
+                call()
+            assert info.value.errno in (errno.EINVAL, errno.EBADF)
+        rw = io.open_file(data_file)
+        with pytest.raises(CompletionError) as info:
+            rw.pwritev(-5, [b"x"], Completion.new_write())
+        assert info.value.errno == errno.EINVAL and info.value.offset == -5
+        with pytest.raises(IOResultError, match="buffer"):
+            rw.pread(0, Completion.new_write())
+        with pytest.raises(CompletionError) as info:
+            io.open_file(tmp_path / "missing")
+        assert info.value.errno == errno.ENOENT
+        with pytest.raises(CompletionError) as info:
+            io.open_file(tmp_path, OpenFlags.READ_ONLY)
+        assert info.value.errno == errno.EISDIR
+        with pytest.raises(CompletionError) as info:
+            io.remove_file(tmp_path / "missing")
+        assert info.value.errno == errno.ENOENT
+        io.remove_file(data_file)
+        assert not data_file.exists()
+        assert rw.size() == SIZE  # an unlinked file stays readable through its handle
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"workers": 0},
+        {"workers": 1.5},
+        {"max_in_flight": 0},
+        {"max_in_flight": True},
+        {"time_slice": -1},
+        {"settle_timeout": float("nan")},
+    ],
+)
+def test_invalid_constructor_arguments(kwargs: dict[str, Any]) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(InvalidArgumentError, match=name):
+        AsyncFileIO(**kwargs)
+
+
+# -- backpressure ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_backpressure_at_the_in_flight_bound(data_file: Path, data: bytes) -> None:
+    io = GatedIO(nowait=False, max_in_flight=8, workers=2)
+    async with io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        tasks = [asyncio.create_task(drive(ReadRange(f, i * 100, 100), io)) for i in range(100)]
+        await turns(3)  # every task submitted; the flush ran
+        assert io.in_flight == 8
+        assert io.pending == 92  # waiting, and the loop is not blocked: we are running
+        io.gate.set()
+        results = await asyncio.gather(*tasks)
+        assert results == [data[i * 100 : i * 100 + 100] for i in range(100)]
+        assert io.max_active <= 8
+        assert io.in_flight == 0 and io.pending == 0
+
+
+@pytest.mark.asyncio
+async def test_ten_thousand_concurrent_drives_share_one_backend(
+    data_file: Path, data: bytes
+) -> None:
+    io = GatedIO(nowait=False)
+    io.gate.set()
+    async with io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        offsets = [(i * 4099) % (SIZE - 64) for i in range(10_000)]
+        results = await asyncio.gather(*(drive(ReadRange(f, off, 64), io) for off in offsets))
+        assert results == [data[off : off + 64] for off in offsets]
+        assert io.max_active <= io.max_in_flight
+        assert io.pool_submissions == 10_000
+        # Batching: far fewer wake-ups than requests.
+        assert io.batches < 10_000
+
+
+@pytest.mark.anyio
+async def test_ten_thousand_concurrent_drives_under_trio(data_file: Path, data: bytes) -> None:
+    io = GatedIO(nowait=False)
+    io.gate.set()
+    results: dict[int, bytes] = {}
+    offsets = [(i * 4099) % (SIZE - 64) for i in range(10_000)]
+
+    async def one(i: int, f: Any) -> None:
+        results[i] = await drive(ReadRange(f, offsets[i], 64), io)
+
+    async with io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        async with trio.open_nursery() as nursery:
+            for i in range(10_000):
+                nursery.start_soon(one, i, f)
+        assert [results[i] for i in range(10_000)] == [data[off : off + 64] for off in offsets]
+        assert io.max_active <= io.max_in_flight
+
+
+@pytest.mark.asyncio
+async def test_independent_cold_reads_spread_over_workers(data_file: Path) -> None:
+    io = GatedIO(nowait=False, workers=4)
+    async with io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        tasks = [asyncio.create_task(drive(ReadRange(f, i * 4096, 4096), io)) for i in range(32)]
+        await turns(3)
+        # 32 units (one task each) cut into one batch per worker.
+        assert len(io._outstanding) == 4
+        io.gate.set()
+        await asyncio.gather(*tasks)
+
+
+@pytest.mark.asyncio
+async def test_a_groups_children_travel_together(data_file: Path, data: bytes) -> None:
+    io = GatedIO(nowait=False, workers=4)
+    async with io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        task = asyncio.create_task(drive(ReadWholeFile(f, chunk_size=4096), io))
+        await turns(3)
+        assert io.in_flight == SIZE // 4096
+        assert len(io._outstanding) == 1  # one unit: one batch, one wake-up
+        io.gate.set()
+        assert await task == data
+
+
+# -- refusing block -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_block_inside_a_running_loop_is_refused_not_deadlocked(data_file: Path) -> None:
+    async with AsyncFileIO() as io:
+        f = io.open_file(data_file)
+        op = WriteBuffers(f, 0, [b"x"])
+        with pytest.raises(EventLoopError, match="drive"):
+            block(op, io)
+        assert isinstance(EventLoopError("x"), IOResultError)
+        await turns(2)
+        assert io.pending == 0  # block aborted the write it could not wait for
+        assert await drive(WriteBuffers(f, 0, [b"y"]), io) == 1
+
+
+def test_block_outside_any_loop_is_refused(data_file: Path) -> None:
+    with AsyncFileIO() as io:
+        f = io.open_file(data_file)
+        with pytest.raises(EventLoopError, match="event loop"):
+            block(WriteBuffers(f, 0, [b"x"]), io)
+    with AsyncFileIO(nowait=False) as io:
+        f = io.open_file(data_file)
+        with pytest.raises(EventLoopError, match="event loop"):
+            block(ReadRange(f, 0, 10), io)
+        c = Completion.new_write()
+        c.complete(1)
+        io.wait_for_completion(c)  # a finished completion is no reason to refuse
+
+
+# -- closing --------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_closed_backend_errors(data_file: Path) -> None:
+    io = AsyncFileIO()
+    f = io.open_file(data_file)
+    assert await drive(ReadRange(f, 0, 4), io)
+    await io.aclose()
+    await io.aclose()  # idempotent
+    io.close()
+    for call in (
+        lambda: io.open_file(data_file),
+        lambda: io.remove_file(data_file),
+        lambda: f.pread(0, Completion.new_read(bytearray(1))),
+        lambda: f.pwrite(0, b"x", Completion.new_write()),
+        lambda: f.sync(Completion.new_sync()),
+        lambda: f.truncate(0, Completion.new_trunc()),
+        f.size,
+    ):
+        with pytest.raises(CompletionError) as info:
+            call()
+        assert info.value.kind is ErrorKind.CLOSED
+    with pytest.raises(CompletionError) as info:
+        await drive(ReadRange(f, 0, 4), io)
+    assert info.value.kind is ErrorKind.CLOSED
+
+
+@pytest.mark.asyncio
+async def test_aclose_drains_what_workers_hold_and_aborts_what_waits(data_file: Path) -> None:
+    io = GatedIO(nowait=False, max_in_flight=1, workers=1)
+    f = io.open_file(data_file)
+    first = asyncio.create_task(drive(WriteBuffers(f, 0, [b"AB"], sync=False), io))
+    second = asyncio.create_task(drive(WriteBuffers(f, 2, [b"CD"], sync=False), io))
+    await turns(3)
+    assert io.in_flight == 1 and io.pending == 1
+    asyncio.get_running_loop().call_later(0.01, io.gate.set)
+    await io.aclose()
+    assert await first == 2  # drained
+    with pytest.raises(CompletionError) as info:
+        await second  # aborted before a worker saw it
+    assert info.value.kind is ErrorKind.ABORTED
+    assert data_file.read_bytes()[:4] != b"ABCD"
+    assert data_file.read_bytes()[:2] == b"AB"
+    assert io.worker_threads == 0
+
+
+@pytest.mark.asyncio
+async def test_closing_a_file_with_io_in_flight_defers_closing_its_descriptor(
+    data_file: Path,
+) -> None:
+    io = GatedIO(nowait=False)
+    async with io:
+        f = io.open_file(data_file)
+        task = asyncio.create_task(drive(WriteBuffers(f, 0, [b"Z"], sync=False), io))
+        await turns(3)
+        f.close()
+        os.fstat(f.fd)  # still open: a worker holds it
+        io.gate.set()
+        assert await task == 1
+        with pytest.raises(OSError) as info:
+            os.fstat(f.fd)
+        assert info.value.errno == errno.EBADF
+    assert data_file.read_bytes()[:1] == b"Z"
+
+
+def test_loop_closing_with_io_in_flight(data_file: Path) -> None:
+    io = GatedIO(nowait=False, settle_timeout=0.02)
+    f = io.open_file(data_file)
+    op = WriteBuffers(f, 0, [b"Q"], sync=False)
+    holder: dict[str, asyncio.Task[int]] = {}
+
+    async def main() -> None:
+        holder["task"] = asyncio.create_task(drive(op, io))
+        await turns(3)
+        assert io.in_flight == 1
+        # return with the drive still waiting: the runner cancels it while closing
+
+    with asyncio.Runner() as runner:
+        runner.run(main())
+    assert holder["task"].cancelled()
+    assert op._state.name == "FAILED"  # op.abort ran
+    io.gate.set()  # the worker finishes and posts to a closed loop: dropped quietly
+    io.close()
+    assert io.worker_threads == 0
+    assert f.closed
+
+
+def test_same_backend_on_consecutive_loops(data_file: Path, data: bytes) -> None:
+    io = AsyncFileIO(nowait=False)
+    f = io.open_file(data_file, OpenFlags.READ_ONLY)
+    for _ in range(2):
+        assert asyncio.run(drive(ReadRange(f, 5, 5), io)) == data[5:10]
+    assert trio.run(drive, ReadRange(f, 7, 5), io) == data[7:12]
+    io.close()
+
+
+@pytest.mark.asyncio
+async def test_submitting_from_another_thread_is_refused(data_file: Path) -> None:
+    async with AsyncFileIO() as io:
+        f = io.open_file(data_file)
+        assert await drive(WriteBuffers(f, 0, [b"k"]), io) == 1
+        errors: list[BaseException] = []
+
+        def other_thread() -> None:
+            try:
+                f.sync(Completion.new_sync())
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        assert len(errors) == 1 and isinstance(errors[0], EventLoopError)
+
+
+@pytest.mark.asyncio
+async def test_when_settled_is_false_when_nothing_is_out() -> None:
+    async with AsyncFileIO() as io:
+        assert io.when_settled(lambda: None) is False
