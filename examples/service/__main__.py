@@ -1,0 +1,72 @@
+"""Run the service: `python -m examples.service` (what `make demo` does).
+
+Creates the sample database on first run, then serves every database under the data
+directory with uvicorn on uvloop (httptools parsing HTTP), on 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from examples.service.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, build the application, serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.service",
+        description="Browse and query SQLite databases over HTTP through ioresult's async core.",
+        epilog="Options override the IORESULT_* environment variables (see settings.py).",
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on, 0 for any (default 8000)")
+    parser.add_argument("--data-dir", type=Path, help="where the sample and uploads live")
+    parser.add_argument("--rows", type=int, help="books in the sample made on first run")
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (benchmarks)"
+    )
+    args = parser.parse_args(argv)
+    overrides: dict[str, object] = {"announce": True}
+    for option, field in (
+        ("host", "host"),
+        ("port", "port"),
+        ("data_dir", "data_dir"),
+        ("rows", "sample_rows"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            overrides[field] = value
+    try:
+        settings = Settings.from_env(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    import uvicorn
+
+    from examples.service.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
+    loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop=loop,
+        http="httptools",
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
