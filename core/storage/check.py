@@ -196,6 +196,14 @@ class CheckDatabase(_ReadOp[list[Problem]]):
             rows_of = None if index.where is not None else f"table {index.table}"
             trees.append(_Tree(f"index {index.name}", index.root_page, False, plan, rows_of))
         self._trees = trees
+        # A file shorter than the header says: every page past its end will fail to read.
+        file_pages = db.file.size() // db.pager.layout.page_size
+        if db.header is not None and file_pages < db.pager.page_count:
+            self._problem(
+                "file",
+                None,
+                f"is truncated: it holds {file_pages} pages, the header says {db.pager.page_count}",
+            )
 
     def _value(self) -> list[Problem]:
         return self._problems

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
 
 from examples.service.settings import Settings, SettingsError
 
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-access-log", action="store_true", help="do not log every request (benchmarks)"
     )
     args = parser.parse_args(argv)
-    overrides: dict[str, object] = {"announce": True}
+    overrides: dict[str, object] = {}
     for option, field in (
         ("host", "host"),
         ("port", "port"),
@@ -48,14 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    import uvicorn
-
     from examples.service.app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(message)s")
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop=loop,
@@ -63,9 +66,30 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         access_log=not args.no_access_log,
     )
-    server = uvicorn.Server(config)
+    server = _AnnouncingServer(config, app)
     server.run()
     return 0
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says where the service is, once it really listens (the port may have been 0)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started or not self.servers or not self.servers[0].sockets:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        databases = getattr(self.app.state, "databases", None)
+        count = len(databases.entries) if databases is not None else 0
+        url = f"http://{host}:{port}"
+        print(
+            f"Serving {count} database(s). API: {url}/databases  Docs: {url}/docs",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -138,13 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await databases.start()
             app.state.databases = databases
             app.state.io = io
-            if settings.announce:
-                url = f"http://{settings.host}:{settings.port}"
-                print(
-                    f"Serving {len(databases.entries)} database(s) from {settings.data_dir}\n"
-                    f"  API:  {url}/databases\n  Docs: {url}/docs",
-                    flush=True,
-                )
             try:
                 yield
             finally:

@@ -286,7 +286,7 @@ class Databases:
             db.close()
         if problems:
             first = problems[0]
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise InvalidUploadError(
                 f"the database is damaged: {first.describe()}{more}", page=first.page
             )

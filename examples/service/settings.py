@@ -46,8 +46,6 @@ class Settings:
     """Rows per read (one `drive`) while exporting; also rows per chunk sent."""
     workers: int = 4
     """Worker threads of the AsyncFileIO, for reads that miss the page cache."""
-    announce: bool = False
-    """Print the address and the docs page once the service is ready."""
 
     @property
     def sample_path(self) -> Path:
