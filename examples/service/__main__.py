@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         access_log=not args.no_access_log,
     )
     server = _AnnouncingServer(config, app)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn shut down cleanly, then re-raised Ctrl+C for us: no traceback for that.
+        pass
     return 0
 
 

@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(
                 create_sample_database, settings.sample_path, rows=settings.sample_rows
             )
-        async with AsyncFileIO(workers=settings.workers) as io:
+        async with AsyncFileIO(workers=settings.workers, nowait=settings.nowait) as io:
             databases = Databases(io, settings)
             await databases.start()
             app.state.databases = databases
@@ -926,7 +926,15 @@ async def _export_body(
             yield shape.csv_header()
         if first is not None:
             yield encode(first)
-            async for page in pages:
+            while True:
+                # One loop turn per page. Reads that hit the page cache finish without
+                # ever waiting, and a server may take chunks for a client that is gone
+                # without waiting either: this turn is where the news of a disconnect
+                # (and the cancellation it brings) gets in.
+                await asyncio.sleep(0)
+                page = await anext(pages, None)
+                if page is None:
+                    break
                 yield encode(page)
     except StorageError as exc:
         log.error("export of %s from %r stopped: %s", shape.table.name, entry.name, exc)

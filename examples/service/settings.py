@@ -46,6 +46,9 @@ class Settings:
     """Rows per read (one `drive`) while exporting; also rows per chunk sent."""
     workers: int = 4
     """Worker threads of the AsyncFileIO, for reads that miss the page cache."""
+    nowait: bool | None = None
+    """The AsyncFileIO's `nowait`: None tries RWF_NOWAIT reads inline where the platform
+    has them; False sends every read to the workers."""
 
     @property
     def sample_path(self) -> Path:
