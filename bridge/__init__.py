@@ -7,9 +7,16 @@
 
 from bridge._drive import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE, drive
 from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
-from bridge._fileio import DEFAULT_MAX_IN_FLIGHT, DEFAULT_WORKERS, AsyncFile, AsyncFileIO
+from bridge._fileio import (
+    DEFAULT_INLINE_BUDGET,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_WORKERS,
+    AsyncFile,
+    AsyncFileIO,
+)
 
 __all__ = [
+    "DEFAULT_INLINE_BUDGET",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_SETTLE_TIMEOUT",
     "DEFAULT_TIME_SLICE",

@@ -143,6 +143,8 @@ async def drive(
             # An unfinished completion: wait for it.
             if waiter is None:
                 waiter = _AsyncioWaiter(loop)
+            elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
+                await _time_out_asyncio(op, c, io, loop, timeout)
             if stepping:
                 assert io is not None
                 await _step_until_finished(op, c, io, loop, waiter, timeout)

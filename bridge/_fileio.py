@@ -5,6 +5,9 @@ then complete on the thread that polls):
 - Reads first try `preadv(..., RWF_NOWAIT)` inline, on the loop thread: a page-cache hit
   finishes the completion on the spot, never blocking the loop. A miss (`EAGAIN`), the rest
   of a partial hit, and every write, fsync and truncate go to a small pool of worker threads.
+  Inline copies are bounded per loop pass (`inline_budget`): a read that does not fit in
+  what is left goes to the pool, so a hundred tasks each reading a cached megabyte in the
+  same pass cannot hold the loop for the time of twenty copies.
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use.
 - Workers only make system calls. Everything is owned by the loop thread except the
@@ -62,13 +65,22 @@ from core.io.backend import Buffer, OpenFlags, StrPath
 from core.io.common import BackendBase, FileBase
 from core.io.unix import open_flags_to_os, read_fully, write_fully
 
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_WORKERS", "AsyncFile", "AsyncFileIO"]
+__all__ = [
+    "DEFAULT_INLINE_BUDGET",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_WORKERS",
+    "AsyncFile",
+    "AsyncFileIO",
+]
 
 DEFAULT_WORKERS = 4
 """Worker threads in the pool."""
 
 DEFAULT_MAX_IN_FLIGHT = 256
 """Requests that may be with the workers at once; more wait in the pending queue."""
+
+DEFAULT_INLINE_BUDGET = 1 << 20
+"""Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
 
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
@@ -239,7 +251,9 @@ class AsyncFile(FileBase):
             raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
         if pos < 0:
             raise _negative("pread", self._path, pos)
-        if self._nowait:
+        backend = self._backend
+        size = len(buffer)
+        if self._nowait and size <= backend._inline_left:
             try:
                 n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
             except BlockingIOError:
@@ -253,11 +267,14 @@ class AsyncFile(FileBase):
                     )
                     return c
             else:
-                if n == len(buffer) or n == 0:
+                backend._inline_left -= n
+                if not backend._inline_reset_due:
+                    backend._schedule_inline_reset()
+                if n in (size, 0):
                     c.complete(n)
                     return c
                 return self._read_rest(pos, c, buffer, n)
-        self._backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
+        backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
         return c
 
     def _read_rest(
@@ -351,6 +368,9 @@ class AsyncFileIO(BackendBase):
       work already inside a worker's system call.
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
+    - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop thread
+      in one loop pass; a read that does not fit goes to the pool, so many operations
+      reading at once cannot hold the loop for long.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
@@ -372,6 +392,7 @@ class AsyncFileIO(BackendBase):
         time_slice: float = DEFAULT_TIME_SLICE,
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         nowait: bool | None = None,
+        inline_budget: int = DEFAULT_INLINE_BUDGET,
     ) -> None:
         if not hasattr(os, "preadv"):
             raise IOResultError(
@@ -385,8 +406,18 @@ class AsyncFileIO(BackendBase):
             or max_in_flight < 1
         ):
             raise InvalidArgumentError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        if (
+            isinstance(inline_budget, bool)
+            or not isinstance(inline_budget, int)
+            or inline_budget < 0
+        ):
+            raise InvalidArgumentError(f"inline_budget must be an int >= 0, got {inline_budget!r}")
         super().__init__()
         self.workers = workers
+        self.inline_budget = inline_budget
+        # Bytes inline reads may still copy in this loop pass; reset once per pass.
+        self._inline_left = inline_budget
+        self._inline_reset_due = False
         self.max_in_flight = max_in_flight
         self.time_slice = check_seconds(time_slice, "time_slice")
         self.settle_timeout = check_seconds(settle_timeout, "settle_timeout")
@@ -494,6 +525,25 @@ class AsyncFileIO(BackendBase):
             return False
         self._settle_waiters.append((self._seq, callback))
         return True
+
+    # -- the inline budget (loop thread) --------------------------------------------------
+
+    def _schedule_inline_reset(self) -> None:
+        """Refill the inline budget at the next loop pass. Without a loop here (a caller
+        outside any event loop) there is no loop to protect: refill at once."""
+        self._inline_reset_due = True
+        handle = self._handle
+        if handle is None or not handle.is_current():
+            try:
+                handle = self._bind()
+            except EventLoopError:
+                self._reset_inline_budget()
+                return
+        handle.call_soon(self._reset_inline_budget, None)
+
+    def _reset_inline_budget(self, _: object = None) -> None:
+        self._inline_left = self.inline_budget
+        self._inline_reset_due = False
 
     # -- submission (loop thread) ---------------------------------------------------------
 

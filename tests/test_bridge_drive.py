@@ -537,3 +537,21 @@ async def test_ten_thousand_drives_share_a_stepping_backend() -> None:
     data = bytes(range(256)) * 40
     assert results == [data[off : off + 8] for off in offsets]
     assert io.pending() == 0
+
+
+@pytest.mark.asyncio
+async def test_timeout_holds_even_when_every_wait_succeeds() -> None:
+    # The zero timeout fires in the same loop pass that finishes the first completion (its
+    # Future is already resolved by then): the next wait must notice the deadline passed.
+    loop = asyncio.get_running_loop()
+
+    def soon() -> Completion:
+        c = Completion.new_write()
+        loop.call_soon(c.complete, 1)
+        return c
+
+    op = Steps([soon] * 50)
+    with pytest.raises(DriveTimeoutError):
+        await drive(op, timeout=0)
+    assert len(op.aborted) == 1
+    assert len(op.completions) < 50

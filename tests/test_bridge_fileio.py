@@ -595,3 +595,67 @@ async def test_submitting_from_another_thread_is_refused(data_file: Path) -> Non
 async def test_when_settled_is_false_when_nothing_is_out() -> None:
     async with AsyncFileIO() as io:
         assert io.when_settled(lambda: None) is False
+
+
+# -- the inline budget ----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_inline_budget_sends_what_does_not_fit_to_the_pool(
+    data_file: Path, data: bytes
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    async with AsyncFileIO(inline_budget=8192) as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 0, 16), io) == data[:16]  # warm; file checked
+        if not f._nowait:
+            pytest.skip("this file system refuses RWF_NOWAIT reads")
+        await asyncio.sleep(0)  # a new loop pass: the budget is full again
+        before = io.pool_submissions
+        # Four 4 KiB reads in one pass: two fit the budget, two go to the pool.
+        cs = [Completion.new_read(bytearray(4096)) for _ in range(4)]
+        for i, c in enumerate(cs):
+            f.pread(i * 4096, c)
+        assert [c.finished() for c in cs] == [True, True, False, False]
+        assert io.pool_submissions == before + 2
+        # A read larger than the whole budget never goes inline.
+        big = Completion.new_read(bytearray(16384))
+        await asyncio.sleep(0)
+        f.pread(0, big)
+        assert not big.finished()
+        while not all(c.finished() for c in [*cs, big]):
+            await asyncio.sleep(0.001)
+        assert (
+            [bytes(c.buffer) for c in cs]
+            == [  # type: ignore[arg-type]
+                data[i * 4096 : (i + 1) * 4096] for i in range(4)
+            ]
+        )
+        assert bytes(big.buffer) == data[:16384]  # type: ignore[arg-type]
+        # After a pass the budget is back: the next small read is inline again.
+        await asyncio.sleep(0)
+        c = Completion.new_read(bytearray(4096))
+        f.pread(0, c)
+        assert c.finished()
+
+
+def test_inline_reads_outside_a_loop_are_not_limited(data_file: Path, data: bytes) -> None:
+    # No loop to protect (and none to refill the budget later): refill at once.
+    with AsyncFileIO(inline_budget=4096) as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        for off in range(0, 64 * 1024, 4096):
+            c = Completion.new_read(bytearray(4096))
+            try:
+                f.pread(off, c)
+            except EventLoopError:
+                pytest.skip("the page cache did not hold the file")
+            if not f._nowait:
+                pytest.skip("no RWF_NOWAIT reads here")
+            assert bytes(c.buffer) == data[off : off + 4096]  # type: ignore[arg-type]
+        assert io.pool_submissions == 0
+
+
+def test_inline_budget_must_be_a_non_negative_int() -> None:
+    with pytest.raises(InvalidArgumentError, match="inline_budget"):
+        AsyncFileIO(inline_budget=-1)

@@ -1,0 +1,227 @@
+"""Random 4 KiB reads of a 64 MiB file, page cache hot and cold, through every route.
+
+Contenders (alternated, medians): a raw `os.pread` loop; `block(ReadRange)` over `UnixIO`;
+`await drive(ReadRange)` over `AsyncFileIO`, one operation at a time and 32 at once;
+aiofiles (`seek` + `read`, its usual one-call-per-read use); `anyio.to_thread.run_sync(
+os.pread)`. The async ones run on asyncio and on uvloop. Cold runs evict the file with
+`posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
+
+Run: python benchmarks/bench_file_reads.py [--quick] [--cold-reads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiofiles
+import anyio.to_thread
+from _common import Contender, LoopRunners, alternate, atimed, print_table, ratio, timed
+
+from bridge import AsyncFileIO, drive
+from core import block
+from core.io import OpenFlags, UnixIO
+from core.ops import ReadRange
+
+FILE_SIZE = 64 << 20
+READ = 4096
+CONCURRENCY = 32
+
+
+def make_file(directory: str) -> str:
+    path = os.path.join(directory, "bench-64MiB.bin")
+    chunk = random.Random(0).randbytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(FILE_SIZE >> 20):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def evict(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def warm(path: str) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--hot-reads", type=int, default=None)
+    parser.add_argument("--cold-reads", type=int, default=None)
+    args = parser.parse_args()
+    hot_rounds = args.rounds or (3 if args.quick else 7)
+    cold_rounds = args.rounds or (2 if args.quick else 3)
+    hot_reads = args.hot_reads or (2_000 if args.quick else 10_000)
+    cold_reads = args.cold_reads or (2_000 if args.quick else 10_000)
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        path = make_file(tmp)
+        rng = random.Random(42)
+        all_offsets = [rng.randrange(FILE_SIZE // READ) * READ for _ in range(10_000)]
+        fd = os.open(path, os.O_RDONLY)
+        unix = UnixIO()
+        unix_file = unix.open_file(path, OpenFlags.READ_ONLY)
+
+        with LoopRunners() as runners:
+            backends = {name: AsyncFileIO() for name in runners.names}
+            files = {name: io.open_file(path, OpenFlags.READ_ONLY) for name, io in backends.items()}
+
+            def contenders(n: int) -> list[Contender]:
+                offsets = all_offsets[:n]
+
+                def raw() -> float:
+                    def work() -> None:
+                        pread = os.pread
+                        for off in offsets:
+                            pread(fd, READ, off)
+
+                    return timed(work, n)
+
+                def block_unix() -> float:
+                    def work() -> None:
+                        for off in offsets:
+                            block(ReadRange(unix_file, off, READ), unix)
+
+                    return timed(work, n)
+
+                def drive_one(loop: str) -> float:
+                    io, f = backends[loop], files[loop]
+
+                    async def work() -> None:
+                        for off in offsets:
+                            await drive(ReadRange(f, off, READ), io)
+
+                    return runners.run(loop, atimed(work, n))
+
+                def drive_many(loop: str) -> float:
+                    io, f = backends[loop], files[loop]
+
+                    async def lane(part: list[int]) -> None:
+                        for off in part:
+                            await drive(ReadRange(f, off, READ), io)
+
+                    async def work() -> None:
+                        parts = [offsets[i::CONCURRENCY] for i in range(CONCURRENCY)]
+                        await asyncio.gather(*(lane(p) for p in parts))
+
+                    return runners.run(loop, atimed(work, n))
+
+                def aiofiles_reads(loop: str) -> float:
+                    async def work() -> None:
+                        async with aiofiles.open(path, "rb") as f:
+                            for off in offsets:
+                                await f.seek(off)
+                                await f.read(READ)
+
+                    return runners.run(loop, atimed(work, n))
+
+                def anyio_reads(loop: str) -> float:
+                    async def work() -> None:
+                        run_sync = anyio.to_thread.run_sync
+                        for off in offsets:
+                            await run_sync(os.pread, fd, READ, off)
+
+                    return runners.run(loop, atimed(work, n))
+
+                out = [Contender("raw", raw), Contender("block", block_unix)]
+                per_loop: list[tuple[str, Callable[[str], float]]] = [
+                    ("drive1", drive_one),
+                    ("drive32", drive_many),
+                    ("aiofiles", aiofiles_reads),
+                    ("anyio", anyio_reads),
+                ]
+                for loop in runners.names:
+                    for key, fn in per_loop:
+                        out.append(Contender(f"{key}/{loop}", lambda fn=fn, loop=loop: fn(loop)))
+                return out
+
+            labels = {
+                "raw": "raw os.pread loop",
+                "block": "block(ReadRange) over UnixIO",
+                "drive1": "drive(ReadRange) over AsyncFileIO, 1 at a time",
+                "drive32": f"drive(ReadRange) over AsyncFileIO, {CONCURRENCY} at once",
+                "aiofiles": "aiofiles seek+read, 1 at a time",
+                "anyio": "anyio.to_thread.run_sync(os.pread), 1 at a time",
+            }
+
+            def report(title: str, res: dict[str, object], rounds: int) -> dict[str, float]:
+                med = {name: r.median for name, r in res.items()}  # type: ignore[attr-defined]
+                rows = []
+                for name, value in med.items():
+                    key, _, loop = name.partition("/")
+                    label = labels[key] + (f", {loop}" if loop else "")
+                    rows.append(
+                        [label, value * 1e6, ratio(value, med["raw"]), ratio(value, med["block"])]
+                    )
+                print_table(
+                    f"{title}, {rounds} rounds, medians",
+                    ["contender", "us per read", "vs raw pread", "vs block/UnixIO"],
+                    rows,
+                )
+                return med
+
+            print(f"hot page cache: {hot_reads} reads per run", file=sys.stderr)
+            warm(path)
+            hot = report(
+                f"4 KiB random reads, hot page cache ({hot_reads} reads per run)",
+                alternate(contenders(hot_reads), hot_rounds, before_each=lambda: None),
+                hot_rounds,
+            )
+            print(f"cold page cache: {cold_reads} reads per run", file=sys.stderr)
+            cold = report(
+                f"4 KiB random reads, cold page cache ({cold_reads} reads per run)",
+                alternate(
+                    contenders(cold_reads), cold_rounds, warmup=0, before_each=lambda: evict(path)
+                ),
+                cold_rounds,
+            )
+
+            rows = []
+            for loop in runners.names:
+                rows += [
+                    [
+                        f"hot: drive 1 at a time / block over UnixIO, {loop}",
+                        ratio(hot[f"drive1/{loop}"], hot["block"]),
+                        "<= 1.30x",
+                    ],
+                    [
+                        f"hot: aiofiles / drive 1 at a time, {loop}",
+                        ratio(hot[f"aiofiles/{loop}"], hot[f"drive1/{loop}"]),
+                        ">= 30x",
+                    ],
+                    [
+                        f"cold: raw pread loop / drive {CONCURRENCY} at once, {loop}",
+                        ratio(cold["raw"], cold[f"drive32/{loop}"]),
+                        ">= 1.50x",
+                    ],
+                ]
+            print_table("targets", ["ratio", "measured", "target"], rows)
+
+            for loop, io in backends.items():
+                runners.run(loop, io.aclose())
+        unix.close()
+        os.close(fd)
+
+
+if __name__ == "__main__":
+    main()
