@@ -96,7 +96,7 @@ async def drive(
                 "drive() must be awaited under asyncio, uvloop or trio; no running event loop"
             ) from None
     elif library == "trio":
-        from bridge import _trio  # noqa: PLC0415 -- trio is imported only when running under it
+        from bridge import _trio
 
         return await _trio.drive_trio(op, step, io, timeout)
     else:

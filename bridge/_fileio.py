@@ -577,7 +577,7 @@ class AsyncFileIO(BackendBase):
                     "thread for I/O that cannot complete inline; run the operation with "
                     "`await bridge.drive(op, io)`"
                 ) from None
-            from bridge._trio import TrioLoopHandle  # noqa: PLC0415 -- only under trio
+            from bridge._trio import TrioLoopHandle
 
             handle = TrioLoopHandle()
         else:

@@ -30,7 +30,6 @@ from core.errors import CompletionError, IOResultError
 from core.io import OpenFlags
 from core.ops.write import WriteBuffers
 from core.storage import StorageError
-from core.storage.check import check_database
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
 
@@ -277,7 +276,7 @@ class Databases:
                 f"not a valid SQLite database: {_what(exc)}", page=getattr(exc, "page", None)
             ) from exc
         try:
-            problems = await drive(check_database(db.db), self.io)
+            problems = await db.check()
         except StorageError as exc:
             raise InvalidUploadError(
                 f"not a valid SQLite database: {_what(exc)}", page=getattr(exc, "page", None)
