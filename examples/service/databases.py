@@ -146,7 +146,12 @@ class Databases:
 
     async def _open(self, name: str, path: Path, source: Literal["sample", "upload"]) -> None:
         try:
-            db = await AsyncDatabase.open(self.io, path, immutable=source == "upload")
+            db = await AsyncDatabase.open(
+                self.io,
+                path,
+                immutable=source == "upload",
+                cache_pages=self.settings.cache_pages,
+            )
         except (StorageError, CompletionError) as exc:
             log.error("not serving %s (%s): %s", name, path, exc)
             return
@@ -235,7 +240,18 @@ class Databases:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        db = await AsyncDatabase.open(self.io, final, immutable=True)
+        try:
+            db = await AsyncDatabase.open(
+                self.io, final, immutable=True, cache_pages=self.settings.cache_pages
+            )
+        except BaseException:
+            # It was valid a moment ago; whatever stopped us (a cancellation, say), the
+            # upload did not happen: do not leave a file that is not served.
+            final.unlink(missing_ok=True)
+            old_entry = self.entries.pop(name, None)
+            if old_entry is not None:
+                self._retire(old_entry)
+            raise
         old = self.entries.get(name)
         entry = self.entries[name] = Entry(name, final, "upload", db)
         if old is not None:
