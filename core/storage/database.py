@@ -494,6 +494,7 @@ class _ReadOp(Generic[T]):
         "_phase",
         "_restarts",
         "_schema_load",
+        "_waiting",
         "_wal_scan",
         "_wal_token",
         "db",
@@ -501,6 +502,7 @@ class _ReadOp(Generic[T]):
 
     def __init__(self, db: Database | None) -> None:
         self.db = db
+        self._waiting: Completion | None = None
         self._phase = _Phase.BEGIN
         self._holds_read = False
         self._completion: Completion | None = None
@@ -529,12 +531,20 @@ class _ReadOp(Generic[T]):
         Raises `StateMachineError` if stepped after it finished or failed, and the errors
         listed on the `Database` method that built it.
         """
+        waiting = self._waiting
+        if waiting is not None:
+            # Stepped again before what it waits for finished: yield the same completion,
+            # touching nothing (only a driver's mistake or a spurious wake-up gets here).
+            if not waiting.finished():
+                return IO(waiting)
+            self._waiting = None
         try:
             while True:
                 phase = self._phase
                 if phase is _Phase.WORK:
                     pending = self._work()
                     if pending is not None:
+                        self._waiting = pending
                         return IO(pending)
                     self._phase = self._after_work()
                 elif phase is _Phase.DONE:
@@ -544,6 +554,7 @@ class _ReadOp(Generic[T]):
                 else:
                     pending = self._transaction_step(phase)
                     if pending is not None:
+                        self._waiting = pending
                         return IO(pending)
                 if self._phase is _Phase.DONE:
                     value = self._value()

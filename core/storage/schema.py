@@ -29,7 +29,7 @@ Theory of operation:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.storage.collation import (
     KNOWN_COLLATIONS,
@@ -226,7 +226,7 @@ def evaluate_default(default: DefaultValue | None, affinity: Affinity) -> tuple[
     if kind == "blob":
         return bytes.fromhex(default.text), True
     if kind in ("true", "false"):
-        return apply_affinity(1 if kind == "true" else 0, affinity), True
+        return (1 if kind == "true" else 0), True  # SQLite applies no affinity to these
     return None, False
 
 
@@ -241,13 +241,21 @@ class _TableBuilder:
         names = [fold_name(c.name) for c in parsed.columns]
         primary = next((c for c in parsed.constraints if c.kind == "primary"), None)
         alias: int | None = None
-        if primary is not None and not parsed.without_rowid and len(primary.columns) == 1:
+        # SQLite's parser turns a one-column PRIMARY KEY on a column declared exactly
+        # INTEGER (unless it is a column-level "PRIMARY KEY DESC") into the rowid alias,
+        # even in a WITHOUT ROWID table, where the key index is then built afterwards from
+        # the bare column: last in the autoindex numbering, with the column's collation.
+        integer_key: int | None = None
+        if primary is not None and len(primary.columns) == 1:
             pk = primary.columns[0]
             if pk.name is not None and fold_name(pk.name) in names:
                 position = names.index(fold_name(pk.name))
                 declared = parsed.columns[position].declared_type
                 if declared.upper() == "INTEGER" and not (primary.column_level and pk.descending):
-                    alias = position
+                    integer_key = position
+                    if not parsed.without_rowid:
+                        alias = position
+        self.integer_key = integer_key
         for i, pc in enumerate(parsed.columns):
             affinity = affinity_of(pc.declared_type, strict=parsed.strict)
             default, supported = evaluate_default(pc.default, affinity)
@@ -268,6 +276,9 @@ class _TableBuilder:
         pk_columns: tuple[IndexColumn, ...] = ()
         if primary is not None:
             pk_columns = tuple(self.index_column(c, sql) for c in primary.columns)
+            if integer_key is not None:
+                column = self.columns[integer_key]
+                pk_columns = (replace(pk_columns[0], collation=column.collation),)
         self.table = Table(
             name=name,
             root_page=root,
@@ -312,10 +323,16 @@ class _TableBuilder:
         """(unique, columns) of each constraint that got an index, in SQLite's numbering."""
         made: list[tuple[bool, tuple[IndexColumn, ...]]] = []
         seen: list[tuple[tuple[int | None, str], ...]] = []
-        for constraint in self.parsed.constraints:
+        constraints = list(self.parsed.constraints)
+        if self.integer_key is not None:
+            primary = [c for c in constraints if c.kind == "primary"][:1]
+            constraints = [c for c in constraints if all(c is not p for p in primary)]
+            if self.parsed.without_rowid:
+                constraints += primary  # its index is made after every other one
+        for constraint in constraints:
             columns = tuple(self.index_column(c, "") for c in constraint.columns)
-            if constraint.kind == "primary" and self.alias is not None:
-                continue
+            if constraint.kind == "primary" and self.integer_key is not None:
+                columns = self.table.primary_key
             signature = tuple((c.column, c.collation) for c in columns)
             if signature in seen:
                 continue
