@@ -144,10 +144,12 @@ class YieldPoints:
 
 def main() -> None:
     args = parse_args(__doc__ or "")
-    rounds = args.rounds or (3 if args.quick else 9)
-    ops = 20 if args.quick else 100  # operations of 1,000 points per run
-    calls = 5_000 if args.quick else 30_000  # one-step operations per run
-    yields = 5_000 if args.quick else 30_000  # deferred yields per run
+    # Many short runs rather than a few long ones: on a shared machine a burst of other
+    # work then spoils a few samples, which the median ignores.
+    rounds = args.rounds or (5 if args.quick else 31)
+    ops = 20  # operations of 1,000 points per run
+    calls = 5_000  # one-step operations per run
+    yields = 5_000  # deferred yields per run
 
     io = MemoryIO()
     f = io.open_file("bench", OpenFlags.CREATE)

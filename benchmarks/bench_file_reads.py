@@ -6,7 +6,11 @@ aiofiles (`seek` + `read`, its usual one-call-per-read use); `anyio.to_thread.ru
 os.pread)`. The async ones run on asyncio and on uvloop. Cold runs evict the file with
 `posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
 
-Run: python benchmarks/bench_file_reads.py [--quick] [--cold-reads N]
+The 10,000 random offsets are measured in slices of 1,000 reads: each measured run is one
+slice by one contender, the contenders take turns on a slice, and each contender's median
+is over all its runs.
+
+Run: python benchmarks/bench_file_reads.py [--quick]
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +38,7 @@ from core.ops import ReadRange
 FILE_SIZE = 64 << 20
 READ = 4096
 CONCURRENCY = 32
+SLICE = 1_000  # reads per measured run; 10 slices make the 10,000 random offsets
 
 
 def make_file(directory: str) -> str:
@@ -65,14 +70,14 @@ def warm(path: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--hot-reads", type=int, default=None)
-    parser.add_argument("--cold-reads", type=int, default=None)
+    parser.add_argument("--hot-rounds", type=int, default=None)
+    parser.add_argument("--cold-rounds", type=int, default=None)
     args = parser.parse_args()
-    hot_rounds = args.rounds or (3 if args.quick else 7)
-    cold_rounds = args.rounds or (2 if args.quick else 3)
-    hot_reads = args.hot_reads or (2_000 if args.quick else 10_000)
-    cold_reads = args.cold_reads or (2_000 if args.quick else 10_000)
+    # The 10,000 reads are measured in slices of 1,000, each slice by every contender in
+    # turn (A B C ..., then the next slice): on a shared machine a burst of other work
+    # spoils a few short samples, which the medians ignore, rather than one long run.
+    hot_rounds = args.hot_rounds or (10 if args.quick else 30)
+    cold_rounds = args.cold_rounds or (3 if args.quick else 10)
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         path = make_file(tmp)
@@ -86,10 +91,25 @@ def main() -> None:
             backends = {name: AsyncFileIO() for name in runners.names}
             files = {name: io.open_file(path, OpenFlags.READ_ONLY) for name, io in backends.items()}
 
-            def contenders(n: int) -> list[Contender]:
-                offsets = all_offsets[:n]
+            def contenders() -> list[Contender]:
+                n = SLICE
+                slices = [all_offsets[i : i + SLICE] for i in range(0, len(all_offsets), SLICE)]
+                calls: dict[str, int] = {}
+
+                class Offsets:
+                    """Each contender's runs step through the same slices, in order."""
+
+                    def __init__(self, name: str) -> None:
+                        self.name = name
+
+                    def __iter__(self) -> Iterator[int]:
+                        k = calls.get(self.name, 0)
+                        calls[self.name] = k + 1
+                        return iter(slices[k % len(slices)])
 
                 def raw() -> float:
+                    offsets = Offsets("raw")
+
                     def work() -> None:
                         pread = os.pread
                         for off in offsets:
@@ -98,6 +118,8 @@ def main() -> None:
                     return timed(work, n)
 
                 def block_unix() -> float:
+                    offsets = Offsets("block")
+
                     def work() -> None:
                         for off in offsets:
                             block(ReadRange(unix_file, off, READ), unix)
@@ -106,6 +128,7 @@ def main() -> None:
 
                 def drive_one(loop: str) -> float:
                     io, f = backends[loop], files[loop]
+                    offsets = Offsets(f"drive1/{loop}")
 
                     async def work() -> None:
                         for off in offsets:
@@ -115,6 +138,7 @@ def main() -> None:
 
                 def drive_many(loop: str) -> float:
                     io, f = backends[loop], files[loop]
+                    offsets = list(Offsets(f"drive32/{loop}"))
 
                     async def lane(part: list[int]) -> None:
                         for off in part:
@@ -127,6 +151,8 @@ def main() -> None:
                     return runners.run(loop, atimed(work, n))
 
                 def aiofiles_reads(loop: str) -> float:
+                    offsets = Offsets(f"aiofiles/{loop}")
+
                     async def work() -> None:
                         async with aiofiles.open(path, "rb") as f:
                             for off in offsets:
@@ -136,6 +162,8 @@ def main() -> None:
                     return runners.run(loop, atimed(work, n))
 
                 def anyio_reads(loop: str) -> float:
+                    offsets = Offsets(f"anyio/{loop}")
+
                     async def work() -> None:
                         run_sync = anyio.to_thread.run_sync
                         for off in offsets:
@@ -180,19 +208,18 @@ def main() -> None:
                 )
                 return med
 
-            print(f"hot page cache: {hot_reads} reads per run", file=sys.stderr)
+            print("hot page cache", file=sys.stderr)
             warm(path)
             hot = report(
-                f"4 KiB random reads, hot page cache ({hot_reads} reads per run)",
-                alternate(contenders(hot_reads), hot_rounds, before_each=lambda: None),
+                f"4 KiB random reads, hot page cache ({SLICE:,} reads per run)",
+                alternate(contenders(), hot_rounds),
                 hot_rounds,
             )
-            print(f"cold page cache: {cold_reads} reads per run", file=sys.stderr)
+            print("cold page cache", file=sys.stderr)
             cold = report(
-                f"4 KiB random reads, cold page cache ({cold_reads} reads per run)",
-                alternate(
-                    contenders(cold_reads), cold_rounds, warmup=0, before_each=lambda: evict(path)
-                ),
+                f"4 KiB random reads, cold page cache ({SLICE:,} reads per run, "
+                "file evicted before each run)",
+                alternate(contenders(), cold_rounds, warmup=0, before_each=lambda: evict(path)),
                 cold_rounds,
             )
 

@@ -6,10 +6,13 @@ then complete on the thread that polls):
   finishes the completion on the spot, never blocking the loop. A miss (`EAGAIN`), the rest
   of a partial hit, and every write, fsync and truncate go to a small pool of worker threads.
   Inline copies are bounded per loop pass (`inline_budget`): a read that does not fit in
-  what is left goes to the pool, so a hundred tasks each reading a cached megabyte in the
-  same pass cannot hold the loop for the time of twenty copies.
+  what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
+  one larger than the whole budget goes to the pool; so a hundred tasks each reading a
+  cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
-  whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use.
+  whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
+  file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
+  (a miss costs a system call and an exception on the loop thread), then tries again.
 - Workers only make system calls. Everything is owned by the loop thread except the
   submission queue: submissions are staged, and one loop callback per loop pass (`_flush`)
   cuts them into batches and puts each batch on the queue. A worker takes a whole batch, runs
@@ -84,6 +87,9 @@ DEFAULT_INLINE_BUDGET = 1 << 20
 
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
+# After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
+_MISS_STREAK = 8
+_MISS_PAUSE = 32
 # What a kernel or file system says when it does not support RWF_NOWAIT reads.
 _NOWAIT_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS})
 
@@ -227,7 +233,7 @@ class AsyncFile(FileBase):
     """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched
     until their completion finishes."""
 
-    __slots__ = ("_backend", "_nowait", "_preadv", "_refs", "fd")
+    __slots__ = ("_backend", "_misses", "_nowait", "_pause", "_preadv", "_refs", "fd")
 
     def __init__(self, backend: AsyncFileIO, path: str, fd: int, read_only: bool) -> None:
         super().__init__(path, read_only)
@@ -236,6 +242,8 @@ class AsyncFile(FileBase):
         self._nowait = backend._nowait
         self._preadv = backend._preadv
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
+        self._misses = 0  # RWF_NOWAIT misses in a row
+        self._pause = 0  # reads still to send straight to the pool after a run of misses
 
     def pread(self, pos: int, c: Completion) -> Completion:
         """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
@@ -251,29 +259,53 @@ class AsyncFile(FileBase):
             raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
         if pos < 0:
             raise _negative("pread", self._path, pos)
+        return self._read(pos, c, buffer)
+
+    def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:
+        """Inline if the page cache has it and this loop pass's budget allows, at the next
+        pass if only the budget is short, else in the pool."""
         backend = self._backend
-        size = len(buffer)
-        if self._nowait and size <= backend._inline_left:
-            try:
-                n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
-            except BlockingIOError:
-                pass  # not (all) cached: the pool reads it
-            except OSError as exc:
-                if exc.errno in _NOWAIT_UNSUPPORTED:
-                    self._nowait = False
+        if self._nowait:
+            size = len(buffer)
+            if size <= backend._inline_left:
+                try:
+                    n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+                except BlockingIOError:
+                    # Not (all) cached: the pool reads it. After a run of misses (a cold
+                    # file, or a cold region of it) stop asking for a while: each miss
+                    # costs a system call and an exception on the loop thread.
+                    self._misses += 1
+                    if self._misses >= _MISS_STREAK:
+                        self._nowait = False
+                        self._pause = _MISS_PAUSE
+                except OSError as exc:
+                    if exc.errno in _NOWAIT_UNSUPPORTED:
+                        self._nowait = False
+                    else:
+                        error = CompletionError.from_os_error(
+                            exc, "pread", path=self._path, offset=pos
+                        )
+                        c.error(error)
+                        return c
                 else:
-                    c.error(
-                        CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos)
-                    )
-                    return c
-            else:
-                backend._inline_left -= n
-                if not backend._inline_reset_due:
-                    backend._schedule_inline_reset()
-                if n in (size, 0):
-                    c.complete(n)
-                    return c
-                return self._read_rest(pos, c, buffer, n)
+                    self._misses = 0
+                    backend._inline_left -= n
+                    if not backend._inline_reset_due:
+                        backend._schedule_inline_reset()
+                    if n in (size, 0):
+                        c.complete(n)
+                        return c
+                    return self._read_rest(pos, c, buffer, n)
+            elif size <= backend.inline_budget and backend._inline_reset_due:
+                # Only this pass's budget is short: try again inline at the next pass,
+                # which costs a loop turn instead of a thread hop.
+                self._refs += 1
+                backend._deferred.append((self, pos, c))
+                return c
+        elif self._pause:
+            self._pause -= 1
+            if not self._pause:
+                self._nowait = True  # probe the page cache again with the next read
         backend._stage(_Request(_Kind.READ, self, c, pos, memoryview(buffer), None))
         return c
 
@@ -369,8 +401,9 @@ class AsyncFileIO(BackendBase):
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
     - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop thread
-      in one loop pass; a read that does not fit goes to the pool, so many operations
-      reading at once cannot hold the loop for long.
+      in one loop pass; a read that does not fit in what is left waits for the next pass
+      (one larger than the whole budget goes to the pool), so many operations reading at
+      once cannot hold the loop for long.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
@@ -418,6 +451,7 @@ class AsyncFileIO(BackendBase):
         # Bytes inline reads may still copy in this loop pass; reset once per pass.
         self._inline_left = inline_budget
         self._inline_reset_due = False
+        self._deferred: list[tuple[AsyncFile, int, Completion]] = []  # reads for next pass
         self.max_in_flight = max_in_flight
         self.time_slice = check_seconds(time_slice, "time_slice")
         self.settle_timeout = check_seconds(settle_timeout, "settle_timeout")
@@ -454,7 +488,7 @@ class AsyncFileIO(BackendBase):
     @property
     def pending(self) -> int:
         """Requests submitted but not yet handed to the workers (staged or over the bound)."""
-        return len(self._staged) + len(self._pending)
+        return len(self._staged) + len(self._pending) + len(self._deferred)
 
     @property
     def pool_submissions(self) -> int:
@@ -542,8 +576,29 @@ class AsyncFileIO(BackendBase):
         handle.call_soon(self._reset_inline_budget, None)
 
     def _reset_inline_budget(self, _: object = None) -> None:
+        """Loop callback, once per pass that read inline: refill, then run the reads that
+        were deferred for want of budget (each may be deferred again, or go to the pool)."""
         self._inline_left = self.inline_budget
         self._inline_reset_due = False
+        deferred = self._deferred
+        if not deferred:
+            return
+        self._deferred = []
+        for file, pos, c in deferred:
+            try:
+                if not c.finished():  # else: aborted while it waited
+                    buffer = c.buffer
+                    assert buffer is not None
+                    file._read(pos, c, buffer)
+            except IOResultError as exc:
+                error = (
+                    exc
+                    if isinstance(exc, CompletionError)
+                    else CompletionError(ErrorKind.IO, str(exc), path=file.path, offset=pos)
+                )
+                c.error(error)
+            finally:
+                self._drop_file_ref(file)
 
     # -- submission (loop thread) ---------------------------------------------------------
 
@@ -705,7 +760,9 @@ class AsyncFileIO(BackendBase):
 
     def _drop(self, req: _Request) -> None:
         """A request no longer holds its file; the last one closes a closed file's fd."""
-        file = req.file
+        self._drop_file_ref(req.file)
+
+    def _drop_file_ref(self, file: AsyncFile) -> None:
         file._refs -= 1
         if file._refs == 0 and file._closed:
             os.close(file.fd)
@@ -776,13 +833,18 @@ class AsyncFileIO(BackendBase):
         super().close()
 
     def _abort_waiting(self) -> None:
-        """Abort and release what never reached a worker (staged and pending)."""
+        """Abort and release what never reached a worker (staged, pending, deferred)."""
         waiting = self._staged + list(self._pending)
+        deferred = self._deferred
         self._staged = []
         self._pending.clear()
+        self._deferred = []
         for req in waiting:
             req.completion.abort()
             self._drop(req)
+        for file, _pos, c in deferred:
+            c.abort()
+            self._drop_file_ref(file)
 
     async def __aenter__(self) -> Self:
         return self

@@ -555,3 +555,13 @@ async def test_timeout_holds_even_when_every_wait_succeeds() -> None:
         await drive(op, timeout=0)
     assert len(op.aborted) == 1
     assert len(op.completions) < 50
+
+
+def test_importing_the_bridge_does_not_import_trio() -> None:
+    import subprocess  # noqa: PLC0415
+
+    code = "import bridge, sys; print('trio' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.strip() == "False"

@@ -239,6 +239,24 @@ async def test_nowait_paths(
 
 
 @pytest.mark.asyncio
+async def test_a_run_of_misses_pauses_inline_attempts(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["miss"] * 8 + ["all"]
+    async with fake_kernel() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        for i in range(8 + 32):
+            assert await drive(ReadRange(f, i, 10), io) == data[i : i + 10]
+        assert len(fake_kernel.calls) == 8  # the 32 reads after the 8th miss never asked
+        assert io.pool_submissions == 40
+        assert await drive(ReadRange(f, 100, 10), io) == data[100:110]
+        assert len(fake_kernel.calls) == 9  # then it asks again, and this one hits
+        assert io.pool_submissions == 40
+
+
+@pytest.mark.asyncio
 async def test_partial_hit_then_end_of_file(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
@@ -601,7 +619,7 @@ async def test_when_settled_is_false_when_nothing_is_out() -> None:
 
 
 @pytest.mark.asyncio
-async def test_inline_budget_sends_what_does_not_fit_to_the_pool(
+async def test_inline_budget_defers_what_does_not_fit_to_the_next_pass(
     data_file: Path, data: bytes
 ) -> None:
     if not AsyncFileIO().nowait:
@@ -613,31 +631,63 @@ async def test_inline_budget_sends_what_does_not_fit_to_the_pool(
             pytest.skip("this file system refuses RWF_NOWAIT reads")
         await asyncio.sleep(0)  # a new loop pass: the budget is full again
         before = io.pool_submissions
-        # Four 4 KiB reads in one pass: two fit the budget, two go to the pool.
-        cs = [Completion.new_read(bytearray(4096)) for _ in range(4)]
+        # Six 4 KiB reads in one pass: two fit the budget, the rest wait for later passes.
+        cs = [Completion.new_read(bytearray(4096)) for _ in range(6)]
         for i, c in enumerate(cs):
             f.pread(i * 4096, c)
-        assert [c.finished() for c in cs] == [True, True, False, False]
-        assert io.pool_submissions == before + 2
-        # A read larger than the whole budget never goes inline.
+        assert [c.finished() for c in cs] == [True, True, False, False, False, False]
+        assert io.pending == 4
+        # A read larger than the whole budget goes to the pool.
         big = Completion.new_read(bytearray(16384))
-        await asyncio.sleep(0)
         f.pread(0, big)
         assert not big.finished()
-        while not all(c.finished() for c in [*cs, big]):
-            await asyncio.sleep(0.001)
+        assert io.pool_submissions == before + 1
+        await asyncio.sleep(0)  # next pass: two more, inline
+        assert [c.finished() for c in cs] == [True] * 4 + [False] * 2
+        await asyncio.sleep(0)
+        assert all(c.finished() for c in cs)
+        assert io.pool_submissions == before + 1
         assert (
             [bytes(c.buffer) for c in cs]
             == [  # type: ignore[arg-type]
-                data[i * 4096 : (i + 1) * 4096] for i in range(4)
+                data[i * 4096 : (i + 1) * 4096] for i in range(6)
             ]
         )
+        while not big.finished():
+            await asyncio.sleep(0.001)
         assert bytes(big.buffer) == data[:16384]  # type: ignore[arg-type]
-        # After a pass the budget is back: the next small read is inline again.
-        await asyncio.sleep(0)
-        c = Completion.new_read(bytearray(4096))
-        f.pread(0, c)
-        assert c.finished()
+
+
+@pytest.mark.asyncio
+async def test_deferred_reads_are_aborted_by_cancel_and_close(data_file: Path) -> None:
+    if not AsyncFileIO().nowait:
+        pytest.skip("this platform has no RWF_NOWAIT")
+    io = AsyncFileIO(inline_budget=4096)
+    f = io.open_file(data_file, OpenFlags.READ_ONLY)
+    assert await drive(ReadRange(f, 0, 16), io)
+    if not f._nowait:
+        pytest.skip("this file system refuses RWF_NOWAIT reads")
+    await asyncio.sleep(0)
+    first = Completion.new_read(bytearray(4096))
+    # In the next pass: first spend the budget, then the task's read is deferred.
+    asyncio.get_running_loop().call_soon(f.pread, 0, first)
+    op = ReadRange(f, 4096, 4096)
+    task = asyncio.create_task(drive(op, io))
+    await asyncio.sleep(0)
+    assert first.finished()
+    assert io.pending == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)  # the next pass skips the aborted read
+    assert io.pending == 0
+    late = Completion.new_read(bytearray(4096))
+    f.pread(0, late)  # fits the new pass: inline
+    spare = Completion.new_read(bytearray(4096))
+    f.pread(4096, spare)  # deferred
+    await io.aclose()
+    assert spare.get_error().kind is ErrorKind.ABORTED  # type: ignore[union-attr]
+    assert io.pending == 0
 
 
 def test_inline_reads_outside_a_loop_are_not_limited(data_file: Path, data: bytes) -> None:
