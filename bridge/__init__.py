@@ -14,6 +14,7 @@ from bridge._fileio import (
     AsyncFile,
     AsyncFileIO,
 )
+from bridge.aiofile import open
 
 __all__ = [
     "DEFAULT_INLINE_BUDGET",
@@ -27,4 +28,5 @@ __all__ = [
     "EventLoopError",
     "InvalidArgumentError",
     "drive",
+    "open",
 ]

@@ -38,6 +38,11 @@ class OpenFlags(enum.Flag):
     """Create the file if it does not exist."""
     READ_ONLY = enum.auto()
     """Open for reading only; writes are refused at submission."""
+    EXCLUSIVE = enum.auto()
+    """With `CREATE`: fail with `EEXIST` if the file exists (`O_EXCL`, Python's "x" mode)."""
+    APPEND = enum.auto()
+    """Every write lands at the end of the file, whatever its offset (`O_APPEND`, Python's
+    "a" mode); callers pass the end as the offset too, for backends that write at the offset."""
 
 
 @runtime_checkable

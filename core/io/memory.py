@@ -111,11 +111,16 @@ class MemoryIO(BackendBase):
         """Open (or with `OpenFlags.CREATE`, create) an in-memory file.
 
         Raises `CompletionError`: kind `IO` with `ENOENT` for a missing file without
-        `CREATE`; kind `CLOSED` if the backend is closed.
+        `CREATE`, with `EEXIST` for an existing one with `EXCLUSIVE`; kind `CLOSED` if the
+        backend is closed. `APPEND` changes nothing here: writes land at the offset given.
         """
         self._check_open("open_file")
         name = os.fspath(path)
         data = self._files.get(name)
+        if data is not None and OpenFlags.EXCLUSIVE in flags:
+            raise CompletionError(
+                ErrorKind.IO, "open failed: file exists", errno=errno.EEXIST, path=name
+            )
         if data is None:
             if OpenFlags.CREATE not in flags:
                 raise CompletionError(

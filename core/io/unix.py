@@ -23,10 +23,15 @@ __all__ = ["UnixFile", "UnixIO", "open_flags_to_os"]
 
 
 def open_flags_to_os(flags: OpenFlags) -> int:
-    """The `os.open` flags for `flags`: read-write unless `READ_ONLY`, `O_CREAT` for `CREATE`."""
+    """The `os.open` flags for `flags`: read-write unless `READ_ONLY`, `O_CREAT` for `CREATE`,
+    `O_EXCL` for `EXCLUSIVE`, `O_APPEND` for `APPEND`."""
     os_flags = os.O_RDONLY if OpenFlags.READ_ONLY in flags else os.O_RDWR
     if OpenFlags.CREATE in flags:
         os_flags |= os.O_CREAT
+    if OpenFlags.EXCLUSIVE in flags:
+        os_flags |= os.O_EXCL
+    if OpenFlags.APPEND in flags:
+        os_flags |= os.O_APPEND
     return os_flags | getattr(os, "O_CLOEXEC", 0)
 
 

@@ -1,0 +1,546 @@
+"""`bridge.open`: aiofiles-compatible file objects on the core's file calls.
+
+Theory of operation:
+- `open(...)` takes `open()`'s arguments (plus `io=`) and returns an object that is both
+  awaitable and an async context manager, as `aiofiles.open` does. Nothing happens until it is
+  awaited: then the arguments are checked as CPython checks them, and the core's `OpenFile`
+  operation opens the file.
+- Every method of the returned file object builds the core call (`core.files`), steps it once
+  inline and, if it needs an I/O that did not complete on the spot, hands it to `drive`. A
+  read that hits the read-ahead buffer or the page cache (AsyncFileIO's RWF_NOWAIT read)
+  therefore never leaves the loop thread and never creates a Future; a write lands in the
+  buffer; only flushes (one `pwritev`), truncates, fsyncs and page-cache misses go to the
+  backend's workers. So that a long run of such inline calls cannot hold the loop, a file
+  object gives the loop one turn once its inline calls have run for the backend's
+  `time_slice` (2 ms by default) without one.
+- The backend: `io=` if given (it stays the caller's to close), else one `AsyncFileIO` per
+  running asyncio/uvloop loop, made on first use. It is closed when the loop shuts down (an
+  async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
+  `asyncio.run` and `asyncio.Runner` call), when a later `open` finds its loop closed, or at
+  interpreter exit. Its workers are daemon threads, so nothing can hold the process.
+- Errors: what CPython raises, with the same types. A `CompletionError` of the core becomes
+  the `OSError` subclass Python raises for its errno (`to_os_error`), with the file name for
+  `open` and without it for I/O on an open file, as Python reports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from bridge._drive import DEFAULT_TIME_SLICE, drive
+from bridge._errors import EventLoopError
+from bridge._fileio import AsyncFileIO
+from core.errors import CompletionError
+from core.files import (
+    BufferedFile,
+    FileCall,
+    OpenFile,
+    RawFile,
+    TextFile,
+    UnsupportedFileOperation,
+    parse_open_arguments,
+    to_os_error,
+)
+from core.files.errors import closed_file
+from core.io.backend import Buffer, IOBackend
+from core.result import Done
+
+__all__ = ["AsyncBufferedFile", "AsyncRawFile", "AsyncTextFile", "open"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound="_AsyncFile")
+
+_sleep = asyncio.sleep
+
+
+# -- the default backend, one per running loop ---------------------------------------------
+
+_DEFAULTS: dict[asyncio.AbstractEventLoop, tuple[AsyncFileIO, AsyncGenerator[None, None]]] = {}
+
+
+async def _close_with_loop(
+    loop: asyncio.AbstractEventLoop, io: AsyncFileIO
+) -> AsyncGenerator[None, None]:
+    """Parked at its `yield` for the life of the loop; `shutdown_asyncgens` closes it."""
+    try:
+        yield
+    finally:
+        if _DEFAULTS.get(loop, (None,))[0] is io:
+            del _DEFAULTS[loop]
+        io.close()
+
+
+def _close_parked(agen: AsyncGenerator[None, None]) -> None:
+    """Close a parked generator without a loop (its `finally` does not await)."""
+    closing = agen.aclose()
+    try:
+        closing.send(None)
+    except StopIteration:
+        pass
+    except RuntimeError:  # already closed or running
+        closing.close()
+
+
+def _prune() -> None:
+    for loop, (io, agen) in list(_DEFAULTS.items()):
+        if loop.is_closed():
+            _close_parked(agen)
+            _DEFAULTS.pop(loop, None)
+            io.close()
+
+
+@atexit.register
+def _close_all_defaults() -> None:
+    for _loop, (io, agen) in list(_DEFAULTS.items()):
+        _close_parked(agen)
+        io.close()
+    _DEFAULTS.clear()
+
+
+def default_io() -> AsyncFileIO:
+    """The shared `AsyncFileIO` of the running asyncio/uvloop loop (made on first use).
+
+    Raises `EventLoopError` without a running asyncio loop (under trio, pass `io=`).
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise EventLoopError(
+            "bridge.open needs a running asyncio or uvloop loop for its default backend; "
+            "under trio, pass io=AsyncFileIO()"
+        ) from None
+    entry = _DEFAULTS.get(loop)
+    if entry is not None:
+        return entry[0]
+    _prune()
+    io = AsyncFileIO()
+    agen = _close_with_loop(loop, io)
+    starting = agen.asend(None)  # the loop's first-iteration hook starts tracking it here
+    try:
+        starting.send(None)
+    except StopIteration:
+        pass
+    _DEFAULTS[loop] = (io, agen)
+    return io
+
+
+# -- open ------------------------------------------------------------------------------------
+
+
+class _Opening(Generic[F]):
+    """What `open()` returns: await it for the file, or use it with `async with`."""
+
+    __slots__ = ("_args", "_io", "_obj")
+
+    def __init__(self, args: tuple[Any, ...], io: IOBackend | None) -> None:
+        self._args = args
+        self._io = io
+        self._obj: F | None = None
+
+    def __await__(self) -> Generator[Any, None, F]:
+        if self._obj is None:
+            self._obj = yield from _open(self._args, self._io).__await__()
+        return self._obj
+
+    async def __aenter__(self) -> F:
+        return await self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        obj = self._obj
+        self._obj = None
+        if obj is not None:
+            await obj.close()
+
+
+def open(
+    file: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Any = None,
+    *,
+    io: IOBackend | None = None,
+    loop: object = None,
+    executor: object = None,
+) -> _Opening[Any]:
+    """Open a file as `aiofiles.open` does: `async with bridge.open(p) as f` or
+    `f = await bridge.open(p)`.
+
+    Returns `AsyncTextFile` in text mode, `AsyncBufferedFile` in binary mode, `AsyncRawFile`
+    with `buffering=0`. `io` is the backend (default: the running loop's shared
+    `AsyncFileIO`). `loop` and `executor` are accepted for aiofiles compatibility and ignored:
+    nothing here runs in an executor.
+
+    Raises, when awaited, what `open()` raises: `TypeError`/`ValueError` for bad arguments,
+    `LookupError` for an unknown encoding, `FileNotFoundError`, `IsADirectoryError`,
+    `FileExistsError`, `PermissionError`... (`OSError` subclasses with errno and file name);
+    `UnsupportedFileOperation` for a file descriptor or a custom `opener`; `EventLoopError`
+    without a running loop.
+    """
+    return _Opening((file, mode, buffering, encoding, errors, newline, closefd, opener), io)
+
+
+async def _open(args: tuple[Any, ...], io: IOBackend | None) -> Any:
+    options = parse_open_arguments(*args)
+    backend = io if io is not None else default_io()
+    op = OpenFile(backend, options)
+    try:
+        result = op.step()
+        obj = result.value if type(result) is Done else await drive(op, backend)
+    except CompletionError as exc:
+        raise to_os_error(exc, options.name) from exc
+    if isinstance(obj, TextFile):
+        return AsyncTextFile(obj, backend)
+    if isinstance(obj, RawFile):
+        return AsyncRawFile(obj, backend)
+    return AsyncBufferedFile(obj, backend)
+
+
+# -- file objects ----------------------------------------------------------------------------
+
+
+class _AsyncFile:
+    """What every async file object shares: running calls, the turn-taking, iteration."""
+
+    __slots__ = ("_f", "_io", "_slice", "_turn_at")
+
+    def __init__(self, f: BufferedFile | TextFile | RawFile, io: IOBackend) -> None:
+        self._f = f
+        self._io = io
+        self._slice: float = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
+        self._turn_at = perf_counter() + self._slice
+
+    async def _run(self, op: FileCall[T]) -> T:
+        try:
+            result = op.step()
+            if type(result) is not Done:
+                return await drive(op, self._io)
+        except CompletionError as exc:
+            raise to_os_error(exc) from exc
+        if perf_counter() >= self._turn_at:
+            await self._turn()
+        return result.value
+
+    async def _turn(self) -> None:
+        await _sleep(0)
+        self._turn_at = perf_counter() + self._slice
+
+    @property
+    def name(self) -> str | bytes:
+        """The path as given to `open`."""
+        return self._f.name
+
+    @property
+    def mode(self) -> str:
+        """The mode, as Python's file objects report it."""
+        return self._f.mode
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._f.closed
+
+    @property
+    def io(self) -> IOBackend:
+        """The backend this file's I/O goes to."""
+        return self._io
+
+    def fileno(self) -> int:
+        """The file descriptor, if the backend's file has one. Raises `ClosedFileError` if
+        closed and `UnsupportedFileOperation` for a backend without descriptors."""
+        if self._f.closed:
+            raise closed_file("I/O operation on closed file")
+        f = self._f
+        fd = getattr(f.buffer.file if isinstance(f, TextFile) else f.file, "fd", None)
+        if not isinstance(fd, int):
+            raise UnsupportedFileOperation("fileno")
+        return fd
+
+    async def isatty(self) -> bool:
+        """Whether the file is a terminal."""
+        try:
+            return os.isatty(self.fileno())
+        except UnsupportedFileOperation:
+            return False
+
+    async def seekable(self) -> bool:
+        """True (every file here is seekable); raises `ClosedFileError` if closed."""
+        if self._f.closed:
+            raise closed_file("I/O operation on closed file")
+        return True
+
+    async def writable(self) -> bool:
+        """Whether writes are allowed; raises `ClosedFileError` if closed."""
+        if self._f.closed:
+            raise closed_file("I/O operation on closed file")
+        return self._writable()
+
+    def _writable(self) -> bool:
+        f = self._f
+        return f.buffer.writable if isinstance(f, TextFile) else f.writable
+
+    def _readable(self) -> bool:
+        if self._f.closed:
+            raise closed_file("I/O operation on closed file")
+        f = self._f
+        return f.buffer.readable if isinstance(f, TextFile) else f.readable
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self  # type: ignore[return-value]
+
+    async def __aenter__(self: F) -> F:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Flush and close; closing twice does nothing."""
+        await self._run(self._f.close())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} mode={self.mode!r}>"
+
+
+class AsyncBufferedFile(_AsyncFile):
+    """A binary file (aiofiles' `AsyncBufferedIOBase`/`AsyncBufferedReader`), on a core
+    `BufferedFile`. Every method raises what Python's buffered file objects raise."""
+
+    __slots__ = ()
+    _f: BufferedFile
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """Read up to `size` bytes (all if negative or None)."""
+        return await self._run(self._f.read(size))
+
+    async def read1(self, size: int = -1) -> bytes:
+        """Read up to `size` bytes with at most one raw read."""
+        return await self._run(self._f.read1(size))
+
+    async def readinto(self, buffer: Buffer) -> int:
+        """Read into `buffer`; the count."""
+        return await self._run(self._f.readinto(buffer))
+
+    async def peek(self, size: int = 0) -> bytes:
+        """The buffered bytes at the position, without consuming them."""
+        return await self._run(self._f.peek(size))
+
+    async def readline(self, size: int | None = -1) -> bytes:
+        """One line (up to `size` bytes)."""
+        return await self._run(self._f.readline(size))
+
+    async def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """All lines, or lines until their total passes `hint`."""
+        return await self._run(self._f.readlines(hint))
+
+    async def write(self, data: Buffer) -> int:
+        """Write `data` (buffered); its length."""
+        return await self._run(self._f.write(data))
+
+    async def writelines(self, lines: Iterable[Buffer]) -> None:
+        """Write each line."""
+        await self._run(self._f.writelines(lines))
+
+    async def flush(self) -> None:
+        """Write what is buffered (no fsync; see `fsync`)."""
+        await self._run(self._f.flush())
+
+    async def fsync(self) -> None:
+        """Flush, then make the file's data durable."""
+        await self._run(self._f.fsync())
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the position; the new position."""
+        return await self._run(self._f.seek(offset, whence))
+
+    async def tell(self) -> int:
+        """The position."""
+        return self._f.tell()
+
+    async def truncate(self, size: int | None = None) -> int:
+        """Resize to `size` (the position if None); the new size."""
+        return await self._run(self._f.truncate(size))
+
+    def readable(self) -> bool:
+        """Whether reads are allowed (synchronous, as in aiofiles' binary files)."""
+        return self._readable()
+
+    async def __anext__(self) -> bytes:
+        line = await self._run(self._f.readline(-1))
+        if line:
+            return line
+        raise StopAsyncIteration
+
+
+class AsyncTextFile(_AsyncFile):
+    """A text file (aiofiles' `AsyncTextIOWrapper`), on a core `TextFile`. Every method
+    raises what Python's text files raise; `tell()` returns CPython's cookies."""
+
+    __slots__ = ("_buffer",)
+    _f: TextFile
+
+    def __init__(self, f: TextFile, io: IOBackend) -> None:
+        super().__init__(f, io)
+        self._buffer: AsyncBufferedFile | None = None
+
+    @property
+    def encoding(self) -> str:
+        """The encoding."""
+        return self._f.encoding
+
+    @property
+    def errors(self) -> str:
+        """The error handler name."""
+        return self._f.errors
+
+    @property
+    def newlines(self) -> str | tuple[str, ...] | None:
+        """The newlines seen (universal-newlines mode)."""
+        return self._f.newlines
+
+    @property
+    def line_buffering(self) -> bool:
+        """Whether a newline written flushes."""
+        return self._f.line_buffering
+
+    @property
+    def buffer(self) -> AsyncBufferedFile:
+        """The binary file under the text (sharing its position and its turn)."""
+        if self._buffer is None:
+            self._buffer = AsyncBufferedFile(self._f.buffer, self._io)
+        return self._buffer
+
+    async def read(self, size: int | None = -1) -> str:
+        """Read up to `size` characters (all if negative or None)."""
+        return await self._run(self._f.read(size))
+
+    async def readline(self, size: int = -1) -> str:
+        """One line (up to `size` characters)."""
+        return await self._run(self._f.readline(size))
+
+    async def readlines(self, hint: int | None = -1) -> list[str]:
+        """All lines, or lines until their total passes `hint`."""
+        return await self._run(self._f.readlines(hint))
+
+    async def write(self, text: str) -> int:
+        """Write `text`; its length."""
+        return await self._run(self._f.write(text))
+
+    async def writelines(self, lines: Iterable[str]) -> None:
+        """Write each line."""
+        await self._run(self._f.writelines(lines))
+
+    async def flush(self) -> None:
+        """Write what is buffered (no fsync; see `fsync`)."""
+        await self._run(self._f.flush())
+
+    async def fsync(self) -> None:
+        """Flush, then make the file's data durable."""
+        await self._run(self._f.fsync())
+
+    async def seek(self, cookie: int, whence: int = 0) -> int:
+        """Go to a `tell()` cookie, or to the start/end."""
+        return await self._run(self._f.seek(cookie, whence))
+
+    async def tell(self) -> int:
+        """The position as CPython's opaque cookie."""
+        return await self._run(self._f.tell())
+
+    async def truncate(self, size: int | None = None) -> int:
+        """Flush and resize (at the buffer's position if None)."""
+        return await self._run(self._f.truncate(size))
+
+    async def readable(self) -> bool:
+        """Whether reads are allowed (a coroutine, as in aiofiles' text files)."""
+        return self._readable()
+
+    async def __anext__(self) -> str:
+        line = await self._run(self._f.readline(-1))
+        if line:
+            return line
+        raise StopAsyncIteration
+
+
+class AsyncRawFile(_AsyncFile):
+    """An unbuffered binary file (`buffering=0`; aiofiles' `AsyncFileIO`), on a core
+    `RawFile`: one I/O per call, as Python's `FileIO`."""
+
+    __slots__ = ()
+    _f: RawFile
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """One read of up to `size` bytes (all if negative or None)."""
+        return await self._run(self._f.read(size))
+
+    async def readall(self) -> bytes:
+        """Read to the end."""
+        return await self._run(self._f.readall())
+
+    async def readinto(self, buffer: Buffer) -> int:
+        """One read into `buffer`; the count."""
+        return await self._run(self._f.readinto(buffer))
+
+    async def readline(self, size: int | None = -1) -> bytes:
+        """One line (up to `size` bytes)."""
+        return await self._run(self._f.readline(size))
+
+    async def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """All lines, or lines until their total passes `hint`."""
+        return await self._run(self._f.readlines(hint))
+
+    async def write(self, data: Buffer) -> int:
+        """One write of all of `data`; its length."""
+        return await self._run(self._f.write(data))
+
+    async def writelines(self, lines: Iterable[Buffer]) -> None:
+        """Write each line."""
+        await self._run(self._f.writelines(lines))
+
+    async def flush(self) -> None:
+        """Nothing is buffered; checks the file is open."""
+        self._f.flush()
+
+    async def fsync(self) -> None:
+        """Make the file's data durable."""
+        await self._run(self._f.fsync())
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the offset; the new offset."""
+        return self._f.seek(offset, whence)
+
+    async def tell(self) -> int:
+        """The offset."""
+        return self._f.tell()
+
+    async def truncate(self, size: int | None = None) -> int:
+        """Resize to `size` (the offset if None); the new size."""
+        return await self._run(self._f.truncate(size))
+
+    def readable(self) -> bool:
+        """Whether reads are allowed (synchronous, as in aiofiles)."""
+        return self._readable()
+
+    async def __anext__(self) -> bytes:
+        line = await self._run(self._f.readline(-1))
+        if line:
+            return line
+        raise StopAsyncIteration
