@@ -7,9 +7,10 @@ Rules:
   immutable: the service is the only writer and never writes one in place.
 - A request *leases* the database it reads (`acquire`/`release`): a database replaced by a
   new upload, or deleted, stays open until its last reader is done, and only then closes.
-- An upload is written to a temporary name (`uploads/.NAME.<random>.part`), with the size
-  limit enforced while the body streams in; it is opened and checked through the core, and
-  only then renamed to `NAME.db` and served. On any failure (too large, invalid, client
+- An upload is written with `bridge.open` (the project's aiofiles-compatible files) to a
+  temporary name (`uploads/.NAME.<random>.part`), with the size limit enforced while the
+  body streams in; it is opened and checked through the core, and only then renamed to
+  `NAME.db` and served. On any failure (too large, invalid, client
   gone, cancelled) the temporary file is removed; leftovers of a crash are removed at
   startup.
 """
@@ -24,11 +25,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
 
-from bridge import AsyncFileIO, drive
+import bridge
+from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
 from core.errors import CompletionError, IOResultError
-from core.io import OpenFlags
-from core.ops.write import WriteBuffers
 from core.storage import StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
@@ -50,7 +50,6 @@ log = logging.getLogger("examples.service")
 SAMPLE_NAME = "sample"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
-_WRITE_CHUNK = 1 << 20  # bytes gathered before one write
 
 
 class ServedDatabaseError(IOResultError):
@@ -260,27 +259,20 @@ class Databases:
         return entry, old is None
 
     async def _receive(self, body: AsyncIterator[bytes], path: Path, limit: int) -> int:
-        """Write `body` to `path` through the application's AsyncFileIO; return its size."""
-        io = self.io
+        """Write `body` to `path` (created, never overwritten) with the project's async files
+        on the application's AsyncFileIO; return its size. The file is made durable
+        before it is renamed into place."""
         size = 0
-        with io.open_file(path, OpenFlags.CREATE) as file:
-            written = 0
-            pending: list[bytes] = []
-            pending_bytes = 0
+        async with bridge.open(path, "xb", io=self.io) as file:
             async for chunk in body:
                 if not chunk:
                     continue
                 size += len(chunk)
                 if size > limit:
                     raise UploadTooLargeError(limit)
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes >= _WRITE_CHUNK:
-                    written += await drive(WriteBuffers(file, written, pending, sync=False), io)
-                    pending = []
-                    pending_bytes = 0
-            # The last write also makes the file durable before it is renamed into place.
-            written += await drive(WriteBuffers(file, written, pending, sync=True), io)
+                await file.write(chunk)
+            await file.flush()
+            await file.fsync()
         return size
 
     async def _validate(self, path: Path) -> None:
