@@ -35,6 +35,9 @@ soak: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
+# The service: creates the sample database under data/ on first run (a few seconds), then
+# serves it on http://127.0.0.1:8000 (PORT=... to change; docs at /docs).
+PORT ?= 8000
 .PHONY: demo
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python -m examples.service --port $(PORT)

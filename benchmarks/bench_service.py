@@ -1,0 +1,334 @@
+"""The example service against an equivalent service built on aiosqlite, side by side.
+
+    .venv/bin/python benchmarks/bench_service.py [--quick]
+
+Both are FastAPI applications served by uvicorn on uvloop (httptools) on 127.0.0.1, each in
+a process of its own, reading the same sample database (100,000 books; 20,000 with
+`--quick`) and answering with the same JSON (encoded by the same function), so only the
+data access differs:
+- ours: `examples.service`, every read an `await drive(op)` of the storage engine's
+  operations over one `AsyncFileIO` (the database opened as `make demo` opens it: mutable,
+  with the shared lock taken for each read);
+- aiosqlite: a pool of connections (4 by default, like our 4 workers), each query one
+  `execute_fetchall` (one hop to the connection's thread and back).
+
+The load generator (`loadgen.py`, this process, uvloop) sends the same bounded mix of
+requests to each: a row by rowid, a page of 20 rows after a rowid, 20 rows by an indexed
+column (`year`, through the index books_year), in equal parts, over 1, 16 and 64
+keep-alive connections. Rounds alternate the services (A B, then B A, ...); each figure
+is the median over rounds. The bodies of both services are compared before anything is
+timed.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.loadgen import LoadResult, run_load  # noqa: E402
+
+CONCURRENCY = (1, 16, 64)
+PAGE = 20
+
+
+# -- the aiosqlite service --------------------------------------------------------------------
+
+
+def aiosqlite_app(path: Path, connections: int) -> Any:
+    """The same three endpoints, on aiosqlite."""
+    import aiosqlite
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    from bridge.storage import dumps
+    from examples.service.app import _encode_token
+
+    pool: list[aiosqlite.Connection] = []
+    turn = 0
+    columns: list[str] = []
+
+    def conn() -> aiosqlite.Connection:
+        nonlocal turn
+        turn = (turn + 1) % len(pool)
+        return pool[turn]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for _ in range(connections):
+            pool.append(await aiosqlite.connect(path))
+        info = await pool[0].execute_fetchall("PRAGMA table_info(books)")
+        columns.extend(str(row[1]) for row in info)
+        try:
+            yield
+        finally:
+            for c in pool:
+                await c.close()
+
+    app = FastAPI(lifespan=lifespan)
+
+    def reply(payload: object) -> Response:
+        return Response(dumps(payload), media_type="application/json")
+
+    @app.get("/databases/sample/tables/books/rows/{key}")
+    async def row(key: int) -> Response:
+        rows = list(await conn().execute_fetchall("SELECT * FROM books WHERE id = ?", (key,)))
+        return reply(
+            {"database": "sample", "table": "books", "columns": columns, "row": list(rows[0])}
+        )
+
+    @app.get("/databases/sample/tables/books/rows")
+    async def rows(request: Request, after: int = 0, limit: int = 100) -> Response:
+        found = list(
+            await conn().execute_fetchall(
+                "SELECT * FROM books WHERE id > ? ORDER BY id LIMIT ?", (after, limit + 1)
+            )
+        )
+        next_after = None
+        next_url = None
+        if len(found) > limit:
+            del found[limit:]
+            next_after = found[-1][0]
+            next_url = str(request.url.include_query_params(after=next_after))
+        return reply(
+            {
+                "database": "sample",
+                "table": "books",
+                "columns": columns,
+                "rows": found,
+                "next_after": next_after,
+                "next": next_url,
+            }
+        )
+
+    @app.get("/databases/sample/tables/books/lookup")
+    async def lookup(request: Request, column: str, eq: int, limit: int = 100) -> Response:
+        assert column == "year"
+        found = list(
+            await conn().execute_fetchall(
+                "SELECT * FROM books WHERE year = ? ORDER BY year, price, id LIMIT ?",
+                (eq, limit + 1),
+            )
+        )
+        token = None
+        if len(found) > limit:
+            del found[limit:]
+            last = found[-1][4]
+            run = sum(1 for r in found if r[4] == last)
+            token = _encode_token(last, run)
+        return reply(
+            {
+                "database": "sample",
+                "table": "books",
+                "strategy": "index",
+                "index": "books_year",
+                "index_columns": ["year", "price"],
+                "columns": columns,
+                "rows": found,
+                "next_after": token,
+                "column": column,
+                "next": None
+                if token is None
+                else str(request.url.include_query_params(after=token)),
+            }
+        )
+
+    return app
+
+
+def serve_aiosqlite(path: Path, port: int, connections: int) -> None:
+    """Run the aiosqlite service (the `serve-aiosqlite` subcommand)."""
+    import uvicorn
+
+    uvicorn.run(
+        aiosqlite_app(path, connections),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- orchestration ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 120
+    url = f"http://127.0.0.1:{port}/databases/sample/tables/books/rows/1"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start")
+
+
+def _get(port: int, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        body: dict[str, Any] = json.loads(r.read())
+    body.pop("next", None)
+    return body
+
+
+def _paths(rng: random.Random, n: int, rows: int) -> list[str]:
+    base = "/databases/sample/tables/books"
+    out = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            out.append(f"{base}/rows/{rng.randint(1, rows)}")
+        elif kind == 1:
+            out.append(f"{base}/rows?after={rng.randint(0, rows - PAGE)}&limit={PAGE}")
+        else:
+            out.append(f"{base}/lookup?column=year&eq={rng.randint(1950, 2026)}&limit={PAGE}")
+    return out
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve-aiosqlite", help="(internal) run the aiosqlite service")
+    serve.add_argument("--db", type=Path, required=True)
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--quick", action="store_true", help="smaller database, fewer rounds")
+    parser.add_argument("--rounds", type=int, help="rounds per concurrency (default 5; 3 quick)")
+    parser.add_argument("--requests", type=int, help="requests per round (default 3000; 900 quick)")
+    parser.add_argument("--rows", type=int, help="books in the sample (default 100000)")
+    parser.add_argument("--connections", type=int, default=4, help="aiosqlite connections")
+    parser.add_argument(
+        "--data-dir", type=Path, default=REPO / "data" / "bench", help="where the sample lives"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "serve-aiosqlite":
+        serve_aiosqlite(args.db, args.port, args.connections)
+        return 0
+
+    rows = args.rows or (20_000 if args.quick else 100_000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    requests = args.requests or (900 if args.quick else 3000)
+    data_dir: Path = args.data_dir / f"rows-{rows}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sample = data_dir / "sample.db"
+    if not sample.exists():
+        from examples.service.sample import create_sample_database
+
+        print(f"creating the sample database ({rows} books) ...", flush=True)
+        create_sample_database(sample, rows=rows)
+
+    ours_port, theirs_port = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ours = subprocess.Popen(
+        [
+            sys.executable, "-m", "examples.service",
+            "--port", str(ours_port), "--data-dir", str(data_dir),
+            "--log-level", "warning", "--no-access-log",
+        ],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    theirs = subprocess.Popen(
+        [
+            sys.executable, __file__, "serve-aiosqlite",
+            "--db", str(sample), "--port", str(theirs_port),
+            "--connections", str(args.connections),
+        ],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_ready(ours_port, ours, "the service")
+        _wait_ready(theirs_port, theirs, "the aiosqlite service")
+        rng = random.Random(7)
+        for path in _paths(rng, 30, rows):
+            a, b = _get(ours_port, path), _get(theirs_port, path)
+            if a != b:
+                raise SystemExit(f"the services disagree on {path}:\n{a}\n{b}")
+        try:
+            import uvloop
+
+            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        except ImportError:
+            runner = asyncio.Runner()
+        contenders = {"ours": ours_port, "aiosqlite": theirs_port}
+        results: dict[tuple[str, int], list[LoadResult]] = {}
+        with runner:
+            for port in contenders.values():  # warm both up
+                runner.run(run_load("127.0.0.1", port, _paths(rng, 300, rows), 16))
+            for concurrency in CONCURRENCY:
+                for r in range(rounds):
+                    order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+                    paths = _paths(random.Random(1000 * concurrency + r), requests, rows)
+                    for name in order:
+                        result = runner.run(
+                            run_load("127.0.0.1", contenders[name], paths, concurrency)
+                        )
+                        results.setdefault((name, concurrency), []).append(result)
+    finally:
+        for proc in (ours, theirs):
+            proc.terminate()
+        for proc in (ours, theirs):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    print(
+        f"\n{rows} books; {rounds} rounds of {requests} requests per concurrency, "
+        f"alternating; medians. aiosqlite: {args.connections} connections.\n"
+    )
+    header = (
+        "| connections | ours req/s | aiosqlite req/s | ratio | ours p50 ms | "
+        "aiosqlite p50 ms | ours p99 ms | aiosqlite p99 ms |"
+    )
+    print(header)
+    print("|" + " --- |" * 8)
+    for concurrency in CONCURRENCY:
+        ours_r = results[("ours", concurrency)]
+        theirs_r = results[("aiosqlite", concurrency)]
+
+        def med(rs: list[LoadResult], f: Any) -> float:
+            return statistics.median(f(x) for x in rs)
+
+        rate_a = med(ours_r, lambda x: x.rate)
+        rate_b = med(theirs_r, lambda x: x.rate)
+        print(
+            f"| {concurrency} | {rate_a:,.0f} | {rate_b:,.0f} | {rate_a / rate_b:.2f}x | "
+            f"{_fmt_ms(med(ours_r, lambda x: x.percentile(50)))} | "
+            f"{_fmt_ms(med(theirs_r, lambda x: x.percentile(50)))} | "
+            f"{_fmt_ms(med(ours_r, lambda x: x.percentile(99)))} | "
+            f"{_fmt_ms(med(theirs_r, lambda x: x.percentile(99)))} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The service's settings: defaults, overridden by environment variables, then by
+command-line options (`python -m examples.service --help`).
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `IORESULT_DATA_DIR` | `data/` in the repository | where the sample and uploads live |
+| `IORESULT_SAMPLE_ROWS` | 100000 | books in the sample database made on first run |
+| `IORESULT_HOST` | 127.0.0.1 | address to listen on |
+| `IORESULT_PORT` | 8000 | port to listen on (0: any free port) |
+| `IORESULT_MAX_UPLOAD_BYTES` | 268435456 (256 MiB) | the largest upload accepted |
+| `IORESULT_MAX_LIMIT` | 1000 | the largest `limit` a page of rows may ask for |
+| `IORESULT_CACHE_PAGES` | 8192 | pages each database keeps in its page cache |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from examples.service.sample import DEFAULT_ROWS
+
+__all__ = ["REPO_ROOT", "Settings", "SettingsError"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the application reads at startup."""
+
+    data_dir: Path = REPO_ROOT / "data"
+    sample_rows: int = DEFAULT_ROWS
+    create_sample: bool = True
+    """Write the sample database on startup when it is missing."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 256 * 1024 * 1024
+    default_limit: int = 100
+    max_limit: int = 1000
+    export_page_rows: int = 500
+    """Rows per read (one `drive`) while exporting; also rows per chunk sent."""
+    cache_pages: int = 8192
+    """Pages each database keeps in its page cache (8192 pages of 4 KiB: the whole
+    100,000-book sample, so after warming up every read is a cache hit)."""
+    workers: int = 4
+    """Worker threads of the AsyncFileIO, for reads that miss the page cache."""
+    nowait: bool | None = None
+    """The AsyncFileIO's `nowait`: None tries RWF_NOWAIT reads inline where the platform
+    has them; False sends every read to the workers."""
+
+    @property
+    def sample_path(self) -> Path:
+        """The sample database's file."""
+        return self.data_dir / "sample.db"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded databases are kept, one `NAME.db` each."""
+        return self.data_dir / "uploads"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then `IORESULT_*` variables from `env` (default `os.environ`), then
+        `overrides`. Raises `SettingsError` naming a variable that is not a valid number."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if "IORESULT_DATA_DIR" in env:
+            values["data_dir"] = Path(env["IORESULT_DATA_DIR"])
+        if "IORESULT_HOST" in env:
+            values["host"] = env["IORESULT_HOST"]
+        for name, field in (
+            ("IORESULT_SAMPLE_ROWS", "sample_rows"),
+            ("IORESULT_PORT", "port"),
+            ("IORESULT_MAX_UPLOAD_BYTES", "max_upload_bytes"),
+            ("IORESULT_MAX_LIMIT", "max_limit"),
+            ("IORESULT_CACHE_PAGES", "cache_pages"),
+        ):
+            if name in env:
+                try:
+                    values[field] = int(env[name])
+                except ValueError:
+                    raise SettingsError(f"{name} must be an integer, got {env[name]!r}") from None
+        values.update(overrides)
+        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise `SettingsError` naming the first setting out of range."""
+        if self.sample_rows < 1:
+            raise SettingsError(f"sample_rows must be at least 1, got {self.sample_rows}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port must be 0..65535, got {self.port}")
+        if self.max_upload_bytes < 1:
+            raise SettingsError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise SettingsError(
+                f"default_limit ({self.default_limit}) must be 1..max_limit ({self.max_limit})"
+            )
+        if self.cache_pages < 1:
+            raise SettingsError(f"cache_pages must be positive, got {self.cache_pages}")
+        if self.export_page_rows < 1:
+            raise SettingsError(f"export_page_rows must be positive, got {self.export_page_rows}")

@@ -1,0 +1,86 @@
+"""`make demo`'s startup path: the service module, run as `make demo` runs it (with a tiny
+sample and an ephemeral port), creates the sample, says where it listens, and serves."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_starts_serves_and_stops(tmp_path: Path) -> None:
+    env = {**os.environ, "IORESULT_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examples.service", "--port", "0", "--rows", "300"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    found = threading.Event()
+    url: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            match = re.search(r"API: (http://127\.0\.0\.1:\d+)/databases  Docs: \1/docs", line)
+            if match:
+                url.append(match.group(1))
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert found.wait(60), "".join(lines)
+        r = httpx.get(f"{url[0]}/databases", timeout=10)
+        assert r.status_code == 200
+        assert [d["name"] for d in r.json()] == ["sample"]
+        count = httpx.get(f"{url[0]}/databases/sample/tables/books/count", timeout=10)
+        assert count.json()["count"] == 300
+        assert (tmp_path / "data" / "sample.db").exists()
+        assert any("creating the sample database" in line for line in lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        reader.join(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0, "".join(lines)
+    assert any("Application shutdown complete" in line for line in lines)
+
+
+def test_demo_rejects_bad_settings(tmp_path: Path) -> None:
+    env = {**os.environ, "IORESULT_DATA_DIR": str(tmp_path), "IORESULT_PORT": "http"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.service"],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "IORESULT_PORT must be an integer, got 'http'" in proc.stderr
+
+
+def test_makefile_demo_runs_the_service() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "-m examples.service" in demo
