@@ -59,7 +59,9 @@ def test_contract_names_import() -> None:
     assert OpenFlags.NONE.value == 0
 
 
-@pytest.mark.parametrize("package", ["core", "core.io", "core.ops", "core.sim", "bridge"])
+@pytest.mark.parametrize(
+    "package", ["core", "core.io", "core.ops", "core.sim", "core.files", "core.storage", "bridge"]
+)
 def test_all_matches_exports(package: str) -> None:
     module = importlib.import_module(package)
     exported = set(module.__all__)
