@@ -8,10 +8,12 @@
   raises `ScheduleMismatchError` when an outcome differs from the inline run.
 - `FiberRunner`: many operations interleaved on one thread over one simulator, with
   invariants checked at every step (Turso's Whopper, in miniature).
+- `Chain`: operations one after another as one operation (open, then query).
 - `python -m core.sim.soak`: the shipped operations under faults and crashes.
 """
 
 from core.sim.backend import SimFile, SimStats, SimulatorIO
+from core.sim.chain import Chain
 from core.sim.errors import (
     InvariantViolation,
     ScheduleMismatchError,
@@ -27,6 +29,7 @@ from core.sim.trace import Trace, TraceEvent
 from core.sim.yields import InjectYields, YieldInjector
 
 __all__ = [
+    "Chain",
     "ExploreReport",
     "FaultConfig",
     "Fiber",

@@ -17,6 +17,10 @@ Theory of operation:
   `FaultConfig.crash_keep_unsynced` allows.
 - A completion that was already finished (aborted) when its turn comes is dropped: its I/O
   never happens. `crash()` and `close()` abort everything in flight.
+- Open flags follow `open(2)`: `EXCLUSIVE` with `CREATE` refuses an existing file
+  (`EEXIST`); on an `APPEND` handle every write lands at the end of the file as it is when
+  the write *executes* (`O_APPEND` decides the offset at write time), whatever offset was
+  passed. A crash that keeps an append still in flight places it at the offset passed.
 - `needs_stepping` is True: nothing progresses between calls to `step()` (drivers and
   `BackendBase.wait_for_completion` step it).
 - Which I/Os finish inline is the schedule: `inline` is the probability for each, and
@@ -114,7 +118,18 @@ class SimStats:
 class _Pending:
     """One submitted I/O waiting for its turn."""
 
-    __slots__ = ("buffers", "completion", "fault", "inode", "io", "kind", "offset", "path", "upto")
+    __slots__ = (
+        "append",
+        "buffers",
+        "completion",
+        "fault",
+        "inode",
+        "io",
+        "kind",
+        "offset",
+        "path",
+        "upto",
+    )
 
     def __init__(
         self,
@@ -127,6 +142,7 @@ class _Pending:
         completion: Completion,
         fault: _Fault,
         upto: int,
+        append: bool,
     ) -> None:
         self.io = io
         self.kind = kind
@@ -137,6 +153,7 @@ class _Pending:
         self.completion = completion
         self.fault = fault
         self.upto = upto  # for a sync: mutations applied when it was submitted
+        self.append = append  # a write through an APPEND handle: lands at the end
 
     def length(self) -> int | None:
         if self.kind is _Op.PREAD:
@@ -163,15 +180,19 @@ class SimFile(FileBase):
     Each raises `CompletionError` at submission: kind `CLOSED` on a closed file (every
     handle is closed by a crash); `IO` with `EBADF` for a write to a read-only file, with
     `EINVAL` for a negative offset, and with `EIO` when a submission fault is injected.
-    `pread` raises `IOResultError` for a completion without a buffer.
+    `pread` raises `IOResultError` for a completion without a buffer. On a handle opened
+    with `OpenFlags.APPEND`, writes land at the end of the file when they execute.
     """
 
-    __slots__ = ("_inode", "_io")
+    __slots__ = ("_append", "_inode", "_io")
 
-    def __init__(self, io: SimulatorIO, path: str, inode: Inode, read_only: bool) -> None:
+    def __init__(
+        self, io: SimulatorIO, path: str, inode: Inode, read_only: bool, append: bool = False
+    ) -> None:
         super().__init__(path, read_only)
         self._io = io
         self._inode = inode
+        self._append = append
 
     def pread(self, pos: int, c: Completion) -> Completion:
         self._check_open("pread")
@@ -183,12 +204,16 @@ class SimFile(FileBase):
     def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
         self._check_writable("pwrite")
         _check_offset(pos, "pwrite", self._path)
-        return self._io._submit(self._inode, self._path, _Op.PWRITE, pos, (buffer,), c)
+        return self._io._submit(
+            self._inode, self._path, _Op.PWRITE, pos, (buffer,), c, self._append
+        )
 
     def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
         self._check_writable("pwritev")
         _check_offset(pos, "pwritev", self._path)
-        return self._io._submit(self._inode, self._path, _Op.PWRITEV, pos, tuple(buffers), c)
+        return self._io._submit(
+            self._inode, self._path, _Op.PWRITEV, pos, tuple(buffers), c, self._append
+        )
 
     def sync(self, c: Completion) -> Completion:
         self._check_open("sync")
@@ -319,14 +344,20 @@ class SimulatorIO(BackendBase):
     # -- files --------------------------------------------------------------------------
 
     def open_file(self, path: StrPath, flags: OpenFlags = OpenFlags.NONE) -> SimFile:
-        """Open (with `OpenFlags.CREATE`, create) a simulated file.
+        """Open (with `OpenFlags.CREATE`, create) a simulated file. With `EXCLUSIVE` an
+        existing file is refused; with `APPEND` every write lands at the end of the file.
 
         Raises `CompletionError`: kind `IO` with `ENOENT` for a missing file without
-        `CREATE`; kind `CLOSED` if the simulator is closed.
+        `CREATE`, with `EEXIST` for an existing one with `EXCLUSIVE`; kind `CLOSED` if the
+        simulator is closed.
         """
         self._check_open("open_file")
         name = os.fspath(path)
         inode = self._fs.lookup(name)
+        if inode is not None and OpenFlags.EXCLUSIVE in flags:
+            raise CompletionError(
+                ErrorKind.IO, "open failed: file exists", errno=errno.EEXIST, path=name
+            )
         if inode is None:
             if OpenFlags.CREATE not in flags:
                 raise CompletionError(
@@ -334,7 +365,7 @@ class SimulatorIO(BackendBase):
                 )
             inode = self._fs.create(name)
             self._event(-1, "create", "", name, None, None, "")
-        file = SimFile(self, name, inode, OpenFlags.READ_ONLY in flags)
+        file = SimFile(self, name, inode, OpenFlags.READ_ONLY in flags, OpenFlags.APPEND in flags)
         self._open_files.add(file)
         return file
 
@@ -496,6 +527,7 @@ class SimulatorIO(BackendBase):
         offset: int,
         buffers: tuple[Buffer, ...],
         c: Completion,
+        append: bool = False,
     ) -> Completion:
         io = self._next_io
         self._next_io += 1
@@ -528,7 +560,7 @@ class SimulatorIO(BackendBase):
             fault = _Fault.EIO
         elif faults.torn_write and rng.random() < faults.torn_write:
             fault = _Fault.TORN
-        p = _Pending(io, kind, inode, path, offset, buffers, c, fault, inode.applied)
+        p = _Pending(io, kind, inode, path, offset, buffers, c, fault, inode.applied, append)
         self.stats.submitted += 1
         if io - self._base_io in self._defer_at:
             run_inline = False
@@ -605,6 +637,8 @@ class SimulatorIO(BackendBase):
             self._fail(p, c, p.kind.value)
             return
         data = b"".join(bytes(b) for b in p.buffers)
+        if p.append:
+            p.offset = len(p.inode.data)  # O_APPEND: the end as it is now, not as passed
         landed = len(data)
         if p.fault is _Fault.TORN and data:
             self.stats.torn_writes += 1
