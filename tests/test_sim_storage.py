@@ -366,3 +366,23 @@ def test_interleaved_reads_on_one_database_give_sqlite_answers(
         assert io.pending() == 0
         db.close()
         io.close()
+
+
+# -- the soak's storage scenario --------------------------------------------------------------
+
+
+def test_the_soak_runs_storage_cases_cleanly_and_their_oracle_can_fail() -> None:
+    storage = [s for s in SCENARIOS if s.name == "Database"]
+    assert len(storage) == 1
+    report = run_soak(range(150), scenarios=storage)
+    assert report.violations == [], report.format()
+    assert report.operations["Database"] > 250 and report.ok > 100
+    assert report.clean_errors["CorruptDatabaseError"] > 0  # short reads of a page
+    assert report.clean_errors["IO"] > 0
+
+    def wrong(rng: random.Random, files: Mapping[str, bytes]) -> Case:
+        case = storage[0].build(rng, files)
+        return dataclasses.replace(case, expected=("not", "this"))
+
+    planted = run_soak(range(20), scenarios=[Scenario("Database", wrong)])
+    assert any("expected ('not', 'this')" in v for v in planted.violations)

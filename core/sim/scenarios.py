@@ -10,23 +10,30 @@ Theory of operation:
   cover a new operation, write a builder and `register()` it (or pass it to the soak);
   nothing else needs to change.
 - Oracles compute from plain bytes only, never from the simulator, so a simulator bug
-  cannot hide an operation bug (or the other way round).
+  cannot hide an operation bug (or the other way round). The storage scenarios' oracle is
+  sqlite3 itself, on the very bytes loaded into the simulator.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.driver import Operation
 from core.io.backend import OpenFlags
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
+from core.result import IO, Done
 from core.sim.backend import SimulatorIO
+from core.sim.chain import Chain
 from core.sim.errors import SimConfigError
+from core.storage.database import Bound, Database
+from core.storage.schema import Schema
 
-__all__ = ["SCENARIOS", "Case", "Scenario", "register"]
+__all__ = ["DB_FILE", "SCENARIOS", "Case", "Scenario", "register"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -159,3 +166,187 @@ register(Scenario("ReadRange", _read_range))
 register(Scenario("ReadWholeFile", _read_whole))
 register(Scenario("WriteBuffers", _write_buffers))
 register(Scenario("CopyFile", _copy_file))
+
+
+# -- storage ------------------------------------------------------------------------------
+# Each storage case loads a database written by sqlite3 into the simulator (`DB_FILE`, no
+# I/O), opens it (immutable or not) and runs one query; the oracle is sqlite3's answer on
+# the same bytes. Reads never change a file, so `after` is empty.
+
+DB_FILE = "db"
+"""The simulated file the storage scenarios put their database in (not one of the soak's
+own files, which they therefore must leave unchanged)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sample:
+    data: bytes
+    con: sqlite3.Connection
+
+
+@functools.cache
+def _sample(page_size: int) -> _Sample:
+    """A database with a rowid table and its index, rows that overflow, and a WITHOUT
+    ROWID table, written by sqlite3; kept with an open connection for the oracle."""
+    con = sqlite3.connect(":memory:")
+    con.execute(f"PRAGMA page_size={page_size}")
+    con.executescript(
+        """
+        CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, score REAL, tag BLOB);
+        CREATE INDEX t_name ON t(name, score);
+        CREATE TABLE big(id INTEGER PRIMARY KEY, payload BLOB);
+        CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+        """
+    )
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?)",
+        [(i, f"name-{i % 23:02d}", i / 4 if i % 3 else None, bytes(i % 7)) for i in range(1, 301)],
+    )
+    con.executemany(
+        "INSERT INTO big VALUES (?, ?)",
+        [(i, bytes((i + j) % 256 for j in range(i * page_size // 2))) for i in range(1, 9)],
+    )
+    con.executemany("INSERT INTO kv VALUES (?, ?)", [(f"k{i:03d}", i * 3) for i in range(200)])
+    con.commit()
+    return _Sample(con.serialize(), con)
+
+
+class _Finish:
+    """The last link of a storage case: close the database, return the query's value."""
+
+    __slots__ = ("convert", "values")
+
+    def __init__(self, values: list[Any], convert: Callable[[Any], object]) -> None:
+        self.values = values
+        self.convert = convert
+
+    def step(self) -> Done[object]:
+        db = self.values[0]
+        assert isinstance(db, Database)
+        db.close()
+        return Done(self.convert(self.values[1]))
+
+
+class _LastOf:
+    """A chain whose value is that of its last link."""
+
+    __slots__ = ("chain",)
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+
+    def step(self) -> Done[object] | IO:
+        result = self.chain.step()
+        if type(result) is Done:
+            return Done(result.value[-1])
+        return result
+
+    def abort(self, error: BaseException) -> None:
+        self.chain.abort(error)
+
+
+def _schema_names(schema: Any) -> object:
+    assert isinstance(schema, Schema)
+    return (sorted(t.name for t in schema.tables), sorted(i.name for i in schema.indexes))
+
+
+def _same(value: Any) -> object:
+    return value
+
+
+def _storage(rng: random.Random, files: Mapping[str, bytes]) -> Case:
+    what = rng.choice(("read_schema", "get", "scan", "index_scan", "count"))
+    page_size = rng.choice((512, 4096))
+    immutable = rng.random() < 0.5
+    readahead = rng.choice((0, 2, 16))
+    sample = _sample(page_size)
+    con = sample.con
+    convert: Callable[[Any], object] = _same
+    query: Callable[[Database], Operation[Any]]
+    if what == "read_schema":
+        names = con.execute("SELECT type, name FROM sqlite_master").fetchall()
+        expected: object = (
+            sorted(n for t, n in names if t == "table"),
+            sorted(n for t, n in names if t == "index"),
+        )
+        params = ""
+        convert = _schema_names
+        query = Database.read_schema
+    elif what == "get":
+        table = rng.choice(("t", "big", "kv"))
+        if table == "kv":
+            key: object = f"k{rng.randint(0, 220):03d}"
+            expected = con.execute("SELECT * FROM kv WHERE k = ?", (key,)).fetchone()
+        else:
+            key = rng.randint(0, 320)
+            sql = f"SELECT rowid, * FROM {table} WHERE rowid = ?"
+            expected = con.execute(sql, (key,)).fetchone()
+        params = f"{table!r}, {key!r}"
+        query = functools.partial(Database.get, table=table, key=key)
+    elif what == "scan":
+        table = rng.choice(("t", "big", "kv"))
+        limit = rng.choice((None, 1, 25, 120))
+        sql_limit = -1 if limit is None else limit
+        if table == "kv":
+            after: object = (f"k{rng.randint(0, 210):03d}",) if rng.random() < 0.7 else None
+            expected = con.execute(
+                "SELECT * FROM kv WHERE k > ? ORDER BY k LIMIT ?",
+                ("" if after is None else after[0], sql_limit),  # type: ignore[index]
+            ).fetchall()
+        else:
+            after = rng.randint(0, 310) if rng.random() < 0.7 else None
+            expected = con.execute(
+                f"SELECT rowid, * FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (-1 if after is None else after, sql_limit),
+            ).fetchall()
+        params = f"{table!r}, after={after!r}, limit={limit}"
+        query = functools.partial(Database.scan, table=table, after=after, limit=limit)
+    elif what == "index_scan":
+        name = f"name-{rng.randint(0, 25):02d}"
+        order = "ORDER BY name, score, rowid"
+        if rng.random() < 0.5:
+            expected = con.execute(
+                f"SELECT rowid, * FROM t INDEXED BY t_name WHERE name = ? {order}", (name,)
+            ).fetchall()
+            params = f"equal={name!r}"
+            query = functools.partial(Database.index_scan, index="t_name", equal=[name])
+        else:
+            high = f"name-{rng.randint(0, 25):02d}"
+            expected = con.execute(
+                f"SELECT rowid, * FROM t INDEXED BY t_name WHERE name >= ? AND name < ? {order}",
+                (name, high),
+            ).fetchall()
+            params = f"{name!r} <= name < {high!r}"
+            query = functools.partial(
+                Database.index_scan,
+                index="t_name",
+                lower=Bound(name),
+                upper=Bound(high, inclusive=False),
+            )
+    else:
+        table = rng.choice(("t", "big", "kv"))
+        expected = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        params = repr(table)
+        query = functools.partial(Database.count, table=table)
+
+    def make_op(io: SimulatorIO) -> Operation[Any]:
+        io.create_file(DB_FILE, sample.data)
+        return _LastOf(
+            Chain(
+                [
+                    lambda _: Database.open(io, DB_FILE, immutable=immutable, readahead=readahead),
+                    lambda values: query(values[0]),
+                    lambda values: _Finish(values, convert),
+                ]
+            )
+        )
+
+    return Case(
+        "Database",
+        f"{what}: page_size={page_size}, immutable={immutable}, readahead={readahead}, {params}",
+        make_op,
+        expected=expected,
+    )
+
+
+register(Scenario("Database", _storage))  # one of five operations: the others keep their share
