@@ -155,8 +155,11 @@ async def test_page_cache_hits_complete_inline_without_threads(
             if not c.finished():  # not cached after all (memory pressure): let it finish
                 await drive(lambda c=c: Done(0) if c.finished() else IO(c), io)
             assert bytes(c.buffer) == data[off : off + 4096]  # type: ignore[arg-type]
-        # The file was just written, so the reads were (nearly all) hits, done inline.
+        # The file was just written, so the reads were (nearly all) hits, done inline, and
+        # without the pool no thread was started.
         assert io.pool_submissions <= 2
+        if io.pool_submissions == 0:
+            assert io.worker_threads == 0
         assert await drive(ReadRange(f, 10, 20), io) == data[10:30]
 
 
