@@ -728,8 +728,9 @@ class AsyncFileIO(BackendBase):
             if not self._wake_pending:
                 self._wake_pending = True
                 handle = self._handle
-                if handle is None or not handle.post(self._deliver_done, None):
-                    pass  # the loop is gone: `close()` releases what is left in `_done`
+                if handle is not None:
+                    # False if the loop is gone: `close()` releases what `_done` holds.
+                    handle.post(self._deliver_done, None)
 
     def _run_batch(self, batch: _Batch) -> None:
         """Run a batch's system calls in order (worker thread)."""
@@ -832,7 +833,8 @@ class AsyncFileIO(BackendBase):
             t.join(max(0.0, deadline - _monotonic()))
         stuck = any(t.is_alive() for t in self._threads)
         if not stuck:
-            # Every batch is back (delivered, posted or orphaned): release their files.
+            # Every worker has stopped, so every batch is back (delivered, posted, or left in
+            # `_done` because its loop was gone): release what they hold.
             for batch in list(self._outstanding.values()):
                 batch.delivered = True
                 for req in batch.requests:

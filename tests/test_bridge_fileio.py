@@ -155,8 +155,11 @@ async def test_page_cache_hits_complete_inline_without_threads(
             if not c.finished():  # not cached after all (memory pressure): let it finish
                 await drive(lambda c=c: Done(0) if c.finished() else IO(c), io)
             assert bytes(c.buffer) == data[off : off + 4096]  # type: ignore[arg-type]
-        # The file was just written, so the reads were (nearly all) hits, done inline.
+        # The file was just written, so the reads were (nearly all) hits, done inline, and
+        # without the pool no thread was started.
         assert io.pool_submissions <= 2
+        if io.pool_submissions == 0:
+            assert io.worker_threads == 0
         assert await drive(ReadRange(f, 10, 20), io) == data[10:30]
 
 
@@ -709,3 +712,30 @@ def test_inline_reads_outside_a_loop_are_not_limited(data_file: Path, data: byte
 def test_inline_budget_must_be_a_non_negative_int() -> None:
     with pytest.raises(InvalidArgumentError, match="inline_budget"):
         AsyncFileIO(inline_budget=-1)
+
+
+def test_an_unclosed_backend_does_not_hold_the_process_at_exit(tmp_path: Path) -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = f"""
+import asyncio
+from bridge import AsyncFileIO, drive
+from core.io import OpenFlags
+from core.ops import WriteBuffers
+
+async def main():
+    io = AsyncFileIO()  # never closed: its workers are alive when the process ends
+    f = io.open_file({str(tmp_path / "x.bin")!r}, OpenFlags.CREATE)
+    await drive(WriteBuffers(f, 0, [b"bye"]), io)
+    assert io.worker_threads == io.workers
+    print("ok")
+
+asyncio.run(main())
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    assert (tmp_path / "x.bin").read_bytes() == b"bye"
