@@ -715,8 +715,8 @@ def test_inline_budget_must_be_a_non_negative_int() -> None:
 
 
 def test_an_unclosed_backend_does_not_hold_the_process_at_exit(tmp_path: Path) -> None:
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     code = f"""
 import asyncio
