@@ -44,7 +44,6 @@ import enum
 import errno
 import os
 import queue
-import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -67,7 +66,7 @@ from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
 from core.io.common import BackendBase, FileBase
-from core.io.unix import open_flags_to_os, read_fully, write_fully
+from core.io.unix import open_fd, read_fully, unlink_path, write_fully
 
 __all__ = [
     "DEFAULT_INLINE_BUDGET",
@@ -509,32 +508,14 @@ class AsyncFileIO(BackendBase):
         path (`ENOENT`, `EACCES`, `EISDIR`, ...), or kind `CLOSED` if the backend is closed."""
         self._check_open("open_file")
         name = os.fspath(path)
-        try:
-            fd = os.open(name, open_flags_to_os(flags), 0o644)
-        except OSError as exc:
-            raise CompletionError.from_os_error(exc, "open", path=name) from exc
-        try:
-            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-        except OSError as exc:
-            os.close(fd)
-            raise CompletionError.from_os_error(exc, "fstat", path=name) from exc
-        if is_dir:
-            os.close(fd)
-            raise CompletionError(
-                ErrorKind.IO, "open failed: is a directory", errno=errno.EISDIR, path=name
-            )
-        file = AsyncFile(self, name, fd, OpenFlags.READ_ONLY in flags)
+        file = AsyncFile(self, name, open_fd(name, flags), OpenFlags.READ_ONLY in flags)
         self._files.add(file)
         return file
 
     def remove_file(self, path: StrPath) -> None:
         """Unlink `path` (inline). Raises `CompletionError` with errno and path, or `CLOSED`."""
         self._check_open("remove_file")
-        name = os.fspath(path)
-        try:
-            os.unlink(name)
-        except OSError as exc:
-            raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
+        unlink_path(os.fspath(path))
 
     def wait_for_completion(self, c: Completion) -> None:
         """Refuse to wait: completions here finish on the event loop, which a blocking wait

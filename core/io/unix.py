@@ -19,7 +19,7 @@ from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
 from core.io.common import BackendBase, FileBase
 
-__all__ = ["UnixFile", "UnixIO", "open_flags_to_os"]
+__all__ = ["UnixFile", "UnixIO", "open_fd", "open_flags_to_os", "unlink_path"]
 
 
 def open_flags_to_os(flags: OpenFlags) -> int:
@@ -33,6 +33,37 @@ def open_flags_to_os(flags: OpenFlags) -> int:
     if OpenFlags.APPEND in flags:
         os_flags |= os.O_APPEND
     return os_flags | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_fd(name: str, flags: OpenFlags) -> int:
+    """`open(2)` `name` for `flags` and return the descriptor; a directory is refused.
+
+    Raises `CompletionError` (kind `IO`) with the errno and path: `ENOENT`, `EACCES`,
+    `EISDIR` (also for a directory opened read-only, which `open(2)` would allow), ...
+    """
+    try:
+        fd = os.open(name, open_flags_to_os(flags), 0o644)
+    except OSError as exc:
+        raise CompletionError.from_os_error(exc, "open", path=name) from exc
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+    except OSError as exc:
+        os.close(fd)
+        raise CompletionError.from_os_error(exc, "fstat", path=name) from exc
+    if is_dir:
+        os.close(fd)
+        raise CompletionError(
+            ErrorKind.IO, "open failed: is a directory", errno=errno.EISDIR, path=name
+        )
+    return fd
+
+
+def unlink_path(name: str) -> None:
+    """`unlink(2)` `name`. Raises `CompletionError` with the errno and path."""
+    try:
+        os.unlink(name)
+    except OSError as exc:
+        raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
 
 
 class UnixFile(FileBase):
@@ -163,27 +194,14 @@ class UnixIO(BackendBase):
         `EACCES`, `EISDIR`), or kind `CLOSED` if the backend is closed."""
         self._check_open("open_file")
         name = os.fspath(path)
-        try:
-            fd = os.open(name, open_flags_to_os(flags), 0o644)
-        except OSError as exc:
-            raise CompletionError.from_os_error(exc, "open", path=name) from exc
-        if stat.S_ISDIR(os.fstat(fd).st_mode):  # O_RDONLY opens a directory; refuse it here
-            os.close(fd)
-            raise CompletionError(
-                ErrorKind.IO, "open failed: is a directory", errno=errno.EISDIR, path=name
-            )
-        file = UnixFile(self, name, fd, OpenFlags.READ_ONLY in flags)
+        file = UnixFile(self, name, open_fd(name, flags), OpenFlags.READ_ONLY in flags)
         self._open_files.add(file)
         return file
 
     def remove_file(self, path: StrPath) -> None:
         """Unlink `path`. Raises `CompletionError` with errno and path."""
         self._check_open("remove_file")
-        name = os.fspath(path)
-        try:
-            os.unlink(name)
-        except OSError as exc:
-            raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
+        unlink_path(os.fspath(path))
 
     def close(self) -> None:
         """Close every file this backend opened; idempotent."""
