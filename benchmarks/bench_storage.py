@@ -17,6 +17,7 @@ runs and a line says so.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io as iolib
 import os
@@ -29,15 +30,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import block  # noqa: E402
-from core.io import UnixIO  # noqa: E402
-from core.storage import Database  # noqa: E402
+from core import block
+from core.io import UnixIO
+from core.storage import Database
 
-try:  # the async half needs the bridge
+try:  # the async half needs the bridge (and aiosqlite, a dev extra)
+    import aiosqlite
+
     from bridge import AsyncFileIO, drive  # type: ignore[attr-defined]
 
     HAVE_BRIDGE = True
@@ -170,8 +172,7 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
         "block(db.index_scan) locked": ours_name(locked),
     }
     report(
-        f"Point lookup by indexed text, hot cache, {len(names)} keys per round, "
-        f"median of {rounds}",
+        f"Point lookup by indexed text, hot cache, {len(names)} keys per round, median of {rounds}",
         race(contenders, len(names), rounds),
         "sqlite3",
     )
@@ -215,9 +216,6 @@ def full_scan(path: Path, rows: int, rounds: int, profile: bool) -> None:
 
 def async_lookups(path: Path, keys: list[int], rounds: int) -> None:
     """`await drive(db.get(...))` over `AsyncFileIO` against aiosqlite, on asyncio."""
-    import asyncio
-
-    import aiosqlite
 
     async def main() -> None:
         aio = AsyncFileIO()
@@ -226,7 +224,9 @@ def async_lookups(path: Path, keys: list[int], rounds: int) -> None:
         async with aiosqlite.connect(path) as conn:
             for k in keys:
                 await drive(db.get("t", k), aio)
-                await (await conn.execute("SELECT rowid, * FROM t WHERE rowid = ?", (k,))).fetchone()
+                await (
+                    await conn.execute("SELECT rowid, * FROM t WHERE rowid = ?", (k,))
+                ).fetchone()
             samples: dict[str, list[float]] = {"aiosqlite": [], "drive(db.get)": []}
             for _ in range(rounds):
                 start = time.perf_counter()
@@ -241,13 +241,17 @@ def async_lookups(path: Path, keys: list[int], rounds: int) -> None:
         db.close()
         aio.close()
         results = {name: statistics.median(v) for name, v in samples.items()}
-        report(f"asyncio: point lookup by rowid, hot cache, median of {rounds}", results, "aiosqlite")
+        report(
+            f"asyncio: point lookup by rowid, hot cache, median of {rounds}", results, "aiosqlite"
+        )
 
     asyncio.run(main())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="50,000 rows, fewer rounds")
     parser.add_argument("--lookups", type=int, default=20_000)
@@ -262,9 +266,11 @@ def main() -> None:
     path = args.db or Path(tempfile.gettempdir()) / f"ioresult-bench-{args.rows}.db"
     started = time.perf_counter()
     build(path, args.rows)
-    print(f"database: {path} ({args.rows} rows, {path.stat().st_size / 1e6:.1f} MB, built or "
-          f"checked in {time.perf_counter() - started:.1f} s); Python {sys.version.split()[0]}, "
-          f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs")
+    print(
+        f"database: {path} ({args.rows} rows, {path.stat().st_size / 1e6:.1f} MB, built or "
+        f"checked in {time.perf_counter() - started:.1f} s); Python {sys.version.split()[0]}, "
+        f"SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs"
+    )
     rng = random.Random(2)
     keys = [rng.randrange(1, args.rows + 1) for _ in range(args.lookups)]
     con = sqlite3.connect(path)
