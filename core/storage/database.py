@@ -73,6 +73,8 @@ from core.storage.wal import (
 __all__ = [
     "DEFAULT_CACHE_PAGES",
     "DEFAULT_READAHEAD",
+    "PAGES_PER_STEP",
+    "ROWS_PER_STEP",
     "Bound",
     "CountRows",
     "Database",
@@ -91,6 +93,12 @@ Row = tuple[Value, ...]
 
 DEFAULT_CACHE_PAGES = 2048
 DEFAULT_READAHEAD = 16
+ROWS_PER_STEP = 512
+"""A scan yields to the driver (an explicit yield) after about this many rows in one step,
+so a long scan over cached pages never holds an event loop for more than a millisecond or
+two; under `block` a yield costs a microsecond or so."""
+PAGES_PER_STEP = 256
+"""The same bound for `count`, in leaf pages."""
 MAX_RESTARTS = 8
 """How often a WAL-mode read starts over because the log changed before giving up."""
 
@@ -564,6 +572,8 @@ class _Phase(enum.Enum):
     WORK = "work"
     FINISH = "finish"
     FINISH_CHECK = "finish check"
+    RECHECK = "recheck"
+    RECHECK_WAIT = "recheck wait"
     DONE = "done"
     FAILED = "failed"
 
@@ -580,6 +590,8 @@ _P_SCHEMA = _Phase.SCHEMA
 _P_WORK = _Phase.WORK
 _P_FINISH = _Phase.FINISH
 _P_FINISH_CHECK = _Phase.FINISH_CHECK
+_P_RECHECK = _Phase.RECHECK
+_P_RECHECK_WAIT = _Phase.RECHECK_WAIT
 _P_DONE = _Phase.DONE
 _P_FAILED = _Phase.FAILED
 
@@ -647,6 +659,7 @@ class _ReadOp(Generic[T]):
         "_phase",
         "_restarts",
         "_schema_load",
+        "_suspect",
         "_waiting",
         "_wal_scan",
         "_wal_token",
@@ -665,6 +678,7 @@ class _ReadOp(Generic[T]):
         self._schema_load: _SchemaLoad | None = None
         self._loader: PageLoader | None = None
         self._wal_token: tuple[int, int, int] | None = None
+        self._suspect: CorruptDatabaseError | None = None
         self._restarts = 0
 
     @property
@@ -730,9 +744,31 @@ class _ReadOp(Generic[T]):
                     return Done(value)
         except StateMachineError:
             raise
+        except CorruptDatabaseError as exc:
+            if self._may_be_a_moving_log(exc):
+                # Without the -shm protocol a writer may restart the WAL under this read,
+                # so what looked corrupt may be a frame that was overwritten meanwhile:
+                # look at the log again before believing it.
+                self._suspect = exc
+                self._waiting = None
+                self._phase = _P_RECHECK
+                return self.step()
+            self._fail()
+            raise
         except BaseException:
             self._fail()
             raise
+
+    def _may_be_a_moving_log(self, exc: CorruptDatabaseError) -> bool:
+        db = self.db
+        return (
+            db is not None
+            and not db.immutable
+            and not db._closed
+            and self._suspect is None
+            and self._wal_token is not None
+            and self._phase in (_P_WORK, _P_PAGE1, _P_SCHEMA)
+        )
 
     def abort(self, error: BaseException) -> None:
         """Give up: release the lock; further steps raise."""
@@ -904,6 +940,25 @@ class _ReadOp(Generic[T]):
                 self._phase = _P_FINISH_CHECK
                 c = self._read(db.wal_file, 0, WAL_HEADER_SIZE)
                 return None if c.finished() else c
+            case _Phase.RECHECK:
+                db = self._db()
+                if not db._refresh_wal_file():
+                    return self._restart(db)  # the log went away: read again
+                assert db.wal_file is not None
+                self._phase = _Phase.RECHECK_WAIT
+                c = self._read(db.wal_file, 0, WAL_HEADER_SIZE)
+                return None if c.finished() else c
+            case _Phase.RECHECK_WAIT:
+                db = self._db()
+                data = self._read_result()
+                self._completion = None
+                assert db.wal_file is not None
+                suspect = self._suspect
+                assert suspect is not None
+                if _token_of(data, db.wal_file.size()) == self._wal_token:
+                    raise suspect  # the log did not move: the file really is corrupt
+                self._suspect = None
+                return self._restart(db)
             case _Phase.FINISH_CHECK:
                 db = self._db()
                 data = self._read_result()
@@ -1242,18 +1297,22 @@ class ScanRows(_ReadOp[list[Row]]):
         assert cursor is not None and builder is not None
         limit = self._limit
         rows = self._rows
+        first = len(rows)
         while True:
             state = self._state
             if state is _SC_ROW:
                 if not cursor.valid or (limit is not None and len(rows) >= limit):
                     self._state = _SC_DONE
                     return None
+                budget = ROWS_PER_STEP - (len(rows) - first)
+                if budget <= 0:
+                    return Completion.new_yield()  # let the event loop run; resume here
                 page = cursor.pages[-1]
                 if page.kind & 8:
                     # On a leaf: take every row up to the first overflowing one in one loop.
                     # It is synchronous, so the cursor moves within the leaf as it goes.
                     start = cursor.idxs[-1]
-                    stop = self._take_leaf(cursor, page, start)
+                    stop = self._take_leaf(cursor, page, start, budget)
                     if stop > start:
                         if limit is not None and len(rows) >= limit:
                             self._state = _SC_DONE
@@ -1300,13 +1359,14 @@ class ScanRows(_ReadOp[list[Row]]):
             else:
                 return None
 
-    def _take_leaf(self, cursor: BTreeCursor, page: Page, start: int) -> int:
-        """Append the rows of `page` from cell `start` on, up to the limit or the first row
-        whose payload overflows; return the index of the first cell not taken."""
+    def _take_leaf(self, cursor: BTreeCursor, page: Page, start: int, budget: int) -> int:
+        """Append the rows of `page` from cell `start` on, up to the limit, `budget` rows,
+        or the first row whose payload overflows; return the index of the first cell not
+        taken."""
         builder = self._builder
         assert builder is not None
         rows = self._rows
-        room = len(page.cell_ptrs) if self._limit is None else self._limit - len(rows)
+        room = budget if self._limit is None else min(budget, self._limit - len(rows))
         end = min(page.cell_count, start + max(room, 0))
         if builder.without_rowid:
             records = page.records
@@ -1411,12 +1471,16 @@ class CountRows(_ReadOp[int]):
     def _work(self) -> Completion | None:
         cursor = self._cursor
         assert cursor is not None
+        walked = 0
         while True:
             state = self._state
             if state is _C_WALK:
                 if not cursor.valid:
                     self._state = _C_DONE
                     return None
+                if walked >= PAGES_PER_STEP:
+                    return Completion.new_yield()  # let the event loop run; resume here
+                walked += 1
                 page = cursor.pages[-1]
                 if page.kind & 8:  # a leaf: count all its cells, then leave it
                     self._count += page.cell_count
@@ -1599,6 +1663,7 @@ class IndexScan(_ReadOp[list[Row]]):
         assert cursor is not None and table_cursor is not None and builder is not None
         rows = self._rows
         limit = self._limit
+        first = len(rows)
         while True:
             state = self._state
             if state is _IX_SEEK:
@@ -1670,6 +1735,8 @@ class IndexScan(_ReadOp[list[Row]]):
                 rows.append(builder.build(self._fetch_rowid, table_cursor.record_values()))
                 self._state = _IX_NEXT
             elif state is _IX_NEXT:
+                if len(rows) - first >= ROWS_PER_STEP:
+                    return Completion.new_yield()  # let the event loop run; resume here
                 pending = cursor.next()
                 if pending is not None:
                     return pending
