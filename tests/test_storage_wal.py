@@ -16,6 +16,7 @@ import pytest
 from core import IO, block
 from core.io import MemoryYieldIO, UnixIO
 from core.storage import CorruptDatabaseError, Database, DatabaseBusyError
+from core.storage.database import ROWS_PER_STEP
 from core.storage.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE
 from tests.storage_helpers import DeferredUnixIO, copy_into, drive_checked, open_db
 
@@ -331,8 +332,6 @@ def test_log_restarted_under_a_read_is_read_again(tmp_path: Path) -> None:
 
 
 def test_scans_yield_to_the_driver(live: tuple[Path, sqlite3.Connection]) -> None:
-    from core.storage.database import ROWS_PER_STEP
-
     path, con = live
     con.executemany("INSERT INTO t(v) VALUES (?)", [("x",)] * 3000)
     io = UnixIO()
