@@ -130,6 +130,15 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
 
         return run
 
+    def cached_rowid(db: Database) -> Callable[[], None]:
+        # The lookup alone, answered from cached pages: no operation object, no driver.
+        def run() -> None:
+            lookup = db._row_from_cache
+            for k in keys:
+                lookup("t", k)
+
+        return run
+
     def sqlite_name(c: sqlite3.Connection) -> Callable[[], None]:
         def run() -> None:
             execute = c.execute
@@ -159,6 +168,7 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
         "sqlite3 immutable=1": sqlite_rowid(ro),
         "block(db.get) immutable": ours_rowid(frozen),
         "block(db.get) locked": ours_rowid(locked),
+        "lookup from cached pages, no operation": cached_rowid(frozen),
     }
     report(
         f"Point lookup by rowid, hot cache, {len(keys)} keys per round, median of {rounds}",

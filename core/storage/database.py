@@ -1537,6 +1537,7 @@ class IndexScan(_ReadOp[list[Row]]):
         "_lower",
         "_pk_plan",
         "_pk_positions",
+        "_plan",
         "_prefix",
         "_rows",
         "_seek",
@@ -1573,6 +1574,7 @@ class IndexScan(_ReadOp[list[Row]]):
         self._seek: tuple[tuple[object, ...], bool] | None = None
         self._hi: tuple[tuple[object, ...], bool] | None = None
         self._pk_plan: KeyPlan | None = None
+        self._plan: KeyPlan | None = None
         self._pk_positions: list[int] = []
         self._fetch_rowid = 0
         self._fetch_probe: tuple[object, ...] = ()
@@ -1615,17 +1617,11 @@ class IndexScan(_ReadOp[list[Row]]):
                 f"value(s){' and a range' if ranged else ''}"
             )
         values = [apply_affinity(v, c.affinity) for v, c in zip(equal, columns, strict=False)]
-        self._cursor = BTreeCursor(
-            db.pager, index.root_page, table=False, codec=db.codec, key_plan=plan, scan=True
-        )
+        self._plan = plan
+        self._cursor = self._table_cursor = None  # made when the cache cannot answer
         if table.without_rowid:
             self._pk_plan = db._plan(table, None)
             self._pk_positions = pk_positions(table, index)
-            self._table_cursor = BTreeCursor(
-                db.pager, table.root_page, table=False, codec=db.codec, key_plan=self._pk_plan
-            )
-        else:
-            self._table_cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
         if any(v is None for v in values):
             self._state = _IX_DONE  # `= NULL` matches nothing
             return
@@ -1656,23 +1652,43 @@ class IndexScan(_ReadOp[list[Row]]):
         self._seek = (prefix, False) if lo is None else (prefix + lo[0], not lo[1])
         self._hi = hi
 
+    def _make_cursors(self) -> tuple[BTreeCursor, BTreeCursor]:
+        db = self._db()
+        index, table = self._index, self._table
+        assert index is not None and table is not None and self._plan is not None
+        cursor = BTreeCursor(
+            db.pager, index.root_page, table=False, codec=db.codec, key_plan=self._plan, scan=True
+        )
+        if table.without_rowid:
+            table_cursor = BTreeCursor(
+                db.pager, table.root_page, table=False, codec=db.codec, key_plan=self._pk_plan
+            )
+        else:
+            table_cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
+        self._cursor, self._table_cursor = cursor, table_cursor
+        return cursor, table_cursor
+
     def _work(self) -> Completion | None:
-        cursor = self._cursor
-        table_cursor = self._table_cursor
+        if self._state is _IX_DONE:
+            return None
         builder = self._builder
-        assert cursor is not None and table_cursor is not None and builder is not None
+        assert builder is not None
+        if self._cursor is None or self._table_cursor is None:
+            if self._lower is None and self._upper is None and self._limit is None:
+                cached = self._db()._index_rows_from_cache(self.index, self._equal)
+                if cached is not _MISS:
+                    self._rows = cached
+                    self._state = _IX_DONE
+                    return None
+            cursor, table_cursor = self._make_cursors()
+        else:
+            cursor, table_cursor = self._cursor, self._table_cursor
         rows = self._rows
         limit = self._limit
         first = len(rows)
         while True:
             state = self._state
             if state is _IX_SEEK:
-                if self._lower is None and self._upper is None and limit is None:
-                    cached = self._db()._index_rows_from_cache(self.index, self._equal)
-                    if cached is not _MISS:
-                        self._rows = cached
-                        self._state = _IX_DONE
-                        return None
                 assert self._seek is not None
                 probe, gt = self._seek
                 pending = cursor.seek_key(probe, gt=gt)

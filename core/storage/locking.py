@@ -23,10 +23,16 @@ Rules:
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import struct
 import sys
+
+if sys.platform == "win32":  # pragma: no cover - the package states it needs POSIX
+    raise ImportError(
+        "core.storage needs POSIX fcntl byte-range locks (Linux or macOS); Windows is not supported"
+    )
+
+import fcntl
 
 from core.storage.errors import DatabaseBusyError
 
