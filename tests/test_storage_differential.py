@@ -523,6 +523,7 @@ def test_reader_matches_sqlite(spec: DbSpec, seed: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(
     "not config.getoption('--run-slow', False)", reason="slow: pass --run-slow to run it"
 )

@@ -25,6 +25,10 @@ Theory of operation:
   decoded records and the sort keys a `KeyPlan` builds from them (see `page.py`).
 - A scan reads ahead: when it must load a child of an interior page, it also submits reads
   for the next few children in the same `CompletionGroup` (see `pager.py`).
+- Hot caches skip the machine: a seek first tries `_descend_cached`, and point lookups use
+  `lookup_rowid_cached`; both walk cached, already parsed pages only and, at the first
+  doubt (a page missing, anything unusual), change nothing and leave the work to the
+  machine, which owns every corruption check.
 """
 
 from __future__ import annotations

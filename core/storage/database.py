@@ -22,6 +22,15 @@ Theory of operation:
 - Concurrent operations on one `Database` (several `drive` calls on one event loop) share
   the lock through a reader count and the cache through the pager; a header check is
   skipped only while another reader has already validated the current transaction.
+- In WAL mode a read that meets corruption first re-reads the WAL header (RECHECK): if the
+  log moved on (a writer restarted it under the read, which the missing -shm protocol
+  cannot prevent) the read starts over instead of reporting corruption.
+- Work per step is bounded: scans, counts and index scans return an explicit yield every
+  `ROWS_PER_STEP` rows (`PAGES_PER_STEP` leaves), so a driver can let its loop run.
+- Hot paths: a point lookup or an index equality whose pages are all cached is answered
+  by `_row_from_cache` / `_index_rows_from_cache` without cursors, completions or (on an
+  immutable database) the transaction outline; on any doubt they answer MISS and the full
+  operation runs. The tests run every query through both.
 - Rows are returned as sqlite3 returns them (see `schema.RowBuilder`); index and key
   arguments get the column's affinity first, as SQLite gives it to a bound parameter.
 """
@@ -777,6 +786,7 @@ class _ReadOp(Generic[T]):
 
     def _fail(self) -> None:
         self._phase = _P_FAILED
+        self._waiting = None
         if self._journal is not None:
             self._journal.close()
             self._journal = None
