@@ -17,6 +17,7 @@ runs and a line says so.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import io as iolib
 import os
@@ -36,7 +37,9 @@ from core import block
 from core.io import UnixIO
 from core.storage import Database
 
-try:  # the async half needs the bridge
+try:  # the async half needs the bridge (and aiosqlite, a dev extra)
+    import aiosqlite
+
     from bridge import AsyncFileIO, drive  # type: ignore[attr-defined]
 
     HAVE_BRIDGE = True
@@ -127,6 +130,15 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
 
         return run
 
+    def cached_rowid(db: Database) -> Callable[[], None]:
+        # The lookup alone, answered from cached pages: no operation object, no driver.
+        def run() -> None:
+            lookup = db._row_from_cache
+            for k in keys:
+                lookup("t", k)
+
+        return run
+
     def sqlite_name(c: sqlite3.Connection) -> Callable[[], None]:
         def run() -> None:
             execute = c.execute
@@ -156,6 +168,7 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
         "sqlite3 immutable=1": sqlite_rowid(ro),
         "block(db.get) immutable": ours_rowid(frozen),
         "block(db.get) locked": ours_rowid(locked),
+        "lookup from cached pages, no operation": cached_rowid(frozen),
     }
     report(
         f"Point lookup by rowid, hot cache, {len(keys)} keys per round, median of {rounds}",
@@ -213,9 +226,6 @@ def full_scan(path: Path, rows: int, rounds: int, profile: bool) -> None:
 
 def async_lookups(path: Path, keys: list[int], rounds: int) -> None:
     """`await drive(db.get(...))` over `AsyncFileIO` against aiosqlite, on asyncio."""
-    import asyncio
-
-    import aiosqlite
 
     async def main() -> None:
         aio = AsyncFileIO()

@@ -8,7 +8,7 @@ import ctypes.util
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,8 +176,3 @@ def backends_for(tmp_path: Path, db_path: Path) -> list[tuple[str, IOBackend, st
     memory = MemoryYieldIO()
     copy_into(memory, db_path, "/db")
     return [("unix", UnixIO(), str(db_path)), ("memory-yield", memory, "/db")]
-
-
-def run_all(db: Database, io: IOBackend, fn: Callable[[Database], Any]) -> Any:
-    """`block(fn(db), io)`."""
-    return block(fn(db), io)

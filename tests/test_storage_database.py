@@ -537,3 +537,21 @@ def test_vacuumed_and_freed_pages(tmp_path: Path) -> None:
     assert db.header is not None and db.header.freelist_count == 0
     assert block(db.scan("t"), io) == sqlite_rows(path, "SELECT rowid, * FROM t")
     db.close()
+
+
+def test_stepping_after_done_or_abort(people: Path) -> None:
+    io = UnixIO()
+    frozen = open_db(io, people, immutable=True)
+    op = frozen.get("people", 1)
+    block(op, io)
+    with pytest.raises(StateMachineError, match="after it finished"):
+        op.step()
+    memory = MemoryYieldIO()
+    copy_into(memory, people, "/db")
+    db = block(Database.open(memory, "/db", cache_pages=2), memory)
+    scan = db.scan("people")
+    assert isinstance(scan.step(), IO)
+    scan.abort(RuntimeError("cancelled"))
+    with pytest.raises(StateMachineError, match="after it failed"):
+        scan.step()
+    assert block(db.count("people"), memory) == 6  # the database is still usable

@@ -16,6 +16,7 @@ import pytest
 from core import IO, block
 from core.io import MemoryYieldIO, UnixIO
 from core.storage import CorruptDatabaseError, Database, DatabaseBusyError
+from core.storage.database import ROWS_PER_STEP
 from core.storage.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE
 from tests.storage_helpers import DeferredUnixIO, copy_into, drive_checked, open_db
 
@@ -302,3 +303,47 @@ def test_empty_or_short_log_is_no_log(tmp_path: Path) -> None:
     db.close()
     con.close()
     os.sync()
+
+
+def test_log_restarted_under_a_read_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "restart.db"
+    con = _writer(path)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t(v) VALUES (?)", [(f"{i:05d}" * 40,) for i in range(1500)])
+    io = DeferredUnixIO()
+    db = open_db(io, path, cache_pages=4, readahead=0)
+    op = db.scan("t")
+    yields = 0
+    while True:
+        result = op.step()
+        if not isinstance(result, IO):
+            break
+        yields += 1
+        if yields == 5:
+            # Without -shm this writer cannot see our read: it checkpoints, restarts the
+            # log with new salts and overwrites the frames our snapshot points at.
+            con.execute("PRAGMA wal_checkpoint(RESTART)")
+            con.execute("UPDATE t SET v = 'rewritten' WHERE id % 2 = 0")
+        io.step()
+    assert op.restarts >= 1
+    assert result.value == con.execute("SELECT rowid, * FROM t").fetchall()
+    db.close()
+    con.close()
+
+
+def test_scans_yield_to_the_driver(live: tuple[Path, sqlite3.Connection]) -> None:
+    path, con = live
+    con.executemany("INSERT INTO t(v) VALUES (?)", [("x",)] * 3000)
+    io = UnixIO()
+    db = open_db(io, path, immutable=True)
+    op = db.scan("t")
+    explicit = 0
+    while True:
+        result = op.step()
+        if not isinstance(result, IO):
+            break
+        assert result.completion.is_explicit_yield()
+        explicit += 1
+    assert len(result.value) == 3450
+    assert explicit >= 3450 // ROWS_PER_STEP - 1
+    db.close()

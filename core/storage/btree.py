@@ -25,6 +25,10 @@ Theory of operation:
   decoded records and the sort keys a `KeyPlan` builds from them (see `page.py`).
 - A scan reads ahead: when it must load a child of an interior page, it also submits reads
   for the next few children in the same `CompletionGroup` (see `pager.py`).
+- Hot caches skip the machine: a seek first tries `_descend_cached`, and point lookups use
+  `lookup_rowid_cached`; both walk cached, already parsed pages only and, at the first
+  doubt (a page missing, anything unusual), change nothing and leave the work to the
+  machine, which owns every corruption check.
 """
 
 from __future__ import annotations
@@ -65,10 +69,25 @@ class _State(enum.Enum):
     PAYLOAD = "payload"  # read the overflow payload of the current table cell
 
 
+# Hot paths compare against module-level aliases of the enum members: looking a member up
+# on its class goes through the enum metaclass and costs about ten times a global lookup.
+_S_IDLE = _State.IDLE
+_S_LOAD = _State.LOAD
+_S_POSITION = _State.POSITION
+_S_ADVANCE = _State.ADVANCE
+_S_KEYS = _State.KEYS
+_S_PAYLOAD = _State.PAYLOAD
+
+
 class _Mode(enum.Enum):
     LEFTMOST = "leftmost"
     SEEK_ROWID = "seek rowid"
     SEEK_KEY = "seek key"
+
+
+_M_LEFTMOST = _Mode.LEFTMOST
+_M_SEEK_ROWID = _Mode.SEEK_ROWID
+_M_SEEK_KEY = _Mode.SEEK_KEY
 
 
 class _Movement(enum.Enum):
@@ -78,9 +97,19 @@ class _Movement(enum.Enum):
     RECORD = "load_record"
 
 
+_MV_REWIND = _Movement.REWIND
+_MV_SEEK = _Movement.SEEK
+_MV_NEXT = _Movement.NEXT
+_MV_RECORD = _Movement.RECORD
+
+
 class _OverflowState(enum.Enum):
     IDLE = "idle"
     READING = "reading"
+
+
+_OV_IDLE = _OverflowState.IDLE
+_OV_READING = _OverflowState.READING
 
 
 class OverflowReader:
@@ -99,7 +128,7 @@ class OverflowReader:
         self._next = 0
         self._remaining = 0
         self._seen: set[int] = set()
-        self._state = _OverflowState.IDLE
+        self._state = _OV_IDLE
         self.owner = 0
         self.payload = b""
 
@@ -120,19 +149,19 @@ class OverflowReader:
         self._remaining = total - len(local)
         self._next = first
         self._seen = set()
-        self._state = _OverflowState.READING
+        self._state = _OV_READING
         self.owner = owner
         self.payload = b""
 
     def reset(self) -> None:
         """Abandon a payload in progress."""
-        self._state = _OverflowState.IDLE
+        self._state = _OV_IDLE
         self._chunks = []
         self._loader.reset()
 
     def step(self) -> Completion | None:
         """Read on along the chain; None when the payload is complete."""
-        if self._state is not _OverflowState.READING:
+        if self._state is not _OV_READING:
             raise InternalError("OverflowReader stepped before start()")
         loader = self._loader
         pager = loader.pager
@@ -163,7 +192,7 @@ class OverflowReader:
             self._next = _u32(data, 0)[0]
         self.payload = b"".join(self._chunks)
         self._chunks = []
-        self._state = _OverflowState.IDLE
+        self._state = _OV_IDLE
         return None
 
 
@@ -173,10 +202,13 @@ class Lookup(enum.Enum):
     MISS = "miss"
 
 
+_L_MISS = Lookup.MISS
+
+
 def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int] | Lookup | None:
     """Find `rowid` in the table B-tree at `root` through cached, parsed pages only.
 
-    Returns `(leaf, cell)` if found, None if the table has no such row, `Lookup.MISS` if a
+    Returns `(leaf, cell)` if found, None if the table has no such row, `_L_MISS` if a
     page is missing or anything is unusual (then a `BTreeCursor` must do it, with its
     checks). No I/O, no cursor, no state: the hot-cache point lookup.
     """
@@ -186,26 +218,26 @@ def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int]
     for _ in range(MAX_DEPTH):
         page = pages.get(number)
         if page is None:
-            return Lookup.MISS
+            return _L_MISS
         rowids = page.rowids
         if rowids is None:
-            return Lookup.MISS
+            return _L_MISS
         path.append(number)
         i = bisect_left(rowids, rowid)
         kind = page.kind
         if kind == TABLE_LEAF:
             if not rowids and len(path) > 1:
-                return Lookup.MISS  # an empty non-root leaf is corrupt: let the cursor say so
+                return _L_MISS  # an empty non-root leaf is corrupt: let the cursor say so
             pager.cache.touch(path)
             if i < len(rowids) and rowids[i] == rowid:
                 return page, i
             return None
         if kind != TABLE_INTERIOR:
-            return Lookup.MISS
+            return _L_MISS
         children = page.children
         assert children is not None
         number = children[i]
-    return Lookup.MISS
+    return _L_MISS
 
 
 class BTreeCursor:
@@ -271,9 +303,9 @@ class BTreeCursor:
         """True when positioned on an entry."""
         self.payload: tuple[bytes, int, int] = (b"", 0, 0)
         """After `load_record` on a table cursor: the record as (buffer, start, end)."""
-        self._state = _State.IDLE
-        self._mode = _Mode.LEFTMOST
-        self._movement = _Movement.REWIND
+        self._state = _S_IDLE
+        self._mode = _M_LEFTMOST
+        self._movement = _MV_REWIND
         self._gt = False
         self._target = 0
         self._rowid = 0
@@ -284,67 +316,77 @@ class BTreeCursor:
         self._keys_cells: list[int] = []
         self._keys_pos = 0
         self._payloads: dict[int, bytes] = {}
-        self._keys_return = _State.IDLE
+        self._keys_return = _S_IDLE
 
     # -- entry points ---------------------------------------------------------------
 
     def rewind(self) -> Completion | None:
         """Move to the first entry (`valid` False for an empty tree)."""
-        if self._state is _State.IDLE:
-            self._movement = _Movement.REWIND
-            self._mode = _Mode.LEFTMOST
+        if self._state is _S_IDLE:
+            self._movement = _MV_REWIND
+            self._mode = _M_LEFTMOST
             if self._descend_cached():
                 return None
-            self._start_descent(_Mode.LEFTMOST)
-        elif self._movement is not _Movement.REWIND:
-            self._busy(_Movement.REWIND)
+            self._start_descent(_M_LEFTMOST)
+        elif self._movement is not _MV_REWIND:
+            self._busy(_MV_REWIND)
         return self._run()
 
     def seek_rowid(self, rowid: int, *, gt: bool = False) -> Completion | None:
         """Table trees: move to the first row with rowid >= `rowid` (> with `gt`)."""
-        if self._state is _State.IDLE:
-            self._movement = _Movement.SEEK
+        if self._state is _S_IDLE:
+            self._movement = _MV_SEEK
             self._rowid = rowid
             self._gt = gt
-            self._mode = _Mode.SEEK_ROWID
+            self._mode = _M_SEEK_ROWID
             if self._descend_cached():
                 return None
-            self._start_descent(_Mode.SEEK_ROWID)
-        elif self._movement is not _Movement.SEEK:
-            self._busy(_Movement.SEEK)
+            self._start_descent(_M_SEEK_ROWID)
+        elif self._movement is not _MV_SEEK:
+            self._busy(_MV_SEEK)
         return self._run()
 
     def seek_key(self, probe: tuple[object, ...], *, gt: bool = False) -> Completion | None:
         """Index trees: move to the first entry whose sort key, cut to `len(probe)` fields,
         is >= `probe` (> with `gt`). `probe` holds sort keys built by the cursor's plan."""
-        if self._state is _State.IDLE:
+        if self._state is _S_IDLE:
             if self.key_plan is None:
                 raise InternalError("seek_key on a cursor without a key plan")
-            self._movement = _Movement.SEEK
+            self._movement = _MV_SEEK
             self._probe = (*probe, MAX_KEY) if gt else probe
-            self._mode = _Mode.SEEK_KEY
+            self._mode = _M_SEEK_KEY
             if self._descend_cached():
                 return None
-            self._start_descent(_Mode.SEEK_KEY)
-        elif self._movement is not _Movement.SEEK:
-            self._busy(_Movement.SEEK)
+            self._start_descent(_M_SEEK_KEY)
+        elif self._movement is not _MV_SEEK:
+            self._busy(_MV_SEEK)
         return self._run()
 
     def next(self) -> Completion | None:
         """Move to the next entry (`valid` False past the last)."""
-        if self._state is _State.IDLE:
+        if self._state is _S_IDLE:
             if not self.valid:
                 return None
-            self._movement = _Movement.NEXT
-            self._state = _State.ADVANCE
-        elif self._movement is not _Movement.NEXT:
-            self._busy(_Movement.NEXT)
+            self._movement = _MV_NEXT
+            self._state = _S_ADVANCE
+        elif self._movement is not _MV_NEXT:
+            self._busy(_MV_NEXT)
         return self._run()
 
     def _busy(self, wanted: _Movement) -> None:
         raise InternalError(
             f"cursor {wanted.name} called while {self._movement.name} is still in progress"
         )
+
+    def set_cell(self, i: int) -> None:
+        """Move to cell `i` of the current leaf (a caller that walked the leaf's cells
+        itself hands the position back)."""
+        assert self._state is _S_IDLE and 0 <= i < self.pages[-1].cell_count
+        self.idxs[-1] = i
+
+    def page_keys(self, page: Page) -> list[tuple[object, ...]]:
+        """Index trees: the sort keys of `page`'s cells (its records must be decoded)."""
+        return self._page_keys(page)
 
     def skip_leaf(self) -> None:
         """On a leaf, move to its last cell, so that `next` leaves the page (for counting)."""
@@ -356,8 +398,8 @@ class BTreeCursor:
         """Table trees: make the current row's record available as `payload`, reading its
         overflow chain if it has one."""
         state = self._state
-        if state is _State.IDLE:
-            self._movement = _Movement.RECORD
+        if state is _S_IDLE:
+            self._movement = _MV_RECORD
             page = self.pages[-1]
             i = self.idxs[-1]
             assert page.payload_sizes is not None and page.payload_starts is not None
@@ -371,9 +413,9 @@ class BTreeCursor:
             if reader is None:
                 reader = self._overflow = OverflowReader(self.pager)
             reader.start(page.data[local_start:local_end], size, first, page.number)
-            self._state = _State.PAYLOAD
-        elif self._movement is not _Movement.RECORD:
-            self._busy(_Movement.RECORD)
+            self._state = _S_PAYLOAD
+        elif self._movement is not _MV_RECORD:
+            self._busy(_MV_RECORD)
         reader = self._overflow
         assert reader is not None
         pending = reader.step()
@@ -382,7 +424,7 @@ class BTreeCursor:
         payload = reader.payload
         reader.payload = b""
         self.payload = (payload, 0, len(payload))
-        self._state = _State.IDLE
+        self._state = _S_IDLE
         return None
 
     # -- what the cursor is on ------------------------------------------------------
@@ -420,7 +462,7 @@ class BTreeCursor:
         self.pages.clear()
         self.idxs.clear()
         self.valid = False
-        self._state = _State.IDLE
+        self._state = _S_IDLE
         self._loader.reset()
         if self._overflow is not None:
             self._overflow.reset()
@@ -446,9 +488,9 @@ class BTreeCursor:
             if bool(page.kind & 1) != table:
                 return False
             stack.append(page)
-            if mode is _Mode.LEFTMOST:
+            if mode is _M_LEFTMOST:
                 i = 0
-            elif mode is _Mode.SEEK_ROWID:
+            elif mode is _M_SEEK_ROWID:
                 rowids = page.rowids
                 assert rowids is not None
                 if self._gt:
@@ -499,24 +541,24 @@ class BTreeCursor:
         self._visited = set()
         self._mode = mode
         self._target = self.root
-        self._state = _State.LOAD
+        self._state = _S_LOAD
 
     def _run(self) -> Completion | None:
         while True:
             state = self._state
-            if state is _State.LOAD:
+            if state is _S_LOAD:
                 pending = self._load_and_push()
                 if pending is not None:
                     return pending
-            elif state is _State.POSITION:
+            elif state is _S_POSITION:
                 self._position()
-            elif state is _State.ADVANCE:
+            elif state is _S_ADVANCE:
                 self._advance()
-            elif state is _State.KEYS:
+            elif state is _S_KEYS:
                 pending = self._read_key_payloads()
                 if pending is not None:
                     return pending
-            elif state is _State.IDLE:
+            elif state is _S_IDLE:
                 return None
             else:
                 raise InternalError(f"cursor movement called in state {state.name}")
@@ -574,21 +616,21 @@ class BTreeCursor:
             self._visited.add(number)
         pages.append(page)
         self.idxs.append(0)
-        self._state = _State.POSITION
+        self._state = _S_POSITION
         return None
 
     def _position(self) -> None:
         page = self.pages[-1]
         mode = self._mode
         count = page.cell_count
-        if mode is _Mode.SEEK_KEY or (not self.table and page.kind & 8 and self.records):
+        if mode is _M_SEEK_KEY or (not self.table and page.kind & 8 and self.records):
             if page.records is None and self._needs_key_payloads(page):
                 return  # state is now KEYS; it comes back here
             self._ensure_records(page)
         if page.kind & 8:  # leaf
-            if mode is _Mode.LEFTMOST:
+            if mode is _M_LEFTMOST:
                 i = 0
-            elif mode is _Mode.SEEK_ROWID:
+            elif mode is _M_SEEK_ROWID:
                 assert page.rowids is not None
                 if self._gt:
                     i = bisect_right(page.rowids, self._rowid)
@@ -599,20 +641,20 @@ class BTreeCursor:
             if i < count:
                 self.idxs[-1] = i
                 self.valid = True
-                self._state = _State.IDLE
+                self._state = _S_IDLE
                 return
             if count == 0:  # an empty root leaf: an empty tree
                 self.valid = False
-                self._state = _State.IDLE
+                self._state = _S_IDLE
                 return
             self.idxs[-1] = count - 1
-            self._state = _State.ADVANCE
+            self._state = _S_ADVANCE
             return
         children = page.children
         assert children is not None
-        if mode is _Mode.LEFTMOST:
+        if mode is _M_LEFTMOST:
             c = 0
-        elif mode is _Mode.SEEK_ROWID:
+        elif mode is _M_SEEK_ROWID:
             assert page.rowids is not None
             if self._gt:
                 c = bisect_right(page.rowids, self._rowid)
@@ -622,7 +664,7 @@ class BTreeCursor:
             c = bisect_left(self._page_keys(page), self._probe)
         self.idxs[-1] = c
         self._target = children[c]
-        self._state = _State.LOAD
+        self._state = _S_LOAD
 
     def _advance(self) -> None:
         pages = self.pages
@@ -637,7 +679,7 @@ class BTreeCursor:
             while True:
                 if len(pages) == 1:
                     self.valid = False
-                    self._state = _State.IDLE
+                    self._state = _S_IDLE
                     return
                 pages.pop()
                 idxs.pop()
@@ -650,30 +692,30 @@ class BTreeCursor:
                     idxs[-1] = c + 1
                     assert parent.children is not None
                     self._target = parent.children[c + 1]
-                    self._mode = _Mode.LEFTMOST
-                    self._state = _State.LOAD
+                    self._mode = _M_LEFTMOST
+                    self._state = _S_LOAD
                     return
         else:
             # On an index interior divider: go down into the subtree after it.
             idxs[-1] = i + 1
             assert top.children is not None
             self._target = top.children[i + 1]
-            self._mode = _Mode.LEFTMOST
-            self._state = _State.LOAD
+            self._mode = _M_LEFTMOST
+            self._state = _S_LOAD
 
     def _position_valid(self, page: Page) -> None:
         if not self.table and page.records is None and self.records:
             # An index page entered without a seek: its records are needed for the entry.
-            if self._needs_key_payloads(page, _State.IDLE):
+            if self._needs_key_payloads(page, _S_IDLE):
                 self.valid = True
                 return
             self._ensure_records(page)
         self.valid = True
-        self._state = _State.IDLE
+        self._state = _S_IDLE
 
     # -- index records and keys -----------------------------------------------------
 
-    def _needs_key_payloads(self, page: Page, resume: _State = _State.POSITION) -> bool:
+    def _needs_key_payloads(self, page: Page, resume: _State = _S_POSITION) -> bool:
         """If some cell of `page` spills to overflow pages, start reading them (state KEYS,
         then `resume`) and return True."""
         sizes = page.payload_sizes
@@ -686,7 +728,7 @@ class BTreeCursor:
         self._keys_pos = 0
         self._payloads = {}
         self._keys_return = resume
-        self._state = _State.KEYS
+        self._state = _S_KEYS
         return True
 
     def _read_key_payloads(self) -> Completion | None:
@@ -697,7 +739,7 @@ class BTreeCursor:
         while self._keys_pos < len(self._keys_cells):
             i = self._keys_cells[self._keys_pos]
             if i not in self._payloads:
-                if reader._state is _OverflowState.IDLE:
+                if reader._state is _OV_IDLE:
                     assert page.payload_sizes is not None
                     local_start, local_end, first = cell_overflow(page, i, self.layout)
                     reader.start(

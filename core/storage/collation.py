@@ -47,8 +47,8 @@ __all__ = [
 
 KNOWN_COLLATIONS: Final = ("BINARY", "NOCASE", "RTRIM")
 
-FieldKey = Callable[[Value], object]
-"""Turns one field value into an object whose ordering is SQLite's for that field."""
+FieldKey = Callable[[Value], tuple[object, ...]]
+"""Turns one field value into a short tuple whose ordering is SQLite's for that field."""
 
 _NULL_KEY: Final = (0,)
 _ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -122,7 +122,7 @@ class _Desc:
         return f"DESC({self.key!r})"
 
 
-def _binary_utf8(v: Value) -> object:
+def _binary_utf8(v: Value) -> tuple[object, ...]:
     if v is None:
         return _NULL_KEY
     t = type(v)
@@ -134,7 +134,7 @@ def _binary_utf8(v: Value) -> object:
 
 
 def _binary_encoded(codec: str) -> FieldKey:
-    def key(v: Value) -> object:
+    def key(v: Value) -> tuple[object, ...]:
         if v is None:
             return _NULL_KEY
         t = type(v)
@@ -157,13 +157,13 @@ def _nocase_key(s: str) -> tuple[int, str, int]:
     return (2, s[: cut + 1].translate(_ASCII_LOWER), len(s.encode("utf-8", "surrogatepass")))
 
 
-def _nocase(v: Value) -> object:
+def _nocase(v: Value) -> tuple[object, ...]:
     if type(v) is str:
         return _nocase_key(v)
     return _binary_utf8(v)
 
 
-def _rtrim(v: Value) -> object:
+def _rtrim(v: Value) -> tuple[object, ...]:
     if type(v) is str:
         return (2, v.rstrip(" "))
     return _binary_utf8(v)
@@ -188,8 +188,8 @@ def field_key(collation: str, codec: str, descending: bool = False) -> FieldKey:
     if not descending:
         return base
 
-    def desc(v: Value) -> object:
-        return _Desc(base(v))
+    def desc(v: Value) -> tuple[object, ...]:
+        return (_Desc(base(v)),)
 
     return desc
 
@@ -209,21 +209,25 @@ class KeyPlan:
         """Compare only this many leading fields (a WITHOUT ROWID table's key); None: all."""
 
     def key(self, values: Sequence[Value]) -> tuple[object, ...]:
-        """The sort key of a decoded record."""
-        fields = self.fields
+        """The sort key of a decoded record: the field keys laid end to end in one flat
+        tuple (comparing flat tuples is what makes bisecting a page cheap; it orders like
+        the field-by-field comparison because a field's key has the same length whenever
+        the fields being compared are equal so far)."""
         if self.limit is not None:
             values = values[: self.limit]
-        if len(values) <= len(fields):
-            return tuple([f(v) for f, v in zip(fields, values, strict=False)])
-        tail = self.tail
+        fields = self.fields
         n = len(fields)
-        return tuple([f(v) for f, v in zip(fields, values, strict=False)]) + tuple(
-            [tail(v) for v in values[n:]]
-        )
+        key: tuple[object, ...] = ()
+        for i, v in enumerate(values):
+            key += (fields[i] if i < n else self.tail)(v)
+        return key
 
     def probe(self, values: Sequence[Value]) -> tuple[object, ...]:
         """The sort key of a search prefix (at most as many values as the plan has fields)."""
-        return tuple([f(v) for f, v in zip(self.fields, values, strict=False)])
+        key: tuple[object, ...] = ()
+        for f, v in zip(self.fields, values, strict=False):
+            key += f(v)
+        return key
 
 
 class Affinity(enum.Enum):

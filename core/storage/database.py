@@ -22,6 +22,15 @@ Theory of operation:
 - Concurrent operations on one `Database` (several `drive` calls on one event loop) share
   the lock through a reader count and the cache through the pager; a header check is
   skipped only while another reader has already validated the current transaction.
+- In WAL mode a read that meets corruption first re-reads the WAL header (RECHECK): if the
+  log moved on (a writer restarted it under the read, which the missing -shm protocol
+  cannot prevent) the read starts over instead of reporting corruption.
+- Work per step is bounded: scans, counts and index scans return an explicit yield every
+  `ROWS_PER_STEP` rows (`PAGES_PER_STEP` leaves), so a driver can let its loop run.
+- Hot paths: a point lookup or an index equality whose pages are all cached is answered
+  by `_row_from_cache` / `_index_rows_from_cache` without cursors, completions or (on an
+  immutable database) the transaction outline; on any doubt they answer MISS and the full
+  operation runs. The tests run every query through both.
 - Rows are returned as sqlite3 returns them (see `schema.RowBuilder`); index and key
   arguments get the column's affinity first, as SQLite gives it to a bound parameter.
 """
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import enum
 import os
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
@@ -37,8 +47,8 @@ from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, InternalError, StateMachineError
 from core.io.backend import File, IOBackend, OpenFlags, StrPath
 from core.result import IO, Done
-from core.storage.btree import BTreeCursor, Lookup, lookup_rowid_cached
-from core.storage.collation import KeyPlan, apply_affinity, field_key
+from core.storage.btree import MAX_DEPTH, BTreeCursor, Lookup, lookup_rowid_cached
+from core.storage.collation import Affinity, KeyPlan, apply_affinity, field_key
 from core.storage.errors import (
     CorruptDatabaseError,
     DatabaseBusyError,
@@ -48,7 +58,7 @@ from core.storage.errors import (
 )
 from core.storage.header import HEADER_SIZE, DatabaseHeader, parse_header
 from core.storage.locking import FileLock
-from core.storage.page import PageLayout
+from core.storage.page import Page, PageLayout
 from core.storage.pager import PageLoader, Pager
 from core.storage.record import Value, decode_record
 from core.storage.schema import (
@@ -58,6 +68,7 @@ from core.storage.schema import (
     Table,
     build_schema,
     check_collations,
+    fold_name,
     index_key_plan,
     pk_positions,
 )
@@ -71,6 +82,8 @@ from core.storage.wal import (
 __all__ = [
     "DEFAULT_CACHE_PAGES",
     "DEFAULT_READAHEAD",
+    "PAGES_PER_STEP",
+    "ROWS_PER_STEP",
     "Bound",
     "CountRows",
     "Database",
@@ -89,10 +102,18 @@ Row = tuple[Value, ...]
 
 DEFAULT_CACHE_PAGES = 2048
 DEFAULT_READAHEAD = 16
+ROWS_PER_STEP = 512
+"""A scan yields to the driver (an explicit yield) after about this many rows in one step,
+so a long scan over cached pages never holds an event loop for more than a millisecond or
+two; under `block` a yield costs a microsecond or so."""
+PAGES_PER_STEP = 256
+"""The same bound for `count`, in leaf pages."""
 MAX_RESTARTS = 8
 """How often a WAL-mode read starts over because the log changed before giving up."""
 
 _JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+_MISS = Lookup.MISS
+_TEXT_AS_IS = frozenset({Affinity.TEXT, Affinity.BLOB, None})
 
 
 class Database:
@@ -108,7 +129,10 @@ class Database:
         "_closed",
         "_lock",
         "_plans",
+        "_raw_file_header",
+        "_raw_page1_header",
         "_readers",
+        "_resolved",
         "_schema",
         "_schema_cookie",
         "_validated",
@@ -162,10 +186,15 @@ class Database:
         self._readers = 0
         self._validated = False
         self._change_counter = -1
+        self._raw_file_header = b""
+        self._raw_page1_header = b""
         self._schema: Schema | None = None
         self._schema_cookie = -1
         self._builders: dict[str, RowBuilder] = {}
         self._plans: dict[tuple[str, str], KeyPlan] = {}
+        self._resolved: dict[
+            str, tuple[int, int, KeyPlan, RowBuilder, tuple[Affinity | None, ...]]
+        ] = {}
         self._closed = False
 
     # -- opening and closing --------------------------------------------------------
@@ -307,6 +336,122 @@ class Database:
             plan = self._plans[key] = index_key_plan(table, index, self.codec)
         return plan
 
+    # -- answers from the cache alone ---------------------------------------------------
+    #
+    # The hot-cache point lookups: everything they need is cached and parsed, so they run
+    # as a handful of calls with no cursor, no state machine and no completion. Any doubt
+    # (a page not cached, an overflowing payload, an unusual tree, a name not yet resolved
+    # once by the full path) returns MISS and the full operation does the work, with all
+    # of its checks and its exact errors. Both paths return the same rows (the tests run
+    # every query through both).
+
+    def _row_from_cache(self, name: str, key: object) -> Row | Lookup | None:
+        table = self._schema._by_name.get(name) if self._schema is not None else None
+        if type(table) is not Table or table.without_rowid or type(key) is not int:
+            return _MISS
+        builder = self._builders.get(table.name)
+        if builder is None or builder.table is not table:
+            return _MISS
+        return self._table_row_from_cache(table.root_page, key, builder)
+
+    def _table_row_from_cache(
+        self, root: int, rowid: int, builder: RowBuilder
+    ) -> Row | Lookup | None:
+        pager = self.pager
+        found = lookup_rowid_cached(pager, root, rowid)
+        if found is None or found is _MISS:
+            return found
+        page, i = found
+        sizes = page.payload_sizes
+        starts = page.payload_starts
+        assert sizes is not None and starts is not None
+        size = sizes[i]
+        if size > pager.layout.max_local_table:
+            return _MISS
+        start = starts[i]
+        try:
+            values = decode_record(page.data, start, start + size, self.codec)
+        except CorruptDatabaseError:
+            return _MISS
+        return builder.build(rowid, values)
+
+    def _index_rows_from_cache(self, name: str, equal: tuple[object, ...]) -> list[Row] | Lookup:
+        resolved = self._resolved.get(name)
+        if resolved is None:
+            schema = self._schema
+            if schema is None:
+                return _MISS
+            index = schema._by_name.get(name)
+            if type(index) is not Index:
+                return _MISS
+            table = schema._by_name.get(fold_name(index.table))
+            if type(table) is not Table or table.without_rowid:
+                return _MISS
+            plan = self._plans.get((table.name, index.name))
+            builder = self._builders.get(table.name)
+            if plan is None or builder is None or builder.table is not table:
+                return _MISS  # the full path has not prepared them yet
+            affinities = tuple(c.affinity for c in index.columns)
+            resolved = self._resolved[name] = (
+                index.root_page,
+                table.root_page,
+                plan,
+                builder,
+                affinities,
+            )
+        index_root, table_root, plan, builder, affinities = resolved
+        if not equal or len(equal) > len(affinities):
+            return _MISS
+        values: list[Value] = []
+        for v, affinity in zip(equal, affinities, strict=False):
+            if type(v) is str and affinity in _TEXT_AS_IS:
+                values.append(v)
+                continue
+            try:
+                converted = apply_affinity(v, affinity)
+            except SchemaError:
+                return _MISS
+            if converted is None:
+                return _MISS
+            values.append(converted)
+        probe = plan.probe(values)
+        n = len(probe)
+        pages = self.pager.cache.pages
+        number = index_root
+        path: list[int] = []
+        for _ in range(MAX_DEPTH):
+            page = pages.get(number)
+            if page is None or page.key_plan is not plan or page.kind & 1:
+                return _MISS
+            keys = page.keys
+            records = page.records
+            assert keys is not None and records is not None
+            path.append(number)
+            i = bisect_left(keys, probe)
+            if page.kind & 8:
+                count = len(keys)
+                j = i
+                while j < count and keys[j][:n] == probe:
+                    j += 1
+                if j == count and (len(path) > 1 or count == 0):
+                    return _MISS  # the matches may go on past this leaf
+                self.pager.cache.touch(path)
+                rows: list[Row] = []
+                root = table_root
+                for k in range(i, j):
+                    rowid = records[k][-1] if records[k] else None
+                    if type(rowid) is not int:
+                        return _MISS
+                    row = self._table_row_from_cache(root, rowid, builder)
+                    if row is None or row is _MISS:
+                        return _MISS
+                    rows.append(row)
+                return rows
+            children = page.children
+            assert children is not None
+            number = children[i]
+        return _MISS
+
     def _acquire(self) -> None:
         if self._readers == 0 and self._lock is not None:
             self._lock.lock_shared()
@@ -334,6 +479,7 @@ class Database:
             self.pager.invalidate()
             self._schema_cookie = -1
             self._plans.clear()
+            self._resolved.clear()
         elif header.change_counter != self._change_counter and not header.wal_mode:
             self.pager.invalidate()
         self.header = header
@@ -343,6 +489,8 @@ class Database:
 
     def _set_empty(self) -> None:
         self.header = None
+        self._raw_file_header = b""
+        self._raw_page1_header = b""
         self.pager.page_count = 0
         self.pager.invalidate()
         self._schema = Schema((), (), (), (), None)
@@ -433,8 +581,28 @@ class _Phase(enum.Enum):
     WORK = "work"
     FINISH = "finish"
     FINISH_CHECK = "finish check"
+    RECHECK = "recheck"
+    RECHECK_WAIT = "recheck wait"
     DONE = "done"
     FAILED = "failed"
+
+
+# Hot paths compare against module-level aliases of the enum members: looking a member up
+# on its class goes through the enum metaclass and costs about ten times a global lookup.
+_P_BEGIN = _Phase.BEGIN
+_P_HEADER = _Phase.HEADER
+_P_JOURNAL = _Phase.JOURNAL
+_P_WAL_HEADER = _Phase.WAL_HEADER
+_P_WAL_SCAN = _Phase.WAL_SCAN
+_P_PAGE1 = _Phase.PAGE1
+_P_SCHEMA = _Phase.SCHEMA
+_P_WORK = _Phase.WORK
+_P_FINISH = _Phase.FINISH
+_P_FINISH_CHECK = _Phase.FINISH_CHECK
+_P_RECHECK = _Phase.RECHECK
+_P_RECHECK_WAIT = _Phase.RECHECK_WAIT
+_P_DONE = _Phase.DONE
+_P_FAILED = _Phase.FAILED
 
 
 class _ScanState(enum.Enum):
@@ -442,6 +610,12 @@ class _ScanState(enum.Enum):
     ROW = "row"
     NEXT = "next"
     DONE = "done"
+
+
+_SC_SEEK = _ScanState.SEEK
+_SC_ROW = _ScanState.ROW
+_SC_NEXT = _ScanState.NEXT
+_SC_DONE = _ScanState.DONE
 
 
 class _SchemaLoad:
@@ -452,32 +626,32 @@ class _SchemaLoad:
     def __init__(self, db: Database) -> None:
         self.cursor = BTreeCursor(db.pager, 1, table=True, codec=db.codec, scan=True)
         self.rows: list[tuple[int, list[Value]]] = []
-        self.state = _ScanState.SEEK
+        self.state = _SC_SEEK
 
     def step(self) -> Completion | None:
         """Advance; None once `rows` holds every row."""
         cursor = self.cursor
         while True:
             state = self.state
-            if state is _ScanState.ROW:
+            if state is _SC_ROW:
                 if not cursor.valid:
-                    self.state = _ScanState.DONE
+                    self.state = _SC_DONE
                     return None
                 pending = cursor.load_record()
                 if pending is not None:
                     return pending
                 self.rows.append((cursor.rowid(), cursor.record_values()))
-                self.state = _ScanState.NEXT
-            elif state is _ScanState.NEXT:
+                self.state = _SC_NEXT
+            elif state is _SC_NEXT:
                 pending = cursor.next()
                 if pending is not None:
                     return pending
-                self.state = _ScanState.ROW
-            elif state is _ScanState.SEEK:
+                self.state = _SC_ROW
+            elif state is _SC_SEEK:
                 pending = cursor.rewind()
                 if pending is not None:
                     return pending
-                self.state = _ScanState.ROW
+                self.state = _SC_ROW
             else:
                 return None
 
@@ -494,6 +668,7 @@ class _ReadOp(Generic[T]):
         "_phase",
         "_restarts",
         "_schema_load",
+        "_suspect",
         "_waiting",
         "_wal_scan",
         "_wal_token",
@@ -503,7 +678,7 @@ class _ReadOp(Generic[T]):
     def __init__(self, db: Database | None) -> None:
         self.db = db
         self._waiting: Completion | None = None
-        self._phase = _Phase.BEGIN
+        self._phase = _P_BEGIN
         self._holds_read = False
         self._completion: Completion | None = None
         self._buffer = bytearray()
@@ -512,6 +687,7 @@ class _ReadOp(Generic[T]):
         self._schema_load: _SchemaLoad | None = None
         self._loader: PageLoader | None = None
         self._wal_token: tuple[int, int, int] | None = None
+        self._suspect: CorruptDatabaseError | None = None
         self._restarts = 0
 
     @property
@@ -543,7 +719,7 @@ class _ReadOp(Generic[T]):
             if not waiting.finished():
                 return IO(waiting)
             self._waiting = None
-        elif self._phase is _Phase.BEGIN:
+        elif self._phase is _P_BEGIN:
             db = self.db
             if db is not None and db.immutable and db._schema is not None and not db._closed:
                 # Nothing to lock or re-check: straight to the work.
@@ -552,42 +728,65 @@ class _ReadOp(Generic[T]):
                 except BaseException:
                     self._fail()
                     raise
-                self._phase = _Phase.WORK
+                self._phase = _P_WORK
         try:
             while True:
                 phase = self._phase
-                if phase is _Phase.WORK:
+                if phase is _P_WORK:
                     pending = self._work()
                     if pending is not None:
                         self._waiting = pending
                         return IO(pending)
                     self._phase = self._after_work()
-                elif phase is _Phase.DONE:
+                elif phase is _P_DONE:
                     raise StateMachineError(f"{type(self).__name__} stepped after it finished")
-                elif phase is _Phase.FAILED:
+                elif phase is _P_FAILED:
                     raise StateMachineError(f"{type(self).__name__} stepped after it failed")
                 else:
                     pending = self._transaction_step(phase)
                     if pending is not None:
                         self._waiting = pending
                         return IO(pending)
-                if self._phase is _Phase.DONE:
+                if self._phase is _P_DONE:
                     value = self._value()
                     self._finish()
                     return Done(value)
         except StateMachineError:
             raise
+        except CorruptDatabaseError as exc:
+            if self._may_be_a_moving_log(exc):
+                # Without the -shm protocol a writer may restart the WAL under this read,
+                # so what looked corrupt may be a frame that was overwritten meanwhile:
+                # look at the log again before believing it.
+                self._suspect = exc
+                self._waiting = None
+                self._phase = _P_RECHECK
+                return self.step()
+            self._fail()
+            raise
         except BaseException:
             self._fail()
             raise
 
+    def _may_be_a_moving_log(self, exc: CorruptDatabaseError) -> bool:
+        db = self.db
+        return (
+            db is not None
+            and not db.immutable
+            and not db._closed
+            and self._suspect is None
+            and self._wal_token is not None
+            and self._phase in (_P_WORK, _P_PAGE1, _P_SCHEMA)
+        )
+
     def abort(self, error: BaseException) -> None:
         """Give up: release the lock; further steps raise."""
-        if self._phase is not _Phase.DONE:
+        if self._phase is not _P_DONE:
             self._fail()
 
     def _fail(self) -> None:
-        self._phase = _Phase.FAILED
+        self._phase = _P_FAILED
+        self._waiting = None
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -611,8 +810,8 @@ class _ReadOp(Generic[T]):
         db = self.db
         assert db is not None
         if not db.immutable and db.header is not None and db.header.wal_mode:
-            return _Phase.FINISH
-        return _Phase.DONE
+            return _P_FINISH
+        return _P_DONE
 
     def _read(self, file: File, offset: int, length: int) -> Completion:
         self._buffer = bytearray(length)
@@ -642,25 +841,29 @@ class _ReadOp(Generic[T]):
                 if db._validated and db._schema is not None and not _wal_mode(db):
                     self._begin_work()
                     return None
-                self._phase = _Phase.HEADER
+                self._phase = _P_HEADER
                 c = self._read(db.file, 0, HEADER_SIZE)
                 return None if c.finished() else c
             case _Phase.HEADER:
                 db = self._db()
                 data = self._read_result()
-                file_size = db.file.size()
-                if file_size == 0 and not data:
-                    db._set_empty()
-                    db._validated = True
-                    self._begin_work()
-                    return None
-                header = parse_header(data, path=db.path)
-                db._apply_header(header, file_size // header.page_size)
+                if data and data == db._raw_file_header and db.header is not None:
+                    header = db.header  # unchanged since the last transaction
+                else:
+                    file_size = db.file.size()
+                    if file_size == 0 and not data:
+                        db._set_empty()
+                        db._validated = True
+                        self._begin_work()
+                        return None
+                    header = parse_header(data, path=db.path)
+                    db._apply_header(header, file_size // header.page_size)
+                    db._raw_file_header = data
                 if header.wal_mode:
-                    self._phase = _Phase.WAL_HEADER
+                    self._phase = _P_WAL_HEADER
                     return self._start_wal_header(db)
                 if self._holds_read and self._check_journal(db):
-                    self._phase = _Phase.JOURNAL
+                    self._phase = _P_JOURNAL
                     journal_read = self._completion
                     assert journal_read is not None
                     return None if journal_read.finished() else journal_read
@@ -687,7 +890,7 @@ class _ReadOp(Generic[T]):
                     self._wal_token = _token(db.wal)
                     return self._start_page1(db)
                 self._wal_scan = WalScan(db.wal_file, db.pager.layout.page_size, db.wal)
-                self._phase = _Phase.WAL_SCAN
+                self._phase = _P_WAL_SCAN
                 return None
             case _Phase.WAL_SCAN:
                 db = self._db()
@@ -708,11 +911,14 @@ class _ReadOp(Generic[T]):
                 if page is None:
                     return loader.wait
                 self._loader = None
-                header = parse_header(page.data[:HEADER_SIZE], path=db.path)
+                raw = page.data[:HEADER_SIZE]
                 wal = db.wal
                 committed = wal.db_size if wal is not None and wal.max_frame else 0
-                file_pages = db.file.size() // header.page_size
-                db._apply_header(header, committed or header.page_count or file_pages)
+                if raw != db._raw_page1_header or db.header is None:
+                    header = parse_header(raw, path=db.path)
+                    file_pages = db.file.size() // header.page_size
+                    db._apply_header(header, committed or header.page_count or file_pages)
+                    db._raw_page1_header = raw
                 if committed:
                     db.pager.page_count = committed
                 return self._after_header(db)
@@ -729,6 +935,7 @@ class _ReadOp(Generic[T]):
                 db._schema_cookie = db.header.schema_cookie
                 db._builders.clear()
                 db._plans.clear()
+                db._resolved.clear()
                 db._validated = not db.immutable
                 self._begin_work()
                 return None
@@ -736,20 +943,39 @@ class _ReadOp(Generic[T]):
                 db = self._db()
                 if not db._refresh_wal_file():
                     if self._wal_token is None or self._wal_token[2] == 0:
-                        self._phase = _Phase.DONE
+                        self._phase = _P_DONE
                         return None
                     return self._restart(db)
                 assert db.wal_file is not None
-                self._phase = _Phase.FINISH_CHECK
+                self._phase = _P_FINISH_CHECK
                 c = self._read(db.wal_file, 0, WAL_HEADER_SIZE)
                 return None if c.finished() else c
+            case _Phase.RECHECK:
+                db = self._db()
+                if not db._refresh_wal_file():
+                    return self._restart(db)  # the log went away: read again
+                assert db.wal_file is not None
+                self._phase = _Phase.RECHECK_WAIT
+                c = self._read(db.wal_file, 0, WAL_HEADER_SIZE)
+                return None if c.finished() else c
+            case _Phase.RECHECK_WAIT:
+                db = self._db()
+                data = self._read_result()
+                self._completion = None
+                assert db.wal_file is not None
+                suspect = self._suspect
+                assert suspect is not None
+                if _token_of(data, db.wal_file.size()) == self._wal_token:
+                    raise suspect  # the log did not move: the file really is corrupt
+                self._suspect = None
+                return self._restart(db)
             case _Phase.FINISH_CHECK:
                 db = self._db()
                 data = self._read_result()
                 self._completion = None
                 assert db.wal_file is not None
                 if _token_of(data, db.wal_file.size()) == self._wal_token:
-                    self._phase = _Phase.DONE
+                    self._phase = _P_DONE
                     return None
                 return self._restart(db)
             case _:
@@ -764,13 +990,13 @@ class _ReadOp(Generic[T]):
     def _begin_work(self) -> None:
         self._completion = None
         self._start()
-        self._phase = _Phase.WORK
+        self._phase = _P_WORK
 
     def _after_header(self, db: Database) -> Completion | None:
         assert db.header is not None
         if db._schema is None or db._schema_cookie != db.header.schema_cookie:
             self._schema_load = _SchemaLoad(db)
-            self._phase = _Phase.SCHEMA
+            self._phase = _P_SCHEMA
             return None
         db._validated = not db.immutable
         self._begin_work()
@@ -799,7 +1025,7 @@ class _ReadOp(Generic[T]):
         if db.wal is not None and db.wal.max_frame:
             db.pager.page_count = max(db.pager.page_count, db.wal.db_size)
         self._loader = PageLoader(db.pager)
-        self._phase = _Phase.PAGE1
+        self._phase = _P_PAGE1
         return None
 
     def _check_journal(self, db: Database) -> bool:
@@ -824,7 +1050,7 @@ class _ReadOp(Generic[T]):
                 f"the WAL of {db.path!r} changed during each of {MAX_RESTARTS} attempts to read"
             )
         self._completion = None
-        self._phase = _Phase.WAL_HEADER
+        self._phase = _P_WAL_HEADER
         return self._start_wal_header(db)
 
 
@@ -903,6 +1129,11 @@ class _GetState(enum.Enum):
     DONE = "done"
 
 
+_G_SEEK = _GetState.SEEK
+_G_RECORD = _GetState.RECORD
+_G_DONE = _GetState.DONE
+
+
 class GetRow(_ReadOp["Row | None"]):
     """The operation `Database.get` returns; `Done(row or None)`."""
 
@@ -927,15 +1158,27 @@ class GetRow(_ReadOp["Row | None"]):
         self._probe: tuple[object, ...] = ()
         self._cursor: BTreeCursor | None = None
         self._builder: RowBuilder | None = None
-        self._state = _GetState.SEEK
+        self._state = _G_SEEK
         self._result: Row | None = None
+
+    def step(self) -> Done[Row | None] | IO:
+        """Advance the operation (see `_ReadOp.step`); a hot-cache lookup on an immutable
+        database finishes in the first step without the transaction machinery."""
+        if self._phase is _P_BEGIN and self._waiting is None:
+            db = self.db
+            if db is not None and db.immutable and not db._closed:
+                row = db._row_from_cache(self.table, self._key)
+                if row is not _MISS:
+                    self._phase = _P_DONE
+                    return Done(row)
+        return _ReadOp.step(self)
 
     def _start(self) -> None:
         db = self._db()
         table = db.schema.table(self.table)
         builder = db._builder(table)
         self._builder = builder
-        self._state = _GetState.SEEK
+        self._state = _G_SEEK
         self._result = None
         if table.without_rowid:
             plan = db._plan(table, None)
@@ -955,33 +1198,18 @@ class GetRow(_ReadOp["Row | None"]):
         cursor = self._cursor
         if cursor is None:
             db = self._db()
-            pager = db.pager
-            rowid = self._rowid
-            found = lookup_rowid_cached(pager, self._root, rowid)
-            if found is None:
-                self._state = _GetState.DONE
+            row = db._table_row_from_cache(self._root, self._rowid, builder)
+            if row is not _MISS:
+                self._result = row
+                self._state = _G_DONE
                 return None
-            if found is not Lookup.MISS:
-                page, i = found
-                size = page.payload_sizes[i]  # type: ignore[index]
-                if size <= pager.layout.max_local_table:
-                    start = page.payload_starts[i]  # type: ignore[index]
-                    try:
-                        values = decode_record(page.data, start, start + size, db.codec)
-                    except CorruptDatabaseError as exc:
-                        raise CorruptDatabaseError(
-                            f"row {rowid}: {exc.detail}", page=page.number, path=db.path
-                        ) from None
-                    self._result = builder.build(rowid, values)
-                    self._state = _GetState.DONE
-                    return None
-            cursor = self._cursor = BTreeCursor(pager, self._root, table=True, codec=db.codec)
-        if self._state is _GetState.SEEK:
+            cursor = self._cursor = BTreeCursor(db.pager, self._root, table=True, codec=db.codec)
+        if self._state is _G_SEEK:
             if builder.without_rowid:
                 pending = cursor.seek_key(self._probe)
                 if pending is not None:
                     return pending
-                self._state = _GetState.DONE
+                self._state = _G_DONE
                 if cursor.valid and cursor.sort_key()[: len(self._probe)] == self._probe:
                     self._result = builder.build_without_rowid(cursor.record_values())
                 return None
@@ -989,15 +1217,15 @@ class GetRow(_ReadOp["Row | None"]):
             if pending is not None:
                 return pending
             if not cursor.valid or cursor.rowid() != self._rowid:
-                self._state = _GetState.DONE
+                self._state = _G_DONE
                 return None
-            self._state = _GetState.RECORD
-        if self._state is _GetState.RECORD:
+            self._state = _G_RECORD
+        if self._state is _G_RECORD:
             pending = cursor.load_record()
             if pending is not None:
                 return pending
             self._result = builder.build(self._rowid, cursor.record_values())
-            self._state = _GetState.DONE
+            self._state = _G_DONE
         return None
 
     def _value(self) -> Row | None:
@@ -1047,7 +1275,7 @@ class ScanRows(_ReadOp[list[Row]]):
         self._rows: list[Row] = []
         self._cursor: BTreeCursor | None = None
         self._builder: RowBuilder | None = None
-        self._state = _ScanState.SEEK
+        self._state = _SC_SEEK
         self._probe: tuple[object, ...] | None = None
         self._last: object = None
 
@@ -1056,7 +1284,7 @@ class ScanRows(_ReadOp[list[Row]]):
         table = db.schema.table(self.table)
         self._builder = db._builder(table)
         self._rows = []
-        self._state = _ScanState.SEEK
+        self._state = _SC_SEEK
         self._last = None
         if table.without_rowid:
             plan = db._plan(table, None)
@@ -1079,12 +1307,32 @@ class ScanRows(_ReadOp[list[Row]]):
         assert cursor is not None and builder is not None
         limit = self._limit
         rows = self._rows
+        first = len(rows)
         while True:
             state = self._state
-            if state is _ScanState.ROW:
+            if state is _SC_ROW:
                 if not cursor.valid or (limit is not None and len(rows) >= limit):
-                    self._state = _ScanState.DONE
+                    self._state = _SC_DONE
                     return None
+                budget = ROWS_PER_STEP - (len(rows) - first)
+                if budget <= 0:
+                    return Completion.new_yield()  # let the event loop run; resume here
+                page = cursor.pages[-1]
+                if page.kind & 8:
+                    # On a leaf: take every row up to the first overflowing one in one loop.
+                    # It is synchronous, so the cursor moves within the leaf as it goes.
+                    start = cursor.idxs[-1]
+                    stop = self._take_leaf(cursor, page, start, budget)
+                    if stop > start:
+                        if limit is not None and len(rows) >= limit:
+                            self._state = _SC_DONE
+                            return None
+                        if stop < page.cell_count:
+                            cursor.set_cell(stop)  # an overflowing row: the general path
+                            continue
+                        cursor.set_cell(stop - 1)
+                        self._state = _SC_NEXT
+                        continue
                 if builder.without_rowid:
                     key = cursor.sort_key()
                     if self._last is not None and not self._last < key:  # type: ignore[operator]
@@ -1101,13 +1349,13 @@ class ScanRows(_ReadOp[list[Row]]):
                         raise _out_of_order(cursor, "rowids")
                     self._last = rowid
                     rows.append(builder.build(rowid, cursor.record_values()))
-                self._state = _ScanState.NEXT
-            elif state is _ScanState.NEXT:
+                self._state = _SC_NEXT
+            elif state is _SC_NEXT:
                 pending = cursor.next()
                 if pending is not None:
                     return pending
-                self._state = _ScanState.ROW
-            elif state is _ScanState.SEEK:
+                self._state = _SC_ROW
+            elif state is _SC_SEEK:
                 probe = self._probe
                 if probe is None:
                     pending = cursor.rewind()
@@ -1117,9 +1365,65 @@ class ScanRows(_ReadOp[list[Row]]):
                     pending = cursor.seek_rowid(probe[0], gt=True)  # type: ignore[arg-type]
                 if pending is not None:
                     return pending
-                self._state = _ScanState.ROW
+                self._state = _SC_ROW
             else:
                 return None
+
+    def _take_leaf(self, cursor: BTreeCursor, page: Page, start: int, budget: int) -> int:
+        """Append the rows of `page` from cell `start` on, up to the limit, `budget` rows,
+        or the first row whose payload overflows; return the index of the first cell not
+        taken."""
+        builder = self._builder
+        assert builder is not None
+        rows = self._rows
+        room = budget if self._limit is None else min(budget, self._limit - len(rows))
+        end = min(page.cell_count, start + max(room, 0))
+        if builder.without_rowid:
+            records = page.records
+            if records is None:
+                return start
+            keys = cursor.page_keys(page)
+            last = self._last
+            build_pk = builder.build_without_rowid
+            for i in range(start, end):
+                key = keys[i]
+                if last is not None and not last < key:  # type: ignore[operator]
+                    raise _out_of_order(cursor, "primary keys")
+                last = key
+                rows.append(build_pk(records[i]))
+            self._last = last
+            return end
+        rowids = page.rowids
+        sizes = page.payload_sizes
+        starts = page.payload_starts
+        assert rowids is not None and sizes is not None and starts is not None
+        max_local = cursor.layout.max_local_table
+        data = page.data
+        codec = cursor.codec
+        build = builder.build
+        last_rowid = self._last
+        i = start
+        try:
+            while i < end:
+                size = sizes[i]
+                if size > max_local:
+                    break
+                rowid = rowids[i]
+                if last_rowid is not None and rowid <= last_rowid:  # type: ignore[operator]
+                    raise _out_of_order(cursor, "rowids")
+                last_rowid = rowid
+                offset = starts[i]
+                rows.append(build(rowid, decode_record(data, offset, offset + size, codec)))
+                i += 1
+        except CorruptDatabaseError as exc:
+            if exc.page is not None:
+                raise
+            raise CorruptDatabaseError(
+                f"row {rowids[i]}: {exc.detail}", page=page.number, path=cursor.pager.path
+            ) from None
+        finally:
+            self._last = last_rowid
+        return i
 
     def _value(self) -> list[Row]:
         return self._rows
@@ -1140,6 +1444,12 @@ class _CountState(enum.Enum):
     DONE = "done"
 
 
+_C_START = _CountState.START
+_C_WALK = _CountState.WALK
+_C_NEXT = _CountState.NEXT
+_C_DONE = _CountState.DONE
+
+
 class CountRows(_ReadOp[int]):
     """The operation `Database.count` returns; `Done(number of rows)`."""
 
@@ -1150,7 +1460,7 @@ class CountRows(_ReadOp[int]):
         self.table = table
         self._count = 0
         self._cursor: BTreeCursor | None = None
-        self._state = _CountState.START
+        self._state = _C_START
 
     def _start(self) -> None:
         db = self._db()
@@ -1158,7 +1468,7 @@ class CountRows(_ReadOp[int]):
         if table.virtual:
             raise UnsupportedError(f"{table.name} is a virtual table; it has no rows on disk")
         self._count = 0
-        self._state = _CountState.START
+        self._state = _C_START
         self._cursor = BTreeCursor(
             db.pager,
             table.root_page,
@@ -1171,29 +1481,33 @@ class CountRows(_ReadOp[int]):
     def _work(self) -> Completion | None:
         cursor = self._cursor
         assert cursor is not None
+        walked = 0
         while True:
             state = self._state
-            if state is _CountState.WALK:
+            if state is _C_WALK:
                 if not cursor.valid:
-                    self._state = _CountState.DONE
+                    self._state = _C_DONE
                     return None
+                if walked >= PAGES_PER_STEP:
+                    return Completion.new_yield()  # let the event loop run; resume here
+                walked += 1
                 page = cursor.pages[-1]
                 if page.kind & 8:  # a leaf: count all its cells, then leave it
                     self._count += page.cell_count
                     cursor.skip_leaf()
                 else:  # a divider of an index-organised (WITHOUT ROWID) tree
                     self._count += 1
-                self._state = _CountState.NEXT
-            elif state is _CountState.NEXT:
+                self._state = _C_NEXT
+            elif state is _C_NEXT:
                 pending = cursor.next()
                 if pending is not None:
                     return pending
-                self._state = _CountState.WALK
-            elif state is _CountState.START:
+                self._state = _C_WALK
+            elif state is _C_START:
                 pending = cursor.rewind()
                 if pending is not None:
                     return pending
-                self._state = _CountState.WALK
+                self._state = _C_WALK
             else:
                 return None
 
@@ -1208,6 +1522,14 @@ class _IndexState(enum.Enum):
     RECORD = "record"
     NEXT = "next"
     DONE = "done"
+
+
+_IX_SEEK = _IndexState.SEEK
+_IX_ENTRY = _IndexState.ENTRY
+_IX_FETCH = _IndexState.FETCH
+_IX_RECORD = _IndexState.RECORD
+_IX_NEXT = _IndexState.NEXT
+_IX_DONE = _IndexState.DONE
 
 
 class IndexScan(_ReadOp[list[Row]]):
@@ -1225,6 +1547,7 @@ class IndexScan(_ReadOp[list[Row]]):
         "_lower",
         "_pk_plan",
         "_pk_positions",
+        "_plan",
         "_prefix",
         "_rows",
         "_seek",
@@ -1251,7 +1574,7 @@ class IndexScan(_ReadOp[list[Row]]):
         self._upper = upper
         self._limit = limit
         self._rows: list[Row] = []
-        self._state = _IndexState.SEEK
+        self._state = _IX_SEEK
         self._cursor: BTreeCursor | None = None
         self._table_cursor: BTreeCursor | None = None
         self._builder: RowBuilder | None = None
@@ -1259,11 +1582,30 @@ class IndexScan(_ReadOp[list[Row]]):
         self._table: Table | None = None
         self._prefix: tuple[object, ...] = ()
         self._seek: tuple[tuple[object, ...], bool] | None = None
-        self._hi: tuple[object, bool] | None = None
+        self._hi: tuple[tuple[object, ...], bool] | None = None
         self._pk_plan: KeyPlan | None = None
+        self._plan: KeyPlan | None = None
         self._pk_positions: list[int] = []
         self._fetch_rowid = 0
         self._fetch_probe: tuple[object, ...] = ()
+
+    def step(self) -> Done[list[Row]] | IO:
+        """Advance the operation (see `_ReadOp.step`); an equality lookup answered from the
+        cache on an immutable database finishes in the first step."""
+        if (
+            self._phase is _P_BEGIN
+            and self._waiting is None
+            and self._lower is None
+            and self._upper is None
+            and self._limit is None
+        ):
+            db = self.db
+            if db is not None and db.immutable and not db._closed:
+                rows = db._index_rows_from_cache(self.index, self._equal)
+                if rows is not _MISS:
+                    self._phase = _P_DONE
+                    return Done(rows)
+        return _ReadOp.step(self)
 
     def _start(self) -> None:
         db = self._db()
@@ -1275,7 +1617,7 @@ class IndexScan(_ReadOp[list[Row]]):
         self._builder = db._builder(table)
         plan = db._plan(table, index)
         self._rows = []
-        self._state = _IndexState.SEEK
+        self._state = _IX_SEEK
         columns = index.columns
         equal = self._equal
         ranged = self._lower is not None or self._upper is not None
@@ -1285,19 +1627,13 @@ class IndexScan(_ReadOp[list[Row]]):
                 f"value(s){' and a range' if ranged else ''}"
             )
         values = [apply_affinity(v, c.affinity) for v, c in zip(equal, columns, strict=False)]
-        self._cursor = BTreeCursor(
-            db.pager, index.root_page, table=False, codec=db.codec, key_plan=plan, scan=True
-        )
+        self._plan = plan
+        self._cursor = self._table_cursor = None  # made when the cache cannot answer
         if table.without_rowid:
             self._pk_plan = db._plan(table, None)
             self._pk_positions = pk_positions(table, index)
-            self._table_cursor = BTreeCursor(
-                db.pager, table.root_page, table=False, codec=db.codec, key_plan=self._pk_plan
-            )
-        else:
-            self._table_cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
         if any(v is None for v in values):
-            self._state = _IndexState.DONE  # `= NULL` matches nothing
+            self._state = _IX_DONE  # `= NULL` matches nothing
             return
         prefix = plan.probe(values)
         self._prefix = prefix
@@ -1312,51 +1648,79 @@ class IndexScan(_ReadOp[list[Row]]):
         lo_value = None if lower is None else apply_affinity(lower.value, column.affinity)
         hi_value = None if upper is None else apply_affinity(upper.value, column.affinity)
         if (lower is not None and lo_value is None) or (upper is not None and hi_value is None):
-            self._state = _IndexState.DONE  # a comparison with NULL is never true
+            self._state = _IX_DONE  # a comparison with NULL is never true
             return
         # Work in key order: for a DESC column the value range is walked backwards.
-        lo: tuple[object, bool] | None
-        hi: tuple[object, bool] | None
+        lo: tuple[tuple[object, ...], bool] | None
+        hi: tuple[tuple[object, ...], bool] | None
         if column.descending:
             lo = None if upper is None else (key(hi_value), upper.inclusive)
             hi = (key(lo_value), lower.inclusive) if lower is not None else (key(None), False)
         else:
             lo = (key(lo_value), lower.inclusive) if lower is not None else (key(None), False)
             hi = None if upper is None else (key(hi_value), upper.inclusive)
-        self._seek = (prefix, False) if lo is None else ((*prefix, lo[0]), not lo[1])
+        self._seek = (prefix, False) if lo is None else (prefix + lo[0], not lo[1])
         self._hi = hi
 
+    def _make_cursors(self) -> tuple[BTreeCursor, BTreeCursor]:
+        db = self._db()
+        index, table = self._index, self._table
+        assert index is not None and table is not None and self._plan is not None
+        cursor = BTreeCursor(
+            db.pager, index.root_page, table=False, codec=db.codec, key_plan=self._plan, scan=True
+        )
+        if table.without_rowid:
+            table_cursor = BTreeCursor(
+                db.pager, table.root_page, table=False, codec=db.codec, key_plan=self._pk_plan
+            )
+        else:
+            table_cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
+        self._cursor, self._table_cursor = cursor, table_cursor
+        return cursor, table_cursor
+
     def _work(self) -> Completion | None:
-        cursor = self._cursor
-        table_cursor = self._table_cursor
+        if self._state is _IX_DONE:
+            return None
         builder = self._builder
-        assert cursor is not None and table_cursor is not None and builder is not None
+        assert builder is not None
+        if self._cursor is None or self._table_cursor is None:
+            if self._lower is None and self._upper is None and self._limit is None:
+                cached = self._db()._index_rows_from_cache(self.index, self._equal)
+                if cached is not _MISS:
+                    self._rows = cached
+                    self._state = _IX_DONE
+                    return None
+            cursor, table_cursor = self._make_cursors()
+        else:
+            cursor, table_cursor = self._cursor, self._table_cursor
         rows = self._rows
         limit = self._limit
+        first = len(rows)
         while True:
             state = self._state
-            if state is _IndexState.SEEK:
+            if state is _IX_SEEK:
                 assert self._seek is not None
                 probe, gt = self._seek
                 pending = cursor.seek_key(probe, gt=gt)
                 if pending is not None:
                     return pending
-                self._state = _IndexState.ENTRY
-            elif state is _IndexState.ENTRY:
+                self._state = _IX_ENTRY
+            elif state is _IX_ENTRY:
                 if not cursor.valid or (limit is not None and len(rows) >= limit):
-                    self._state = _IndexState.DONE
+                    self._state = _IX_DONE
                     return None
                 key = cursor.sort_key()
                 prefix = self._prefix
                 n = len(prefix)
                 if key[:n] != prefix:
-                    self._state = _IndexState.DONE
+                    self._state = _IX_DONE
                     return None
                 hi = self._hi
                 if hi is not None:
-                    field = key[n]
-                    if field > hi[0] or (not hi[1] and field == hi[0]):  # type: ignore[operator]
-                        self._state = _IndexState.DONE
+                    bound = hi[0]
+                    field = key[n : n + len(bound)]
+                    if field > bound or (not hi[1] and field == bound):
+                        self._state = _IX_DONE
                         return None
                 record = cursor.record_values()
                 if builder.without_rowid:
@@ -1371,8 +1735,8 @@ class IndexScan(_ReadOp[list[Row]]):
                     if type(last) is not int:
                         raise _bad_entry(cursor, f"ends in {last!r}, not a rowid")
                     self._fetch_rowid = last
-                self._state = _IndexState.FETCH
-            elif state is _IndexState.FETCH:
+                self._state = _IX_FETCH
+            elif state is _IX_FETCH:
                 if builder.without_rowid:
                     probe = self._fetch_probe
                     pending = table_cursor.seek_key(probe)
@@ -1381,7 +1745,7 @@ class IndexScan(_ReadOp[list[Row]]):
                     if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
                         raise _missing_row(cursor, probe)
                     rows.append(builder.build_without_rowid(table_cursor.record_values()))
-                    self._state = _IndexState.NEXT
+                    self._state = _IX_NEXT
                 else:
                     rowid = self._fetch_rowid
                     pending = table_cursor.seek_rowid(rowid)
@@ -1389,18 +1753,20 @@ class IndexScan(_ReadOp[list[Row]]):
                         return pending
                     if not table_cursor.valid or table_cursor.rowid() != rowid:
                         raise _missing_row(cursor, rowid)
-                    self._state = _IndexState.RECORD
-            elif state is _IndexState.RECORD:
+                    self._state = _IX_RECORD
+            elif state is _IX_RECORD:
                 pending = table_cursor.load_record()
                 if pending is not None:
                     return pending
                 rows.append(builder.build(self._fetch_rowid, table_cursor.record_values()))
-                self._state = _IndexState.NEXT
-            elif state is _IndexState.NEXT:
+                self._state = _IX_NEXT
+            elif state is _IX_NEXT:
+                if len(rows) - first >= ROWS_PER_STEP:
+                    return Completion.new_yield()  # let the event loop run; resume here
                 pending = cursor.next()
                 if pending is not None:
                     return pending
-                self._state = _IndexState.ENTRY
+                self._state = _IX_ENTRY
             else:
                 return None
 

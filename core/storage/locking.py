@@ -23,10 +23,16 @@ Rules:
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import struct
 import sys
+
+if sys.platform == "win32":  # pragma: no cover - the package states it needs POSIX
+    raise ImportError(
+        "core.storage needs POSIX fcntl byte-range locks (Linux or macOS); Windows is not supported"
+    )
+
+import fcntl
 
 from core.storage.errors import DatabaseBusyError
 
@@ -63,6 +69,13 @@ else:  # Linux: struct flock { short type, whence; off_t start, len; pid_t pid; 
         return int(struct.unpack("hhqqi", data[: struct.calcsize("hhqqi")])[0])
 
 
+# The four requests a reader makes, packed once.
+_READ_PENDING = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
+_READ_SHARED = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
+_RELEASE_PENDING = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
+_RELEASE_ALL = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+
+
 class FileLock:
     """SQLite-compatible SHARED locking of one open database file descriptor."""
 
@@ -75,9 +88,9 @@ class FileLock:
         self._set = _F_OFD_SETLK if _F_OFD_SETLK is not None else fcntl.F_SETLK
         self._get = _F_OFD_GETLK if _F_OFD_GETLK is not None else fcntl.F_GETLK
 
-    def _try(self, kind: int, start: int, length: int) -> bool:
+    def _request(self, packed: bytes) -> bool:
         try:
-            fcntl.fcntl(self.fd, self._set, _pack(kind, start, length))
+            fcntl.fcntl(self.fd, self._set, packed)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 return False
@@ -86,7 +99,7 @@ class FileLock:
                 self.ofd = False
                 self._set = fcntl.F_SETLK
                 self._get = fcntl.F_GETLK
-                return self._try(kind, start, length)
+                return self._request(packed)
             raise DatabaseBusyError(f"cannot lock {self.path!r}: {exc.strerror}") from exc
         return True
 
@@ -95,21 +108,21 @@ class FileLock:
 
         Raises `DatabaseBusyError` if a writer holds PENDING or EXCLUSIVE.
         """
-        if not self._try(fcntl.F_RDLCK, PENDING_BYTE, 1):
+        if not self._request(_READ_PENDING):
             raise DatabaseBusyError(
                 f"database {self.path!r} is locked: a writer is committing (PENDING lock held)"
             )
         try:
-            if not self._try(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE):
+            if not self._request(_READ_SHARED):
                 raise DatabaseBusyError(
                     f"database {self.path!r} is locked: a writer holds the EXCLUSIVE lock"
                 )
         finally:
-            self._try(fcntl.F_UNLCK, PENDING_BYTE, 1)
+            self._request(_RELEASE_PENDING)
 
     def unlock(self) -> None:
         """Release every lock this file holds (a no-op if none)."""
-        self._try(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+        self._request(_RELEASE_ALL)
 
     def reserved_elsewhere(self) -> bool:
         """True if some other connection holds RESERVED (or more): a writer is active."""

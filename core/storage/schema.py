@@ -168,27 +168,41 @@ class Schema:
     views: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
     schema_table: Table | None = field(default=None, repr=False, compare=False)
+    _by_name: dict[str, Table | Index] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Folded names -> objects (tables and indexes share SQLite's one namespace).
+        by_name = self._by_name
+        for index in self.indexes:
+            by_name[fold_name(index.name)] = index
+        for table in self.tables:
+            by_name[fold_name(table.name)] = table
+        if self.schema_table is not None:
+            by_name.setdefault("sqlite_schema", self.schema_table)
+            by_name.setdefault("sqlite_master", self.schema_table)
 
     def table(self, name: str) -> Table:
         """The table called `name` (`sqlite_schema`/`sqlite_master` included).
 
         Raises `SchemaError` if there is none.
         """
-        folded = fold_name(name)
-        for table in self.tables:
-            if fold_name(table.name) == folded:
-                return table
-        if folded in ("sqlite_schema", "sqlite_master") and self.schema_table is not None:
-            return self.schema_table
-        raise SchemaError(f"no such table: {name}")
+        found = self._by_name.get(name)
+        if type(found) is not Table:
+            found = self._by_name.get(fold_name(name))
+            if type(found) is not Table:
+                raise SchemaError(f"no such table: {name}")
+        return found
 
     def index(self, name: str) -> Index:
         """The index called `name`. Raises `SchemaError` if there is none."""
-        folded = fold_name(name)
-        for index in self.indexes:
-            if fold_name(index.name) == folded:
-                return index
-        raise SchemaError(f"no such index: {name}")
+        found = self._by_name.get(name)
+        if type(found) is not Index:
+            found = self._by_name.get(fold_name(name))
+            if type(found) is not Index:
+                raise SchemaError(f"no such index: {name}")
+        return found
 
     def indexes_of(self, table: str) -> tuple[Index, ...]:
         """The indexes on table `table`."""

@@ -10,7 +10,8 @@ Theory of operation:
   transaction in progress (or a crash) and are ignored.
 - Without the -shm wal-index (which needs SQLite's shared-memory locking protocol) the
   index is rebuilt by reading the log: `WalScan` is that read, as a state machine that
-  reads the header, then frames in chunks of about a megabyte, and produces an immutable
+  reads the header, then frames in chunks of a quarter megabyte (yielding between
+  chunks, since checksumming one takes milliseconds), and produces an immutable
   `WalSnapshot`. Given the previous snapshot of the same log generation (same salts) it
   resumes after the last commit instead of starting over.
 - The end of the valid log is where SQLite puts it: a salt mismatch (frames left over from
@@ -54,7 +55,7 @@ WAL_FRAME_HEADER_SIZE = 24
 WAL_MAGIC_LE = 0x377F0682
 WAL_MAGIC_BE = 0x377F0683
 WAL_VERSION = 3007000
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = 256 * 1024
 _MASK = 0xFFFFFFFF
 
 _header_struct = struct.Struct(">IIIIIIII")
@@ -133,6 +134,7 @@ class _ScanState(enum.Enum):
     START = "start"
     HEADER = "header"
     FRAMES = "frames"
+    NEXT_CHUNK = "next chunk"
     DONE = "done"
 
 
@@ -213,13 +215,19 @@ class WalScan:
                         return chunk
                 case _ScanState.FRAMES:
                     if self._parse_chunk():
-                        chunk = self._read_chunk()
-                        if chunk is not None:
-                            if not chunk.finished():
-                                return chunk
-                            continue
+                        # Checksumming a chunk takes milliseconds: let the loop run.
+                        self._state = _ScanState.NEXT_CHUNK
+                        return Completion.new_yield()
                     self._finish()
                     return None
+                case _ScanState.NEXT_CHUNK:
+                    chunk = self._read_chunk()
+                    if chunk is None:
+                        self._finish()
+                        return None
+                    self._state = _ScanState.FRAMES
+                    if not chunk.finished():
+                        return chunk
                 case _ScanState.DONE:
                     return None
                 case _:
