@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import io as iolib
 import os
 import pstats
@@ -28,8 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -224,38 +226,139 @@ def full_scan(path: Path, rows: int, rounds: int, profile: bool) -> None:
     con.close()
 
 
-def async_lookups(path: Path, keys: list[int], rounds: int) -> None:
-    """`await drive(db.get(...))` over `AsyncFileIO` against aiosqlite, on asyncio."""
+ROWID_SQL = "SELECT rowid, * FROM t WHERE rowid = ?"
+NAME_SQL = "SELECT rowid, * FROM t WHERE name = ?"
+AsyncRun = Callable[[], Coroutine[Any, Any, None]]
 
-    async def main() -> None:
+
+async def _in_tasks(work: list[Any], tasks: int, one: Callable[[Any], Awaitable[object]]) -> None:
+    """Run `one(item)` for every item, `tasks` at a time (each task takes a slice)."""
+
+    async def worker(part: list[Any]) -> None:
+        for item in part:
+            await one(item)
+
+    await asyncio.gather(*(worker(work[i::tasks]) for i in range(tasks)))
+
+
+async def _race_async(contenders: dict[str, AsyncRun], n: int, rounds: int) -> dict[str, float]:
+    """The async twin of `race`: contenders alternated every round, medians per operation."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            await run()
+            samples[name].append((time.perf_counter() - start) / n)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def async_lookups(path: Path, keys: list[int], names: list[str], rounds: int, loop: str) -> None:
+    """`await drive(...)` over `AsyncFileIO` against aiosqlite: one shared connection
+    (`execute_fetchall`, and a cursor with `fetchone`) and a pool of four connections; point
+    lookups by rowid and by the indexed text with 1 and 64 tasks, and a full scan."""
+
+    async def run_all() -> None:
         aio = AsyncFileIO()
         pages = path.stat().st_size // 4096 + 16
         db = await drive(Database.open(aio, path, immutable=True, cache_pages=pages), aio)
-        async with aiosqlite.connect(path) as conn:
+        conn = await aiosqlite.connect(path)
+        pool = [await aiosqlite.connect(path) for _ in range(4)]
+        for c in [conn, *pool]:
+            await c.execute("PRAGMA cache_size=-1000000")
+        # Same answers, and warm caches on every side.
+        for k in keys:
+            want = list(await conn.execute_fetchall(ROWID_SQL, (k,)))
+            assert [await drive(db.get("t", k), aio)] == want
+        for name in names:
+            want = list(await conn.execute_fetchall(NAME_SQL, (name,)))
+            assert await drive(db.index_scan("t_name", equal=(name,)), aio) == want
+        for c in pool:
             for k in keys:
-                await drive(db.get("t", k), aio)
-                await (
-                    await conn.execute("SELECT rowid, * FROM t WHERE rowid = ?", (k,))
-                ).fetchone()
-            samples: dict[str, list[float]] = {"aiosqlite": [], "drive(db.get)": []}
-            for _ in range(rounds):
-                start = time.perf_counter()
-                for k in keys:
-                    cursor = await conn.execute("SELECT rowid, * FROM t WHERE rowid = ?", (k,))
-                    await cursor.fetchone()
-                samples["aiosqlite"].append((time.perf_counter() - start) / len(keys))
-                start = time.perf_counter()
-                for k in keys:
-                    await drive(db.get("t", k), aio)
-                samples["drive(db.get)"].append((time.perf_counter() - start) / len(keys))
-        db.close()
-        aio.close()
-        results = {name: statistics.median(v) for name, v in samples.items()}
-        report(
-            f"asyncio: point lookup by rowid, hot cache, median of {rounds}", results, "aiosqlite"
-        )
+                await c.execute_fetchall(ROWID_SQL, (k,))
 
-    asyncio.run(main())
+        def plan(sql: str, ours: Callable[[Any], Any]) -> dict[str, Callable[[Any], Any]]:
+            async def fetchall(item: Any) -> None:
+                await conn.execute_fetchall(sql, (item,))
+
+            async def fetchone(item: Any) -> None:
+                cursor = await conn.execute(sql, (item,))
+                await cursor.fetchone()
+                await cursor.close()
+
+            turn = iter(range(1 << 62))
+
+            async def pooled(item: Any) -> None:
+                await pool[next(turn) % len(pool)].execute_fetchall(sql, (item,))
+
+            async def drive_ours(item: Any) -> None:
+                await drive(ours(item), aio)
+
+            return {
+                "aiosqlite execute_fetchall": fetchall,
+                "aiosqlite cursor + fetchone": fetchone,
+                "aiosqlite pool of 4": pooled,
+                "drive over AsyncFileIO": drive_ours,
+            }
+
+        lookups: list[tuple[str, str, list[Any], Callable[[Any], Any]]] = [
+            ("point lookup by rowid", ROWID_SQL, list(keys), lambda k: db.get("t", k)),
+            (
+                "point lookup by indexed text",
+                NAME_SQL,
+                list(names),
+                lambda n: db.index_scan("t_name", equal=(n,)),
+            ),
+        ]
+        for title, sql, work, ours in lookups:
+            for tasks in (1, 64):
+                contenders: dict[str, AsyncRun] = {
+                    name: functools.partial(_in_tasks, work, tasks, one)
+                    for name, one in plan(sql, ours).items()
+                }
+                report(
+                    f"{loop}: {title}, hot cache, {tasks} task(s), {len(work)} per round, "
+                    f"median of {rounds}",
+                    await _race_async(contenders, len(work), rounds),
+                    "aiosqlite execute_fetchall",
+                )
+
+        rows = await drive(db.count("t"), aio)
+
+        async def scan_theirs() -> None:
+            assert len(await conn.execute_fetchall("SELECT rowid, * FROM t")) == rows
+
+        async def scan_ours() -> None:
+            after = None
+            seen = 0
+            while True:  # keyset pages of 10,000 rows, each one drive
+                page = await drive(db.scan("t", after=after, limit=10_000), aio)
+                if not page:
+                    break
+                seen += len(page)
+                after = page[-1][0]
+            assert seen == rows
+
+        scan_rounds = max(3, rounds // 2)
+        report(
+            f"{loop}: full scan of {rows} rows, hot cache, median of {scan_rounds} (per row)",
+            await _race_async(
+                {"aiosqlite execute_fetchall": scan_theirs, "drive(db.scan), pages": scan_ours},
+                rows,
+                scan_rounds,
+            ),
+            "aiosqlite execute_fetchall",
+        )
+        for c in [conn, *pool]:
+            await c.close()
+        db.close()
+        await aio.aclose()
+
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run_all())
+    else:
+        asyncio.run(run_all())
 
 
 def main() -> None:
@@ -266,6 +369,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50,000 rows, fewer rounds")
     parser.add_argument("--lookups", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--async-lookups", type=int, default=5_000, help="keys per round in the async half"
+    )
     parser.add_argument("--db", type=Path, default=None, help="where to keep the database")
     parser.add_argument("--profile", action="store_true", help="profile a full scan")
     args = parser.parse_args()
@@ -273,6 +379,7 @@ def main() -> None:
         args.rows = min(args.rows, 50_000)
         args.lookups = min(args.lookups, 5_000)
         args.rounds = min(args.rounds, 5)
+        args.async_lookups = min(args.async_lookups, 1_000)
     path = args.db or Path(tempfile.gettempdir()) / f"ioresult-bench-{args.rows}.db"
     started = time.perf_counter()
     build(path, args.rows)
@@ -292,7 +399,10 @@ def main() -> None:
     sync_lookups(path, keys, names, args.rounds)
     full_scan(path, args.rows, max(3, args.rounds // 2), args.profile)
     if HAVE_BRIDGE:
-        async_lookups(path, keys, args.rounds)
+        for loop in ("asyncio", "uvloop"):
+            async_lookups(
+                path, keys[: args.async_lookups], names[: args.async_lookups], args.rounds, loop
+            )
     else:
         print("\n(bridge.drive / AsyncFileIO not available: async comparison skipped)")
 
