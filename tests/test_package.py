@@ -22,6 +22,8 @@ def _modules(package: str) -> list[str]:
 
 
 def test_contract_names_import() -> None:
+    import bridge
+    from bridge import AsyncFileIO, drive  # noqa: F401
     from core import (  # noqa: F401
         IO,
         Completion,
@@ -44,7 +46,11 @@ def test_contract_names_import() -> None:
         OpenFlags,
         UnixIO,
     )
+    from core.sim import FaultConfig, SimulatorIO, explore  # noqa: F401
+    from core.storage import CorruptDatabaseError, Database  # noqa: F401
 
+    assert callable(bridge.open)
+    assert issubclass(CorruptDatabaseError, IOResultError)
     assert issubclass(CompletionError, IOResultError)
     assert {k.name for k in ErrorKind} >= {
         "IO",
