@@ -47,7 +47,7 @@ from typing import Literal, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
-from core.files.call import _RUNNING, FileCall, FileLock, Ready
+from core.files.call import _RUNNING, EachInTurn, FileCall, FileLock, Ready
 from core.files.errors import (
     UnsupportedFileOperation,
     closed_file,
@@ -1284,30 +1284,18 @@ class _Write(_BufferedCall[int]):
 class _Writelines(_BufferedCall[None]):
     """`writelines(lines)`: `write()` each line in turn."""
 
-    __slots__ = ("_lines", "_next", "_write")
+    __slots__ = ("_each",)
 
     def __init__(self, bf: BufferedFile, lines: Iterable[Buffer]) -> None:
         super().__init__(bf)
-        self._lines = list(lines)
-        self._next = 0
-        self._write: _Write | None = None
+        self._each = EachInTurn(list(lines), lambda line: _Write(bf, line))
 
     def _check(self) -> None:
         if self._bf._closed:
             raise closed_file()
 
     def _advance(self) -> TransitionResult[None]:
-        if self._write is None:
-            if self._next == len(self._lines):
-                return Done(None)
-            self._write = _Write(self._bf, self._lines[self._next])
-            self._write._check()
-        r = self._write._advance()
-        if not isinstance(r, Done):
-            return r
-        self._write = None
-        self._next += 1
-        return Continue
+        return self._each.advance()
 
 
 # -- flush, seek, truncate, sync, close ----------------------------------------------------

@@ -25,16 +25,18 @@ Theory of operation:
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, StateMachineError
 from core.result import IO, Done
 from core.state_machine import Continue, TransitionResult
 
-__all__ = ["FileCall", "FileLock", "Ready"]
+__all__ = ["EachInTurn", "FileCall", "FileLock", "Ready"]
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class FileLock:
@@ -151,3 +153,41 @@ class Ready(FileCall[T]):
 
     def abort(self, error: BaseException) -> None:
         """Nothing to undo."""
+
+
+class _SubCall(Protocol):
+    """What `EachInTurn` needs of the calls it runs: a check, then transitions."""
+
+    def _check(self) -> None: ...
+
+    def _advance(self) -> TransitionResult[object]: ...
+
+
+class EachInTurn(Generic[Item]):
+    """Runs one sub-call per item, each to `Done` before the next starts: the shape of
+    `writelines` on every kind of file. The enclosing call holds the turn and the
+    checkpoint; this only keeps which item is next and the sub-call in progress, so that
+    re-entry resumes it instead of starting it again."""
+
+    __slots__ = ("_current", "_items", "_make", "_next")
+
+    def __init__(self, items: Sequence[Item], make: Callable[[Item], _SubCall]) -> None:
+        self._items = items
+        self._make = make
+        self._next = 0
+        self._current: _SubCall | None = None
+
+    def advance(self) -> TransitionResult[None]:
+        """One transition of the sub-call in progress (starting the next one if none is);
+        `Done(None)` after the last item. Raises what a sub-call's `_check` raises."""
+        if self._current is None:
+            if self._next == len(self._items):
+                return Done(None)
+            self._current = self._make(self._items[self._next])
+            self._current._check()
+        result = self._current._advance()
+        if not isinstance(result, Done):
+            return result
+        self._current = None
+        self._next += 1
+        return Continue

@@ -26,7 +26,7 @@ from typing import TypeVar
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
 from core.files.buffered import _byte_view, _wait
-from core.files.call import FileCall, FileLock
+from core.files.call import EachInTurn, FileCall, FileLock
 from core.files.errors import (
     FileOSError,
     UnsupportedFileOperation,
@@ -411,30 +411,18 @@ class _RawWrite(_RawCall[int]):
 
 
 class _RawWritelines(_RawCall[None]):
-    __slots__ = ("_lines", "_next", "_write")
+    __slots__ = ("_each",)
 
     def __init__(self, rf: RawFile, lines: Iterable[Buffer]) -> None:
         super().__init__(rf)
-        self._lines = list(lines)
-        self._next = 0
-        self._write: _RawWrite | None = None
+        self._each = EachInTurn(list(lines), lambda line: _RawWrite(rf, line))
 
     def _check(self) -> None:
         if self._rf._closed:
             raise closed_file()
 
     def _advance(self) -> TransitionResult[None]:
-        if self._write is None:
-            if self._next == len(self._lines):
-                return Done(None)
-            self._write = _RawWrite(self._rf, self._lines[self._next])
-            self._write._check()
-        r = self._write._advance()
-        if not isinstance(r, Done):
-            return r
-        self._write = None
-        self._next += 1
-        return Continue
+        return self._each.advance()
 
 
 class _RawTruncate(_RawCall[int]):

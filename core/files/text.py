@@ -47,7 +47,7 @@ from core.files.buffered import (
     _Truncate,
     _Write,
 )
-from core.files.call import FileCall, Ready
+from core.files.call import EachInTurn, FileCall, Ready
 from core.files.errors import UnsupportedFileOperation, closed_file
 from core.result import Done
 from core.state_machine import Continue, TransitionResult
@@ -848,26 +848,14 @@ class _TextWrite(_TextCall[int]):
 class _TextWritelines(_TextCall[None]):
     """`writelines(lines)`: `write()` each line."""
 
-    __slots__ = ("_lines", "_next", "_write")
+    __slots__ = ("_each",)
 
     def __init__(self, t: TextFile, lines: Iterable[str]) -> None:
         super().__init__(t)
-        self._lines = list(lines)
-        self._next = 0
-        self._write: _TextWrite | None = None
+        self._each = EachInTurn(list(lines), lambda line: _TextWrite(t, line))
 
     def _advance(self) -> TransitionResult[None]:
-        if self._write is None:
-            if self._next == len(self._lines):
-                return Done(None)
-            self._write = _TextWrite(self._t, self._lines[self._next])
-            self._write._check()
-        r = self._write._advance()
-        if not isinstance(r, Done):
-            return r
-        self._write = None
-        self._next += 1
-        return Continue
+        return self._each.advance()
 
 
 class _TextFlush(_TextCall[None]):
