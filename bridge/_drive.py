@@ -104,11 +104,14 @@ async def drive(
 
     # -- asyncio and uvloop: inline here, to save a coroutine per call on the hot path ----
     # The commonest run is one step to `Done` (a cache hit): it skips the setup below.
-    # The first time slice starts before that step.
+    # The first time slice starts before that step. With a timeout, the timer is armed
+    # before the first step, as ever (its deadline counts from the call).
     started = perf_counter()
-    result: Done[T] | IO | None = step()
-    if type(result) is Done:
-        return result.value
+    result: Done[T] | IO | None = None
+    if timeout is None:
+        result = step()
+        if type(result) is Done:
+            return result.value
     time_slice: float = DEFAULT_TIME_SLICE
     stepping = False
     if io is not None:
