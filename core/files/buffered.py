@@ -47,7 +47,7 @@ from typing import Literal, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
-from core.files.call import _RUNNING, EachInTurn, FileCall, FileLock, Ready
+from core.files.call import _RUNNING, EachInTurn, FileCall, FileLock, LinesUntilHint, Ready
 from core.files.errors import (
     UnsupportedFileOperation,
     closed_file,
@@ -1110,37 +1110,19 @@ class _Readline(_BufferedCall[bytes]):
 class _Readlines(_BufferedCall[list[bytes]]):
     """`readlines(hint)`: `readline()` until an empty line, or until `hint` bytes (if > 0)."""
 
-    __slots__ = ("_hint", "_line", "_lines", "_total")
+    __slots__ = ("_lines",)
 
     def __init__(self, bf: BufferedFile, hint: int) -> None:
         super().__init__(bf)
-        self._hint = hint
-        self._lines: list[bytes] = []
-        self._total = 0
-        self._line = _Readline(bf, -1)
+        self._lines = LinesUntilHint(hint, lambda: _Readline(bf, -1))
 
     def _check(self) -> None:
         if self._bf._closed:
             raise closed_file()
-        self._line._check()
+        self._lines.check()
 
     def _advance(self) -> TransitionResult[list[bytes]]:
-        r = self._line._advance()
-        if not isinstance(r, Done):
-            return r
-        line = r.value
-        if not line:
-            return Done(self._lines)
-        self._lines.append(line)
-        # IOBase.readlines stops once a line takes the total past the hint (not at it).
-        if self._hint > 0 and len(line) > self._hint - self._total:
-            return Done(self._lines)
-        self._total += len(line)
-        self._line = _Readline(self._bf, -1)
-        return Continue
-
-
-# -- writes --------------------------------------------------------------------------------
+        return self._lines.advance()
 
 
 class _WriteStep(enum.Enum):

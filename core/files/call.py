@@ -33,10 +33,12 @@ from core.errors import CompletionError, StateMachineError
 from core.result import IO, Done
 from core.state_machine import Continue, TransitionResult
 
-__all__ = ["EachInTurn", "FileCall", "FileLock", "Ready"]
+__all__ = ["EachInTurn", "FileCall", "FileLock", "LinesUntilHint", "Ready"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+Line = TypeVar("Line", str, bytes)
+Line_co = TypeVar("Line_co", str, bytes, covariant=True)
 
 
 class FileLock:
@@ -190,4 +192,49 @@ class EachInTurn(Generic[Item]):
             return result
         self._current = None
         self._next += 1
+        return Continue
+
+
+class _LineCall(Protocol[Line_co]):
+    """What `LinesUntilHint` needs of a `readline(-1)` call."""
+
+    def _check(self) -> None: ...
+
+    def _advance(self) -> TransitionResult[Line_co]: ...
+
+
+class LinesUntilHint(Generic[Line]):
+    """`readlines(hint)`'s loop on every kind of file: `readline()` sub-calls until an empty
+    line, or until a line takes the total past `hint` (if > 0). `at_end` tells whether it
+    stopped at the end of the file."""
+
+    __slots__ = ("_hint", "_line", "_lines", "_make", "_total", "at_end")
+
+    def __init__(self, hint: int, make: Callable[[], _LineCall[Line]]) -> None:
+        self._hint = hint
+        self._make: Callable[[], _LineCall[Line]] = make
+        self._lines: list[Line] = []
+        self._total = 0
+        self._line: _LineCall[Line] = make()
+        self.at_end = False
+
+    def check(self) -> None:
+        """Raise if the first `readline` may not run."""
+        self._line._check()
+
+    def advance(self) -> TransitionResult[list[Line]]:
+        """One transition of the `readline` in progress; `Done(lines)` when finished."""
+        result = self._line._advance()
+        if not isinstance(result, Done):
+            return result  # IO or Continue
+        line: Line = result.value
+        if not line:
+            self.at_end = True
+            return Done(self._lines)
+        self._lines.append(line)
+        # IOBase.readlines stops once a line takes the total past the hint (not at it).
+        if self._hint > 0 and len(line) > self._hint - self._total:
+            return Done(self._lines)
+        self._total += len(line)
+        self._line = self._make()
         return Continue

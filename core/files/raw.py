@@ -26,7 +26,7 @@ from typing import TypeVar
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
 from core.files.buffered import _byte_view, _wait
-from core.files.call import EachInTurn, FileCall, FileLock
+from core.files.call import EachInTurn, FileCall, FileLock, LinesUntilHint
 from core.files.errors import (
     FileOSError,
     UnsupportedFileOperation,
@@ -337,14 +337,11 @@ class _RawReadline(_RawCall[bytes]):
 
 
 class _RawReadlines(_RawCall[list[bytes]]):
-    __slots__ = ("_hint", "_line", "_lines", "_total")
+    __slots__ = ("_lines",)
 
     def __init__(self, rf: RawFile, hint: int) -> None:
         super().__init__(rf)
-        self._hint = hint
-        self._lines: list[bytes] = []
-        self._total = 0
-        self._line = _RawReadline(rf, -1)
+        self._lines = LinesUntilHint(hint, lambda: _RawReadline(rf, -1))
 
     def _check(self) -> None:
         if self._rf._closed:
@@ -352,18 +349,7 @@ class _RawReadlines(_RawCall[list[bytes]]):
         self._rf._check_readable()
 
     def _advance(self) -> TransitionResult[list[bytes]]:
-        r = self._line._advance()
-        if not isinstance(r, Done):
-            return r
-        line = r.value
-        if not line:
-            return Done(self._lines)
-        self._lines.append(line)
-        if self._hint > 0 and len(line) > self._hint - self._total:
-            return Done(self._lines)
-        self._total += len(line)
-        self._line = _RawReadline(self._rf, -1)
-        return Continue
+        return self._lines.advance()
 
 
 class _RawWrite(_RawCall[int]):

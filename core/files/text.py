@@ -47,7 +47,7 @@ from core.files.buffered import (
     _Truncate,
     _Write,
 )
-from core.files.call import EachInTurn, FileCall, Ready
+from core.files.call import EachInTurn, FileCall, LinesUntilHint, Ready
 from core.files.errors import UnsupportedFileOperation, closed_file
 from core.result import Done
 from core.state_machine import Continue, TransitionResult
@@ -741,14 +741,11 @@ class _TextReadline(_TextCall[str]):
 class _TextReadlines(_TextCall[list[str]]):
     """`readlines(hint)`: iteration's `readline()`s, with `tell()` disabled meanwhile."""
 
-    __slots__ = ("_hint", "_line", "_lines", "_started", "_total")
+    __slots__ = ("_lines", "_started")
 
     def __init__(self, t: TextFile, hint: int) -> None:
         super().__init__(t)
-        self._hint = hint
-        self._lines: list[str] = []
-        self._total = 0
-        self._line = _TextReadline(t, -1)
+        self._lines = LinesUntilHint(hint, lambda: _TextReadline(t, -1))
         self._started = False
 
     def _advance(self) -> TransitionResult[list[str]]:
@@ -756,24 +753,11 @@ class _TextReadlines(_TextCall[list[str]]):
         if not self._started:
             self._started = True
             t._telling = False
-        r = self._line._advance()
-        if not isinstance(r, Done):
-            return r
-        line = r.value
-        if not line:
+        result = self._lines.advance()
+        if self._lines.at_end:
             t._snapshot = None
             t._telling = True
-            return Done(self._lines)
-        self._lines.append(line)
-        # IOBase.readlines stops once a line takes the total past the hint (not at it).
-        if self._hint > 0 and len(line) > self._hint - self._total:
-            return Done(self._lines)
-        self._total += len(line)
-        self._line = _TextReadline(t, -1)
-        return Continue
-
-
-# -- writes --------------------------------------------------------------------------------
+        return result
 
 
 class _WriteStep(enum.Enum):
