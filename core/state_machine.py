@@ -1,10 +1,41 @@
-"""The generic state-machine wrapper (Turso `core/state_machine.rs`).
+"""The state-machine kernel: one way to write an operation (Turso `core/state_machine.rs`).
 
-A *transition* object holds the states of one operation and moves one transition per
-`step()`: it returns `Done(value)` when finished, `IO(completion)` to wait, or `Continue`
-to be called again at once. `StateMachine` owns what every operation would otherwise
-re-implement: the loop on `Continue`, calling `finalize()` exactly once when done, and
-refusing to be stepped after it finished or failed.
+Theory of operation:
+- An operation is a subclass of `Machine[T]` that writes one method, `_advance()`: a
+  `match` over an `enum.Enum` of its own states whose every arm sets the next state and
+  returns `Done(value)`, `IO(completion)` to wait, or `Continue` to be advanced again at once.
+  `Machine.step()` is the operation's `step()`; it owns everything else of the lifecycle,
+  so no operation re-implements it:
+  - Re-entry: the completion of the last `IO` is kept; stepped again before it finished,
+    the machine returns `IO` of that same completion and advances nothing (nothing is
+    submitted twice, no state moves).
+  - `Continue` is looped here, never returned to a driver.
+  - The end: after `Done`, a step raises `StateMachineError` "stepped after it finished";
+    after `_advance()` raised or a driver aborted, a step raises `StateMachineError`
+    "stepped after it failed", chained to what failed.
+  - Undo: `_rollback(error, abandoned)` runs exactly once, when an I/O failed (a
+    `CompletionError` raised by `_advance`; `abandoned` is False: nothing is in flight) or
+    when a driver gave up (`abort(error)`; `abandoned` is True: an I/O may still be running,
+    so memory handed to it must not be reused). A logical error (a bad argument found
+    midway, a decoding error) rolls nothing back: the state is what the same steps leave.
+  - Cleanup: `_finalize()` runs exactly once, at the end, however it ends (done, failed or
+    aborted), after any rollback.
+  - A start: a machine built with `starts=True` has `_start()` called before its first
+    transition, until it returns None (it may return `IO` to wait for its turn: a file
+    call waits for the call ahead of it). Only then does the machine count as started;
+    an abort before that rolls nothing back.
+- `StateMachine(transition)` is the public adapter for a transition object written apart
+  (`step()` -> `Done | IO | Continue`, `finalize()`, `is_finalized()`).
+
+The one rule for comparing states fast (CPython 3.11): looking a member up on its Enum
+class (`State.READING`) goes through the enum metaclass's `__getattr__` hook and costs about
+60 ns, several times a global lookup. So states are `enum.Enum` members and `_advance` is a
+`match self._state:` with `case State.X:` arms, except on a hot path (a step that runs per
+page or per file read: the read operations, file calls that read or write, the storage
+read outline and its query machines): there the module binds each member once to a
+module-level alias under the Enum (`_READING = ReadState.READING`) and compares with `is`
+against the alias, the most frequent state first. Plain ints and strings are never states.
+The kernel follows the rule itself.
 """
 
 from __future__ import annotations
@@ -12,10 +43,18 @@ from __future__ import annotations
 import enum
 from typing import Final, Generic, Literal, Protocol, TypeAlias, TypeVar
 
-from core.errors import StateMachineError
+from core.completion import Completion
+from core.errors import CompletionError, StateMachineError
 from core.result import IO, Done
 
-__all__ = ["Continue", "ContinueType", "StateMachine", "Transition", "TransitionResult"]
+__all__ = [
+    "Continue",
+    "ContinueType",
+    "Machine",
+    "StateMachine",
+    "Transition",
+    "TransitionResult",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -31,14 +70,139 @@ class ContinueType(enum.Enum):
 
 
 Continue: Final = ContinueType.CONTINUE
-"""Returned by a transition's `step()` to be called again at once, without I/O."""
+"""Returned by `_advance()` (or a transition's `step()`) to be advanced again at once."""
 
 TransitionResult: TypeAlias = Done[T] | IO | Literal[ContinueType.CONTINUE]
-"""What a transition's `step()` returns."""
+"""What one transition returns: `Done(value)`, `IO(completion)` or `Continue`."""
+
+
+class Phase(enum.Enum):
+    """Where a machine is in its lifecycle."""
+
+    NEW = "new"
+    """Built with `starts=True` and `_start()` has not yet let it start."""
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+_NEW = Phase.NEW
+_RUNNING = Phase.RUNNING
+_FINISHED = Phase.FINISHED
+_FAILED = Phase.FAILED
+
+
+class Machine(Generic[T]):
+    """Base of every operation: subclasses implement `_advance`, and may override
+    `_start`, `_rollback` and `_finalize` (see the module docstring)."""
+
+    __slots__ = ("_failure", "_pending", "_phase")
+
+    def __init__(self, *, starts: bool = False) -> None:
+        self._pending: Completion | None = None
+        self._phase = _NEW if starts else _RUNNING
+        self._failure: BaseException | None = None
+
+    def step(self) -> Done[T] | IO:
+        """Advance until `Done` or `IO`.
+
+        Raises what the operation raises (a failed I/O's `CompletionError`, a logical
+        error), and `StateMachineError` if stepped after it finished or failed.
+        """
+        pending = self._pending
+        if pending is not None:
+            if not pending.finished():
+                return IO(pending)  # stepped again before its I/O finished: same one
+            self._pending = None
+        elif self._phase is not _RUNNING:
+            wait = self._enter()
+            if wait is not None:
+                return wait
+        try:
+            result = self._advance()
+            while result is Continue:
+                result = self._advance()
+        except CompletionError as exc:
+            self._fail(exc, True, False)
+            raise
+        except BaseException as exc:
+            self._fail(exc, False, False)
+            raise
+        if type(result) is IO:
+            self._pending = result.completion
+            return result
+        self._phase = _FINISHED
+        self._finalize()
+        return result
+
+    def abort(self, error: BaseException) -> None:
+        """A driver gave up on this operation (`error` is about to be raised): roll back if it
+        had started, finalize, and refuse further steps. Never raises; a no-op once the
+        operation has ended."""
+        phase = self._phase
+        if phase is _RUNNING or phase is _NEW:
+            self._fail(error, phase is _RUNNING, True)
+
+    def is_running(self) -> bool:
+        """True until the operation finished, failed or was aborted."""
+        phase = self._phase
+        return phase is _RUNNING or phase is _NEW
+
+    def is_failed(self) -> bool:
+        """True once `step()` raised or a driver aborted the operation."""
+        return self._phase is _FAILED
+
+    # What subclasses write.
+
+    def _advance(self) -> TransitionResult[T]:
+        """Make one transition: a `match` over the operation's states."""
+        raise NotImplementedError
+
+    def _start(self) -> IO | None:
+        """(`starts=True` only) Take what the operation needs before its first transition;
+        `IO` to wait and be called again, None when it may start. May raise."""
+        return None
+
+    def _rollback(self, error: BaseException, abandoned: bool) -> None:
+        """Undo what the operation did after an I/O failed or a driver gave up; must not
+        raise."""
+
+    def _finalize(self) -> None:
+        """Release what the operation holds; runs exactly once, however it ends. Must not
+        raise."""
+
+    # The lifecycle.
+
+    def _enter(self) -> IO | None:
+        if self._phase is _NEW:
+            try:
+                wait = self._start()
+            except BaseException as exc:
+                self._fail(exc, False, False)
+                raise
+            if wait is None:
+                self._phase = _RUNNING
+            return wait
+        name = type(self).__name__
+        if self._phase is _FINISHED:
+            raise StateMachineError(f"{name} stepped after it finished")
+        raise StateMachineError(
+            f"{name} stepped after it failed with {self._failure!r}"
+        ) from self._failure
+
+    def _fail(self, error: BaseException, rollback: bool, abandoned: bool) -> None:
+        self._phase = _FAILED
+        self._failure = error
+        self._pending = None
+        try:
+            if rollback:
+                self._rollback(error, abandoned)
+        finally:
+            self._finalize()
 
 
 class Transition(Protocol[T_co]):
-    """One operation's states, advanced by `step()`."""
+    """One operation's states written apart from the kernel, advanced by `step()`."""
 
     def step(self) -> Done[T_co] | IO | Literal[ContinueType.CONTINUE]:
         """Make one transition. Raises whatever the operation raises for a logical error."""
@@ -53,55 +217,32 @@ class Transition(Protocol[T_co]):
         ...
 
 
-class _Phase(enum.Enum):
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-
-
-class StateMachine(Generic[T]):
-    """Wraps a `Transition` into an operation: `step()` returns `Done` or `IO`, never `Continue`.
+class StateMachine(Machine[T]):
+    """Wraps a `Transition` into an operation on the kernel: `step()` returns `Done` or
+    `IO`, never `Continue`.
 
     Stepping after `Done` raises `StateMachineError`; so does stepping after `step()` raised,
-    with the original exception as the cause.
+    with the original exception as the cause. A driver's `abort` is forwarded to the
+    transition if it has an `abort(error)` of its own.
     """
 
-    __slots__ = ("_failure", "_phase", "transition")
+    __slots__ = ("transition",)
 
     def __init__(self, transition: Transition[T]) -> None:
+        super().__init__()
         self.transition = transition
-        self._phase = _Phase.RUNNING
-        self._failure: BaseException | None = None
 
-    def step(self) -> Done[T] | IO:
-        """Advance until `Done` or `IO`.
+    def _advance(self) -> TransitionResult[T]:
+        return self.transition.step()
 
-        Raises `StateMachineError` if already finished or failed, and whatever the transition
-        raises (after which the machine is failed).
-        """
-        if self._phase is not _Phase.RUNNING:
-            self._raise_not_running()
-        transition = self.transition
-        try:
-            while True:
-                result = transition.step()
-                if result is Continue:
-                    continue
-                if type(result) is Done:
-                    if not transition.is_finalized():
-                        transition.finalize()
-                    self._phase = _Phase.FINISHED
-                return result
-        except BaseException as exc:
-            self._phase = _Phase.FAILED
-            self._failure = exc
-            raise
+    def _rollback(self, error: BaseException, abandoned: bool) -> None:
+        if abandoned:
+            abort = getattr(self.transition, "abort", None)
+            if abort is not None:
+                abort(error)
 
-    def abort(self, error: BaseException) -> None:
-        """Forward a driver's abort to the transition, if it has an `abort` of its own."""
-        abort = getattr(self.transition, "abort", None)
-        if abort is not None:
-            abort(error)
+    def _finalize(self) -> None:
+        self.finalize()
 
     def finalize(self) -> None:
         """Finalize the transition now (e.g. when giving up on it); idempotent."""
@@ -111,17 +252,3 @@ class StateMachine(Generic[T]):
     def is_finalized(self) -> bool:
         """True once the transition has been finalized."""
         return self.transition.is_finalized()
-
-    def is_failed(self) -> bool:
-        """True once `step()` has raised."""
-        return self._phase is _Phase.FAILED
-
-    def _raise_not_running(self) -> None:
-        if self._phase is _Phase.FINISHED:
-            raise StateMachineError(
-                f"state machine {type(self.transition).__name__} stepped after it finished"
-            )
-        raise StateMachineError(
-            f"state machine {type(self.transition).__name__} stepped after it failed "
-            f"with {self._failure!r}"
-        ) from self._failure

@@ -577,7 +577,7 @@ def test_loop_closing_with_io_in_flight(data_file: Path) -> None:
     with asyncio.Runner() as runner:
         runner.run(main())
     assert holder["task"].cancelled()
-    assert op._state.name == "FAILED"  # op.abort ran
+    assert op.is_failed()  # op.abort ran
     io.gate.set()  # the worker finishes and posts to a closed loop: dropped quietly
     io.close()
     assert io.worker_threads == 0

@@ -28,7 +28,7 @@ def test_read_range_yields_once_then_returns_bytes() -> None:
     buf[:4] = b"abcd"
     result.completion.complete(4)
     assert op.step() == Done(b"abcd")
-    with pytest.raises(StateMachineError, match="DONE"):
+    with pytest.raises(StateMachineError, match="after it finished"):
         op.step()
 
 

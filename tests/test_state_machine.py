@@ -72,7 +72,9 @@ def test_continue_is_looped_and_io_returned() -> None:
 def test_stepping_a_finished_machine_raises() -> None:
     t = Counter()
     sm = StateMachine(t)
-    sm.step()
+    first = sm.step()
+    assert isinstance(first, IO)
+    first.completion.complete(0)
     sm.step()
     with pytest.raises(StateMachineError, match="after it finished"):
         sm.step()

@@ -1,4 +1,5 @@
-"""Writing a list of buffers with one `pwritev`, then making it durable with `sync`."""
+"""Writing a list of buffers with one `pwritev`, then making it durable with `sync`; an
+operation on the kernel (`core.state_machine.Machine`)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,29 @@ import enum
 from collections.abc import Sequence
 
 from core.completion import Completion
-from core.errors import CompletionError, ErrorKind, StateMachineError
+from core.errors import CompletionError, ErrorKind
 from core.io.backend import Buffer, File
 from core.result import IO, Done
+from core.state_machine import Continue, Machine, TransitionResult
 
 __all__ = ["WriteBuffers"]
 
 
-class _WriteState(enum.Enum):
+class WriteState(enum.Enum):
+    """The states of a write: submit the write, then the sync, then report."""
+
     START = "start"
     WRITING = "writing"
     SYNCING = "syncing"
-    DONE = "done"
-    FAILED = "failed"
 
 
-class WriteBuffers:
+class WriteBuffers(Machine[int]):
     """Write `buffers` back to back from `offset` with one `pwritev`, then `sync` unless
     `sync=False`; `Done(bytes_written)`.
 
     A write that lands fewer bytes than submitted fails with `ErrorKind.SHORT_WRITE`.
+    Raises the write's or sync's `CompletionError` if one failed, and `StateMachineError`
+    if stepped after it finished or failed. Bytes already written stay written.
     """
 
     __slots__ = ("_buffers", "_completion", "_expected", "_state", "_sync", "file", "offset")
@@ -35,52 +39,37 @@ class WriteBuffers:
     ) -> None:
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
+        super().__init__()
         self.file = file
         self.offset = offset
         self._buffers = list(buffers)
         self._expected = sum(len(b) for b in self._buffers)
         self._sync = sync
-        self._state = _WriteState.START
+        self._state = WriteState.START
         self._completion: Completion | None = None
 
-    def step(self) -> Done[int] | IO:
-        """Advance: write, then sync. Raises `StateMachineError` if stepped after it
-        finished or failed, and the write's or sync's `CompletionError` if one failed."""
-        pending = self._completion
-        if pending is not None and not pending.finished():
-            return IO(pending)  # re-entered before the I/O finished: wait on the same one
-        while True:
-            match self._state:
-                case _WriteState.START:
-                    c = Completion.new_write(self._check_count)
-                    self._completion = c
-                    self._state = _WriteState.WRITING
-                    self.file.pwritev(self.offset, self._buffers, c)
-                    if not c.finished():
-                        return IO(c)
-                case _WriteState.WRITING:
-                    assert self._completion is not None
-                    self._completion.result()
-                    if not self._sync:
-                        self._state = _WriteState.DONE
-                        return Done(self._expected)
-                    c = Completion.new_sync()
-                    self._completion = c
-                    self._state = _WriteState.SYNCING
-                    self.file.sync(c)
-                    if not c.finished():
-                        return IO(c)
-                case _WriteState.SYNCING:
-                    assert self._completion is not None
-                    self._completion.result()
-                    self._state = _WriteState.DONE
+    def _advance(self) -> TransitionResult[int]:
+        match self._state:
+            case WriteState.START:
+                c = Completion.new_write(self._check_count)
+                self._completion = c
+                self._state = WriteState.WRITING
+                self.file.pwritev(self.offset, self._buffers, c)
+                return Continue if c.finished() else IO(c)
+            case WriteState.WRITING:
+                assert self._completion is not None
+                self._completion.result()
+                if not self._sync:
                     return Done(self._expected)
-                case _:
-                    raise StateMachineError(f"WriteBuffers stepped in state {self._state.name}")
-
-    def abort(self, error: BaseException) -> None:
-        """Give up: further steps raise. Bytes already written stay written."""
-        self._state = _WriteState.FAILED
+                c = Completion.new_sync()
+                self._completion = c
+                self._state = WriteState.SYNCING
+                self.file.sync(c)
+                return Continue if c.finished() else IO(c)
+            case WriteState.SYNCING:
+                assert self._completion is not None
+                self._completion.result()
+                return Done(self._expected)
 
     def _check_count(self, outcome: int | CompletionError) -> CompletionError | None:
         if isinstance(outcome, int) and outcome != self._expected:
