@@ -96,11 +96,11 @@ class Machine(Generic[T]):
     """Base of every operation: subclasses implement `_advance`, and may override
     `_start`, `_rollback` and `_finalize` (see the module docstring)."""
 
-    __slots__ = ("_failure", "_pending", "_phase")
+    __slots__ = ("_awaiting", "_failure", "_lifecycle")
 
     def __init__(self, *, starts: bool = False) -> None:
-        self._pending: Completion | None = None
-        self._phase = _NEW if starts else _RUNNING
+        self._awaiting: Completion | None = None
+        self._lifecycle = _NEW if starts else _RUNNING
         self._failure: BaseException | None = None
 
     def step(self) -> Done[T] | IO:
@@ -109,12 +109,12 @@ class Machine(Generic[T]):
         Raises what the operation raises (a failed I/O's `CompletionError`, a logical
         error), and `StateMachineError` if stepped after it finished or failed.
         """
-        pending = self._pending
+        pending = self._awaiting
         if pending is not None:
             if not pending.finished():
                 return IO(pending)  # stepped again before its I/O finished: same one
-            self._pending = None
-        elif self._phase is not _RUNNING:
+            self._awaiting = None
+        elif self._lifecycle is not _RUNNING:
             wait = self._enter()
             if wait is not None:
                 return wait
@@ -129,9 +129,9 @@ class Machine(Generic[T]):
             self._fail(exc, False, False)
             raise
         if type(result) is IO:
-            self._pending = result.completion
+            self._awaiting = result.completion
             return result
-        self._phase = _FINISHED
+        self._lifecycle = _FINISHED
         self._finalize()
         return result
 
@@ -139,18 +139,23 @@ class Machine(Generic[T]):
         """A driver gave up on this operation (`error` is about to be raised): roll back if it
         had started, finalize, and refuse further steps. Never raises; a no-op once the
         operation has ended."""
-        phase = self._phase
+        phase = self._lifecycle
         if phase is _RUNNING or phase is _NEW:
             self._fail(error, phase is _RUNNING, True)
 
+    def pending(self) -> Completion | None:
+        """The completion of the last `IO` this operation returned, while it is running
+        (it may have finished since); None before its first I/O and after it ended."""
+        return self._awaiting
+
     def is_running(self) -> bool:
         """True until the operation finished, failed or was aborted."""
-        phase = self._phase
+        phase = self._lifecycle
         return phase is _RUNNING or phase is _NEW
 
     def is_failed(self) -> bool:
         """True once `step()` raised or a driver aborted the operation."""
-        return self._phase is _FAILED
+        return self._lifecycle is _FAILED
 
     # What subclasses write.
 
@@ -173,27 +178,33 @@ class Machine(Generic[T]):
 
     # The lifecycle.
 
+    def _started_on(self, pending: Completion) -> None:
+        """Count the operation as started and waiting on `pending`: for an operation built
+        around an I/O submitted before it existed. Its next step waits on `pending`."""
+        self._lifecycle = _RUNNING
+        self._awaiting = pending
+
     def _enter(self) -> IO | None:
-        if self._phase is _NEW:
+        if self._lifecycle is _NEW:
             try:
                 wait = self._start()
             except BaseException as exc:
                 self._fail(exc, False, False)
                 raise
             if wait is None:
-                self._phase = _RUNNING
+                self._lifecycle = _RUNNING
             return wait
         name = type(self).__name__
-        if self._phase is _FINISHED:
+        if self._lifecycle is _FINISHED:
             raise StateMachineError(f"{name} stepped after it finished")
         raise StateMachineError(
             f"{name} stepped after it failed with {self._failure!r}"
         ) from self._failure
 
     def _fail(self, error: BaseException, rollback: bool, abandoned: bool) -> None:
-        self._phase = _FAILED
+        self._lifecycle = _FAILED
         self._failure = error
-        self._pending = None
+        self._awaiting = None
         try:
             if rollback:
                 self._rollback(error, abandoned)

@@ -384,6 +384,23 @@ def test_open_is_an_operation_that_closes_on_failure() -> None:
         op.step()
 
 
+def test_a_file_call_that_raised_says_it_failed_when_stepped_again() -> None:
+    io = MemoryIO()
+    f = open_core(io, "f", "wb+")
+    block(f.close(), io)
+    call = f.readline()
+    with pytest.raises(ValueError, match="closed file"):
+        call.step()
+    with pytest.raises(StateMachineError, match="stepped after it failed") as info:
+        call.step()
+    assert isinstance(info.value.__cause__, ValueError)
+    other = open_core(io, "g", "wb+")
+    done = other.readline()
+    assert block(done, io) == b""
+    with pytest.raises(StateMachineError, match="stepped after it finished"):
+        done.step()
+
+
 # -- closed files, modes, arguments ------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ from typing import Literal, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, StateMachineError
-from core.files.call import _RUNNING, EachInTurn, FileCall, FileLock, LinesUntilHint, Ready
+from core.files.call import EachInTurn, FileCall, FileLock, LinesUntilHint, Ready
 from core.files.errors import (
     UnsupportedFileOperation,
     closed_file,
@@ -616,10 +616,8 @@ class _Read(_BufferedCall[bytes]):
         """A call that takes over a direct read `BufferedFile.read` already submitted: it
         holds the lock from now on and its next step consumes `c`."""
         op = cls(bf, n)
-        op._phase = _RUNNING
+        op._adopt(c)
         op._saved = bf._save()
-        bf.lock.holder = op
-        bf.lock.waiting = c
         bf._reset_read()
         op._out = out
         op._remaining = n

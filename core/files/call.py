@@ -2,36 +2,34 @@
 
 Theory of operation:
 - Each method call of a file object (`read`, `write`, `seek`...) that may need I/O is an
-  operation, a `FileCall`. Its `_advance()` is the explicit state machine (a `match` on an
-  `Enum` state) and returns `Done`, `IO` or `Continue`; `step()` loops on `Continue`.
+  operation, a `FileCall`, on the kernel (`core.state_machine.Machine`): its `_advance()` is
+  the explicit state machine; the kernel loops on `Continue`, returns the same completion
+  when stepped again before it finished, and refuses steps after the end.
 - A file has one `FileLock`. A call holds it from its first step until it is done, failed or
   aborted, because a call's states span I/Os and another call must not see them half-made:
   a second call stepped meanwhile (another task using the same file) waits on the holder's
   outstanding completion, or, if that has finished but the holder has not been stepped yet,
   on an explicit yield. Calls on one file therefore run one at a time, in no promised order,
   as calls on one Python file object from several threads do.
-- A call takes a checkpoint of the file's state when it starts (`_begin`). If an I/O of it
-  fails or a driver gives up on it (`abort`: cancellation, timeout, a failed completion),
-  `_rollback`
-  puts the file back into a consistent state: for most calls, as if the call had not been made.
+- A call takes its turn (the kernel's `_start`) and a checkpoint of the file's state
+  (`_begin`) when it starts. If an I/O of it fails or a driver gives up on it (`abort`:
+  cancellation, timeout, a failed completion), `_rollback` puts the file back into a
+  consistent state: for most calls, as if the call had not been made.
   The subclass says what that means; `abandoned` tells it that an I/O may still be running
   (a worker may still touch memory handed to it, so that memory must not be reused).
   A logical error raised midway (a bad argument, a decoding error) rolls nothing back: the
   state is then what the same sequence of steps leaves in CPython, and no I/O is outstanding.
-- Stepped again while its I/O is still pending, a call returns the same completion (nothing
-  is submitted twice). `step()` after the call finished or failed raises
-  `StateMachineError`.
+- The turn is given back (the kernel's `_finalize`) exactly once, however the call ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from core.completion import Completion
-from core.errors import CompletionError, StateMachineError
 from core.result import IO, Done
-from core.state_machine import Continue, TransitionResult
+from core.state_machine import Continue, Machine, TransitionResult
 
 __all__ = ["EachInTurn", "FileCall", "FileLock", "LinesUntilHint", "Ready"]
 
@@ -42,97 +40,59 @@ Line_co = TypeVar("Line_co", str, bytes, covariant=True)
 
 
 class FileLock:
-    """Whose turn it is on one file, and what that call waits for."""
+    """Whose turn it is on one file: the call that holds it, if any."""
 
-    __slots__ = ("holder", "waiting")
+    __slots__ = ("holder",)
 
     def __init__(self) -> None:
-        self.holder: object | None = None
-        self.waiting: Completion | None = None
+        self.holder: FileCall[Any] | None = None
 
     def wait_turn(self) -> IO:
         """What a call that found the lock taken yields: the holder's pending completion, or
         an explicit yield when the holder's I/O has finished but it has not been stepped yet."""
-        pending = self.waiting
+        holder = self.holder
+        pending = holder.pending() if holder is not None else None
         if pending is not None and not pending.finished():
             return IO(pending)
         return IO(Completion.new_yield())
 
 
-# The phases of a call. Plain ints, not an Enum: `step()` reads them on every call, and on
-# CPython 3.11 an Enum member lookup goes through `EnumType.__getattr__` (~5x a class attribute).
-_NEW = 0
-_RUNNING = 1
-_FINISHED = 2
+class FileCall(Machine[T]):
+    """Base of every file call: subclasses implement `_begin`, `_advance` and `_rollback`.
 
+    `step()` raises what the call raises (a closed file, an unsupported operation, a failed
+    I/O's `CompletionError`), and `StateMachineError` if stepped after it finished or failed.
+    """
 
-class FileCall(Generic[T]):
-    """Base of every file call: subclasses implement `_begin`, `_advance` and `_rollback`."""
-
-    __slots__ = ("_lock", "_phase")
+    __slots__ = ("_lock",)
 
     def __init__(self, lock: FileLock) -> None:
+        super().__init__(starts=True)
         self._lock = lock
-        self._phase = _NEW
 
-    def step(self) -> Done[T] | IO:
-        """Advance the call. Raises what the call raises (a closed file, an unsupported
-        operation, a failed I/O's `CompletionError`), and `StateMachineError` if stepped after
-        it finished or failed."""
+    def _start(self) -> IO | None:
+        """Take the file's turn and the checkpoint, or wait for the call ahead."""
         lock = self._lock
-        if lock.holder is self:
-            pending = lock.waiting
-            if pending is not None and not pending.finished():
-                return IO(pending)  # stepped again before its I/O finished: same completion
-        else:
-            if self._phase != _NEW:
-                raise StateMachineError(f"{type(self).__name__} stepped after it finished")
-            if lock.holder is not None:
-                return lock.wait_turn()
-            lock.holder = self
-            self._phase = _RUNNING
-            try:
-                self._begin()
-            except BaseException:
-                self._release()
-                raise
-        try:
-            result = self._advance()
-            while result is Continue:
-                result = self._advance()
-        except CompletionError as exc:
-            self._release()
-            self._rollback(exc, False)
-            raise
-        except BaseException:
-            # A logical error (a bad argument found midway, a decoding error): the state is
-            # what the same sequence leaves in CPython, and no I/O is outstanding.
-            self._release()
-            raise
-        if type(result) is IO:
-            lock.waiting = result.completion
-            return result
-        self._release()
-        return result
+        if lock.holder is not None:
+            return lock.wait_turn()
+        lock.holder = self
+        self._begin()
+        return None
 
-    def abort(self, error: BaseException) -> None:
-        """A driver gave up on this call (`error` is about to be raised): roll back and let the
-        next call have its turn. Never raises."""
+    def _adopt(self, pending: Completion) -> None:
+        """Take the turn now, for a call built around a read already submitted: its next
+        step waits on `pending`. The lock must be free."""
+        assert self._lock.holder is None
+        self._lock.holder = self
+        self._started_on(pending)
+
+    def _finalize(self) -> None:
+        """Let the next call have its turn."""
         if self._lock.holder is self:
-            self._release()
-            self._rollback(error, True)
-
-    def _release(self) -> None:
-        self._phase = _FINISHED
-        self._lock.holder = None
-        self._lock.waiting = None
+            self._lock.holder = None
 
     def _begin(self) -> None:
         """Check the call may run now and take the checkpoint; may raise."""
-
-    def _advance(self) -> TransitionResult[T]:
-        """Make one transition."""
-        raise NotImplementedError
 
     def _rollback(self, error: BaseException, abandoned: bool) -> None:
         """Undo what the call did to the file's state after it failed; must not raise."""
