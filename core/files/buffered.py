@@ -46,7 +46,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal, TypeVar
 
 from core.completion import Completion
-from core.errors import CompletionError, ErrorKind, StateMachineError
+from core.errors import CompletionError, ErrorKind
 from core.files.call import EachInTurn, FileCall, FileLock, LinesUntilHint, Ready
 from core.files.errors import (
     UnsupportedFileOperation,
@@ -481,7 +481,6 @@ def _byte_view(data: Buffer, what: str, *, writable: bool) -> memoryview:
 class _FlushStep(enum.Enum):
     START = "start"
     WRITING = "writing"
-    DONE = "done"
 
 
 class _FlushWrites:
@@ -518,8 +517,6 @@ class _FlushWrites:
                 if bf._write_pos < bf._write_end:
                     return self._submit()
                 return self._end()
-            case _:
-                raise StateMachineError("flush stepped after it finished")
 
     def _submit(self) -> TransitionResult[None]:
         bf = self._bf
@@ -534,7 +531,6 @@ class _FlushWrites:
         if self._and_rewind and bf.readable:
             bf._raw_seek(-bf._raw_offset(), 1)
             bf._reset_read()
-        self._state = _FlushStep.DONE
         return Done(None)
 
 
@@ -577,7 +573,6 @@ class _ReadStep(enum.Enum):
     DIRECT_WAIT = "direct wait"
     FILL_WAIT = "fill wait"
     ALL_WAIT = "all wait"
-    DONE = "done"
 
 
 class _Read(_BufferedCall[bytes]):
@@ -637,7 +632,6 @@ class _Read(_BufferedCall[bytes]):
                 if n != -1 and n <= current:
                     pos = bf._pos
                     bf._pos = pos + n
-                    self._state = _ReadStep.DONE
                     return Done(bytes(bf._buf[pos : pos + n]))
                 if current > 0:
                     if n == -1:
@@ -676,8 +670,6 @@ class _Read(_BufferedCall[bytes]):
                 if self._all_done(self._c):
                     return self._all_result()
                 return self._all()
-            case _:
-                raise StateMachineError(f"read stepped in state {self._state.name}")
 
     def _after_flush(self) -> TransitionResult[bytes]:
         self._bf._reset_read()
@@ -766,12 +758,10 @@ class _Read(_BufferedCall[bytes]):
         return got < self._want
 
     def _all_result(self) -> Done[bytes]:
-        self._state = _ReadStep.DONE
         chunks = self._chunks
         return Done(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _result(self) -> Done[bytes]:
-        self._state = _ReadStep.DONE
         out, written = self._out, self._written
         return Done(bytes(out) if written == len(out) else bytes(memoryview(out)[:written]))
 
@@ -781,7 +771,6 @@ class _SimpleStep(enum.Enum):
     FLUSH = "flush"
     SUBMIT = "submit"
     WAIT = "wait"
-    DONE = "done"
 
 
 class _Read1(_BufferedCall[bytes]):
@@ -807,14 +796,12 @@ class _Read1(_BufferedCall[bytes]):
                 n = self._n if self._n >= 0 else bf.buffer_size
                 self._n = n
                 if n == 0:
-                    self._state = _SimpleStep.DONE
                     return Done(b"")
                 have = bf._readahead()
                 if have > 0:
                     n = min(have, n)
                     pos = bf._pos
                     bf._pos = pos + n
-                    self._state = _SimpleStep.DONE
                     return Done(bytes(bf._buf[pos : pos + n]))
                 if bf._dirty():  # CPython would read stale bytes at the raw position here
                     self._flush = _FlushWrites(bf, True)
@@ -838,11 +825,8 @@ class _Read1(_BufferedCall[bytes]):
             case _SimpleStep.WAIT:
                 assert self._c is not None
                 got = bf._finish_read(self._c)
-                self._state = _SimpleStep.DONE
                 out = self._out
                 return Done(bytes(out) if got == len(out) else bytes(memoryview(out)[:got]))
-            case _:
-                raise StateMachineError(f"read1 stepped in state {self._state.name}")
 
 
 class _ReadIntoStep(enum.Enum):
@@ -851,7 +835,6 @@ class _ReadIntoStep(enum.Enum):
     LOOP = "loop"
     DIRECT_WAIT = "direct wait"
     FILL_WAIT = "fill wait"
-    DONE = "done"
 
 
 class _ReadInto(_BufferedCall[int]):
@@ -884,7 +867,6 @@ class _ReadInto(_BufferedCall[int]):
                     if n >= len(dest):
                         dest[:] = bf._buf[pos : pos + len(dest)]
                         bf._pos = pos + len(dest)
-                        self._state = _ReadIntoStep.DONE
                         return Done(len(dest))
                     dest[:n] = bf._buf[pos : pos + n]
                     bf._pos = pos + n
@@ -942,11 +924,8 @@ class _ReadInto(_BufferedCall[int]):
                 self._written += n
                 self._state = _ReadIntoStep.LOOP
                 return Continue
-            case _:
-                raise StateMachineError(f"readinto stepped in state {self._state.name}")
 
     def _result(self) -> Done[int]:
-        self._state = _ReadIntoStep.DONE
         return Done(self._written)
 
 
@@ -984,7 +963,6 @@ class _Peek(_BufferedCall[bytes]):
             case _SimpleStep.SUBMIT:
                 have = bf._readahead()
                 if have > 0:
-                    self._state = _SimpleStep.DONE
                     return Done(bytes(bf._buf[bf._pos : bf._read_end]))
                 bf._reset_read()
                 self._c = bf._submit_read(memoryview(bf._buf))
@@ -996,10 +974,7 @@ class _Peek(_BufferedCall[bytes]):
                 if got > 0:
                     bf._read_end = bf._raw_pos = got
                 bf._pos = 0
-                self._state = _SimpleStep.DONE
                 return Done(bytes(bf._buf[:got]))
-            case _:
-                raise StateMachineError(f"peek stepped in state {self._state.name}")
 
 
 class _ReadlineStep(enum.Enum):
@@ -1007,7 +982,6 @@ class _ReadlineStep(enum.Enum):
     FLUSH = "flush"
     FILL = "fill"
     FILL_WAIT = "fill wait"
-    DONE = "done"
 
 
 class _Readline(_BufferedCall[bytes]):
@@ -1034,7 +1008,6 @@ class _Readline(_BufferedCall[bytes]):
             case _ReadlineStep.START:
                 limit = self._limit
                 if limit == 0:
-                    self._state = _ReadlineStep.DONE
                     return Done(b"")
                 n = bf._readahead()
                 if 0 <= limit < n:
@@ -1044,11 +1017,9 @@ class _Readline(_BufferedCall[bytes]):
                 end = buf.find(b"\n", pos, pos + n)
                 if end >= 0:
                     bf._pos = end + 1
-                    self._state = _ReadlineStep.DONE
                     return Done(bytes(buf[pos : end + 1]))
                 if n == limit:
                     bf._pos = pos + n
-                    self._state = _ReadlineStep.DONE
                     return Done(bytes(buf[pos : pos + n]))
                 if n > 0:
                     self._chunks.append(bytes(buf[pos : pos + n]))
@@ -1096,11 +1067,8 @@ class _Readline(_BufferedCall[bytes]):
                     self._limit = limit - n
                 self._state = _ReadlineStep.FILL
                 return Continue
-            case _:
-                raise StateMachineError(f"readline stepped in state {self._state.name}")
 
     def _result(self) -> Done[bytes]:
-        self._state = _ReadlineStep.DONE
         chunks = self._chunks
         return Done(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
@@ -1129,7 +1097,6 @@ class _WriteStep(enum.Enum):
     DIRECT = "direct"
     DIRECT_WAIT = "direct wait"
     TOGETHER_WAIT = "together wait"
-    DONE = "done"
 
 
 class _Write(_BufferedCall[int]):
@@ -1171,7 +1138,6 @@ class _Write(_BufferedCall[int]):
                         bf._write_pos = pos
                     bf._adjust_position(pos + size)
                     bf._write_end = max(bf._write_end, bf._pos)
-                    self._state = _WriteStep.DONE
                     return Done(size)
                 if size > bf.buffer_size and bf._dirty() and bf._pos == bf._write_end:
                     return self._submit_together()
@@ -1214,8 +1180,6 @@ class _Write(_BufferedCall[int]):
                 self._written = size
                 self._remaining = 0
                 return self._tail()
-            case _:
-                raise StateMachineError(f"write stepped in state {self._state.name}")
 
     def _submit_together(self) -> TransitionResult[int]:
         bf = self._bf
@@ -1257,7 +1221,6 @@ class _Write(_BufferedCall[int]):
         bf._write_end = remaining
         bf._adjust_position(remaining)
         bf._raw_pos = 0
-        self._state = _WriteStep.DONE
         return Done(len(self._data))
 
 
@@ -1306,7 +1269,6 @@ class _Flush(_BufferedCall[None]):
 class _SeekStep(enum.Enum):
     START = "start"
     FLUSH = "flush"
-    DONE = "done"
 
 
 class _Seek(_BufferedCall[int]):
@@ -1336,7 +1298,6 @@ class _Seek(_BufferedCall[int]):
             case _SeekStep.START:
                 moved = bf._seek_in_buffer(self._target, whence)
                 if moved is not None:
-                    self._state = _SeekStep.DONE
                     return Done(moved)
                 if bf.writable:
                     self._flush = _FlushWrites(bf, False)
@@ -1349,18 +1310,14 @@ class _Seek(_BufferedCall[int]):
                 if not isinstance(r, Done):
                     return r
                 return self._move()
-            case _:
-                raise StateMachineError(f"seek stepped in state {self._state.name}")
 
     def _move(self) -> Done[int]:
-        self._state = _SeekStep.DONE
         return Done(self._bf._seek_raw(self._target, self._whence))
 
 
 class _TruncateStep(enum.Enum):
     START = "start"
     WAIT = "wait"
-    DONE = "done"
 
 
 class _Truncate(_BufferedCall[int]):
@@ -1404,10 +1361,7 @@ class _Truncate(_BufferedCall[int]):
                 assert self._c is not None
                 self._c.result()
                 bf._raw_tell()
-                self._state = _TruncateStep.DONE
                 return Done(self._size)
-            case _:
-                raise StateMachineError(f"truncate stepped in state {self._state.name}")
 
 
 class _Fsync(_BufferedCall[None]):
@@ -1440,10 +1394,7 @@ class _Fsync(_BufferedCall[None]):
             case _TruncateStep.WAIT:
                 assert self._c is not None
                 self._c.result()
-                self._state = _TruncateStep.DONE
                 return Done(None)
-            case _:
-                raise StateMachineError(f"fsync stepped in state {self._state.name}")
 
 
 class _Close(_BufferedCall[None]):

@@ -20,13 +20,13 @@ import io
 import os
 
 from core.completion import Completion
-from core.errors import StateMachineError
 from core.files.buffered import BufferedFile
 from core.files.mode import OpenOptions
 from core.files.raw import RawFile
 from core.files.text import TextFile
 from core.io.backend import File, IOBackend
 from core.result import IO, Done
+from core.state_machine import Machine, TransitionResult
 
 __all__ = ["OpenFile", "default_buffer_size"]
 
@@ -45,87 +45,75 @@ def default_buffer_size(file: File) -> int:
     return io.DEFAULT_BUFFER_SIZE
 
 
-class _OpenState(enum.Enum):
+class OpenState(enum.Enum):
+    """The states of an open: open the core file (and truncate it), then build the object."""
+
     START = "start"
     TRUNCATING = "truncating"
-    DONE = "done"
-    FAILED = "failed"
 
 
-class OpenFile:
+class OpenFile(Machine["BufferedFile | TextFile | RawFile"]):
     """Open `options.path` on `io`; `Done(BufferedFile | TextFile | RawFile)` (a `RawFile`
     for `buffering=0`).
 
     Raises the backend's `CompletionError` (missing file, a directory, permissions, an
     existing file with "x"), a failed truncate's `CompletionError`, and `StateMachineError`
-    if stepped after it finished or failed.
+    if stepped after it finished or failed. The core file is closed again if the open does
+    not finish (an error, a cancellation).
     """
 
     __slots__ = ("_c", "_file", "_state", "io", "options")
 
     def __init__(self, io: IOBackend, options: OpenOptions) -> None:
+        super().__init__()
         self.io = io
         self.options = options
-        self._state = _OpenState.START
+        self._state = OpenState.START
         self._file: File | None = None
         self._c: Completion | None = None
 
-    def step(self) -> Done[BufferedFile | TextFile | RawFile] | IO:
-        """Open, truncate if asked, and build the file object."""
-        pending = self._c
-        if self._state is _OpenState.TRUNCATING and pending is not None and not pending.finished():
-            return IO(pending)  # stepped again before the truncate finished
-        try:
-            match self._state:
-                case _OpenState.START:
-                    options = self.options
-                    self._state = _OpenState.FAILED
-                    file = self._file = self.io.open_file(options.path, options.flags)
-                    if options.truncate and file.size() > 0:
-                        c = self._c = Completion.new_trunc()
-                        self._state = _OpenState.TRUNCATING
-                        file.truncate(0, c)
-                        if not c.finished():
-                            return IO(c)
-                    return self._build()
-                case _OpenState.TRUNCATING:
-                    return self._build()
-                case _:
-                    raise StateMachineError(f"OpenFile stepped in state {self._state.name}")
-        except BaseException:
-            self._fail()
-            raise
+    def _advance(self) -> TransitionResult[BufferedFile | TextFile | RawFile]:
+        match self._state:
+            case OpenState.START:
+                options = self.options
+                file = self._file = self.io.open_file(options.path, options.flags)
+                if options.truncate and file.size() > 0:
+                    c = self._c = Completion.new_trunc()
+                    self._state = OpenState.TRUNCATING
+                    file.truncate(0, c)
+                    if not c.finished():
+                        return IO(c)
+                return self._build()
+            case OpenState.TRUNCATING:
+                return self._build()
 
-    def abort(self, error: BaseException) -> None:
-        """Give up: close the core file if it was opened."""
-        self._fail()
-
-    def _fail(self) -> None:
-        if self._state is not _OpenState.DONE:
-            self._state = _OpenState.FAILED
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+    def _finalize(self) -> None:
+        """Close the core file unless it went into the file object (an open that failed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _build(self) -> Done[BufferedFile | TextFile | RawFile]:
         file = self._file
         assert file is not None
         if self._c is not None:
             self._c.result()
+        built = self._wrap(file)
+        self._file = None  # the file object owns it from here
+        return Done(built)
+
+    def _wrap(self, file: File) -> BufferedFile | TextFile | RawFile:
         options = self.options
         position = file.size() if options.appending else 0
-        self._state = _OpenState.DONE
         if options.buffering == 0:
-            return Done(
-                RawFile(
-                    file,
-                    name=options.name,
-                    mode=options.raw_mode,
-                    readable=options.readable,
-                    writable=options.writable,
-                    append=options.appending,
-                    position=position,
-                )
+            return RawFile(
+                file,
+                name=options.name,
+                mode=options.raw_mode,
+                readable=options.readable,
+                writable=options.writable,
+                append=options.appending,
+                position=position,
             )
         buffer_size = options.buffering if options.buffering > 1 else default_buffer_size(file)
         buffered = BufferedFile(
@@ -139,15 +127,13 @@ class OpenFile:
             position=position,
         )
         if options.binary:
-            return Done(buffered)
+            return buffered
         assert options.encoding is not None
-        return Done(
-            TextFile(
-                buffered,
-                encoding=options.encoding,
-                errors=options.errors or "strict",
-                newline=options.newline,
-                line_buffering=options.line_buffering,
-                mode=options.mode,
-            )
+        return TextFile(
+            buffered,
+            encoding=options.encoding,
+            errors=options.errors or "strict",
+            newline=options.newline,
+            line_buffering=options.line_buffering,
+            mode=options.mode,
         )

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from core.completion import Completion
-from core.errors import CompletionError, ErrorKind, StateMachineError
+from core.errors import CompletionError, ErrorKind
 from core.files.buffered import _byte_view, _wait
 from core.files.call import EachInTurn, FileCall, FileLock, LinesUntilHint
 from core.files.errors import (
@@ -182,7 +182,6 @@ class RawFile:
 class _Step(enum.Enum):
     START = "start"
     WAIT = "wait"
-    DONE = "done"
 
 
 class _RawCall(FileCall[T]):
@@ -257,17 +256,13 @@ class _RawRead(_RawCall[bytes]):
                 n = self._got()
                 data = bytes(memoryview(self._out)[:n])
                 if self._n >= 0:
-                    self._state = _Step.DONE
                     return Done(data)
                 if data:
                     self._chunks.append(data)
                 if n < len(self._out):
-                    self._state = _Step.DONE
                     return Done(b"".join(self._chunks))
                 self._state = _Step.START
                 return Continue
-            case _:
-                raise StateMachineError("read stepped after it finished")
 
 
 class _RawReadInto(_RawCall[int]):
@@ -289,10 +284,7 @@ class _RawReadInto(_RawCall[int]):
             case _Step.WAIT:
                 n = self._got()
                 self._dest[:n] = memoryview(self._temp)[:n]
-                self._state = _Step.DONE
                 return Done(n)
-            case _:
-                raise StateMachineError("readinto stepped after it finished")
 
 
 class _RawReadline(_RawCall[bytes]):
@@ -312,7 +304,6 @@ class _RawReadline(_RawCall[bytes]):
         match self._state:
             case _Step.START:
                 if self._limit == 0:
-                    self._state = _Step.DONE
                     return Done(b"")
                 size = _LINE_CHUNK if self._limit < 0 else min(self._limit, _LINE_CHUNK)
                 self._out = bytearray(size)
@@ -328,12 +319,9 @@ class _RawReadline(_RawCall[bytes]):
                 if self._limit > 0:
                     self._limit -= take
                 if end >= 0 or n < len(out) or self._limit == 0:
-                    self._state = _Step.DONE
                     return Done(b"".join(self._chunks))
                 self._state = _Step.START
                 return Continue
-            case _:
-                raise StateMachineError("readline stepped after it finished")
 
 
 class _RawReadlines(_RawCall[list[bytes]]):
@@ -368,7 +356,6 @@ class _RawWrite(_RawCall[int]):
         match self._state:
             case _Step.START:
                 if not self._data:  # write(2) of nothing moves nothing, even with O_APPEND
-                    self._state = _Step.DONE
                     return Done(0)
                 self._offset = rf.file.size() if rf.append else rf._pos
                 self._c = Completion.new_write()
@@ -390,10 +377,7 @@ class _RawWrite(_RawCall[int]):
                         actual=n,
                     )
                 rf._pos = self._offset + n
-                self._state = _Step.DONE
                 return Done(n)
-            case _:
-                raise StateMachineError("write stepped after it finished")
 
 
 class _RawWritelines(_RawCall[None]):
@@ -435,10 +419,7 @@ class _RawTruncate(_RawCall[int]):
             case _Step.WAIT:
                 assert self._c is not None
                 self._c.result()
-                self._state = _Step.DONE
                 return Done(self._size)
-            case _:
-                raise StateMachineError("truncate stepped after it finished")
 
 
 class _RawFsync(_RawCall[None]):
@@ -454,10 +435,7 @@ class _RawFsync(_RawCall[None]):
             case _Step.WAIT:
                 assert self._c is not None
                 self._c.result()
-                self._state = _Step.DONE
                 return Done(None)
-            case _:
-                raise StateMachineError("fsync stepped after it finished")
 
 
 class _RawClose(_RawCall[None]):

@@ -552,7 +552,6 @@ class _ReadStep(enum.Enum):
     ALL = "all"
     LOOP = "loop"
     CHUNK = "chunk"
-    DONE = "done"
 
 
 class _TextRead(_TextCall[str]):
@@ -581,7 +580,6 @@ class _TextRead(_TextCall[str]):
             case _ReadStep.START:
                 n = self._n
                 if not t._pending and 0 <= n <= len(t._decoded_chars) - t._decoded_chars_used:
-                    self._state = _ReadStep.DONE
                     return Done(t._get_decoded_chars(n))
                 self._state = _ReadStep.PENDING
                 return Continue
@@ -607,7 +605,6 @@ class _TextRead(_TextCall[str]):
                 decoded: str = t._decoder.decode(r2.value, True)
                 result = t._get_decoded_chars(-1) + decoded
                 t._snapshot = None
-                self._state = _ReadStep.DONE
                 return Done(result)
             case _ReadStep.LOOP:
                 if self._remaining <= 0:
@@ -627,11 +624,8 @@ class _TextRead(_TextCall[str]):
                 self._remaining -= len(more)
                 self._state = _ReadStep.LOOP
                 return Continue
-            case _:
-                raise StateMachineError(f"text read stepped in state {self._state.name}")
 
     def _result(self) -> Done[str]:
-        self._state = _ReadStep.DONE
         parts = self._parts
         return Done(parts[0] if len(parts) == 1 else "".join(parts))
 
@@ -640,7 +634,6 @@ class _LineStep(enum.Enum):
     PENDING = "pending"
     DATA = "data"
     CHUNK = "chunk"
-    DONE = "done"
 
 
 class _TextReadline(_TextCall[str]):
@@ -684,8 +677,6 @@ class _TextReadline(_TextCall[str]):
                     return self._finish(None, 0, 0, 0)
                 self._state = _LineStep.DATA
                 return Continue
-            case _:
-                raise StateMachineError(f"text readline stepped in state {self._state.name}")
 
     def _scan(self) -> TransitionResult[str]:
         t = self._t
@@ -723,7 +714,6 @@ class _TextReadline(_TextCall[str]):
         self, line: str | None, start: int, endpos: int, offset_to_buffer: int
     ) -> Done[str]:
         t = self._t
-        self._state = _LineStep.DONE
         if line is not None:
             t._decoded_chars_used = endpos - offset_to_buffer
             if start > 0 or endpos < len(line):
@@ -764,7 +754,6 @@ class _WriteStep(enum.Enum):
     START = "start"
     PENDING = "pending"
     FLUSH = "flush"
-    DONE = "done"
 
 
 class _TextWrite(_TextCall[int]):
@@ -820,12 +809,9 @@ class _TextWrite(_TextCall[int]):
                 if not isinstance(r2, Done):
                     return r2
                 return self._done()
-            case _:
-                raise StateMachineError(f"text write stepped in state {self._state.name}")
 
     def _done(self) -> Done[int]:
         self._t._written()
-        self._state = _WriteStep.DONE
         return Done(len(self._text))
 
 
@@ -879,7 +865,6 @@ class _TextFsync(_TextCall[None]):
 
 class _TellStep(enum.Enum):
     FLUSH = "flush"
-    DONE = "done"
 
 
 class _TextTell(_TextCall[int]):
@@ -903,7 +888,6 @@ class _TextTell(_TextCall[int]):
         r = self._flush.advance()
         if not isinstance(r, Done):
             return r
-        self._state = _TellStep.DONE
         return Done(_compute_cookie(self._t))
 
 
@@ -981,7 +965,6 @@ class _SeekStep(enum.Enum):
     FLUSH = "flush"
     SEEK = "seek"
     FEED = "feed"
-    DONE = "done"
 
 
 class _TextSeek(_TextCall[int]):
@@ -1067,7 +1050,6 @@ class _TextSeek(_TextCall[int]):
                     return r2
                 if t._encoder is not None:
                     self._reset_encoder_at(r2.value == 0)
-                self._state = _SeekStep.DONE
                 return r2
             case _SeekStep.FLUSH:
                 r = self._flush.advance()
@@ -1109,8 +1091,6 @@ class _TextSeek(_TextCall[int]):
                     raise OSError("can't restore logical file position")
                 t._decoded_chars_used = chars_to_skip
                 return self._finish()
-            case _:
-                raise StateMachineError(f"text seek stepped in state {self._state.name}")
 
     def _reset_encoder_at(self, start_of_stream: bool) -> None:
         t = self._t
@@ -1124,7 +1104,6 @@ class _TextSeek(_TextCall[int]):
         t = self._t
         if t._encoder is not None:
             t._encoder_setstate(self._fields[0], self._fields[1])
-        self._state = _SeekStep.DONE
         return Done(self._cookie_arg)
 
 
