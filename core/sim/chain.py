@@ -9,21 +9,21 @@ Theory of operation:
 - Each built operation is wrapped by `wrap` (typically `SimulatorIO.with_yields`), so
   every step of every link is a yield point of its own: a link that finishes without I/O
   (a cache hit, a buffered call) still gives the explorer a place to re-enter the chain.
-- Re-entrancy: the chain keeps the link it is stepping until that link returns `Done`; a
-  re-entry after `IO` steps the same link again, so nothing is built or recorded twice.
+- Re-entrancy: the chain is a machine on the kernel, which returns the same completion to
+  an early re-entry; the chain keeps the link it is stepping until that link returns `Done`,
+  so nothing is built or recorded twice.
 - The first link that raises (or whose completion fails, reported through `abort`) ends
   the chain: `abort` is forwarded to that link and later links are never built.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.driver import Operation, abort_operation, as_step
-from core.errors import StateMachineError
 from core.result import IO, Done
+from core.state_machine import Continue, Machine, TransitionResult
 
 __all__ = ["Chain"]
 
@@ -31,20 +31,14 @@ Builder = Callable[[list[Any]], Operation[Any]]
 """Builds the next link from the values of the links before it."""
 
 
-class _ChainState(enum.Enum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class Chain:
+class Chain(Machine[list[Any]]):
     """Run `builders` in order; `Done(list of each link's value)`.
 
     Raises what a link raises, and `StateMachineError` if stepped after it finished or
     failed.
     """
 
-    __slots__ = ("_builders", "_current", "_op", "_state", "_wrap", "values")
+    __slots__ = ("_builders", "_current", "_op", "_wrap", "values")
 
     def __init__(
         self,
@@ -52,47 +46,34 @@ class Chain:
         *,
         wrap: Callable[[Operation[Any]], Operation[Any]] | None = None,
     ) -> None:
+        super().__init__()
         self._builders = tuple(builders)
         self._wrap = wrap
-        self._state = _ChainState.RUNNING
         self._op: Operation[Any] | None = None
         self._current: Callable[[], Done[Any] | IO] | None = None
         self.values: list[Any] = []
         """The values of the links finished so far."""
 
-    def step(self) -> Done[list[Any]] | IO:
+    def _advance(self) -> TransitionResult[list[Any]]:
         """Step the current link; build the next one when it is done."""
-        match self._state:
-            case _ChainState.RUNNING:
-                pass
-            case _ChainState.DONE:
-                raise StateMachineError("Chain stepped after it finished")
-            case _ChainState.FAILED:
-                raise StateMachineError("Chain stepped after it failed")
-        try:
-            while len(self.values) < len(self._builders):
-                current = self._current
-                if current is None:
-                    op = self._builders[len(self.values)](list(self.values))
-                    if self._wrap is not None:
-                        op = self._wrap(op)
-                    self._op = op
-                    current = self._current = as_step(op)
-                result = current()
-                if type(result) is not Done:
-                    return result
-                self.values.append(result.value)
-                self._op = None
-                self._current = None
-        except BaseException:
-            self._state = _ChainState.FAILED
-            raise
-        self._state = _ChainState.DONE
-        return Done(list(self.values))
+        if len(self.values) == len(self._builders):
+            return Done(list(self.values))
+        current = self._current
+        if current is None:
+            op = self._builders[len(self.values)](list(self.values))
+            if self._wrap is not None:
+                op = self._wrap(op)
+            self._op = op
+            current = self._current = as_step(op)
+        result = current()
+        if type(result) is not Done:
+            return result
+        self.values.append(result.value)
+        self._op = None
+        self._current = None
+        return Continue
 
-    def abort(self, error: BaseException) -> None:
-        """Forward a driver's abort to the link in progress; the chain is then failed."""
-        if self._state is _ChainState.RUNNING:
-            self._state = _ChainState.FAILED
-            if self._op is not None:
-                abort_operation(self._op, error)
+    def _rollback(self, error: BaseException, abandoned: bool) -> None:
+        """Forward a driver's abort to the link in progress."""
+        if abandoned and self._op is not None:
+            abort_operation(self._op, error)
