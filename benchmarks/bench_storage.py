@@ -135,7 +135,7 @@ def sync_lookups(path: Path, keys: list[int], names: list[str], rounds: int) -> 
     def cached_rowid(db: Database) -> Callable[[], None]:
         # The lookup alone, answered from cached pages: no operation object, no driver.
         def run() -> None:
-            lookup = db._row_from_cache
+            lookup = db.row_from_cache
             for k in keys:
                 lookup("t", k)
 

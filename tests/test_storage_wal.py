@@ -16,7 +16,7 @@ import pytest
 from core import IO, block
 from core.io import MemoryYieldIO, UnixIO
 from core.storage import CorruptDatabaseError, Database, DatabaseBusyError
-from core.storage.database import ROWS_PER_STEP
+from core.storage.queries import ROWS_PER_STEP
 from core.storage.wal import WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE
 from tests.storage_helpers import DeferredUnixIO, copy_into, drive_checked, open_db
 

@@ -30,7 +30,7 @@ from core.result import IO, Done
 from core.sim.backend import SimulatorIO
 from core.sim.chain import Chain
 from core.sim.errors import SimConfigError
-from core.storage.database import Bound, Database
+from core.storage import Bound, Database
 from core.storage.schema import Schema
 
 __all__ = ["DB_FILE", "SCENARIOS", "Case", "Scenario", "register"]

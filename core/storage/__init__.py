@@ -8,15 +8,10 @@ from core.storage.collation import Affinity
 from core.storage.database import (
     DEFAULT_CACHE_PAGES,
     DEFAULT_READAHEAD,
-    Bound,
-    CountRows,
     Database,
-    GetRow,
-    IndexScan,
     OpenDatabase,
     ReadSchema,
     Row,
-    ScanRows,
 )
 from core.storage.errors import (
     CorruptDatabaseError,
@@ -27,6 +22,8 @@ from core.storage.errors import (
     UnsupportedError,
 )
 from core.storage.header import DatabaseHeader, TextEncoding
+from core.storage.index_scan import Bound, IndexScan
+from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.record import Value
 from core.storage.schema import Column, Index, IndexColumn, Schema, Table
 

@@ -42,6 +42,8 @@ from core.errors import InternalError
 from core.storage.collation import MAX_KEY, KeyPlan
 from core.storage.errors import CorruptDatabaseError
 from core.storage.page import (
+    LEAF_FLAG,
+    TABLE_FLAG,
     TABLE_INTERIOR,
     TABLE_LEAF,
     Page,
@@ -52,7 +54,14 @@ from core.storage.page import (
 from core.storage.pager import PageLoader, Pager
 from core.storage.record import Value, decode_record
 
-__all__ = ["MAX_DEPTH", "BTreeCursor", "Lookup", "OverflowReader", "lookup_rowid_cached"]
+__all__ = [
+    "MAX_DEPTH",
+    "BTreeCursor",
+    "Lookup",
+    "OverflowReader",
+    "index_range_cached",
+    "lookup_rowid_cached",
+]
 
 MAX_DEPTH = 20
 """SQLite's `BTCURSOR_MAX_DEPTH`: no legitimate B-tree is deeper."""
@@ -240,6 +249,43 @@ def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int]
     return _L_MISS
 
 
+def index_range_cached(
+    pager: Pager, root: int, plan: KeyPlan, probe: tuple[object, ...]
+) -> tuple[Page, int, int] | Lookup:
+    """Find the entries of the index B-tree at `root` whose key starts with `probe`, through
+    cached, parsed pages only.
+
+    Returns `(leaf, start, stop)`, the cells `start:stop` of one leaf, when every match is
+    on that leaf; `_L_MISS` if a page is missing, parsed with another plan, or the matches
+    may go on past the leaf (then a `BTreeCursor` must do it). No I/O, no cursor, no state.
+    """
+    n = len(probe)
+    pages = pager.cache.pages
+    number = root
+    path: list[int] = []
+    for _ in range(MAX_DEPTH):
+        page = pages.get(number)
+        if page is None or page.key_plan is not plan or page.kind & TABLE_FLAG:
+            return _L_MISS
+        keys = page.keys
+        assert keys is not None and page.records is not None
+        path.append(number)
+        i = bisect_left(keys, probe)
+        if page.kind & LEAF_FLAG:
+            count = len(keys)
+            j = i
+            while j < count and keys[j][:n] == probe:
+                j += 1
+            if j == count and (len(path) > 1 or count == 0):
+                return _L_MISS  # the matches may go on past this leaf
+            pager.cache.touch(path)
+            return page, i, j
+        children = page.children
+        assert children is not None
+        number = children[i]
+    return _L_MISS
+
+
 class BTreeCursor:
     """A cursor over the B-tree rooted at `root`.
 
@@ -391,7 +437,7 @@ class BTreeCursor:
     def skip_leaf(self) -> None:
         """On a leaf, move to its last cell, so that `next` leaves the page (for counting)."""
         top = self.pages[-1]
-        if top.kind & 8 and top.cell_count:
+        if top.kind & LEAF_FLAG and top.cell_count:
             self.idxs[-1] = top.cell_count - 1
 
     def load_record(self) -> Completion | None:
@@ -485,7 +531,7 @@ class BTreeCursor:
             page = pages.get(number)
             if page is None or (page.rowids is None and page.payload_starts is None):
                 return False
-            if bool(page.kind & 1) != table:
+            if bool(page.kind & TABLE_FLAG) != table:
                 return False
             stack.append(page)
             if mode is _M_LEFTMOST:
@@ -503,7 +549,7 @@ class BTreeCursor:
                         return False
                     self._ensure_records(page)
                 i = bisect_left(self._page_keys(page), self._probe)
-            if page.kind & 8:
+            if page.kind & LEAF_FLAG:
                 count = page.cell_count
                 if i >= count:
                     return False
@@ -587,7 +633,7 @@ class BTreeCursor:
         # The page is in hand: everything below runs once per load.
         if page.kind == 0:
             parse_btree(page, self.layout)
-        if bool(page.kind & 1) != self.table:
+        if bool(page.kind & TABLE_FLAG) != self.table:
             raise self._corrupt(
                 f"{page.kind_name()} page found inside a "
                 f"{'table' if self.table else 'index'} B-tree rooted at page {self.root}",
@@ -606,7 +652,7 @@ class BTreeCursor:
                         f"cycle in the B-tree: page {number} is its own ancestor",
                         pages[-1].number,
                     )
-            if page.cell_count == 0 and page.kind & 8:
+            if page.cell_count == 0 and page.kind & LEAF_FLAG:
                 raise self._corrupt("a non-root leaf page has no cells", number)
         if self.scan:
             if number in self._visited:
@@ -623,11 +669,11 @@ class BTreeCursor:
         page = self.pages[-1]
         mode = self._mode
         count = page.cell_count
-        if mode is _M_SEEK_KEY or (not self.table and page.kind & 8 and self.records):
+        if mode is _M_SEEK_KEY or (not self.table and page.kind & LEAF_FLAG and self.records):
             if page.records is None and self._needs_key_payloads(page):
                 return  # state is now KEYS; it comes back here
             self._ensure_records(page)
-        if page.kind & 8:  # leaf
+        if page.kind & LEAF_FLAG:  # leaf
             if mode is _M_LEFTMOST:
                 i = 0
             elif mode is _M_SEEK_ROWID:
@@ -671,7 +717,7 @@ class BTreeCursor:
         idxs = self.idxs
         top = pages[-1]
         i = idxs[-1]
-        if top.kind & 8:
+        if top.kind & LEAF_FLAG:
             if i + 1 < top.cell_count:
                 idxs[-1] = i + 1
                 self._position_valid(top)

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 from core.completion import Completion
 from core.storage.collation import KeyPlan
-from core.storage.database import Database, _ReadOp
+from core.storage.database import Database
 from core.storage.errors import CorruptDatabaseError, StorageError
 from core.storage.page import (
     INDEX_INTERIOR,
+    TABLE_FLAG,
     TABLE_INTERIOR,
     TABLE_LEAF,
     Page,
@@ -44,6 +45,7 @@ from core.storage.page import (
 )
 from core.storage.pager import PageLoader
 from core.storage.record import decode_record
+from core.storage.transaction import ReadTransaction
 
 __all__ = ["DEFAULT_MAX_PROBLEMS", "CheckDatabase", "Problem", "check_database"]
 
@@ -103,7 +105,7 @@ class _State(enum.Enum):
     DONE = "done"
 
 
-class CheckDatabase(_ReadOp[list[Problem]]):
+class CheckDatabase(ReadTransaction[list[Problem]]):
     """The operation `check_database` returns; `Done(list of Problem)`."""
 
     __slots__ = (
@@ -160,7 +162,7 @@ class CheckDatabase(_ReadOp[list[Problem]]):
 
     # -- setup ----------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _resolve(self) -> None:
         db = self._db()
         self._pages = PageLoader(db.pager)
         self._problems = []
@@ -179,7 +181,7 @@ class CheckDatabase(_ReadOp[list[Problem]]):
             plan: KeyPlan | None = None
             if table.without_rowid:
                 try:
-                    plan = db._plan(table, None)
+                    plan = db.key_plan(table, None)
                 except StorageError:
                     plan = None
             trees.append(
@@ -190,7 +192,7 @@ class CheckDatabase(_ReadOp[list[Problem]]):
                 continue
             try:
                 table = schema.table(index.table)
-                plan = db._plan(table, index)
+                plan = db.key_plan(table, index)
             except StorageError:
                 plan = None
             rows_of = None if index.where is not None else f"table {index.table}"
@@ -329,7 +331,7 @@ class CheckDatabase(_ReadOp[list[Problem]]):
         except CorruptDatabaseError as exc:
             self._problem(tree.label, number, exc.detail)
             return None
-        if bool(page.kind & 1) != tree.table:
+        if bool(page.kind & TABLE_FLAG) != tree.table:
             want = "table" if tree.table else "index"
             self._problem(tree.label, number, f"is a {page.kind_name()} page in a {want} B-tree")
             return None

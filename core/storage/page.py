@@ -27,6 +27,8 @@ from core.storage.record import Value, read_varint, to_signed64
 __all__ = [
     "INDEX_INTERIOR",
     "INDEX_LEAF",
+    "LEAF_FLAG",
+    "TABLE_FLAG",
     "TABLE_INTERIOR",
     "TABLE_LEAF",
     "Page",
@@ -40,6 +42,11 @@ INDEX_INTERIOR = 2
 TABLE_INTERIOR = 5
 INDEX_LEAF = 10
 TABLE_LEAF = 13
+LEAF_FLAG = 8
+"""The bit of a page kind that marks a leaf (SQLite's PTF_LEAF)."""
+TABLE_FLAG = 1
+"""The bit of a page kind that marks a table B-tree page (SQLite's PTF_INTKEY | PTF_LEAFDATA
+read as one bit: 5 and 13 have it, 2 and 10 do not)."""
 
 _KIND_NAMES = {
     INDEX_INTERIOR: "index interior",
@@ -115,12 +122,12 @@ class Page:
     @property
     def is_leaf(self) -> bool:
         """True for leaf pages (after `parse_btree`)."""
-        return bool(self.kind & 8)
+        return bool(self.kind & LEAF_FLAG)
 
     @property
     def is_table(self) -> bool:
         """True for table B-tree pages (after `parse_btree`)."""
-        return bool(self.kind & 1)
+        return bool(self.kind & TABLE_FLAG)
 
     def kind_name(self) -> str:
         """A readable name of the page type."""
@@ -145,7 +152,7 @@ def parse_btree(page: Page, layout: PageLayout) -> None:
         if kind not in _KIND_NAMES:
             raise CorruptDatabaseError(f"unknown B-tree page type {kind}", page=number)
         count = (data[off + 3] << 8) | data[off + 4]
-        ptr_start = off + (8 if kind & 8 else 12)
+        ptr_start = off + (8 if kind & LEAF_FLAG else 12)
         ptr_end = ptr_start + 2 * count
         if ptr_end > usable:
             raise CorruptDatabaseError(
@@ -159,7 +166,7 @@ def parse_btree(page: Page, layout: PageLayout) -> None:
                         f"cell pointer {i} is {ptr}, outside the cell area {ptr_end}..{usable - 4}",
                         page=number,
                     )
-        rightmost = 0 if kind & 8 else _u32(data, off + 8)[0]
+        rightmost = 0 if kind & LEAF_FLAG else _u32(data, off + 8)[0]
     except (IndexError, struct.error) as exc:
         raise CorruptDatabaseError(f"malformed B-tree page header ({exc})", page=number) from None
     page.cell_ptrs = ptrs

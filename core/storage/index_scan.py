@@ -1,0 +1,317 @@
+"""Index lookups and ranges (`IndexScan`): the VDBE's index cursor in the small, with the
+row fetched from the table for every entry.
+
+Theory of operation:
+- `_resolve` turns the equality values and the range bounds into probes in the index's key
+  order (affinity first, then collation; a DESC column walks its value range backwards); a
+  NULL in either matches nothing, as in SQL.
+- `_work` seeks the first entry, then per entry: stop past the prefix or the upper bound,
+  fetch the row by rowid (or by primary key for WITHOUT ROWID), move on. It yields every
+  `ROWS_PER_STEP` rows.
+- An equality lookup whose pages are all cached is answered from the cache alone first
+  (`SharedState.index_rows_from_cache`); on a miss the cursors do the work.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from core.completion import Completion
+from core.result import Done
+from core.state_machine import TransitionResult
+from core.storage.btree import BTreeCursor
+from core.storage.collation import KeyPlan, apply_affinity, field_key
+from core.storage.errors import CorruptDatabaseError, SchemaError
+from core.storage.queries import ROWS_PER_STEP
+from core.storage.schema import Index, RowBuilder, Table, pk_positions
+from core.storage.shared import MISS, Row, SharedState
+from core.storage.transaction import FIRST_PHASE, ReadTransaction
+
+__all__ = ["Bound", "IndexScan"]
+
+
+class Bound:
+    """One end of an index range: `value`, and whether the range includes it."""
+
+    __slots__ = ("inclusive", "value")
+
+    def __init__(self, value: object, inclusive: bool = True) -> None:
+        self.value = value
+        self.inclusive = inclusive
+
+    def __repr__(self) -> str:
+        return f"Bound({self.value!r}, inclusive={self.inclusive})"
+
+
+class _IndexState(enum.Enum):
+    SEEK = "seek"
+    ENTRY = "entry"
+    FETCH = "fetch"
+    RECORD = "record"
+    NEXT = "next"
+    DONE = "done"
+
+
+_IX_SEEK = _IndexState.SEEK
+_IX_ENTRY = _IndexState.ENTRY
+_IX_FETCH = _IndexState.FETCH
+_IX_RECORD = _IndexState.RECORD
+_IX_NEXT = _IndexState.NEXT
+_IX_DONE = _IndexState.DONE
+
+
+class IndexScan(ReadTransaction[list[Row]]):
+    """The operation `Database.index_scan` returns; `Done(list of rows)`."""
+
+    __slots__ = (
+        "_builder",
+        "_cursor",
+        "_equal",
+        "_fetch_probe",
+        "_fetch_rowid",
+        "_hi",
+        "_index",
+        "_limit",
+        "_lower",
+        "_pk_plan",
+        "_pk_positions",
+        "_plan",
+        "_prefix",
+        "_rows",
+        "_seek",
+        "_state",
+        "_table",
+        "_table_cursor",
+        "_upper",
+        "index",
+    )
+
+    def __init__(
+        self,
+        db: SharedState,
+        index: str,
+        equal: tuple[object, ...],
+        lower: Bound | None,
+        upper: Bound | None,
+        limit: int | None,
+    ) -> None:
+        super().__init__(db)
+        self.index = index
+        self._equal = equal
+        self._lower = lower
+        self._upper = upper
+        self._limit = limit
+        self._rows: list[Row] = []
+        self._state = _IX_SEEK
+        self._cursor: BTreeCursor | None = None
+        self._table_cursor: BTreeCursor | None = None
+        self._builder: RowBuilder | None = None
+        self._index: Index | None = None
+        self._table: Table | None = None
+        self._prefix: tuple[object, ...] = ()
+        self._seek: tuple[tuple[object, ...], bool] | None = None
+        self._hi: tuple[tuple[object, ...], bool] | None = None
+        self._pk_plan: KeyPlan | None = None
+        self._plan: KeyPlan | None = None
+        self._pk_positions: list[int] = []
+        self._fetch_rowid = 0
+        self._fetch_probe: tuple[object, ...] = ()
+
+    def _advance(self) -> TransitionResult[list[Row]]:
+        # An equality lookup answered from the cache on an immutable database finishes in
+        # the first step without the transaction outline.
+        if (
+            self._phase is FIRST_PHASE
+            and self._lower is None
+            and self._upper is None
+            and self._limit is None
+        ):
+            db = self.db
+            if db is not None and db.immutable and not db.closed:
+                rows = db.index_rows_from_cache(self.index, self._equal)
+                if rows is not MISS:
+                    return Done(rows)
+        return ReadTransaction._advance(self)
+
+    def _resolve(self) -> None:
+        db = self._db()
+        schema = db.schema
+        index = schema.index(self.index)
+        table = schema.table(index.table)
+        self._index = index
+        self._table = table
+        self._builder = db.row_builder(table)
+        plan = db.key_plan(table, index)
+        self._rows = []
+        self._state = _IX_SEEK
+        columns = index.columns
+        equal = self._equal
+        ranged = self._lower is not None or self._upper is not None
+        if len(equal) + (1 if ranged else 0) > len(columns):
+            raise SchemaError(
+                f"index {index.name} has {len(columns)} column(s); got {len(equal)} equality "
+                f"value(s){' and a range' if ranged else ''}"
+            )
+        values = [apply_affinity(v, c.affinity) for v, c in zip(equal, columns, strict=False)]
+        self._plan = plan
+        self._cursor = self._table_cursor = None  # made when the cache cannot answer
+        if table.without_rowid:
+            self._pk_plan = db.key_plan(table, None)
+            self._pk_positions = pk_positions(table, index)
+        if any(v is None for v in values):
+            self._state = _IX_DONE  # `= NULL` matches nothing
+            return
+        prefix = plan.probe(values)
+        self._prefix = prefix
+        self._hi = None
+        if not ranged:
+            self._seek = (prefix, False)
+            return
+        column = columns[len(equal)]
+        key = field_key(column.collation, db.codec, column.descending)
+        lower = self._lower
+        upper = self._upper
+        lo_value = None if lower is None else apply_affinity(lower.value, column.affinity)
+        hi_value = None if upper is None else apply_affinity(upper.value, column.affinity)
+        if (lower is not None and lo_value is None) or (upper is not None and hi_value is None):
+            self._state = _IX_DONE  # a comparison with NULL is never true
+            return
+        # Work in key order: for a DESC column the value range is walked backwards.
+        lo: tuple[tuple[object, ...], bool] | None
+        hi: tuple[tuple[object, ...], bool] | None
+        if column.descending:
+            lo = None if upper is None else (key(hi_value), upper.inclusive)
+            hi = (key(lo_value), lower.inclusive) if lower is not None else (key(None), False)
+        else:
+            lo = (key(lo_value), lower.inclusive) if lower is not None else (key(None), False)
+            hi = None if upper is None else (key(hi_value), upper.inclusive)
+        self._seek = (prefix, False) if lo is None else (prefix + lo[0], not lo[1])
+        self._hi = hi
+
+    def _make_cursors(self) -> tuple[BTreeCursor, BTreeCursor]:
+        db = self._db()
+        index, table = self._index, self._table
+        assert index is not None and table is not None and self._plan is not None
+        cursor = BTreeCursor(
+            db.pager, index.root_page, table=False, codec=db.codec, key_plan=self._plan, scan=True
+        )
+        if table.without_rowid:
+            table_cursor = BTreeCursor(
+                db.pager, table.root_page, table=False, codec=db.codec, key_plan=self._pk_plan
+            )
+        else:
+            table_cursor = BTreeCursor(db.pager, table.root_page, table=True, codec=db.codec)
+        self._cursor, self._table_cursor = cursor, table_cursor
+        return cursor, table_cursor
+
+    def _work(self) -> Completion | None:
+        if self._state is _IX_DONE:
+            return None
+        builder = self._builder
+        assert builder is not None
+        if self._cursor is None or self._table_cursor is None:
+            if self._lower is None and self._upper is None and self._limit is None:
+                cached = self._db().index_rows_from_cache(self.index, self._equal)
+                if cached is not MISS:
+                    self._rows = cached
+                    self._state = _IX_DONE
+                    return None
+            cursor, table_cursor = self._make_cursors()
+        else:
+            cursor, table_cursor = self._cursor, self._table_cursor
+        rows = self._rows
+        limit = self._limit
+        first = len(rows)
+        while True:
+            state = self._state
+            if state is _IX_SEEK:
+                assert self._seek is not None
+                probe, gt = self._seek
+                pending = cursor.seek_key(probe, gt=gt)
+                if pending is not None:
+                    return pending
+                self._state = _IX_ENTRY
+            elif state is _IX_ENTRY:
+                if not cursor.valid or (limit is not None and len(rows) >= limit):
+                    self._state = _IX_DONE
+                    return None
+                key = cursor.sort_key()
+                prefix = self._prefix
+                n = len(prefix)
+                if key[:n] != prefix:
+                    self._state = _IX_DONE
+                    return None
+                hi = self._hi
+                if hi is not None:
+                    bound = hi[0]
+                    field = key[n : n + len(bound)]
+                    if field > bound or (not hi[1] and field == bound):
+                        self._state = _IX_DONE
+                        return None
+                record = cursor.record_values()
+                if builder.without_rowid:
+                    try:
+                        pk = [record[p] for p in self._pk_positions]
+                    except IndexError:
+                        raise _bad_entry(cursor, "is shorter than the primary key") from None
+                    assert self._pk_plan is not None
+                    self._fetch_probe = self._pk_plan.probe(pk)
+                else:
+                    last = record[-1] if record else None
+                    if type(last) is not int:
+                        raise _bad_entry(cursor, f"ends in {last!r}, not a rowid")
+                    self._fetch_rowid = last
+                self._state = _IX_FETCH
+            elif state is _IX_FETCH:
+                if builder.without_rowid:
+                    probe = self._fetch_probe
+                    pending = table_cursor.seek_key(probe)
+                    if pending is not None:
+                        return pending
+                    if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
+                        raise _missing_row(cursor, probe)
+                    rows.append(builder.build_without_rowid(table_cursor.record_values()))
+                    self._state = _IX_NEXT
+                else:
+                    rowid = self._fetch_rowid
+                    pending = table_cursor.seek_rowid(rowid)
+                    if pending is not None:
+                        return pending
+                    if not table_cursor.valid or table_cursor.rowid() != rowid:
+                        raise _missing_row(cursor, rowid)
+                    self._state = _IX_RECORD
+            elif state is _IX_RECORD:
+                pending = table_cursor.load_record()
+                if pending is not None:
+                    return pending
+                rows.append(builder.build(self._fetch_rowid, table_cursor.record_values()))
+                self._state = _IX_NEXT
+            elif state is _IX_NEXT:
+                if len(rows) - first >= ROWS_PER_STEP:
+                    return Completion.new_yield()  # let the event loop run; resume here
+                pending = cursor.next()
+                if pending is not None:
+                    return pending
+                self._state = _IX_ENTRY
+            else:
+                return None
+
+    def _value(self) -> list[Row]:
+        return self._rows
+
+
+def _bad_entry(cursor: BTreeCursor, what: str) -> CorruptDatabaseError:
+    return CorruptDatabaseError(
+        f"an entry of the index rooted at page {cursor.root} {what}",
+        page=cursor.pages[-1].number if cursor.pages else None,
+        path=cursor.pager.path,
+    )
+
+
+def _missing_row(cursor: BTreeCursor, key: object) -> CorruptDatabaseError:
+    return CorruptDatabaseError(
+        f"an entry of the index rooted at page {cursor.root} points at a row ({key!r}) "
+        "that is not in the table",
+        page=cursor.pages[-1].number if cursor.pages else None,
+        path=cursor.pager.path,
+    )

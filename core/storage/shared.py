@@ -1,0 +1,379 @@
+"""What every operation on one database file shares (Turso `core/lib.rs` `Database`, the
+per-file half): the file and its lock, the header and WAL snapshot as of the last read
+transaction, the schema and its cookie, the pager and its cache, and the per-schema caches
+(row builders, key plans, resolved index lookups).
+
+Theory of operation:
+- Read transactions (`core.storage.transaction.ReadTransaction`) are the only writers of
+  this state: they re-read the header and the WAL, then `apply_header`/`apply_wal`, which
+  drop exactly the cached pages that may have changed; `validated` says the current
+  transaction's view was already checked by another reader still running.
+- The SHARED lock is counted per reader (`acquire_read`/`release_read`): taken by the first
+  reader, released by the last.
+- Answers from the cache alone (`row_from_cache`, `index_rows_from_cache`): the hot-cache
+  point lookups. Everything they need is cached and parsed, so they run as a handful of
+  calls with no cursor, no state machine and no completion. Any doubt (a page not cached, an
+  overflowing payload, an unusual tree, a name not yet resolved once by the full path)
+  returns MISS and the full operation does the work, with all of its checks and its exact
+  errors. Both paths return the same rows (the tests run every query through both). The
+  descents themselves live in `btree.py`, beside the cursor's.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core.errors import CompletionError, ErrorKind
+from core.io.backend import File, IOBackend, OpenFlags
+from core.storage.btree import Lookup, index_range_cached, lookup_rowid_cached
+from core.storage.collation import Affinity, KeyPlan, apply_affinity
+from core.storage.errors import CorruptDatabaseError, SchemaError
+from core.storage.header import DatabaseHeader
+from core.storage.locking import FileLock
+from core.storage.page import PageLayout
+from core.storage.pager import Pager
+from core.storage.record import Value, decode_record
+from core.storage.schema import (
+    Index,
+    RowBuilder,
+    Schema,
+    Table,
+    check_collations,
+    fold_name,
+    index_key_plan,
+)
+from core.storage.wal import WalSnapshot
+
+__all__ = ["MISS", "Row", "SharedState"]
+
+Row = tuple[Value, ...]
+"""A row: `(rowid, *columns)` for rowid tables, `(*columns)` for WITHOUT ROWID tables."""
+
+MISS = Lookup.MISS
+"""What an answer from the cache alone returns when the full operation must run."""
+
+_TEXT_AS_IS = frozenset({Affinity.TEXT, Affinity.BLOB, None})
+
+
+class SharedState:
+    """The state every operation on one database file shares; `Database` is its handle."""
+
+    __slots__ = (
+        "_builders",
+        "_change_counter",
+        "_plans",
+        "_readers",
+        "_resolved",
+        "_wal_identity",
+        "cache_pages",
+        "closed",
+        "codec",
+        "file",
+        "header",
+        "immutable",
+        "io",
+        "loaded_schema",
+        "lock",
+        "pager",
+        "path",
+        "raw_file_header",
+        "raw_page1_header",
+        "readahead",
+        "schema_cookie",
+        "validated",
+        "wal",
+        "wal_file",
+        "wal_path",
+    )
+
+    def __init__(
+        self,
+        io: IOBackend,
+        path: str,
+        file: File,
+        *,
+        immutable: bool,
+        cache_pages: int,
+        readahead: int,
+    ) -> None:
+        """Use `Database.open`; this only assembles an opened file."""
+        self.io = io
+        self.path = path
+        self.file = file
+        self.immutable = immutable
+        self.cache_pages = cache_pages
+        self.readahead = readahead
+        self.header: DatabaseHeader | None = None
+        """The header as of the last transaction; None for an empty (0-byte) file."""
+        self.codec = "utf-8"
+        self.pager = Pager(
+            file, PageLayout(4096, 4096), cache_pages=cache_pages, readahead=readahead
+        )
+        self.wal_path = path + "-wal"
+        self.wal_file: File | None = None
+        self.wal: WalSnapshot | None = None
+        """The WAL as of the last transaction (None when there is no log)."""
+        self._wal_identity: tuple[int, int] | None = None
+        fd = _fd_of(file)
+        self.lock: FileLock | None = (
+            FileLock(fd, path) if fd is not None and not immutable else None
+        )
+        self._readers = 0
+        self.validated = False
+        self._change_counter = -1
+        self.raw_file_header = b""
+        self.raw_page1_header = b""
+        self.loaded_schema: Schema | None = None
+        self.schema_cookie = -1
+        self._builders: dict[str, RowBuilder] = {}
+        self._plans: dict[tuple[str, str], KeyPlan] = {}
+        self._resolved: dict[
+            str, tuple[int, int, KeyPlan, RowBuilder, tuple[Affinity | None, ...]]
+        ] = {}
+        self.closed = False
+
+    @property
+    def schema(self) -> Schema:
+        """The schema as of the last operation (use `Database.read_schema()` for a fresh
+        one)."""
+        assert self.loaded_schema is not None
+        return self.loaded_schema
+
+    def check_open(self) -> None:
+        """Raise `CompletionError` (`ErrorKind.CLOSED`) once the database is closed."""
+        if self.closed:
+            raise CompletionError(ErrorKind.CLOSED, "database is closed", path=self.path)
+
+    def adopt_schema(self, schema: Schema) -> None:
+        """Take a freshly loaded schema (the header's cookie is its version) and forget what
+        was built on the old one."""
+        assert self.header is not None
+        self.loaded_schema = schema
+        self.schema_cookie = self.header.schema_cookie
+        self._builders.clear()
+        self._plans.clear()
+        self._resolved.clear()
+        self.validated = not self.immutable
+
+    def row_builder(self, table: Table) -> RowBuilder:
+        """The cached `RowBuilder` of `table` (made on first use)."""
+        builder = self._builders.get(table.name)
+        if builder is None or builder.table is not table:
+            builder = self._builders[table.name] = RowBuilder(table)
+        return builder
+
+    def key_plan(self, table: Table, index: Index | None) -> KeyPlan:
+        """The cached key plan of `index` (of the primary key when None) on `table`; raises
+        `UnsupportedError` for a collation the engine does not know."""
+        key = (table.name, index.name if index is not None else "")
+        plan = self._plans.get(key)
+        if plan is None:
+            if index is not None:
+                check_collations(index.columns, f"index {index.name}")
+            check_collations(table.primary_key, f"table {table.name}")
+            plan = self._plans[key] = index_key_plan(table, index, self.codec)
+        return plan
+
+    # -- answers from the cache alone (see the module docstring) ------------------------
+
+    def row_from_cache(self, name: str, key: object) -> Row | Lookup | None:
+        """The row of table `name` with rowid `key` from cached pages alone: the row, None
+        if there is none, or MISS."""
+        table = self.loaded_schema._by_name.get(name) if self.loaded_schema is not None else None
+        if type(table) is not Table or table.without_rowid or type(key) is not int:
+            return MISS
+        builder = self._builders.get(table.name)
+        if builder is None or builder.table is not table:
+            return MISS
+        return self.table_row_from_cache(table.root_page, key, builder)
+
+    def table_row_from_cache(
+        self, root: int, rowid: int, builder: RowBuilder
+    ) -> Row | Lookup | None:
+        """`row_from_cache` for a resolved table: its root page and row builder."""
+        pager = self.pager
+        found = lookup_rowid_cached(pager, root, rowid)
+        if found is None or found is MISS:
+            return found
+        page, i = found
+        sizes = page.payload_sizes
+        starts = page.payload_starts
+        assert sizes is not None and starts is not None
+        size = sizes[i]
+        if size > pager.layout.max_local_table:
+            return MISS
+        start = starts[i]
+        try:
+            values = decode_record(page.data, start, start + size, self.codec)
+        except CorruptDatabaseError:
+            return MISS
+        return builder.build(rowid, values)
+
+    def index_rows_from_cache(self, name: str, equal: tuple[object, ...]) -> list[Row] | Lookup:
+        """The rows whose entry in index `name` starts with `equal`, from cached pages
+        alone, or MISS."""
+        resolved = self._resolved.get(name)
+        if resolved is None:
+            schema = self.loaded_schema
+            if schema is None:
+                return MISS
+            index = schema._by_name.get(name)
+            if type(index) is not Index:
+                return MISS
+            table = schema._by_name.get(fold_name(index.table))
+            if type(table) is not Table or table.without_rowid:
+                return MISS
+            plan = self._plans.get((table.name, index.name))
+            builder = self._builders.get(table.name)
+            if plan is None or builder is None or builder.table is not table:
+                return MISS  # the full path has not prepared them yet
+            affinities = tuple(c.affinity for c in index.columns)
+            resolved = self._resolved[name] = (
+                index.root_page,
+                table.root_page,
+                plan,
+                builder,
+                affinities,
+            )
+        index_root, table_root, plan, builder, affinities = resolved
+        if not equal or len(equal) > len(affinities):
+            return MISS
+        values: list[Value] = []
+        for v, affinity in zip(equal, affinities, strict=False):
+            if type(v) is str and affinity in _TEXT_AS_IS:
+                values.append(v)
+                continue
+            try:
+                converted = apply_affinity(v, affinity)
+            except SchemaError:
+                return MISS
+            if converted is None:
+                return MISS
+            values.append(converted)
+        found = index_range_cached(self.pager, index_root, plan, plan.probe(values))
+        if found is MISS:
+            return MISS
+        leaf, start, stop = found
+        records = leaf.records
+        assert records is not None
+        rows: list[Row] = []
+        for k in range(start, stop):
+            rowid = records[k][-1] if records[k] else None
+            if type(rowid) is not int:
+                return MISS
+            row = self.table_row_from_cache(table_root, rowid, builder)
+            if row is None or row is MISS:
+                return MISS
+            rows.append(row)
+        return rows
+
+    def acquire_read(self) -> None:
+        """Count one more reader; the first takes the SHARED lock (may raise
+        `DatabaseBusyError`)."""
+        if self._readers == 0 and self.lock is not None:
+            self.lock.lock_shared()
+        self._readers += 1
+
+    def release_read(self) -> None:
+        """Count one reader less; the last releases the lock and the validation."""
+        self._readers -= 1
+        if self._readers <= 0:
+            self._readers = 0
+            self.validated = False
+            if self.lock is not None and not self.closed:
+                self.lock.unlock()
+
+    def apply_header(self, header: DatabaseHeader, file_pages: int) -> None:
+        """Adopt a freshly read header: re-lay the pager if the geometry changed, and drop
+        the cache if the change counter moved."""
+        old = self.header
+        if (
+            old is None
+            or old.page_size != header.page_size
+            or old.usable_size != header.usable_size
+            or old.text_encoding is not header.text_encoding
+        ):
+            self.pager.layout = PageLayout(header.page_size, header.usable_size)
+            self.pager.invalidate()
+            self.schema_cookie = -1
+            self._plans.clear()
+            self._resolved.clear()
+        elif header.change_counter != self._change_counter and not header.wal_mode:
+            self.pager.invalidate()
+        self.header = header
+        self.codec = header.text_encoding.value
+        self._change_counter = header.change_counter
+        self.pager.page_count = header.page_count or file_pages
+
+    def set_empty(self) -> None:
+        """Adopt an empty (0-byte) file: no header, no pages, an empty schema."""
+        self.header = None
+        self.raw_file_header = b""
+        self.raw_page1_header = b""
+        self.pager.page_count = 0
+        self.pager.invalidate()
+        self.loaded_schema = Schema((), (), (), (), None)
+        self.schema_cookie = -1
+
+    def apply_wal(self, snapshot: WalSnapshot) -> None:
+        """Adopt a fresh WAL snapshot: drop the cached pages whose frames changed (all of
+        them if the log restarted)."""
+        old = self.wal
+        pager = self.pager
+        if (
+            old is None
+            or old.header is None
+            or snapshot.header is None
+            or (old.header.salt1, old.header.salt2)
+            != (snapshot.header.salt1, snapshot.header.salt2)
+        ):
+            pager.invalidate()
+        else:
+            changed = [p for p, f in snapshot.frames.items() if old.frames.get(p) != f]
+            if changed:
+                pager.invalidate(changed)
+        self.wal = snapshot
+        pager.wal_frames = snapshot.frames
+        pager.wal_file = self.wal_file
+
+    def refresh_wal_file(self) -> bool:
+        """(Re)open the -wal file if it appeared or was replaced; True if it exists."""
+        fd = _fd_of(self.file)
+        if fd is not None:
+            try:
+                st = os.stat(self.wal_path)
+            except FileNotFoundError:
+                self.drop_wal_file()
+                return False
+            identity = (st.st_dev, st.st_ino)
+            if self.wal_file is not None and identity == self._wal_identity:
+                return True
+            self.drop_wal_file()
+            self._wal_identity = identity
+        elif self.wal_file is not None:
+            return True
+        try:
+            self.wal_file = self.io.open_file(self.wal_path, OpenFlags.READ_ONLY)
+        except CompletionError as exc:
+            if exc.errno == 2:  # ENOENT: no log (yet)
+                self._wal_identity = None
+                return False
+            raise
+        return True
+
+    def drop_wal_file(self) -> None:
+        """Close the -wal file and forget the log (its pages leave the cache)."""
+        if self.wal_file is not None:
+            self.wal_file.close()
+            self.wal_file = None
+            self._wal_identity = None
+            if self.wal is not None and self.wal.frames:
+                self.pager.invalidate()
+            self.wal = None
+            self.pager.wal_frames = {}
+            self.pager.wal_file = None
+
+
+def _fd_of(file: File) -> int | None:
+    fd = getattr(file, "fd", None)
+    return fd if isinstance(fd, int) else None
