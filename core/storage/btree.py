@@ -124,7 +124,7 @@ _OV_READING = _OverflowState.READING
 class OverflowReader:
     """Assembles one payload from its local part and its overflow chain.
 
-    `start(...)`, then call `step()` until it returns None; the payload is then in
+    `start(...)`, then call `advance()` until it returns None; the payload is then in
     `payload`. Raises `CorruptDatabaseError` if the chain ends early, leaves the database,
     or visits a page twice.
     """
@@ -168,7 +168,7 @@ class OverflowReader:
         self._chunks = []
         self._loader.reset()
 
-    def step(self) -> Completion | None:
+    def advance(self) -> Completion | None:
         """Read on along the chain; None when the payload is complete."""
         if self._state is not _OV_READING:
             raise InternalError("OverflowReader stepped before start()")
@@ -464,7 +464,7 @@ class BTreeCursor:
             self._busy(_MV_RECORD)
         reader = self._overflow
         assert reader is not None
-        pending = reader.step()
+        pending = reader.advance()
         if pending is not None:
             return pending
         payload = reader.payload
@@ -794,7 +794,7 @@ class BTreeCursor:
                         first,
                         page.number,
                     )
-                pending = reader.step()
+                pending = reader.advance()
                 if pending is not None:
                     return pending
                 self._payloads[i] = reader.payload

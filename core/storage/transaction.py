@@ -115,7 +115,7 @@ class _SchemaLoad:
         self.rows: list[tuple[int, list[Value]]] = []
         self.state = _SC_SEEK
 
-    def step(self) -> Completion | None:
+    def advance(self) -> Completion | None:
         """Advance; None once `rows` holds every row."""
         cursor = self.cursor
         while True:
@@ -347,7 +347,7 @@ class ReadTransaction(Machine[T]):
                 db = self._db()
                 scan = self._wal_scan
                 assert scan is not None
-                pending = scan.step()
+                pending = scan.advance()
                 if pending is not None:
                     return pending
                 self._wal_scan = None
@@ -377,7 +377,7 @@ class ReadTransaction(Machine[T]):
                 db = self._db()
                 load = self._schema_load
                 assert load is not None
-                pending = load.step()
+                pending = load.advance()
                 if pending is not None:
                     return pending
                 self._schema_load = None

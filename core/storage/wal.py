@@ -139,7 +139,7 @@ class _ScanState(enum.Enum):
 
 
 class WalScan:
-    """Reads a WAL into a `WalSnapshot`; `step()` returns a completion to wait for, or None
+    """Reads a WAL into a `WalSnapshot`; `advance()` returns a completion to wait for, or None
     when `snapshot` is ready.
 
     Raises `CorruptDatabaseError` as described in the module, and the read completions'
@@ -189,7 +189,7 @@ class WalScan:
         self._commit_checksum = (0, 0)
         self._bad: tuple[int, int] | None = None  # (frame, page) of a bad checksum
 
-    def step(self) -> Completion | None:
+    def advance(self) -> Completion | None:
         """Advance; None when `snapshot` holds the result."""
         while True:
             match self._state:
