@@ -38,7 +38,7 @@ from starlette.types import Send
 
 from bridge import AsyncFileIO
 from bridge.storage import row_key
-from core.errors import CompletionError
+from core import CompletionError
 from core.storage import (
     Bound,
     CorruptDatabaseError,
@@ -49,9 +49,9 @@ from core.storage import (
     StorageError,
     Table,
     UnsupportedError,
+    collation_key,
+    fold_identifier,
 )
-from core.storage.collation import field_key
-from core.storage.schema import fold_name
 from examples.service import models
 from examples.service.databases import (
     NAME_PATTERN,
@@ -665,7 +665,7 @@ def _lookup_columns(entry: Entry, table: Table) -> list[str]:
         )
     for index in entry.db.schema.indexes_of(table.name):
         first = index.columns[0].name if index.columns else None
-        if first is not None and fold_name(first) not in {fold_name(n) for n in names}:
+        if first is not None and fold_identifier(first) not in {fold_identifier(n) for n in names}:
             names.append(first)
     return names
 
@@ -718,9 +718,9 @@ def _index_info(index: Index) -> models.IndexInfo:
 def _is_rowid_column(table: Table, column: str) -> bool:
     if table.without_rowid:
         return False
-    folded = fold_name(column)
+    folded = fold_identifier(column)
     if table.rowid_alias is not None:
-        return folded == fold_name(table.columns[table.rowid_alias].name)
+        return folded == fold_identifier(table.columns[table.rowid_alias].name)
     return folded in ("rowid", "_rowid_", "oid") and table.column_index(column) is None
 
 
@@ -732,11 +732,13 @@ def _choose_index(entry: Entry, table: Table, column: str) -> Index:
             f"table {table.name!r} has no column {column!r}; its columns are: "
             f"{', '.join(table.column_names)}",
         )
-    folded = fold_name(column)
+    folded = fold_identifier(column)
     candidates = [
         i
         for i in entry.db.schema.indexes_of(table.name)
-        if i.columns and i.columns[0].name is not None and fold_name(i.columns[0].name) == folded
+        if i.columns
+        and i.columns[0].name is not None
+        and fold_identifier(i.columns[0].name) == folded
     ]
     if not candidates:
         usable = ", ".join(_lookup_columns(entry, table)) or "none"
@@ -807,7 +809,7 @@ async def _index_lookup(
         else:
             column = index.columns[pin]
             position = _row_position(table, column.column)
-            key = field_key(column.collation, entry.db.db.codec)
+            key = collation_key(column.collation, entry.db.db.codec)
             last = page[-1][position]
             if last is None:
                 # NULLs sort first and cannot be a bound: count from the start instead.

@@ -28,7 +28,7 @@ from typing import Literal
 import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
-from core.errors import CompletionError, IOResultError
+from core import CompletionError, IOResultError
 from core.storage import StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
