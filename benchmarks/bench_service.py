@@ -55,7 +55,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
     from fastapi.responses import Response
 
     from bridge.storage import dumps
-    from examples.service.app import _encode_token
+    from examples.service.queries.paging import encode_token
 
     pool: list[aiosqlite.Connection] = []
     turn = 0
@@ -128,7 +128,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
             del found[limit:]
             last = found[-1][4]
             run = sum(1 for r in found if r[4] == last)
-            token = _encode_token(last, run)
+            token = encode_token(last, run)
         return reply(
             {
                 "database": "sample",

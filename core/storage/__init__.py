@@ -5,6 +5,7 @@
 """
 
 from core.storage.collation import Affinity
+from core.storage.collation import field_key as collation_key
 from core.storage.database import (
     DEFAULT_CACHE_PAGES,
     DEFAULT_READAHEAD,
@@ -26,6 +27,7 @@ from core.storage.index_scan import Bound, IndexScan
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.record import Value
 from core.storage.schema import Column, Index, IndexColumn, Schema, Table
+from core.storage.schema import fold_name as fold_identifier
 
 __all__ = [
     "DEFAULT_CACHE_PAGES",
@@ -54,4 +56,6 @@ __all__ = [
     "TextEncoding",
     "UnsupportedError",
     "Value",
+    "collation_key",
+    "fold_identifier",
 ]

@@ -170,7 +170,10 @@ def _rtrim(v: Value) -> tuple[object, ...]:
 
 
 def field_key(collation: str, codec: str, descending: bool = False) -> FieldKey:
-    """The sort-key function of one field.
+    """The sort-key function of one field: Python orders its keys as SQLite orders the
+    field's values under `collation` (any case) in a database whose text encoding is
+    `codec`, reversed if `descending`; two values are equal under it exactly when their
+    keys are. Exported as `core.storage.collation_key`.
 
     Raises `SchemaError` for a collation other than BINARY, NOCASE and RTRIM.
     """

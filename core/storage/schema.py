@@ -71,7 +71,9 @@ _INT32_MAX = (1 << 31) - 1
 
 
 def fold_name(name: str) -> str:
-    """A name folded the way SQLite compares identifiers (ASCII letters only)."""
+    """A name folded the way SQLite compares identifiers (ASCII letters only): two names
+    denote the same table, column or index exactly when their folded forms are equal.
+    Exported as `core.storage.fold_identifier`; raises nothing."""
     return name.translate(_ASCII_LOWER)
 
 

@@ -5,8 +5,9 @@ Rules:
 - The sample (`sample.db`) is opened mutable, so the storage engine takes its shared lock
   for each read and notices a writer's changes; uploads (`uploads/NAME.db`) are opened
   immutable: the service is the only writer and never writes one in place.
-- A request *leases* the database it reads (`acquire`/`release`): a database replaced by a
-  new upload, or deleted, stays open until its last reader is done, and only then closes.
+- A request *leases* the database it reads (`lease`, or `acquire`/`release`): a database
+  replaced by a new upload, or deleted, stays open until its last reader is done, and only
+  then closes.
 - An upload is written with `bridge.open` (the project's aiofiles-compatible files) to a
   temporary name (`uploads/.NAME.<random>.part`), with the size limit enforced while the
   body streams in; it is opened and checked through the core, and only then renamed to
@@ -21,14 +22,15 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
-from core.errors import CompletionError, IOResultError
+from core import CompletionError, IOResultError
 from core.storage import StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
@@ -185,6 +187,16 @@ class Databases:
         entry.users -= 1
         if entry.retired and entry.users <= 0:
             entry.db.close()
+
+    @contextmanager
+    def lease(self, name: str) -> Iterator[Entry]:
+        """Database `name`, leased for the length of a `with` block; raises what `acquire`
+        raises."""
+        entry = self.acquire(name)
+        try:
+            yield entry
+        finally:
+            self.release(entry)
 
     def leases(self) -> int:
         """Leases held now, on every database (for tests and shutdown)."""

@@ -1,0 +1,164 @@
+"""How the service answers an error: the exception-to-HTTP mapping and the error body.
+
+Rules:
+- Every error is an HTTP error a user can act on, with the body `{"detail": ...}` (and
+  `"page"` when a page is to blame): 404 for an unknown database, table or row, 422 for a
+  bad parameter (the message names it), 413 for an upload past the limit, 500 naming the
+  page for a corrupt database, 503 while a writer holds a database's lock.
+- Code that handles a request raises; it never builds an error response itself. Our own
+  refusals are `ServiceError`s; the storage engine's, the served databases' and the
+  framework's exceptions are translated here, at the boundary, and nowhere else.
+- What a user cannot fix (a corrupt page, a failed read) is also logged; what they can
+  (a bad parameter) is not.
+- `ERROR_RESPONSES` is what the OpenAPI schema says the endpoints may answer.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from core import CompletionError
+from core.storage import (
+    CorruptDatabaseError,
+    DatabaseBusyError,
+    HotJournalError,
+    SchemaError,
+    StorageError,
+    UnsupportedError,
+)
+from examples.service import models
+from examples.service.databases import (
+    DatabaseNameError,
+    InvalidUploadError,
+    UnknownDatabaseError,
+    UploadTooLargeError,
+)
+
+__all__ = ["ERROR_RESPONSES", "ServiceError", "error_response", "install_error_handlers"]
+
+log = logging.getLogger("examples.service")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": models.ErrorResponse, "description": "No such database, table or row."},
+    422: {"model": models.ErrorResponse, "description": "A parameter is not valid."},
+    500: {"model": models.ErrorResponse, "description": "The database is corrupt (page named)."},
+    503: {"model": models.ErrorResponse, "description": "A writer holds the database's lock."},
+}
+"""The error answers of an endpoint that reads a database, for the OpenAPI schema."""
+
+
+class ServiceError(Exception):
+    """An error to answer with `status` and `detail` (and the page, for corruption)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        page: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.page = page
+        self.headers = headers
+
+
+def error_response(
+    status: int, detail: str, page: int | None = None, headers: Any = None
+) -> Response:
+    """The error body every error answers with."""
+    body: dict[str, object] = {"detail": detail}
+    if page is not None:
+        body["page"] = page
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.status, exc.detail, exc.page, exc.headers)
+
+
+async def _unknown_database(request: Request, exc: Exception) -> Response:
+    return error_response(404, str(exc))
+
+
+async def _bad_name(request: Request, exc: Exception) -> Response:
+    return error_response(422, str(exc))
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    # The rest of the body is not read: the connection cannot carry another request.
+    return error_response(413, str(exc), headers={"Connection": "close"})
+
+
+async def _invalid_upload(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidUploadError)
+    return error_response(422, str(exc), exc.page)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    database = request.path_params.get("database", "?")
+    if isinstance(exc, CorruptDatabaseError):
+        log.error("database %r is corrupt: %s", database, exc)
+        where = f" (page {exc.page})" if exc.page is not None else ""
+        detail = f"database {database!r} is corrupt{where}: {exc.detail}"
+        return error_response(500, detail, exc.page)
+    if isinstance(exc, DatabaseBusyError):
+        detail = f"database {database!r} is busy: {exc}"
+        return error_response(503, detail, headers={"Retry-After": "1"})
+    if isinstance(exc, HotJournalError):
+        log.error("database %r: %s", database, exc)
+        return error_response(503, f"database {database!r} needs recovery by SQLite first: {exc}")
+    if isinstance(exc, SchemaError | UnsupportedError):
+        return error_response(422, str(exc))
+    log.error("database %r: %s", database, exc)
+    return error_response(500, f"database {database!r}: {exc}")
+
+
+async def _read_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s: I/O error: %s", request.method, request.url.path, exc)
+    return error_response(500, f"the database could not be read: {exc}")
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    # Nobody is left to read it; the status is for the access log.
+    return error_response(400, "the client went away before the request was complete")
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path"))
+        got = f" (got {error['input']!r})" if "input" in error else ""
+        parts.append(f"{where}: {error.get('msg', 'invalid')}{got}")
+    return error_response(422, "; ".join(parts) or "invalid request")
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+"""An exception handler, as Starlette calls it."""
+
+_HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
+    (RequestValidationError, _bad_request),
+    (ServiceError, _service_error),
+    (UnknownDatabaseError, _unknown_database),
+    (DatabaseNameError, _bad_name),
+    (UploadTooLargeError, _too_large),
+    (InvalidUploadError, _invalid_upload),
+    (StorageError, _storage_error),
+    (CompletionError, _read_error),
+    (ClientDisconnect, _disconnected),
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every exception this module knows with its error response."""
+    for exc_class, handler in _HANDLERS:
+        app.add_exception_handler(exc_class, handler)

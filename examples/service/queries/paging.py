@@ -1,0 +1,90 @@
+"""Row keys and page tokens, as they appear in requests and in bodies.
+
+Rules:
+- A row key in a request (`after` of a page of rows, `{key}` of one row) is a rowid (an
+  integer), or for a WITHOUT ROWID table a JSON array of its primary-key values (one JSON
+  value, or bare text, for a one-column key). In a body it is the same JSON
+  (`encode_key`); in a URL, the JSON text (`key_param`).
+- A lookup's `next_after` is opaque to clients: unpadded base64url of the JSON
+  `[value, skip]`, the value to continue from and how many rows with it were already
+  returned. Only `decode_token` reads one.
+- A parameter that does not parse is a `ServiceError` 422 that names the parameter.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from core.storage import Table
+from examples.service.encoding import decode_cell, encode_cell
+from examples.service.errors import ServiceError
+
+__all__ = ["decode_token", "encode_key", "encode_token", "key_param", "parse_key"]
+
+
+def parse_key(table: Table, text: str, what: str) -> object:
+    """A rowid (an integer) or a WITHOUT ROWID primary key (a JSON array, or one JSON value
+    for a one-column key) from request parameter `what`."""
+    if not table.without_rowid:
+        try:
+            return int(text)
+        except ValueError:
+            raise ServiceError(
+                422, f"{what} must be an integer rowid for table {table.name!r}, got {text!r}"
+            ) from None
+    n = len(table.primary_key)
+    key_columns = ", ".join(str(c.name) for c in table.primary_key)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if n != 1:
+            raise ServiceError(
+                422,
+                f"{what} must be a JSON array of the {n} primary-key values of "
+                f"{table.name!r} ({key_columns}), got {text!r}",
+            ) from None
+        value = text
+    values = value if isinstance(value, list) else [value]
+    if len(values) != n:
+        raise ServiceError(
+            422,
+            f"{what} must hold {n} primary-key value(s) for {table.name!r} "
+            f"({key_columns}), got {len(values)}",
+        )
+    try:
+        return tuple(decode_cell(v) for v in values)
+    except ValueError as exc:
+        raise ServiceError(422, f"{what}: {exc}") from None
+
+
+def encode_key(key: object) -> object:
+    """A row key as JSON: a rowid as it is, a primary key as an array of encoded cells."""
+    if isinstance(key, tuple):
+        return [encode_cell(v) for v in key]
+    return key
+
+
+def key_param(key: object) -> str:
+    """A row key as the text of a URL parameter, which `parse_key` reads back."""
+    return key_text if isinstance(key_text := key, str) else json.dumps(encode_key(key))
+
+
+def encode_token(value: object, skip: int) -> str:
+    """A lookup's `next_after`: continue from `value`, past `skip` rows already returned."""
+    raw = json.dumps([encode_cell(value), skip], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(after: str) -> tuple[object, int]:
+    """The value and skip of a lookup's `next_after`; raises `ServiceError` 422."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
+        value, skip = raw
+        if type(skip) is not int or skip < 0:
+            raise ValueError
+        return decode_cell(value), skip
+    except (ValueError, TypeError):
+        raise ServiceError(
+            422, f"after={after!r} is not a next_after value from a previous page"
+        ) from None
