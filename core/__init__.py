@@ -7,7 +7,14 @@ from core.completion import Completion, CompletionCallback, CompletionGroup, Don
 from core.driver import Abortable, Operation, Steppable, as_step, block
 from core.errors import CompletionError, ErrorKind, InternalError, IOResultError, StateMachineError
 from core.result import IO, Done, IOResult, io_yield_one, restore_on_io
-from core.state_machine import Continue, ContinueType, StateMachine, Transition, TransitionResult
+from core.state_machine import (
+    Continue,
+    ContinueType,
+    Machine,
+    StateMachine,
+    Transition,
+    TransitionResult,
+)
 
 __all__ = [
     "IO",
@@ -24,6 +31,7 @@ __all__ = [
     "IOResult",
     "IOResultError",
     "InternalError",
+    "Machine",
     "Operation",
     "StateMachine",
     "StateMachineError",

@@ -4,6 +4,8 @@ rollback and one finalize however an operation ends, and a start that waits its 
 from __future__ import annotations
 
 import enum
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ from core import (
     StateMachineError,
     block,
 )
-from core.io import MemoryIO
+from core.io import MemoryIO, MemoryYieldIO, OpenFlags
+from core.ops import WriteBuffers
 from core.state_machine import Machine, TransitionResult
 
 
@@ -171,3 +174,16 @@ def test_a_start_that_raises_fails_the_operation() -> None:
         op.step()
     with pytest.raises(StateMachineError, match="after it failed"):
         op.step()
+
+
+@pytest.mark.parametrize("backend", [MemoryIO, MemoryYieldIO])
+def test_the_example_in_the_architecture_doc_runs(backend: type[MemoryIO]) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "architecture.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/architecture.md", "exec"), namespace)
+    io = backend()
+    f = io.open_file("frame", OpenFlags.CREATE)
+    payload = (5).to_bytes(4, "big") + b"hello, and more"
+    assert block(WriteBuffers(f, 0, [payload], sync=False), io) == len(payload)
+    assert block(namespace["ReadFrame"](f), io) == b"hello"

@@ -1,0 +1,143 @@
+"""The layers of the repository, as `docs/architecture.md` draws them: which folder may
+import which. Every import counts, at module level or inside a function (a lazy import is
+still a dependency); only imports under `if TYPE_CHECKING:` are left out, because they never
+run."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODEL = "core.model"
+"""`core/*.py`: results, completions, errors, the kernel and `block`."""
+
+ALLOWED: dict[str, set[str]] = {
+    MODEL: {MODEL},
+    "core": {MODEL},
+    "core.io": {MODEL},
+    "core.ops": {MODEL, "core.io"},
+    "core.files": {MODEL, "core.io"},
+    "core.storage": {MODEL, "core.io"},
+    "core.sim": {MODEL, "core.io", "core.ops", "core.files", "core.storage"},
+    "bridge": {"core", MODEL, "core.io", "core.ops", "core.files", "core.storage"},
+    "examples": {
+        "core",
+        MODEL,
+        "core.io",
+        "core.ops",
+        "core.files",
+        "core.storage",
+        "core.sim",
+        "bridge",
+    },
+}
+"""What each layer may import besides itself (third-party packages are not layers)."""
+
+SUBPACKAGES = ("io", "ops", "files", "storage", "sim")
+
+
+def layer_of(module: str) -> str | None:
+    """The layer a dotted module name belongs to, or None for anything outside the repo."""
+    parts = module.split(".")
+    if parts[0] == "core":
+        if len(parts) == 1:
+            return "core"
+        return f"core.{parts[1]}" if parts[1] in SUBPACKAGES else MODEL
+    if parts[0] in ("bridge", "examples"):
+        return parts[0]
+    return None
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(tree: ast.Module) -> list[tuple[int, str]]:
+    """Every module an import statement names, with its line; `if TYPE_CHECKING:` skipped."""
+    found: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.extend((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def violations(path: Path) -> list[str]:
+    source_layer = layer_of(module_name(path))
+    assert source_layer is not None
+    found = []
+    for line, imported in imported_modules(ast.parse(path.read_text(), str(path))):
+        # `from core.io import UnixIO` names core.io.UnixIO: the layer is that of core.io.
+        target = layer_of(imported)
+        if target is None or target == source_layer:
+            continue
+        if target not in ALLOWED[source_layer]:
+            found.append(f"{path.relative_to(ROOT)}:{line} ({source_layer}) imports {imported}")
+    return found
+
+
+def python_files() -> list[Path]:
+    return sorted(
+        p for folder in ("core", "bridge", "examples") for p in (ROOT / folder).rglob("*.py")
+    )
+
+
+def test_every_module_imports_only_the_layers_below_it() -> None:
+    files = python_files()
+    assert len(files) > 50  # the walk found the repository
+    problems = [problem for path in files for problem in violations(path)]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("source", "imported", "allowed"),
+    [
+        ("core/ops/read.py", "core.storage.pager", False),
+        ("core/storage/pager.py", "core.files.call", False),
+        ("core/completion.py", "core.io.backend", False),
+        ("core/io/unix.py", "bridge.drive", False),
+        ("bridge/aiofile.py", "examples.service", False),
+        ("core/sim/chain.py", "core.storage.database", True),
+        ("examples/quickstart.py", "bridge.drive", True),
+    ],
+)
+def test_the_check_tells_allowed_from_forbidden(source: str, imported: str, allowed: bool) -> None:
+    # The same check on a one-line module placed where `source` is: it must catch a
+    # forbidden import and let an allowed one pass.
+    target = ROOT / source
+    module = ast.parse(f"import {imported}\n")
+    found = imported_modules(module)
+    assert found == [(1, imported)]
+    source_layer = layer_of(module_name(target))
+    assert source_layer is not None
+    target_layer = layer_of(imported)
+    assert target_layer is not None
+    assert (target_layer == source_layer or target_layer in ALLOWED[source_layer]) is allowed
+
+
+def test_type_checking_imports_do_not_count() -> None:
+    module = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from core.io.backend import IOBackend\n"
+        "def later():\n"
+        "    import core.storage\n"
+    )
+    assert imported_modules(module) == [(1, "typing.TYPE_CHECKING"), (5, "core.storage")]
