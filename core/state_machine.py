@@ -30,9 +30,10 @@ Theory of operation:
 The one rule for comparing states fast (CPython 3.11): looking a member up on its Enum
 class (`State.READING`) goes through the enum metaclass's `__getattr__` hook and costs about
 60 ns, several times a global lookup. So states are `enum.Enum` members and `_advance` is a
-`match self._state:` with `case State.X:` arms, except on a hot path: a machine built or
-stepped once per page or per raw read on a path a benchmark measures (the read operations
-in `core/ops/read.py`, the storage read outline and its query machines, the kernel itself).
+`match self._state:` with `case State.X:` arms, except on a hot path: code that runs once
+per I/O, per page or per row on a path a benchmark measures (completions, the kernel itself,
+the read operations in `core/ops/read.py`, B-tree cursors, the storage read transaction and
+its query machines).
 There the module binds each member once to a module-level alias right under the Enum
 (`_READING = ReadState.READING`) and compares with `is` against the alias, the most
 frequent state first. Plain ints and strings are never states.

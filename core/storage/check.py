@@ -250,23 +250,23 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         while True:
             if len(self._problems) >= self._max:
                 self._state = _State.DONE
-            state = self._state
-            if state is _State.PAGE:
-                pending = self._load_page()
-            elif state is _State.CELLS:
-                pending = self._cells()
-            elif state is _State.OVERFLOW:
-                pending = self._overflow()
-            elif state is _State.TREE:
-                self._next_tree()
-                pending = None
-            elif state is _State.FREELIST:
-                pending = self._freelist()
-            elif state is _State.UNUSED:
-                self._unused()
-                pending = None
-            else:
-                return None
+            match self._state:
+                case _State.PAGE:
+                    pending = self._load_page()
+                case _State.CELLS:
+                    pending = self._cells()
+                case _State.OVERFLOW:
+                    pending = self._overflow()
+                case _State.TREE:
+                    self._next_tree()
+                    pending = None
+                case _State.FREELIST:
+                    pending = self._freelist()
+                case _State.UNUSED:
+                    self._unused()
+                    pending = None
+                case _State.DONE:
+                    return None
             if pending is not None:
                 return pending
 
