@@ -98,11 +98,13 @@ class Machine(Generic[T]):
     `_start`, `_rollback` and `_finalize` (see the module docstring)."""
 
     __slots__ = ("_awaiting", "_failure", "_lifecycle")
+    _failure: BaseException  # set when the operation fails, read only after
 
     def __init__(self, *, starts: bool = False) -> None:
+        # Runs once per operation, so it does the least: a subclass on a hot path calls it
+        # as `Machine.__init__(self)` (a zero-argument `super()` costs another object).
         self._awaiting: Completion | None = None
         self._lifecycle = _NEW if starts else _RUNNING
-        self._failure: BaseException | None = None
 
     def step(self) -> Done[T] | IO:
         """Advance until `Done` or `IO`.

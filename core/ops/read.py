@@ -46,7 +46,7 @@ class ReadRange(Machine[bytes]):
     def __init__(self, file: File, offset: int, length: int, *, exact: bool = False) -> None:
         if offset < 0 or length < 0:
             raise ValueError(f"offset and length must be >= 0, got {offset} and {length}")
-        super().__init__()
+        Machine.__init__(self)
         self.file = file
         self.offset = offset
         self.length = length

@@ -168,7 +168,7 @@ class ReadTransaction(Machine[T]):
     )
 
     def __init__(self, db: SharedState | None) -> None:
-        super().__init__()
+        Machine.__init__(self)
         self.db = db
         self._phase = _P_BEGIN
         self._holds_read = False
