@@ -187,6 +187,36 @@ def test_primary_key_merged_into_an_earlier_unique(tmp_path: Path) -> None:
     db.close()
 
 
+@pytest.mark.parametrize(
+    ("ddl", "descending"),
+    [
+        # An INTEGER key of a WITHOUT ROWID table gets its index last, so any UNIQUE on the
+        # same column (declared before or after the key) becomes the key, in its order.
+        ("CREATE TABLE w(a INTEGER UNIQUE, b, PRIMARY KEY(a DESC)) WITHOUT ROWID", False),
+        ("CREATE TABLE w(a INTEGER, b, PRIMARY KEY(a DESC), UNIQUE(a)) WITHOUT ROWID", False),
+        ("CREATE TABLE w(a INTEGER, b, PRIMARY KEY(a DESC)) WITHOUT ROWID", True),
+        ("CREATE TABLE w(a INTEGER PRIMARY KEY DESC UNIQUE, b) WITHOUT ROWID", True),
+    ],
+)
+def test_integer_key_of_without_rowid_merged_into_a_unique(
+    tmp_path: Path, ddl: str, descending: bool
+) -> None:
+    path = make_db(
+        tmp_path / "w.db",
+        [ddl, ("INSERT INTO w VALUES (?, ?)", [(0, None), (1, None), ("", None)], True)],
+    )
+    io = UnixIO()
+    db = open_db(io, path)
+    assert db.schema.table("w").primary_key[0].descending is descending
+    con = sqlite3.connect(path)
+    try:
+        stored = con.execute("SELECT * FROM w").fetchall()  # the table's own order
+    finally:
+        con.close()
+    assert block(db.scan("w"), io) == stored
+    db.close()
+
+
 def sqlite_rows_ordered(path: Path) -> list[tuple[object, ...]]:
     con = sqlite3.connect(path)
     try:

@@ -292,21 +292,26 @@ class _TableBuilder:
         pk_columns: tuple[IndexColumn, ...] = ()
         if primary is not None:
             pk_columns = tuple(self.index_column(c, sql) for c in primary.columns)
+            earlier_constraints = parsed.constraints
             if integer_key is not None:
                 column = self.columns[integer_key]
                 pk_columns = (replace(pk_columns[0], collation=column.collation),)
-            else:
-                # A PRIMARY KEY on the same columns and collations as an earlier UNIQUE
-                # constraint does not get an index of its own: the UNIQUE one becomes the
-                # key, with its own ASC/DESC order.
-                signature = tuple((c.column, c.collation) for c in pk_columns)
-                for constraint in parsed.constraints:
-                    if constraint is primary:
+                # Its key index (WITHOUT ROWID only) is made after every UNIQUE constraint.
+                earlier_constraints = () if alias is not None else parsed.constraints
+            # A PRIMARY KEY on the same columns and collations as an earlier UNIQUE
+            # constraint does not get an index of its own: the UNIQUE one becomes the key,
+            # with its own ASC/DESC order (SQLite's sqlite3CreateIndex ignores the order
+            # when it looks for a duplicate).
+            signature = tuple((c.column, c.collation) for c in pk_columns)
+            for constraint in earlier_constraints:
+                if constraint is primary:
+                    if integer_key is None:
                         break
-                    earlier = tuple(self.index_column(c, sql) for c in constraint.columns)
-                    if tuple((c.column, c.collation) for c in earlier) == signature:
-                        pk_columns = earlier
-                        break
+                    continue
+                earlier = tuple(self.index_column(c, sql) for c in constraint.columns)
+                if tuple((c.column, c.collation) for c in earlier) == signature:
+                    pk_columns = earlier
+                    break
         self.table = Table(
             name=name,
             root_page=root,
