@@ -46,7 +46,8 @@ from typing import Any, Generic, TypeGuard, TypeVar
 
 import sniffio
 
-from bridge._drive import DEFAULT_TIME_SLICE, drive
+from bridge._drive import drive
+from bridge._drive_common import DEFAULT_TIME_SLICE
 from bridge._errors import EventLoopError
 from bridge._fileio import AsyncFileIO
 from core.errors import CompletionError
