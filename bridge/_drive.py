@@ -48,7 +48,7 @@ from bridge._drive_common import (
 )
 from bridge._errors import DriveTimeoutError, EventLoopError
 from core.completion import Completion
-from core.driver import Operation, abort_operation, as_step
+from core.driver import Operation, after_finished, as_step
 from core.result import IO, Done
 
 if TYPE_CHECKING:
@@ -135,15 +135,14 @@ async def drive(
             c = result.completion  # type: ignore[union-attr]
             result = None
             if c.finished():
-                if c.is_explicit_yield():
-                    pass  # fall through to the turn below
-                else:
-                    error = c.get_error()
-                    if error is not None:
-                        abort_operation(op, error)
-                        raise error
+                # Inline, the common case (succeeded, not a yield): step again within the
+                # slice. `after_finished` settles the rest: a failure raises, a yield falls
+                # through to the turn below.
+                if c.get_error() is None and not c.is_explicit_yield():
                     if perf_counter() < slice_end:
                         continue
+                else:
+                    after_finished(op, c)
                 try:
                     await _one_turn()
                 except BaseException as exc:
@@ -176,10 +175,8 @@ async def drive(
                     raise
                 if not c.finished():
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
-            error = c.get_error()
-            if error is not None:
-                abort_operation(op, error)
-                raise error
+            if c.get_error() is not None:
+                after_finished(op, c)  # raises
             slice_end = perf_counter() + time_slice
     finally:
         if timer is not None:

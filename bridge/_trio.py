@@ -32,7 +32,7 @@ from bridge._drive_common import (
 )
 from bridge._errors import DriveTimeoutError
 from core.completion import Completion
-from core.driver import abort_operation
+from core.driver import after_finished
 from core.result import IO, Done
 
 if TYPE_CHECKING:
@@ -112,13 +112,13 @@ async def _run(
             return result.value
         c = result.completion  # type: ignore[union-attr]
         if c.finished():
-            if not c.is_explicit_yield():
-                error = c.get_error()
-                if error is not None:
-                    abort_operation(op, error)
-                    raise error
+            # Inline, the common case (succeeded, not a yield): step again within the slice.
+            # `after_finished` settles the rest: a failure raises, a yield takes the turn.
+            if c.get_error() is None and not c.is_explicit_yield():
                 if clock() < slice_end:
                     continue
+            else:
+                after_finished(op, c)
             try:
                 await checkpoint()
             except BaseException as exc:
@@ -146,10 +146,8 @@ async def _run(
         except BaseException as exc:
             await _give_up(op, c, exc, io, scope)
             raise
-        error = c.get_error()
-        if error is not None:
-            abort_operation(op, error)
-            raise error
+        if c.get_error() is not None:
+            after_finished(op, c)  # raises
         slice_end = clock() + time_slice
 
 
