@@ -266,11 +266,6 @@ async def _open(args: tuple[Any, ...], io: IOBackend | None) -> Any:
 # -- file objects ----------------------------------------------------------------------------
 
 
-def _ready(op: FileCall[T]) -> TypeGuard[Ready[T]]:
-    """Whether the call was complete when made (no I/O, no turn needed)."""
-    return type(op) is Ready
-
-
 class _AsyncFile:
     """What every async file object shares: running calls, the turn-taking, iteration."""
 
@@ -289,7 +284,18 @@ class _AsyncFile:
 
             self._yield = trio.lowlevel.checkpoint
 
+    def _ready_now(self, op: FileCall[T]) -> TypeGuard[Ready[T]]:
+        """The fast path, checked here only: the call was complete when made (`Ready`: a
+        read from the read-ahead buffer, a write into it) and the loop is owed no turn, so
+        its `value` is the answer, with no step and no `drive`. A plain call rather than a
+        branch of `_run`: the coroutine `_run` is costs about three times as much, which
+        `async for line in f` over a text file would pay on every line."""
+        return type(op) is Ready and perf_counter() < self._turn_at
+
     async def _run(self, op: FileCall[T]) -> T:
+        """Run one file call: its value if it finishes in its first step (a `Ready` call
+        does), else through `drive`; then the loop's turn if one is due. Raises a failed
+        I/O's `CompletionError` as the `OSError` Python raises."""
         try:
             result = op.step()
             if type(result) is not Done:
@@ -409,20 +415,12 @@ class AsyncBufferedFile(_AsyncFile):
         if size is not None and size > 0:
             await self._copying(size)
         op = self._f.read(size)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def read1(self, size: int = -1) -> bytes:
         """Read up to `size` bytes with at most one raw read."""
         op = self._f.read1(size)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def readinto(self, buffer: Buffer) -> int:
         """Read into `buffer`; the count."""
@@ -435,11 +433,7 @@ class AsyncBufferedFile(_AsyncFile):
     async def readline(self, size: int | None = -1) -> bytes:
         """One line (up to `size` bytes)."""
         op = self._f.readline(size)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[bytes]:
         """All lines, or lines until their total passes `hint`."""
@@ -448,11 +442,7 @@ class AsyncBufferedFile(_AsyncFile):
     async def write(self, data: Buffer) -> int:
         """Write `data` (buffered); its length."""
         op = self._f.write(data)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def writelines(self, lines: Iterable[Buffer]) -> None:
         """Write each line."""
@@ -469,11 +459,7 @@ class AsyncBufferedFile(_AsyncFile):
     async def seek(self, offset: int, whence: int = 0) -> int:
         """Move the position; the new position."""
         op = self._f.seek(offset, whence)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def tell(self) -> int:
         """The position."""
@@ -489,12 +475,7 @@ class AsyncBufferedFile(_AsyncFile):
 
     async def __anext__(self) -> bytes:
         op = self._f.readline(-1)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            line = op.value
-        else:
-            line = await self._run(op)
+        line = op.value if self._ready_now(op) else await self._run(op)
         if line:
             return line
         raise StopAsyncIteration
@@ -541,20 +522,12 @@ class AsyncTextFile(_AsyncFile):
     async def read(self, size: int | None = -1) -> str:
         """Read up to `size` characters (all if negative or None)."""
         op = self._f.read(size)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def readline(self, size: int = -1) -> str:
         """One line (up to `size` characters)."""
         op = self._f.readline(size)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[str]:
         """All lines, or lines until their total passes `hint`."""
@@ -563,11 +536,7 @@ class AsyncTextFile(_AsyncFile):
     async def write(self, text: str) -> int:
         """Write `text`; its length."""
         op = self._f.write(text)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            return op.value
-        return await self._run(op)
+        return op.value if self._ready_now(op) else await self._run(op)
 
     async def writelines(self, lines: Iterable[str]) -> None:
         """Write each line."""
@@ -599,12 +568,7 @@ class AsyncTextFile(_AsyncFile):
 
     async def __anext__(self) -> str:
         op = self._f.readline(-1)
-        if _ready(op):
-            if perf_counter() >= self._turn_at:
-                await self._turn()
-            line = op.value
-        else:
-            line = await self._run(op)
+        line = op.value if self._ready_now(op) else await self._run(op)
         if line:
             return line
         raise StopAsyncIteration
