@@ -120,3 +120,15 @@ def test_importing_every_core_module_loads_no_event_loop_library() -> None:
 def test_py_typed_markers_exist() -> None:
     assert (ROOT / "core" / "py.typed").exists()
     assert (ROOT / "bridge" / "py.typed").exists()
+
+
+def test_rows_are_encoded_in_one_place() -> None:
+    # `bridge.rows` is the one encoding; the older import paths hand out the same objects.
+    import bridge.rows
+    import bridge.storage
+    import examples.service.encoding
+
+    for name in bridge.rows.__all__:
+        shared = getattr(bridge.rows, name)
+        assert getattr(bridge.storage, name) is shared, name
+        assert getattr(examples.service.encoding, name) is shared, name
