@@ -6,15 +6,17 @@ Theory of operation:
   awaited: then the arguments are checked as CPython checks them, and the core's `OpenFile`
   operation opens the file.
 - Every method of the returned file object builds the core call (`core.files`), steps it once
-  inline and, if it needs an I/O that did not complete on the spot, hands it to `drive`. A
-  read that hits the read-ahead buffer or the page cache (AsyncFileIO's RWF_NOWAIT read)
-  therefore never leaves the loop thread and never creates a Future; a write lands in the
-  buffer; only flushes (one `pwritev`), truncates, fsyncs and page-cache misses go to the
-  backend's workers. So that a long run of such inline calls cannot hold the loop, a file
-  object gives the loop one turn once its inline calls have run for the backend's
-  `time_slice` (2 ms by default) without one, and before a read that would take the bytes
-  it read inline since its last turn past the backend's `inline_budget` (past which the
-  backend would send the read to a worker: a loop turn is far cheaper than that hop).
+  inline and, if it needs an I/O that did not complete on the spot, hands it to `drive`
+  (`_AsyncFile._run`); a call complete when made, with no turn due, is answered by the one
+  fast-path check (`_AsyncFile._ready_now`) without even that step. A read that hits the
+  read-ahead buffer or the page cache (AsyncFileIO's RWF_NOWAIT read) therefore never
+  leaves the loop thread and never creates a Future; a write lands in the buffer; only
+  flushes (one `pwritev`), truncates, fsyncs and page-cache misses go to the backend's
+  workers. So that a long run of such inline calls cannot hold the loop, a file object
+  gives the loop one turn once its inline calls have run for the backend's `time_slice`
+  (2 ms by default) without one, and before a read that would take the bytes it read
+  inline since its last turn past the backend's `inline_budget` (past which the backend
+  would send the read to a worker: a loop turn is far cheaper than that hop).
 - The backend: `io=` if given (it stays the caller's to close), else one `AsyncFileIO` per
   running asyncio/uvloop loop, made on first use. It is closed when the loop shuts down (an
   async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
