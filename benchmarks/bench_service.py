@@ -54,7 +54,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import Response
 
-    from bridge.storage import dumps
+    from bridge.rows import dumps
     from examples.service.queries.paging import encode_token
 
     pool: list[aiosqlite.Connection] = []

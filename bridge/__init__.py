@@ -5,7 +5,8 @@
   rest goes to a small pool of worker threads whose results come back on the loop thread.
 """
 
-from bridge._drive import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE, drive
+from bridge._drive import drive
+from bridge._drive_common import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE
 from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
 from bridge._fileio import (
     DEFAULT_INLINE_BUDGET,

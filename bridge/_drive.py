@@ -23,38 +23,40 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
 - Hot path: no locks of our own, no closures per call, one slotted waiter per drive (made
   on the first real wait), one Future per wait. Which library runs us is read from sniffio's
   cheap thread-local/context variable first; trio is imported only when running under it.
+- `bridge._trio` is imported inside `drive`, never at module level, and needs nothing of
+  this module: what both drivers share lives in `bridge._drive_common`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import types
 from asyncio import AbstractEventLoop, CancelledError, Future
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from threading import get_ident
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sniffio
 
-from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
+from bridge._drive_common import (
+    DEFAULT_SETTLE_TIMEOUT,
+    DEFAULT_TIME_SLICE,
+    abort_quietly,
+    check_seconds,
+    when_settled_of,
+)
+from bridge._errors import DriveTimeoutError, EventLoopError
 from core.completion import Completion
-from core.driver import Operation, abort_operation, as_step
+from core.driver import Operation, after_finished, as_step
 from core.result import IO, Done
 
 if TYPE_CHECKING:
     from core.io.backend import IOBackend
 
-__all__ = ["DEFAULT_SETTLE_TIMEOUT", "DEFAULT_TIME_SLICE", "drive"]
+__all__ = ["Resolver", "drive"]
 
 T = TypeVar("T")
-
-DEFAULT_TIME_SLICE = 0.002
-"""Seconds a run of already-finished steps may hold the loop before it gets a turn."""
-
-DEFAULT_SETTLE_TIMEOUT = 1.0
-"""Seconds a cancelled drive waits for work already in a worker to come back."""
 
 _sniffio_thread = sniffio.thread_local
 _sniffio_cvar = sniffio.current_async_library_cvar
@@ -133,15 +135,14 @@ async def drive(
             c = result.completion  # type: ignore[union-attr]
             result = None
             if c.finished():
-                if c.is_explicit_yield():
-                    pass  # fall through to the turn below
-                else:
-                    error = c.get_error()
-                    if error is not None:
-                        abort_operation(op, error)
-                        raise error
+                # Inline, the common case (succeeded, not a yield): step again within the
+                # slice. `after_finished` settles the rest: a failure raises, a yield falls
+                # through to the turn below.
+                if c.get_error() is None and not c.is_explicit_yield():
                     if perf_counter() < slice_end:
                         continue
+                else:
+                    after_finished(op, c)
                 try:
                     await _one_turn()
                 except BaseException as exc:
@@ -174,10 +175,8 @@ async def drive(
                     raise
                 if not c.finished():
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
-            error = c.get_error()
-            if error is not None:
-                abort_operation(op, error)
-                raise error
+            if c.get_error() is not None:
+                after_finished(op, c)  # raises
             slice_end = perf_counter() + time_slice
     finally:
         if timer is not None:
@@ -328,10 +327,10 @@ async def _give_up_asyncio(
     """
     if c is not None and not c.finished():
         c.abort()
-    _abort_quietly(op, exc)
+    abort_quietly(op, exc)
     if isinstance(exc, GeneratorExit):
         return  # the coroutine is being closed (its loop is gone): it must not await
-    when_settled = _when_settled_of(io)
+    when_settled = when_settled_of(io)
     if when_settled is None:
         return
     fut: Future[None] = loop.create_future()
@@ -358,42 +357,3 @@ class Resolver:
 
     def __call__(self) -> None:
         _resolve(self.fut)
-
-
-def _when_settled_of(io: object) -> Callable[[Callable[[], object]], bool] | None:
-    when_settled: Any = getattr(io, "when_settled", None)
-    return when_settled if callable(when_settled) else None
-
-
-def _abort_quietly(op: object, exc: BaseException) -> None:
-    """`op.abort(exc)` while a cancellation or timeout is on its way out: an abort that
-    raises (it must not) is reported, never allowed to replace the cancellation."""
-    try:
-        abort_operation(op, exc)
-    except Exception as abort_exc:
-        report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
-
-
-class _Unraisable:
-    """The argument shape `sys.unraisablehook` expects."""
-
-    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
-
-    def __init__(self, exc: BaseException, msg: str, obj: object) -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = msg
-        self.object = obj
-
-
-def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
-    """Report an exception that has nowhere to go (through `sys.unraisablehook`)."""
-    sys.unraisablehook(_Unraisable(exc, msg, obj))  # type: ignore[arg-type]
-
-
-def check_seconds(value: float, name: str) -> float:
-    """Validate a non-negative, non-NaN number of seconds. Raises `InvalidArgumentError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise InvalidArgumentError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)

@@ -54,12 +54,13 @@ from typing import Any, Protocol, Self
 
 import sniffio
 
-from bridge._drive import (
+from bridge._drive import Resolver
+from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
-    Resolver,
     check_seconds,
     report_unraisable,
+    when_settled_of,
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
 from core.completion import Completion
@@ -142,7 +143,7 @@ class _AsyncioLoopHandle:
         return asyncio.current_task(self.loop)
 
     async def wait_settled(self, io: object, settle_timeout: float) -> None:
-        when_settled: Any = getattr(io, "when_settled", None)
+        when_settled = when_settled_of(io)
         if when_settled is None:
             return
         fut: asyncio.Future[None] = self.loop.create_future()

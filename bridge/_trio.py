@@ -1,6 +1,7 @@
 """The trio half of the bridge; imported only when something runs under trio.
 
-Theory of operation (same rules as the asyncio half in `bridge._drive`):
+Theory of operation (same rules as the asyncio half in `bridge._drive`, which imports this
+module only when a drive runs under trio; what both share is in `bridge._drive_common`):
 - A waiting drive parks its task with `trio.lowlevel.wait_task_rescheduled` and is woken by
   `reschedule` from the completion's done-callback: directly on the trio thread, through
   `TrioToken.run_sync_soon` from any other thread (it never blocks the caller, unlike
@@ -23,10 +24,15 @@ import trio
 from trio.lowlevel import Abort, Task, checkpoint, current_task, current_trio_token, reschedule
 from trio.lowlevel import wait_task_rescheduled as _park
 
-from bridge._drive import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE, report_unraisable
+from bridge._drive_common import (
+    DEFAULT_SETTLE_TIMEOUT,
+    DEFAULT_TIME_SLICE,
+    abort_quietly,
+    when_settled_of,
+)
 from bridge._errors import DriveTimeoutError
 from core.completion import Completion
-from core.driver import abort_operation
+from core.driver import after_finished
 from core.result import IO, Done
 
 if TYPE_CHECKING:
@@ -106,13 +112,13 @@ async def _run(
             return result.value
         c = result.completion  # type: ignore[union-attr]
         if c.finished():
-            if not c.is_explicit_yield():
-                error = c.get_error()
-                if error is not None:
-                    abort_operation(op, error)
-                    raise error
+            # Inline, the common case (succeeded, not a yield): step again within the slice.
+            # `after_finished` settles the rest: a failure raises, a yield takes the turn.
+            if c.get_error() is None and not c.is_explicit_yield():
                 if clock() < slice_end:
                     continue
+            else:
+                after_finished(op, c)
             try:
                 await checkpoint()
             except BaseException as exc:
@@ -140,10 +146,8 @@ async def _run(
         except BaseException as exc:
             await _give_up(op, c, exc, io, scope)
             raise
-        error = c.get_error()
-        if error is not None:
-            abort_operation(op, error)
-            raise error
+        if c.get_error() is not None:
+            after_finished(op, c)  # raises
         slice_end = clock() + time_slice
 
 
@@ -174,10 +178,7 @@ async def _give_up(
     reported: BaseException = exc
     if scope is not None and scope.cancel_called and isinstance(exc, trio.Cancelled):
         reported = DriveTimeoutError("operation timed out")
-    try:
-        abort_operation(op, reported)
-    except Exception as abort_exc:
-        report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
+    abort_quietly(op, reported)
     if io is not None and not isinstance(exc, GeneratorExit):
         await wait_settled_trio(io, getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT))
 
@@ -185,7 +186,7 @@ async def _give_up(
 async def wait_settled_trio(io: object, settle_timeout: float) -> None:
     """Wait (shielded, at most `settle_timeout` s) until `io.when_settled` says the work
     handed to its workers has come back; return at once if it has none out."""
-    when_settled: Any = getattr(io, "when_settled", None)
+    when_settled = when_settled_of(io)
     if when_settled is None:
         return
     event = trio.Event()

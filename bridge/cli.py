@@ -39,7 +39,8 @@ from rich.progress import (
 from rich.table import Table as RichTable
 
 from bridge._fileio import AsyncFileIO
-from bridge.storage import DEFAULT_PAGE_ROWS, AsyncDatabase, TableShape
+from bridge.rows import TableShape
+from bridge.storage import DEFAULT_PAGE_ROWS, AsyncDatabase
 from core.errors import CompletionError, IOResultError
 from core.storage import CorruptDatabaseError, SchemaError, StorageError
 from core.storage.check import DEFAULT_MAX_PROBLEMS

@@ -6,6 +6,13 @@ It may have `abort(error)`, which a driver calls once when it gives up on it.
 
 `block` is the whole synchronous world: step; on `IO`, let the backend wait for the
 completion; raise its error if it failed; repeat. No event loop, no threads of its own.
+
+`after_finished` is what every driver (`block`, `bridge.drive` on asyncio and on trio, the
+simulator's runners) does with a completion that has finished, so that the rule lives in one
+place: succeeded, step again at once; an explicit yield, give the loop (or the other fibers)
+one turn, then step again; failed, `op.abort(error)`, then raise the error. A driver checks
+the common case (succeeded, not a yield) inline and calls it only for the others: it is a
+Python call, and the hot loops of `block` and `drive` add none per step.
 """
 
 from __future__ import annotations
@@ -13,13 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar, runtime_checkable
 
-from core.errors import CompletionError
 from core.result import IO, Done
 
 if TYPE_CHECKING:
+    from core.completion import Completion
     from core.io.backend import IOBackend
 
-__all__ = ["Abortable", "Operation", "Steppable", "abort_operation", "as_step", "block"]
+__all__ = [
+    "Abortable",
+    "Operation",
+    "Steppable",
+    "abort_operation",
+    "after_finished",
+    "as_step",
+    "block",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -71,6 +86,20 @@ def abort_operation(op: object, error: BaseException) -> None:
         abort(error)
 
 
+def after_finished(op: object, c: Completion) -> bool:
+    """What a driver does with `c`, a finished completion `op` returned: True to give the
+    loop (or the other fibers) one turn before stepping again (an explicit yield), False to
+    step again at once (it succeeded).
+
+    Raises `c`'s `CompletionError` if it failed, after calling `op.abort(error)`.
+    """
+    error = c.get_error()
+    if error is not None:
+        abort_operation(op, error)
+        raise error
+    return c.is_explicit_yield()
+
+
 def block(op: Operation[T], io: IOBackend) -> T:
     """Run `op` to completion on the calling thread and return its value.
 
@@ -85,18 +114,16 @@ def block(op: Operation[T], io: IOBackend) -> T:
         if type(result) is Done:
             return result.value
         completion = result.completion  # type: ignore[union-attr]
-        if completion.finished():
-            error = completion.get_error()
-        else:
+        if not completion.finished():
             try:
                 io.wait_for_completion(completion)
-                error = None
-            except CompletionError as exc:
-                error = exc
             except BaseException as exc:
+                # A failed completion (whose error the backend raises) or an interruption:
+                # either way the driver gives up. Aborting a finished completion does nothing.
                 completion.abort()
                 abort_operation(op, exc)
                 raise
-        if error is not None:
-            abort_operation(op, error)
-            raise error
+        elif completion.get_error() is not None:
+            # Only a failure needs `after_finished` here (it raises): with no loop, a yield
+            # has nobody to give a turn to and steps again at once, as a success does.
+            after_finished(op, completion)

@@ -14,6 +14,7 @@ from core import (
     IOResultError,
     block,
 )
+from core.driver import after_finished
 from core.io import MemoryIO, MemoryYieldIO, OpenFlags
 from tests.helpers import Counting, NullBackend, eio
 
@@ -137,3 +138,20 @@ def test_logical_errors_propagate_without_abort() -> None:
     with pytest.raises(ValueError, match="logic"):
         block(op, MemoryIO())  # type: ignore[arg-type]
     assert op.aborts == []
+
+
+def test_after_finished_is_the_one_rule_for_a_finished_completion() -> None:
+    op = Counting()
+    done = Completion.new_write()
+    done.complete(3)
+    assert after_finished(op, done) is False  # step again at once
+    assert after_finished(op, Completion.new_yield()) is True  # a turn first
+    assert op.aborts == []
+    failed = Completion.new_read(bytearray(1))
+    error = eio()
+    failed.error(error)
+    with pytest.raises(CompletionError) as raised:
+        after_finished(op, failed)
+    assert raised.value is error
+    assert op.aborts == [error]
+    assert after_finished(object(), done) is False  # an operation without `abort`

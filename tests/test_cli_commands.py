@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.storage import decode_cell
+from bridge.rows import decode_cell
 from examples.service.sample import create_sample_database
 
 ROWS = 2000

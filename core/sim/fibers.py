@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.completion import Completion
-from core.driver import Operation, abort_operation, as_step
-from core.errors import IOResultError
+from core.driver import Operation, after_finished, as_step
+from core.errors import CompletionError, IOResultError
 from core.result import IO, Done
 from core.sim.backend import SimulatorIO
 from core.sim.errors import InvariantViolation, SimConfigError, SimulationHang
@@ -170,9 +170,11 @@ class FiberRunner:
         completion = fiber.waiting_on
         fiber.waiting_on = None
         if completion is not None:
-            error = completion.get_error()
-            if error is not None:
-                abort_operation(fiber.op, error)
+            # A success and a yield alike leave the fiber runnable: the seed picks who goes
+            # next, so a yield needs no turn of its own here.
+            try:
+                after_finished(fiber.op, completion)
+            except CompletionError as error:
                 fiber.error = error
                 fiber.state = FiberState.FAILED
                 return

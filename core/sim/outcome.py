@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from core.driver import Operation, abort_operation, as_step
+from core.driver import Operation, after_finished, as_step
 from core.result import Done
 from core.sim.backend import SimulatorIO
 from core.sim.errors import SimulationHang
@@ -90,10 +90,9 @@ def run_op(op: Operation[T], io: SimulatorIO, *, max_steps: int = 1_000_000) -> 
                     return _hang(
                         io, steps, f"waits on {completion!r}, which nothing pending will finish"
                     )
-            error = completion.get_error()
-            if error is not None:
-                abort_operation(op, error)
-                return Outcome(None, error, steps, io.pending())
+            # A failure raises (after `op.abort`) and becomes the outcome below; a yield
+            # steps again at once, as in `block`: a single operation has no one to yield to.
+            after_finished(op, completion)
     except Exception as exc:
         return Outcome(None, exc, steps, io.pending())
 

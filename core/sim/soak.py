@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 
-from core.driver import abort_operation, as_step
+from core.driver import after_finished, as_step
 from core.errors import CompletionError, IOResultError
 from core.io.backend import OpenFlags
 from core.ops import ReadWholeFile
@@ -201,10 +201,9 @@ def _drive(state: _Seed, case: Case) -> tuple[Outcome[object], bool]:
                         Outcome(None, TimeoutError(f"waits on {completion!r} forever"), steps),
                         crashed,
                     )
-            error = completion.get_error()
-            if error is not None:
-                abort_operation(op, error)
-                return Outcome(None, error, steps, io.pending()), crashed
+            # A failure raises (after `op.abort`) and becomes the outcome below; a yield
+            # steps again at once, as in `block`.
+            after_finished(op, completion)
     except Exception as exc:
         return Outcome(None, exc, steps, io.pending()), crashed
 

@@ -1,0 +1,74 @@
+"""What the asyncio driver (`bridge._drive`) and the trio driver (`bridge._trio`) share.
+
+Rules it keeps:
+- It imports neither driver, so both (and the file backend) can import it at module level
+  without an import circle: `bridge._drive` imports `bridge._trio` only lazily, when a drive
+  runs under trio, and `bridge._trio` needs nothing of `bridge._drive`.
+- Nothing here is on the per-step path of a drive; these run once per call or when a drive
+  gives up (a cancellation, a timeout).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bridge._errors import InvalidArgumentError
+from core.driver import abort_operation
+
+__all__ = [
+    "DEFAULT_SETTLE_TIMEOUT",
+    "DEFAULT_TIME_SLICE",
+    "abort_quietly",
+    "check_seconds",
+    "report_unraisable",
+    "when_settled_of",
+]
+
+DEFAULT_TIME_SLICE = 0.002
+"""Seconds a run of already-finished steps may hold the loop before it gets a turn."""
+
+DEFAULT_SETTLE_TIMEOUT = 1.0
+"""Seconds a cancelled drive waits for work already in a worker to come back."""
+
+
+def abort_quietly(op: object, exc: BaseException) -> None:
+    """`op.abort(exc)` while a cancellation or timeout is on its way out: an abort that
+    raises (it must not) is reported, never allowed to replace the cancellation."""
+    try:
+        abort_operation(op, exc)
+    except Exception as abort_exc:
+        report_unraisable(abort_exc, f"Exception in abort() of {op!r}", op)
+
+
+def when_settled_of(io: object) -> Callable[[Callable[[], object]], bool] | None:
+    """The backend's `when_settled(callback) -> bool` (False: nothing is out, the callback
+    will not be called), or None for a backend that hands no work to workers."""
+    when_settled: Any = getattr(io, "when_settled", None)
+    return when_settled if callable(when_settled) else None
+
+
+class _Unraisable:
+    """The argument shape `sys.unraisablehook` expects."""
+
+    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
+
+    def __init__(self, exc: BaseException, msg: str, obj: object) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = msg
+        self.object = obj
+
+
+def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
+    """Report an exception that has nowhere to go (through `sys.unraisablehook`)."""
+    sys.unraisablehook(_Unraisable(exc, msg, obj))  # type: ignore[arg-type]
+
+
+def check_seconds(value: float, name: str) -> float:
+    """Validate a non-negative, non-NaN number of seconds. Raises `InvalidArgumentError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidArgumentError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
