@@ -30,7 +30,8 @@ from core.files import (
     parse_open_arguments,
     to_os_error,
 )
-from core.files.text import _pack_cookie, _unpack_cookie
+from core.files.text_cookie import pack_cookie as _pack_cookie
+from core.files.text_cookie import unpack_cookie as _unpack_cookie
 from core.io import Buffer, File, IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO
 from tests.test_files_support import (
     BINARY_MODES,

@@ -25,7 +25,6 @@ from typing import TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
-from core.files.buffered import _byte_view, _wait
 from core.files.call import EachInTurn, FileCall, FileLock, LinesUntilHint
 from core.files.errors import (
     FileOSError,
@@ -33,6 +32,7 @@ from core.files.errors import (
     closed_file,
     invalid_argument,
 )
+from core.files.support import READ_ALL_CHUNK, byte_view, wait
 from core.io.backend import Buffer, File
 from core.result import Done
 from core.state_machine import Continue, TransitionResult
@@ -42,7 +42,6 @@ __all__ = ["RawFile"]
 T = TypeVar("T")
 
 _LINE_CHUNK = 4096
-_ALL_CHUNK = 64 * 1024
 
 
 class RawFile:
@@ -217,7 +216,7 @@ class _RawCall(FileCall[T]):
         self._c = Completion.new_read(view)
         self._rf.file.pread(self._rf._pos, self._c)
         self._state = _Step.WAIT
-        return _wait(self._c)
+        return wait(self._c)
 
     def _got(self) -> int:
         assert self._c is not None
@@ -249,7 +248,7 @@ class _RawRead(_RawCall[bytes]):
                     self._out = bytearray(self._n)
                 else:
                     first = not self._chunks and not self._out
-                    size = self._rf.file.size() - self._rf._pos + 1 if first else _ALL_CHUNK
+                    size = self._rf.file.size() - self._rf._pos + 1 if first else READ_ALL_CHUNK
                     self._out = bytearray(max(size, 1))
                 return self._read_at(memoryview(self._out))
             case _Step.WAIT:
@@ -270,7 +269,7 @@ class _RawReadInto(_RawCall[int]):
 
     def __init__(self, rf: RawFile, buffer: Buffer) -> None:
         super().__init__(rf)
-        self._dest = _byte_view(buffer, "readinto", writable=True)
+        self._dest = byte_view(buffer, "readinto", writable=True)
         self._temp = bytearray()
 
     def _check(self) -> None:
@@ -345,7 +344,7 @@ class _RawWrite(_RawCall[int]):
 
     def __init__(self, rf: RawFile, data: Buffer) -> None:
         super().__init__(rf)
-        self._data = _byte_view(data, "write", writable=False)
+        self._data = byte_view(data, "write", writable=False)
         self._offset = 0
 
     def _check(self) -> None:
@@ -362,7 +361,7 @@ class _RawWrite(_RawCall[int]):
                 rf.file.pwritev(self._offset, (self._data,), self._c)
                 rf._writing = True
                 self._state = _Step.WAIT
-                return _wait(self._c)
+                return wait(self._c)
             case _Step.WAIT:
                 assert self._c is not None
                 rf._writing = False
@@ -415,7 +414,7 @@ class _RawTruncate(_RawCall[int]):
                 self._c = Completion.new_trunc()
                 self._rf.file.truncate(self._size, self._c)
                 self._state = _Step.WAIT
-                return _wait(self._c)
+                return wait(self._c)
             case _Step.WAIT:
                 assert self._c is not None
                 self._c.result()
@@ -431,7 +430,7 @@ class _RawFsync(_RawCall[None]):
                 self._c = Completion.new_sync()
                 self._rf.file.sync(self._c)
                 self._state = _Step.WAIT
-                return _wait(self._c)
+                return wait(self._c)
             case _Step.WAIT:
                 assert self._c is not None
                 self._c.result()
