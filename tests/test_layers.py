@@ -141,3 +141,42 @@ def test_type_checking_imports_do_not_count() -> None:
         "    import core.storage\n"
     )
     assert imported_modules(module) == [(1, "typing.TYPE_CHECKING"), (5, "core.storage")]
+
+
+def is_repository_module(dotted: str) -> bool:
+    base = ROOT.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def private_imports(source: str, where: str) -> list[str]:
+    """`from <repository module> import _name`: a private name crossing files (a private
+    submodule, such as `from bridge import _trio`, is a module, not a name, and may)."""
+    return [
+        f"{where}:{node.lineno} imports {alias.name} from {node.module}"
+        for node in ast.walk(ast.parse(source, where))
+        if isinstance(node, ast.ImportFrom) and node.module and layer_of(node.module)
+        for alias in node.names
+        if alias.name.startswith("_")
+        and not alias.name.startswith("__")
+        and not is_repository_module(f"{node.module}.{alias.name}")
+    ]
+
+
+def test_no_private_name_crosses_files() -> None:
+    found = [
+        problem
+        for path in python_files()
+        for problem in private_imports(path.read_text(), str(path.relative_to(ROOT)))
+    ]
+    assert found == []
+    planted = "from core.files.call import _Secret\nfrom bridge import _trio\n"
+    assert private_imports(planted, "x.py") == ["x.py:1 imports _Secret from core.files.call"]
+
+
+MAX_LINES = 1000
+"""No module of `core`, `bridge` or `examples` grows past this; split it by concept."""
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    sizes = {p: len(p.read_text().splitlines()) for p in python_files()}
+    assert {str(p.relative_to(ROOT)): n for p, n in sizes.items() if n > MAX_LINES} == {}
