@@ -20,10 +20,10 @@ Theory of operation:
     midway, a decoding error) rolls nothing back: the state is what the same steps leave.
   - Cleanup: `_finalize()` runs exactly once, at the end, however it ends (done, failed or
     aborted), after any rollback.
-  - A start: a machine built with `starts=True` has `_start()` called before its first
-    transition, until it returns None (it may return `IO` to wait for its turn: a file
-    call waits for the call ahead of it). Only then does the machine count as started;
-    an abort before that rolls nothing back.
+  - A start: a machine whose constructor calls `_start_first()` has `_start()` called
+    before its first transition, until it returns None (it may return `IO` to wait for
+    its turn: a file call waits for the call ahead of it). Only then does the machine
+    count as started; an abort before that rolls nothing back.
 - `StateMachine(transition)` is the public adapter for a transition object written apart
   (`step()` -> `Done | IO | Continue`, `finalize()`, `is_finalized()`).
 
@@ -81,7 +81,7 @@ class Phase(enum.Enum):
     """Where a machine is in its lifecycle."""
 
     NEW = "new"
-    """Built with `starts=True` and `_start()` has not yet let it start."""
+    """`_start()` has not yet let it start (see `_start_first`)."""
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
@@ -100,11 +100,11 @@ class Machine(Generic[T]):
     __slots__ = ("_awaiting", "_failure", "_lifecycle")
     _failure: BaseException  # set when the operation fails, read only after
 
-    def __init__(self, *, starts: bool = False) -> None:
+    def __init__(self) -> None:
         # Runs once per operation, so it does the least: a subclass on a hot path calls it
         # as `Machine.__init__(self)` (a zero-argument `super()` costs another object).
         self._awaiting: Completion | None = None
-        self._lifecycle = _NEW if starts else _RUNNING
+        self._lifecycle = _RUNNING
 
     def step(self) -> Done[T] | IO:
         """Advance until `Done` or `IO`.
@@ -167,7 +167,7 @@ class Machine(Generic[T]):
         raise NotImplementedError
 
     def _start(self) -> IO | None:
-        """(`starts=True` only) Take what the operation needs before its first transition;
+        """(After `_start_first()`) Take what the operation needs before its first transition;
         `IO` to wait and be called again, None when it may start. May raise."""
         return None
 
@@ -180,6 +180,11 @@ class Machine(Generic[T]):
         raise."""
 
     # The lifecycle.
+
+    def _start_first(self) -> None:
+        """Have `_start()` run before the first transition, until it lets the operation
+        start (call it from the constructor)."""
+        self._lifecycle = _NEW
 
     def _started_on(self, pending: Completion) -> None:
         """Count the operation as started and waiting on `pending`: for an operation built

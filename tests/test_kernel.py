@@ -130,7 +130,8 @@ class Turn(Machine[int]):
     __slots__ = ("gate", "rollbacks", "starts_tried")
 
     def __init__(self, gate: Completion) -> None:
-        super().__init__(starts=True)
+        super().__init__()
+        self._start_first()
         self.gate = gate
         self.starts_tried = 0
         self.rollbacks = 0

@@ -67,7 +67,8 @@ class FileCall(Machine[T]):
     __slots__ = ("_lock",)
 
     def __init__(self, lock: FileLock) -> None:
-        super().__init__(starts=True)
+        super().__init__()
+        self._start_first()
         self._lock = lock
 
     def _start(self) -> IO | None:
