@@ -854,3 +854,17 @@ def test_a_block_read_that_does_not_finish_inline_becomes_a_waiting_call() -> No
     cancelled.abort(RuntimeError("cancelled"))
     assert f.tell() == 0
     assert block(f.read(16), io) == bytes(range(16))
+
+
+def test_a_ready_call_answers_the_kernel_questions() -> None:
+    io = MemoryIO()
+    f = open_core(io, "f", "wb+")
+    block(f.write(b"abcdef"), io)
+    block(f.seek(0), io)
+    assert block(f.read(2), io) == b"ab"  # fills the read-ahead buffer
+    call = f.read(2)
+    assert isinstance(call, Ready) and call.value == b"cd"
+    assert call.step() == Done(b"cd") == call.step()
+    assert call.pending() is None and not call.is_running() and not call.is_failed()
+    call.abort(RuntimeError("late"))  # nothing to undo, and no error
+    assert f.lock.holder is None

@@ -102,12 +102,17 @@ class FileCall(Machine[T]):
 class Ready(FileCall[T]):
     """A call that was complete when it was made: it needed no I/O and no turn (a read served
     from the read-ahead buffer, a write that fits in the buffer). `step()` returns `Done`;
-    drivers and the bridge may read `value` directly."""
+    drivers and the bridge may read `value` directly.
+
+    The one file call that is not a machine: it has no states and never runs, so it skips
+    the kernel's constructor (it is built once per buffered read or line, the hottest path
+    of the files) and answers the kernel's questions itself.
+    """
 
     __slots__ = ("value",)
     value: T
 
-    def __init__(self, value: T) -> None:  # no lock: there is nothing to wait for
+    def __init__(self, value: T) -> None:  # no lock, no kernel state: nothing to wait for
         self.value = value
 
     def step(self) -> Done[T]:
@@ -116,6 +121,18 @@ class Ready(FileCall[T]):
 
     def abort(self, error: BaseException) -> None:
         """Nothing to undo."""
+
+    def pending(self) -> None:
+        """Nothing is pending."""
+        return None
+
+    def is_running(self) -> bool:
+        """False: it was complete when it was made."""
+        return False
+
+    def is_failed(self) -> bool:
+        """False: it cannot fail."""
+        return False
 
 
 class _SubCall(Protocol):
