@@ -117,9 +117,10 @@ class Machine(Generic[T]):
             if not pending.finished():
                 return IO(pending)  # stepped again before its I/O finished: same one
             self._awaiting = None
-        elif self._lifecycle is not _RUNNING:
+        if self._lifecycle is not _RUNNING:
             wait = self._enter()
             if wait is not None:
+                self._awaiting = wait.completion
                 return wait
         try:
             result = self._advance()
@@ -140,8 +141,9 @@ class Machine(Generic[T]):
 
     def abort(self, error: BaseException) -> None:
         """A driver gave up on this operation (`error` is about to be raised): roll back if it
-        had started, finalize, and refuse further steps. Never raises; a no-op once the
-        operation has ended."""
+        had started, finalize, and refuse further steps; a no-op once the operation has
+        ended. Raises only what a `_rollback` or `_finalize` that breaks its contract
+        raises."""
         phase = self._lifecycle
         if phase is _RUNNING or phase is _NEW:
             self._fail(error, phase is _RUNNING, True)

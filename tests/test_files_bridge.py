@@ -28,7 +28,8 @@ from bridge.aiofile import (
     default_io,
 )
 from core import Completion, CompletionError, ErrorKind
-from core.io import MemoryIO
+from core.files import OpenFile, parse_open_arguments
+from core.io import MemoryIO, MemoryYieldIO, OpenFlags
 from tests.conftest import new_asyncio_loop, new_uvloop_loop
 
 
@@ -457,3 +458,23 @@ def test_backends_left_at_exit_are_closed(tmp_path: Path) -> None:
         gc.collect()
     assert left.closed and left.worker_threads == 0
     assert not _DEFAULTS
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_call_waiting_for_its_turn_spares_the_holder() -> None:
+    # Two tasks on one file: the second waits for the first's read. Cancelling the waiter
+    # must not abort the holder's I/O (it waits on a completion of its own).
+    io = MemoryYieldIO()
+    seed = io.open_file("/f", OpenFlags.CREATE)
+    seed.pwrite(0, b"x" * 100_000, Completion.new_write())
+    io.step()
+    f = await bridge.drive(OpenFile(io, parse_open_arguments("/f", "rb")), io)
+    holder = f.read(50_000)
+    held = holder.step()
+    waiter = asyncio.ensure_future(bridge.drive(f.read(10), io))
+    await asyncio.sleep(0)  # the waiter steps once and waits for its turn
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert held.completion.get_error() is None  # not aborted
+    assert await bridge.drive(holder, io) == b"x" * 50_000

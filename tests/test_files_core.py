@@ -659,8 +659,11 @@ def test_calls_on_one_file_take_turns() -> None:
     pending = first.step()
     assert isinstance(pending, IO)
     waiting = second.step()
-    assert isinstance(waiting, IO) and waiting.completion is pending.completion
+    # A completion of its own, finished with the holder's: never the holder's completion.
+    assert isinstance(waiting, IO) and waiting.completion is not pending.completion
+    assert second.step() == waiting  # stepped again early: the same one
     io.step()
+    assert pending.completion.finished() and waiting.completion.finished()
     turn = second.step()  # the holder has not been stepped yet: an explicit yield
     assert isinstance(turn, IO) and turn.completion.is_explicit_yield()
     assert first.step() == Done(b"abcd")
@@ -868,3 +871,37 @@ def test_a_ready_call_answers_the_kernel_questions() -> None:
     assert call.pending() is None and not call.is_running() and not call.is_failed()
     call.abort(RuntimeError("late"))  # nothing to undo, and no error
     assert f.lock.holder is None
+
+
+def test_giving_up_on_a_waiting_call_leaves_the_holder_alone() -> None:
+    io = MemoryYieldIO()
+    seed = io.open_file("f", OpenFlags.CREATE)
+    seed.pwrite(0, b"abcdef", Completion.new_write())
+    io.step()
+    f = block(OpenFile(io, parse_open_arguments("f", "rb", buffering=2)), io)
+    holder, waiter = f.read(4), f.read(2)
+    held = holder.step()
+    waits = waiter.step()
+    assert isinstance(held, IO) and isinstance(waits, IO)
+    waits.completion.abort()  # what a driver does when it gives up on the waiter
+    waiter.abort(TimeoutError())
+    assert not held.completion.finished()  # the holder's read is untouched
+    assert block(holder, io) == b"abcd"
+    assert block(f.read(2), io) == b"ef"  # the waiter never ran: its bytes are still there
+
+
+def test_a_failed_holder_does_not_fail_the_call_waiting_for_its_turn() -> None:
+    io = MemoryYieldIO()
+    seed = io.open_file("f", OpenFlags.CREATE)
+    seed.pwrite(0, b"abcdef", Completion.new_write())
+    io.step()
+    f = block(OpenFile(io, parse_open_arguments("f", "rb", buffering=2)), io)
+    holder, waiter = f.read(4), f.read(2)
+    held = holder.step()
+    waits = waiter.step()
+    assert isinstance(held, IO) and isinstance(waits, IO)
+    held.completion.error(CompletionError(ErrorKind.IO, "the holder's disk"))
+    assert waits.completion.finished() and waits.completion.succeeded()
+    with pytest.raises(CompletionError, match="the holder's disk"):
+        holder.step()
+    assert block(waiter, io) == b"ab"  # the holder rolled back; the waiter reads from 0

@@ -7,10 +7,11 @@ Theory of operation:
   when stepped again before it finished, and refuses steps after the end.
 - A file has one `FileLock`. A call holds it from its first step until it is done, failed or
   aborted, because a call's states span I/Os and another call must not see them half-made:
-  a second call stepped meanwhile (another task using the same file) waits on the holder's
-  outstanding completion, or, if that has finished but the holder has not been stepped yet,
-  on an explicit yield. Calls on one file therefore run one at a time, in no promised order,
-  as calls on one Python file object from several threads do.
+  a second call stepped meanwhile (another task using the same file) waits on a completion
+  of its own that finishes with the holder's outstanding one, or, if that has finished but
+  the holder has not been stepped yet, on an explicit yield. Cancelling the waiter never
+  touches the holder's I/O. Calls on one file therefore run one at a time, in no promised
+  order, as calls on one Python file object from several threads do.
 - A call takes its turn (the kernel's `_start`) and a checkpoint of the file's state
   (`_begin`) when it starts. If an I/O of it fails or a driver gives up on it (`abort`:
   cancellation, timeout, a failed completion), `_rollback` puts the file back into a
@@ -48,13 +49,20 @@ class FileLock:
         self.holder: FileCall[Any] | None = None
 
     def wait_turn(self) -> IO:
-        """What a call that found the lock taken yields: the holder's pending completion, or
-        an explicit yield when the holder's I/O has finished but it has not been stepped yet."""
+        """What a call that found the lock taken yields: a completion of its own, finished
+        when the holder's pending I/O finishes (whatever its outcome), or an explicit yield
+        when that I/O has finished but the holder has not been stepped yet.
+
+        Never the holder's own completion: a driver that gives up on the waiting call aborts
+        what it waits on, and the holder's failure is the holder's, not the waiter's.
+        """
         holder = self.holder
         pending = holder.pending() if holder is not None else None
-        if pending is not None and not pending.finished():
-            return IO(pending)
-        return IO(Completion.new_yield())
+        if pending is None or pending.finished():
+            return IO(Completion.new_yield())
+        turn = Completion.new_sync()
+        pending.add_done_callback(lambda _: turn.complete(0))
+        return IO(turn)
 
 
 class FileCall(Machine[T]):
