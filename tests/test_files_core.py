@@ -873,7 +873,9 @@ def test_a_ready_call_answers_the_kernel_questions() -> None:
     assert f.lock.holder is None
 
 
-def test_giving_up_on_a_waiting_call_leaves_the_holder_alone() -> None:
+def holder_and_waiter() -> tuple[MemoryYieldIO, Any, Any, Any, IO, IO]:
+    """A 2-byte-buffered file of "abcdef" on a deferred backend, a 4-byte read holding the
+    turn with its I/O pending, and a 2-byte read waiting for it."""
     io = MemoryYieldIO()
     seed = io.open_file("f", OpenFlags.CREATE)
     seed.pwrite(0, b"abcdef", Completion.new_write())
@@ -883,6 +885,11 @@ def test_giving_up_on_a_waiting_call_leaves_the_holder_alone() -> None:
     held = holder.step()
     waits = waiter.step()
     assert isinstance(held, IO) and isinstance(waits, IO)
+    return io, f, holder, waiter, held, waits
+
+
+def test_giving_up_on_a_waiting_call_leaves_the_holder_alone() -> None:
+    io, f, holder, waiter, held, waits = holder_and_waiter()
     waits.completion.abort()  # what a driver does when it gives up on the waiter
     waiter.abort(TimeoutError())
     assert not held.completion.finished()  # the holder's read is untouched
@@ -891,15 +898,7 @@ def test_giving_up_on_a_waiting_call_leaves_the_holder_alone() -> None:
 
 
 def test_a_failed_holder_does_not_fail_the_call_waiting_for_its_turn() -> None:
-    io = MemoryYieldIO()
-    seed = io.open_file("f", OpenFlags.CREATE)
-    seed.pwrite(0, b"abcdef", Completion.new_write())
-    io.step()
-    f = block(OpenFile(io, parse_open_arguments("f", "rb", buffering=2)), io)
-    holder, waiter = f.read(4), f.read(2)
-    held = holder.step()
-    waits = waiter.step()
-    assert isinstance(held, IO) and isinstance(waits, IO)
+    io, _, holder, waiter, held, waits = holder_and_waiter()
     held.completion.error(CompletionError(ErrorKind.IO, "the holder's disk"))
     assert waits.completion.finished() and waits.completion.succeeded()
     with pytest.raises(CompletionError, match="the holder's disk"):
