@@ -4,6 +4,7 @@ The contract it shares with the other backends is in `tests/test_backends.py`.""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import gc
 import os
@@ -12,13 +13,18 @@ import platform
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bridge import drive
 from core import IO, Completion, CompletionError, CompletionGroup, Done, ErrorKind, block
 from core.errors import IOResultError
 from core.io import OpenFlags, UringFile, UringIO
+from core.ops import ReadRange
 from core.result import IOResult
+from tests.conftest import new_asyncio_loop, new_uvloop_loop
 from tests.helpers import NEEDS_URING
 
 pytestmark = NEEDS_URING
@@ -259,3 +265,21 @@ def test_vectored_writes_and_reads_across_the_end(io: UringIO, tmp_path: pathlib
     r = f.pread(0, Completion.new_read(buf))
     io.wait_for_completion(r)
     assert r.result() == 10 and buf[:10] == b"\0\0\0abcdefg"
+
+
+@pytest.mark.parametrize("factory", [new_asyncio_loop, new_uvloop_loop])
+def test_drive_steps_the_ring_on_an_event_loop(tmp_path: Path, factory: Any) -> None:
+    # The ring's completions progress only when it is stepped, so `drive` steps it (a loop
+    # turn between steps) instead of waiting for a wake-up that would never come.
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * 64)
+    with UringIO() as io:
+        assert io.needs_stepping
+        f = io.open_file(str(path), OpenFlags.READ_ONLY)
+
+        async def main() -> bytes:
+            return await drive(ReadRange(f, 100, 4000), io, timeout=10)
+
+        with asyncio.Runner(loop_factory=factory) as runner:
+            assert runner.run(main()) == path.read_bytes()[100:4100]
+        f.close()

@@ -402,7 +402,7 @@ class UringIO(BackendBase):
     made it; after `os.fork()`, only the parent process.
     """
 
-    needs_stepping = False
+    needs_stepping = True  # completions progress only in step() or a wait: drivers step it
 
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
