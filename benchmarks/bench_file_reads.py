@@ -1,6 +1,8 @@
 """Random 4 KiB reads of a 64 MiB file, page cache hot and cold, through every route.
 
 Contenders (alternated, medians): a raw `os.pread` loop; `block(ReadRange)` over `UnixIO`;
+`block` over `UringIO`, one `ReadRange` at a time and 32 preads in one `CompletionGroup`
+(one `io_uring_enter` per group), and the same group over `UnixIO`;
 `await drive(ReadRange)` over `AsyncFileIO`, one operation at a time and 32 at once;
 aiofiles (`seek` + `read`, its usual one-call-per-read use); `anyio.to_thread.run_sync(
 os.pread)`. The async ones run on asyncio and on uvloop. Cold runs evict the file with
@@ -31,14 +33,38 @@ import anyio.to_thread
 from _common import Contender, LoopRunners, alternate, atimed, print_table, ratio, timed
 
 from bridge import AsyncFileIO, drive
-from core import block
-from core.io import OpenFlags, UnixIO
+from core import IO, Completion, CompletionGroup, Done, IOResult, block
+from core.io import File, OpenFlags, UnixIO, UringIO
 from core.ops import ReadRange
 
 FILE_SIZE = 64 << 20
 READ = 4096
 CONCURRENCY = 32
 SLICE = 1_000  # reads per measured run; 10 slices make the 10,000 random offsets
+
+
+class ReadBatch:
+    """One operation: a 4 KiB pread at each offset, all in one `CompletionGroup`;
+    `Done(bytes read)`."""
+
+    __slots__ = ("file", "group", "offsets")
+
+    def __init__(self, file: File, offsets: list[int]) -> None:
+        self.file, self.offsets = file, offsets
+        self.group: Completion | None = None
+
+    def step(self) -> IOResult[int]:
+        if self.group is None:
+            group = CompletionGroup()
+            reads = [Completion.new_read(bytearray(READ)) for _ in self.offsets]
+            for c in reads:
+                group.add(c)
+            self.group = group.build()
+            for off, c in zip(self.offsets, reads, strict=True):
+                self.file.pread(off, c)
+            if not self.group.finished():
+                return IO(self.group)
+        return Done(self.group.result())
 
 
 def make_file(directory: str) -> str:
@@ -86,6 +112,8 @@ def main() -> None:
         fd = os.open(path, os.O_RDONLY)
         unix = UnixIO()
         unix_file = unix.open_file(path, OpenFlags.READ_ONLY)
+        uring = UringIO() if UringIO.available() else None
+        uring_file = uring.open_file(path, OpenFlags.READ_ONLY) if uring is not None else None
 
         with LoopRunners() as runners:
             backends = {name: AsyncFileIO() for name in runners.names}
@@ -117,12 +145,24 @@ def main() -> None:
 
                     return timed(work, n)
 
-                def block_unix() -> float:
-                    offsets = Offsets("block")
+                def block_one(name: str, io: UnixIO | UringIO, f: File) -> float:
+                    offsets = Offsets(name)
 
                     def work() -> None:
                         for off in offsets:
-                            block(ReadRange(unix_file, off, READ), unix)
+                            block(ReadRange(f, off, READ), io)
+
+                    return timed(work, n)
+
+                def block_batched(name: str, io: UnixIO | UringIO, f: File) -> float:
+                    offsets = list(Offsets(name))
+                    batches = [
+                        offsets[i : i + CONCURRENCY] for i in range(0, len(offsets), CONCURRENCY)
+                    ]
+
+                    def work() -> None:
+                        for batch in batches:
+                            block(ReadBatch(f, batch), io)
 
                     return timed(work, n)
 
@@ -171,7 +211,16 @@ def main() -> None:
 
                     return runners.run(loop, atimed(work, n))
 
-                out = [Contender("raw", raw), Contender("block", block_unix)]
+                out = [
+                    Contender("raw", raw),
+                    Contender("block", lambda: block_one("block", unix, unix_file)),
+                    Contender("unix32", lambda: block_batched("unix32", unix, unix_file)),
+                ]
+                if uring is not None and uring_file is not None:
+                    out += [
+                        Contender("uring1", lambda: block_one("uring1", uring, uring_file)),
+                        Contender("uring32", lambda: block_batched("uring32", uring, uring_file)),
+                    ]
                 per_loop: list[tuple[str, Callable[[str], float]]] = [
                     ("drive1", drive_one),
                     ("drive32", drive_many),
@@ -186,6 +235,9 @@ def main() -> None:
             labels = {
                 "raw": "raw os.pread loop",
                 "block": "block(ReadRange) over UnixIO",
+                "unix32": f"block, {CONCURRENCY} preads in one group, over UnixIO",
+                "uring1": "block(ReadRange) over UringIO, 1 at a time",
+                "uring32": f"block, {CONCURRENCY} preads in one group, over UringIO",
                 "drive1": "drive(ReadRange) over AsyncFileIO, 1 at a time",
                 "drive32": f"drive(ReadRange) over AsyncFileIO, {CONCURRENCY} at once",
                 "aiofiles": "aiofiles seek+read, 1 at a time",
@@ -243,10 +295,22 @@ def main() -> None:
                     ],
                 ]
             print_table("targets", ["ratio", "measured", "target"], rows)
+            if uring is not None:
+                print_table(
+                    f"UringIO, {CONCURRENCY} preads per io_uring_enter, against the sync loop",
+                    ["ratio", "measured"],
+                    [
+                        [f"{cache}: raw pread loop / {labels[key]}", ratio(m["raw"], m[key])]
+                        for cache, m in (("hot", hot), ("cold", cold))
+                        for key in ("uring32", "uring1")
+                    ],
+                )
 
             for loop, io in backends.items():
                 runners.run(loop, io.aclose())
         unix.close()
+        if uring is not None:
+            uring.close()
         os.close(fd)
 
 

@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from core import IO, Completion, CompletionError, Done
-from core.io import Buffer
+from core.io import Buffer, UringIO
 from core.io.common import BackendBase, FileBase
+
+NEEDS_URING = pytest.mark.skipif(not UringIO.available(), reason="io_uring is refused here")
+"""Skip a test of `UringIO` where the kernel (or a container's seccomp) refuses io_uring."""
+
+URING = pytest.param(UringIO, marks=NEEDS_URING, id="UringIO")
+"""`UringIO` as one more parameter of a test over backend classes."""
 
 
 @dataclass

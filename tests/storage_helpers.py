@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from core import IO, Completion, Done, block
-from core.io import IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO
+from core.io import IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO, UringIO
 from core.io.unix import UnixFile, open_flags_to_os
 from core.ops import WriteBuffers
 from core.storage import Database
@@ -172,7 +172,11 @@ def drive_checked(op: Any, io: IOBackend, *, max_steps: int = 1_000_000) -> Any:
 
 def backends_for(tmp_path: Path, db_path: Path) -> list[tuple[str, IOBackend, str]]:
     """(name, backend, path) triples to run the same checks on: real files through
-    `UnixIO`, and a copy in a `MemoryYieldIO` (every I/O deferred)."""
+    `UnixIO` and (where the kernel allows it) `UringIO`, and a copy in a `MemoryYieldIO`
+    (every I/O deferred)."""
     memory = MemoryYieldIO()
     copy_into(memory, db_path, "/db")
-    return [("unix", UnixIO(), str(db_path)), ("memory-yield", memory, "/db")]
+    out: list[tuple[str, IOBackend, str]] = [("unix", UnixIO(), str(db_path))]
+    if UringIO.available():
+        out.append(("uring", UringIO(), str(db_path)))
+    return [*out, ("memory-yield", memory, "/db")]

@@ -1,4 +1,4 @@
-"""MemoryIO, MemoryYieldIO and UnixIO: the same behaviour, the same errors."""
+"""MemoryIO, MemoryYieldIO, UnixIO and UringIO: the same behaviour, the same errors."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from core import Completion, CompletionError, ErrorKind, IOResultError, block
-from core.io import File, IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO
+from core.io import File, IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO, UringIO
 from core.ops import ReadRange, ReadWholeFile, WriteBuffers
+from tests.helpers import URING
 
-BACKENDS = [MemoryIO, MemoryYieldIO, UnixIO]
+BACKENDS = [MemoryIO, MemoryYieldIO, UnixIO, URING]
+REAL_FILES = [UnixIO, URING]
+"""The backends over real files, for the checks of what the operating system reports."""
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda cls: cls.__name__)
@@ -195,7 +198,10 @@ def test_memory_yield_close_aborts_queued_io() -> None:
 
 
 def test_waiting_on_a_foreign_completion_fails_instead_of_hanging() -> None:
-    for io in (MemoryIO(), MemoryYieldIO(), UnixIO()):
+    backends: list[IOBackend] = [MemoryIO(), MemoryYieldIO(), UnixIO()]
+    if UringIO.available():
+        backends.append(UringIO())
+    for io in backends:
         with pytest.raises(IOResultError, match="can never finish"):
             io.wait_for_completion(Completion.new_write())
 
@@ -232,10 +238,12 @@ def test_negative_offset_is_rejected_in_memory() -> None:
     assert info.value.errno == errno.EINVAL and info.value.offset == -1
 
 
+@pytest.mark.parametrize("real", REAL_FILES, ids=lambda cls: cls.__name__)
 def test_unix_errors_arrive_on_the_completion_with_errno_path_offset(
+    real: type[IOBackend],
     tmp_path: pathlib.Path,
 ) -> None:
-    io = UnixIO()
+    io = real()
     f = io.open_file(tmp_path / "f", OpenFlags.CREATE)
     c = f.pread(-5, Completion.new_read(bytearray(1)))
     error = c.get_error()
@@ -245,29 +253,35 @@ def test_unix_errors_arrive_on_the_completion_with_errno_path_offset(
     assert block(WriteBuffers(f, 0, [b"still works"]), io) == 11
 
 
-def test_unix_directory_is_refused(tmp_path: pathlib.Path) -> None:
-    io = UnixIO()
+@pytest.mark.parametrize("real", REAL_FILES, ids=lambda cls: cls.__name__)
+def test_unix_directory_is_refused(real: type[IOBackend], tmp_path: pathlib.Path) -> None:
+    io = real()
     for flags in (OpenFlags.NONE, OpenFlags.READ_ONLY):
         with pytest.raises(CompletionError) as info:
             io.open_file(tmp_path, flags)
         assert info.value.errno == errno.EISDIR and info.value.path == str(tmp_path)
 
 
-def test_unix_write_to_a_full_device_is_an_io_error() -> None:
+@pytest.mark.parametrize("real", REAL_FILES, ids=lambda cls: cls.__name__)
+def test_unix_write_to_a_full_device_is_an_io_error(real: type[IOBackend]) -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full (Linux)")
-    io = UnixIO()
+    io = real()
     f = io.open_file("/dev/full")
     c = f.pwrite(0, b"x" * 10, Completion.new_write())
+    io.drain_completions([c])
     error = c.get_error()
     assert error is not None and error.errno == errno.ENOSPC and error.path == "/dev/full"
 
 
-def test_unix_permission_denied_names_path_and_errno(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("real", REAL_FILES, ids=lambda cls: cls.__name__)
+def test_unix_permission_denied_names_path_and_errno(
+    real: type[IOBackend], tmp_path: pathlib.Path
+) -> None:
     secret = tmp_path / "secret"
     secret.write_bytes(b"x")
     secret.chmod(0)
-    io = UnixIO()
+    io = real()
     # Root bypasses file modes: drop the effective user for the open, then restore it.
     as_root = os.geteuid() == 0
     if as_root:

@@ -10,7 +10,7 @@ from core import IO, CompletionError, Done, ErrorKind, StateMachineError, block
 from core.io import MemoryIO, MemoryYieldIO, OpenFlags, UnixIO
 from core.io.backend import IOBackend
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
-from tests.helpers import ScriptedFile, eio, step_to_done
+from tests.helpers import URING, ScriptedFile, eio, step_to_done
 
 
 def test_read_range_yields_once_then_returns_bytes() -> None:
@@ -165,7 +165,7 @@ def test_copy_file_in_batches() -> None:
     assert [s.pos for s in src.submitted] == [0, 10, 20]
 
 
-BACKENDS = [MemoryIO, MemoryYieldIO, UnixIO]
+BACKENDS = [MemoryIO, MemoryYieldIO, UnixIO, URING]
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda c: c.__name__)

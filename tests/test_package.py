@@ -45,6 +45,7 @@ def test_contract_names_import() -> None:
         MemoryYieldIO,
         OpenFlags,
         UnixIO,
+        UringIO,
     )
     from core.sim import FaultConfig, SimulatorIO, explore  # noqa: F401
     from core.storage import CorruptDatabaseError, Database  # noqa: F401

@@ -3,6 +3,7 @@
 from core.io.backend import Buffer, File, IOBackend, OpenFlags, StrPath
 from core.io.memory import MemoryFile, MemoryIO, MemoryYieldIO
 from core.io.unix import UnixFile, UnixIO
+from core.io.uring import UringFile, UringIO
 
 __all__ = [
     "Buffer",
@@ -15,4 +16,6 @@ __all__ = [
     "StrPath",
     "UnixFile",
     "UnixIO",
+    "UringFile",
+    "UringIO",
 ]

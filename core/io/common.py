@@ -14,7 +14,7 @@ from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, StrPath
 
-__all__ = ["BackendBase", "FileBase", "pwritev_as_group"]
+__all__ = ["BackendBase", "FileBase", "pwritev_as_group", "read_buffer"]
 
 
 class FileBase:
@@ -74,6 +74,15 @@ class FileBase:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} {self._path!r} {state}>"
+
+
+def read_buffer(c: Completion) -> bytearray | memoryview:
+    """The buffer a read completion fills. Raises `IOResultError` for a completion
+    without one (not made by `Completion.new_read`)."""
+    buffer = c.buffer
+    if buffer is None:
+        raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+    return buffer
 
 
 class BackendBase:

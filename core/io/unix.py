@@ -17,9 +17,17 @@ from collections.abc import Sequence
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
-from core.io.common import BackendBase, FileBase
+from core.io.common import BackendBase, FileBase, read_buffer
 
-__all__ = ["UnixFile", "UnixIO", "open_fd", "open_flags_to_os", "unlink_path"]
+__all__ = [
+    "UnixFile",
+    "UnixIO",
+    "fstat_size",
+    "ftruncate_now",
+    "open_fd",
+    "open_flags_to_os",
+    "unlink_path",
+]
 
 
 def open_flags_to_os(flags: OpenFlags) -> int:
@@ -58,6 +66,26 @@ def open_fd(name: str, flags: OpenFlags) -> int:
     return fd
 
 
+def ftruncate_now(fd: int, path: str, length: int, c: Completion) -> Completion:
+    """`ftruncate(2)` `fd` to `length` and finish `c`: with 0, or with the error naming the
+    errno, path and length."""
+    try:
+        os.ftruncate(fd, length)
+    except OSError as exc:
+        c.error(CompletionError.from_os_error(exc, "ftruncate", path=path, offset=length))
+    else:
+        c.complete(0)
+    return c
+
+
+def fstat_size(fd: int, path: str) -> int:
+    """The size of the open file `fd`. Raises `CompletionError` with the errno and path."""
+    try:
+        return os.fstat(fd).st_size
+    except OSError as exc:
+        raise CompletionError.from_os_error(exc, "fstat", path=path) from exc
+
+
 def unlink_path(name: str) -> None:
     """`unlink(2)` `name`. Raises `CompletionError` with the errno and path."""
     try:
@@ -79,9 +107,7 @@ class UnixFile(FileBase):
     def pread(self, pos: int, c: Completion) -> Completion:
         if self._closed:
             self._check_open("pread")
-        buffer = c.buffer
-        if buffer is None:
-            raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+        buffer = read_buffer(c)
         try:
             count = read_fully(self.fd, buffer, pos)
         except OSError as exc:
@@ -115,20 +141,11 @@ class UnixFile(FileBase):
 
     def truncate(self, length: int, c: Completion) -> Completion:
         self._check_writable("truncate")
-        try:
-            os.ftruncate(self.fd, length)
-        except OSError as exc:
-            c.error(CompletionError.from_os_error(exc, "ftruncate", path=self._path, offset=length))
-        else:
-            c.complete(0)
-        return c
+        return ftruncate_now(self.fd, self._path, length, c)
 
     def size(self) -> int:
         self._check_open("size")
-        try:
-            return os.fstat(self.fd).st_size
-        except OSError as exc:
-            raise CompletionError.from_os_error(exc, "fstat", path=self._path) from exc
+        return fstat_size(self.fd, self._path)
 
     def _release(self) -> None:
         self._backend._open_files.discard(self)

@@ -1,0 +1,502 @@
+"""Real files through io_uring, with no event loop: the ring of `core.io.ring` for `block`.
+
+Theory of operation:
+- A `File` method writes one submission entry in our memory and returns its completion; it
+  raises at once for what cannot start (a closed file, a write to a read-only file) and,
+  like `UnixIO`, fails the completion at once for a negative offset. Nothing reaches the
+  kernel until `step()` or `wait_for_completion()`, which submit everything queued with ONE
+  `io_uring_enter` (the wait rides the same call, `IORING_ENTER_GETEVENTS`), then finish
+  the completions of every entry the kernel returned, on the calling thread. A full
+  submission queue is submitted (and reaped) before the next entry is written; so is a
+  file's queue before its descriptor is closed, since the kernel resolves descriptors only
+  when it takes the entries.
+- The completion queue never overflows: entries in flight plus entries about to be submitted
+  stay within its size (twice the submission queue), waiting for completions first.
+- Buffers: a read lands in the completion's own buffer; a write sends a private copy (the
+  caller may reuse its buffer at once, as with `UnixIO`). Every buffer the kernel may touch,
+  with the `ctypes` objects that give its address, stays in the table of entries keyed by
+  `user_data` until that entry's completion arrives, even if its completion was aborted.
+- Results match `UnixIO`: a short read or write is resubmitted for the rest (a read ends
+  early only at the end of the file, a write that takes nothing is `EIO`); a negative
+  result is `completion.error(CompletionError.from_os_error(...))` naming errno, path and
+  offset.
+- Cancellation: `cancel(cs)` aborts the completions at once and submits an
+  `IORING_OP_ASYNC_CANCEL` for each entry still in flight; whatever the kernel returns for
+  an abandoned entry later is dropped (only then is its buffer let go).
+- `close()` aborts and cancels everything in flight, waits for every last completion entry,
+  and only then unmaps the ring and closes its descriptor. Dropped unclosed, the backend
+  does the same from a finalizer. The ring belongs to the thread that set it up (see
+  `core.io.ring`) and to its process: after `os.fork()` the child gets `IOResultError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import weakref
+from collections.abc import Iterable, Sequence
+
+from core.completion import Completion
+from core.errors import CompletionError, ErrorKind, IOResultError
+from core.io.backend import Buffer, OpenFlags, StrPath
+from core.io.common import BackendBase, FileBase, read_buffer
+from core.io.ring import (
+    OP_ASYNC_CANCEL,
+    OP_FSYNC,
+    OP_FTRUNCATE,
+    OP_READ,
+    OP_WRITE,
+    OP_WRITEV,
+    Ring,
+    iovec_array,
+)
+from core.io.unix import fstat_size, ftruncate_now, open_fd, unlink_path
+
+__all__ = ["UringFile", "UringIO"]
+
+_FORKS = [0]
+"""How many times this process is a fork child of the one that imported us (bumped in the
+child by `os.register_at_fork`): a ring set up under another count is not ours."""
+
+
+def _count_fork() -> None:
+    _FORKS[0] += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
+
+_STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
+"""Rings that could not drain (closed from a thread the ring refuses): their buffers stay
+referenced for the life of the process, since the kernel may still write to them."""
+
+_CANCEL_KEY = 0
+"""The `user_data` of our own cancel entries, whose results nobody waits for."""
+
+
+class _Entry:
+    """One submitted I/O: its completion, where it goes, and what the kernel may touch."""
+
+    __slots__ = (
+        "addr",
+        "cancelled",
+        "completion",
+        "done",
+        "error_offset",
+        "file",
+        "keep",
+        "opcode",
+        "pos",
+        "total",
+        "what",
+    )
+
+    def __init__(
+        self,
+        completion: Completion,
+        file: UringFile,
+        what: str,
+        opcode: int,
+        pos: int,
+        addr: int,
+        total: int,
+        keep: object,
+    ) -> None:
+        self.completion = completion
+        self.file = file
+        self.what = what  # the system call's name in error messages, as `UnixIO` words them
+        self.opcode = opcode
+        self.pos = pos
+        self.error_offset: int | None = None if opcode == OP_FSYNC else pos
+        self.addr = addr  # for a read or write, the address of byte 0 of the transfer
+        self.total = total
+        self.done = 0
+        self.keep = keep  # buffers and ctypes objects the kernel may touch
+        self.cancelled = False  # an ASYNC_CANCEL has been queued for it
+
+
+class _Engine:
+    """The ring, the table of entries in flight, submission and reaping.
+
+    Held by the backend, its files and its finalizer; never by a completion.
+    """
+
+    __slots__ = (
+        "enters",
+        "forks",
+        "has_ftruncate",
+        "inflight",
+        "next_key",
+        "pid",
+        "ring",
+        "submissions",
+        "table",
+    )
+
+    def __init__(self, ring: Ring) -> None:
+        self.ring: Ring | None = ring
+        self.table: dict[int, _Entry] = {}
+        self.inflight = 0  # submitted entries whose completion entry has not been reaped
+        self.next_key = _CANCEL_KEY + 1
+        self.pid = os.getpid()
+        self.forks = _FORKS[0]
+        self.has_ftruncate = OP_FTRUNCATE in ring.ops
+        self.enters = 0
+        self.submissions = 0
+
+    def usable(self, what: str) -> Ring:
+        """The ring. Raises `CompletionError` (`CLOSED`) after `close()`, `IOResultError` in
+        a fork child."""
+        ring = self.ring
+        if ring is None:
+            raise CompletionError(ErrorKind.CLOSED, f"{what} on a closed UringIO")
+        if self.forks != _FORKS[0]:
+            raise IOResultError(
+                f"{what}: this UringIO's io_uring ring was set up by process {self.pid}; "
+                f"process {os.getpid()} is a child made by os.fork() and must set up its own"
+            )
+        return ring
+
+    def busy(self) -> bool:
+        ring = self.ring
+        return ring is not None and bool(ring.queued or self.inflight)
+
+    def submit(self, entry: _Entry, opcode: int, off: int, addr: int, length: int) -> None:
+        """Queue `entry`; a full submission queue goes to the kernel first."""
+        ring = self.usable(entry.what)
+        while ring.queued >= ring.sq_entries:
+            self.flush(0)
+        key = self.next_key
+        self.next_key = key + 1
+        self.table[key] = entry
+        ring.queue(opcode, entry.file.fd, off, addr, length, key)
+
+    def _resubmit(self, entry: _Entry) -> None:
+        done = entry.done
+        self.submit(entry, entry.opcode, entry.pos + done, entry.addr + done, entry.total - done)
+
+    def flush(self, min_complete: int) -> int:
+        """Make room in the completion queue, submit everything queued with one enter that
+        waits for `min_complete` completions, and finish what came back. Returns how many
+        completions finished."""
+        ring = self.usable("io_uring_enter")
+        finished = 0
+        while (excess := self.inflight + ring.queued - ring.cq_entries) > 0:
+            self._enter(ring, excess, submit=False)
+            finished += self._finish_reaped(ring)
+        self._enter(ring, min_complete, submit=True)
+        return finished + self._finish_reaped(ring)
+
+    def _enter(self, ring: Ring, min_complete: int, submit: bool) -> None:
+        try:
+            taken = ring.enter(min_complete, submit)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise IOResultError(
+                    "UringIO is used from a thread other than the one that set it up; "
+                    "its ring accepts only that thread (IORING_SETUP_SINGLE_ISSUER)"
+                ) from exc
+            raise IOResultError(f"io_uring_enter failed: {exc}") from exc
+        self.enters += 1
+        if taken:
+            self.submissions += 1
+            self.inflight += taken
+
+    def _finish_reaped(self, ring: Ring) -> int:
+        # The batch is taken off the ring before any callback runs: a callback may submit
+        # (and so reap) again.
+        batch = ring.reap()
+        self.inflight -= len(batch)
+        finished = 0
+        table = self.table
+        for key, res in batch:
+            entry = table.pop(key, None)
+            if entry is None or entry.completion.finished():
+                continue  # our own cancel, or an abandoned entry: its buffer goes now
+            if self._settle(entry, res):
+                finished += 1
+        return finished
+
+    def _settle(self, entry: _Entry, res: int) -> bool:
+        """Finish `entry`'s completion with `res`, or resubmit the rest of a short transfer
+        (returns False then)."""
+        c = entry.completion
+        if res < 0:
+            c.error(_os_failure(-res, entry.what, entry.file.path, entry.error_offset))
+            return True
+        if entry.opcode in (OP_FSYNC, OP_FTRUNCATE):
+            c.complete(0)
+            return True
+        done = entry.done + res
+        if res and done < entry.total:
+            entry.done = done
+            if entry.file.closed:  # its descriptor may belong to another file by now
+                message = f"{entry.what} on a closed file"
+                c.error(CompletionError(ErrorKind.CLOSED, message, path=entry.file.path))
+                return True
+            if entry.opcode == OP_WRITEV:
+                _as_one_write(entry)
+            self._resubmit(entry)
+            return False
+        if res == 0 and done < entry.total and entry.opcode != OP_READ:
+            c.error(_os_failure(errno.EIO, entry.what, entry.file.path, entry.pos, "wrote nothing"))
+        else:
+            c.complete(done)
+        return True
+
+    def cancel_abandoned(self) -> None:
+        """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
+        while in flight, and submit them."""
+        ring = self.usable("cancel")
+        for key, entry in list(self.table.items()):
+            if not entry.cancelled and entry.completion.finished():
+                entry.cancelled = True
+                while ring.queued >= ring.sq_entries:
+                    self.flush(0)
+                ring.queue(OP_ASYNC_CANCEL, -1, 0, key, 0, _CANCEL_KEY)
+        if ring.queued:
+            self.flush(0)
+
+    def shutdown(self, strict: bool) -> None:
+        """Abort and cancel everything in flight, wait for every completion entry, then
+        unmap and close the ring. Idempotent. A fork child only lets go of its copies of
+        the mappings and the descriptor; the parent's entries are not its to drain.
+
+        Raises `IOResultError` (if `strict`) when the ring refuses this thread: the
+        engine is then kept, with every buffer, for the life of the process.
+        """
+        ring = self.ring
+        if ring is None:
+            return
+        if self.forks == _FORKS[0]:
+            try:
+                for entry in list(self.table.values()):
+                    entry.completion.abort()
+                self.cancel_abandoned()
+                while self.busy():
+                    self.flush(1)
+            except IOResultError:
+                _STRANDED.append((ring, self.table))  # never unmapped, never freed
+                self.ring, self.table = None, {}
+                if strict:
+                    raise
+                return
+        self.ring = None
+        self.table.clear()
+        ring.close()
+
+
+def _os_failure(
+    code: int, what: str, path: str, offset: int | None, detail: str | None = None
+) -> CompletionError:
+    return CompletionError.from_os_error(
+        OSError(code, detail or os.strerror(code)), what, path=path, offset=offset
+    )
+
+
+def _as_one_write(entry: _Entry) -> None:
+    """Turn a vectored write cut short into one plain write of what is left (a rare path)."""
+    arrays = entry.keep
+    assert isinstance(arrays, tuple)
+    rest = b"".join(bytes(a) for a in arrays[0])[entry.done :]
+    copy = (ctypes.c_char * len(rest)).from_buffer_copy(rest)
+    entry.opcode = OP_WRITE
+    entry.keep = copy
+    entry.addr = ctypes.addressof(copy) - entry.done  # byte `done` is the copy's first
+
+
+class UringFile(FileBase):
+    """A file whose I/O goes through its `UringIO`'s ring. Made by `UringIO.open_file`, or
+    directly around a descriptor opened elsewhere (the file then owns it)."""
+
+    __slots__ = ("_engine", "_open_files", "fd")
+
+    def __init__(self, backend: UringIO, path: str, fd: int, read_only: bool) -> None:
+        super().__init__(path, read_only)
+        # Not the backend itself: entries in flight hold their file, and the backend must
+        # stay collectable (its finalizer drains the ring) while the kernel holds entries.
+        self._engine = backend._engine
+        self._open_files = backend._open_files
+        self.fd = fd
+        backend._open_files.add(self)
+
+    def pread(self, pos: int, c: Completion) -> Completion:
+        if self._closed:
+            self._check_open("pread")
+        buffer = read_buffer(c)
+        if pos < 0:
+            return _refuse_offset(c, "pread", self._path, pos)
+        size = buffer.nbytes if isinstance(buffer, memoryview) else len(buffer)
+        if size == 0:
+            c.complete(0)
+            return c
+        anchor = ctypes.c_char.from_buffer(buffer)  # also pins a bytearray's size
+        addr = ctypes.addressof(anchor)
+        entry = _Entry(c, self, "pread", OP_READ, pos, addr, size, anchor)
+        self._engine.submit(entry, OP_READ, pos, addr, size)
+        return c
+
+    def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
+        return self.pwritev(pos, (buffer,), c)
+
+    def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
+        self._check_writable("pwritev")
+        if pos < 0:
+            return _refuse_offset(c, "pwrite", self._path, pos)
+        copies = [(ctypes.c_char * len(b)).from_buffer_copy(b) for b in buffers if len(b)]
+        if not copies:
+            c.complete(0)
+            return c
+        total = sum(len(a) for a in copies)
+        if len(copies) == 1:
+            addr = ctypes.addressof(copies[0])
+            entry = _Entry(c, self, "pwrite", OP_WRITE, pos, addr, total, copies[0])
+            self._engine.submit(entry, OP_WRITE, pos, addr, total)
+        else:
+            iov, iov_addr = iovec_array([(ctypes.addressof(a), len(a)) for a in copies])
+            entry = _Entry(c, self, "pwrite", OP_WRITEV, pos, 0, total, (copies, iov))
+            self._engine.submit(entry, OP_WRITEV, pos, iov_addr, len(copies))
+        return c
+
+    def sync(self, c: Completion) -> Completion:
+        self._check_open("sync")
+        self._engine.submit(_Entry(c, self, "fsync", OP_FSYNC, 0, 0, 0, None), OP_FSYNC, 0, 0, 0)
+        return c
+
+    def truncate(self, length: int, c: Completion) -> Completion:
+        self._check_writable("truncate")
+        engine = self._engine
+        if engine.has_ftruncate:
+            entry = _Entry(c, self, "ftruncate", OP_FTRUNCATE, length, 0, 0, None)
+            engine.submit(entry, OP_FTRUNCATE, length, 0, 0)
+            return c
+        engine.usable("truncate")  # before Linux 6.9: the plain call, finished at once
+        return ftruncate_now(self.fd, self._path, length, c)
+
+    def size(self) -> int:
+        self._check_open("size")
+        return fstat_size(self.fd, self._path)
+
+    def _release(self) -> None:
+        engine = self._engine
+        if engine.ring is not None and engine.ring.queued and engine.forks == _FORKS[0]:
+            engine.flush(0)  # the kernel resolves our descriptor when it takes the entries
+        self._open_files.discard(self)
+        os.close(self.fd)
+
+
+def _refuse_offset(c: Completion, what: str, path: str, pos: int) -> Completion:
+    """Fail `c` at once for a negative offset, as `UnixIO`'s system call does (the kernel
+    would read `-1` as "the current position")."""
+    c.error(_os_failure(errno.EINVAL, what, path, pos))
+    return c
+
+
+class UringIO(BackendBase):
+    """Real files through one io_uring ring of `entries` submission entries (twice as many
+    completion entries); completions finish on the thread that steps or waits.
+
+    Raises `IOResultError` at construction, naming the errno, where no ring can be set up
+    (`UringIO.available()` says so without raising). The ring accepts only the thread that
+    made it; after `os.fork()`, only the parent process.
+    """
+
+    needs_stepping = True  # completions progress only in step() or a wait: drivers step it
+
+    def __init__(self, entries: int = 256) -> None:
+        super().__init__()
+        try:
+            ring = Ring(entries)
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, "?")
+            raise IOResultError(f"io_uring is not available here: {name}: {exc}") from exc
+        self._engine = _Engine(ring)
+        self._open_files: set[UringFile] = set()
+        self._finalizer = weakref.finalize(self, self._engine.shutdown, False)
+
+    @staticmethod
+    def available() -> bool:
+        """True where a ring can be set up (Linux x86_64/aarch64 with io_uring allowed)."""
+        try:
+            Ring(2).close()
+        except OSError:
+            return False
+        return True
+
+    @property
+    def enters(self) -> int:
+        """How many `io_uring_enter` calls this backend made."""
+        return self._engine.enters
+
+    @property
+    def submissions(self) -> int:
+        """How many of those calls handed entries to the kernel."""
+        return self._engine.submissions
+
+    @property
+    def in_flight(self) -> int:
+        """Entries queued or submitted whose completion entry has not arrived."""
+        ring = self._engine.ring
+        return self._engine.inflight + (ring.queued if ring is not None else 0)
+
+    def open_file(self, path: StrPath, flags: OpenFlags = OpenFlags.NONE) -> UringFile:
+        """Open `path`. Raises `CompletionError` with the errno and path (e.g. `ENOENT`,
+        `EACCES`, `EISDIR`), kind `CLOSED` if the backend is closed, `IOResultError` in a
+        fork child."""
+        self._check_open("open_file")
+        self._engine.usable("open_file")
+        name = os.fspath(path)
+        return UringFile(self, name, open_fd(name, flags), OpenFlags.READ_ONLY in flags)
+
+    def remove_file(self, path: StrPath) -> None:
+        """Unlink `path`. Raises `CompletionError` with errno and path."""
+        self._check_open("remove_file")
+        unlink_path(os.fspath(path))
+
+    def step(self) -> int:
+        """Submit what is queued and finish what has completed, without waiting."""
+        engine = self._engine
+        if not engine.busy():
+            return 0
+        return engine.flush(0)
+
+    def wait_for_completion(self, c: Completion) -> None:
+        """Submit, then wait in the kernel until `c` finishes; raise its error if it failed.
+
+        Raises `IOResultError` if nothing in flight here could finish it, in a fork child,
+        or from a thread the ring refuses.
+        """
+        engine = self._engine
+        while not c.finished():
+            if not engine.busy():
+                raise IOResultError(
+                    f"{c!r} can never finish on UringIO: nothing in flight here would "
+                    "finish it (was it submitted to another backend?)"
+                )
+            engine.flush(1)
+        error = c.get_error()
+        if error is not None:
+            raise error
+
+    def cancel(self, cs: Iterable[Completion]) -> None:
+        """Abort every unfinished completion in `cs` at once and ask the kernel to cancel
+        the entries still in flight for them (their late results are dropped)."""
+        for c in cs:
+            if not c.finished():
+                c.abort()
+        if self._engine.busy():
+            self._engine.cancel_abandoned()
+
+    def close(self) -> None:
+        """Cancel and drain everything in flight, unmap the ring, close every file;
+        idempotent. Raises `IOResultError` from a thread the ring refuses."""
+        if self._closed:
+            return
+        try:
+            self._engine.shutdown(True)
+        finally:
+            self._finalizer.detach()
+            for file in list(self._open_files):
+                file.close()
+            super().close()
