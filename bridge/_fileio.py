@@ -400,6 +400,12 @@ class AsyncFileIO(BackendBase):
 
     # -- introspection ------------------------------------------------------------------
 
+    @staticmethod
+    def uring_available() -> bool:
+        """True where the io_uring engine can run (a ring and its eventfd can be set up);
+        probed once per process, never raises."""
+        return _uring_engine.unavailable_reason() is None
+
     @property
     def nowait(self) -> bool:
         """Whether reads try RWF_NOWAIT inline first (per file it may turn itself off)."""
