@@ -1,5 +1,10 @@
 """`AsyncFileIO`: real files for code running on an event loop (asyncio, uvloop or trio).
 
+Two engines run what cannot complete inline: the worker pool described here (`"threads"`)
+and one io_uring ring (`"uring"`, `bridge._uring_engine`, whose theory is there); both start
+at `_stage` and share `bridge._fileio_common`. The rules below hold for both, except that
+the ring has no workers: where a worker is named, read "the ring".
+
 Theory of operation (Turso's `core/io/unix.rs` and `io_uring.rs` are the models: submit,
 then complete on the thread that polls):
 - Reads first try `preadv(..., RWF_NOWAIT)` inline, on the loop thread: a page-cache hit
@@ -60,7 +65,14 @@ from bridge._drive_common import (
     report_unraisable,
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
-from bridge._fileio_common import AsyncioLoopHandle, Kind, LoopHandle, Request, translate_error
+from bridge._fileio_common import (
+    AsyncioLoopHandle,
+    Kind,
+    LoopHandle,
+    Request,
+    split_settle_waiters,
+    translate_error,
+)
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
@@ -316,6 +328,13 @@ class AsyncFileIO(BackendBase):
       in one loop pass; a read that does not fit in what is left waits for the next pass
       (one larger than the whole budget goes to the pool), so many operations reading at
       once cannot hold the loop for long.
+    - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
+      (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
+      `IOResultError` naming why where no ring can be set up), or "auto": the ring where
+      one can be set up, else the pool, never raising. "auto" prefers the ring because it
+      measured faster on cold reads (`benchmarks/bench_file_reads.py`, drive over
+      AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on hot ones
+      (both read inline). `io.engine` says which runs.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
@@ -710,15 +729,9 @@ class AsyncFileIO(BackendBase):
             os.close(file.fd)
 
     def _fire_settle_waiters(self) -> None:
-        lowest = next(iter(self._outstanding), None)
-        keep: list[tuple[int, Callable[[], object]]] = []
-        fire: list[Callable[[], object]] = []
-        for target, callback in self._settle_waiters:
-            if lowest is None or target < lowest:
-                fire.append(callback)
-            else:
-                keep.append((target, callback))
-        self._settle_waiters = keep
+        self._settle_waiters, fire = split_settle_waiters(
+            self._settle_waiters, next(iter(self._outstanding), None)
+        )
         for callback in fire:
             callback()
 

@@ -30,7 +30,14 @@ from core.io.unix import read_fully, write_fully
 if TYPE_CHECKING:
     from bridge._fileio import AsyncFile
 
-__all__ = ["AsyncioLoopHandle", "Kind", "LoopHandle", "Request", "translate_error"]
+__all__ = [
+    "AsyncioLoopHandle",
+    "Kind",
+    "LoopHandle",
+    "Request",
+    "split_settle_waiters",
+    "translate_error",
+]
 
 
 class LoopHandle(Protocol):
@@ -179,3 +186,20 @@ def translate_error(error: BaseException, req: Request) -> CompletionError:
     )
     err.__cause__ = error
     return err
+
+
+def split_settle_waiters(
+    waiters: list[tuple[int, Callable[[], object]]], lowest: int | None
+) -> tuple[list[tuple[int, Callable[[], object]]], list[Callable[[], object]]]:
+    """Split the waiters into those still waiting (first) and the callbacks due (second):
+    due where the target (the last sequence number out when it registered) is below
+    `lowest`, the lowest still out (None: nothing is). The caller stores the first before
+    calling any of the second: a callback may register a new waiter."""
+    keep: list[tuple[int, Callable[[], object]]] = []
+    fire: list[Callable[[], object]] = []
+    for target, callback in waiters:
+        if lowest is None or target < lowest:
+            fire.append(callback)
+        else:
+            keep.append((target, callback))
+    return keep, fire

@@ -57,7 +57,7 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from bridge._drive_common import report_unraisable
-from bridge._fileio_common import Kind, LoopHandle, Request, translate_error
+from bridge._fileio_common import Kind, LoopHandle, Request, split_settle_waiters, translate_error
 from core.errors import IOResultError
 from core.io.ring import (
     OP_ASYNC_CANCEL,
@@ -406,19 +406,13 @@ class UringEngine:
         if not self.table:
             return False
         self.cancel_abandoned()
-        self._settle_waiters.append((self._next_key, callback))
+        self._settle_waiters.append((self._next_key - 1, callback))  # the last key out
         return True
 
     def _fire_settle_waiters(self) -> None:
-        lowest = next(iter(self.table), None)
-        keep: list[tuple[int, Callable[[], object]]] = []
-        fire: list[Callable[[], object]] = []
-        for target, callback in self._settle_waiters:
-            if lowest is None or target <= lowest:
-                fire.append(callback)
-            else:
-                keep.append((target, callback))
-        self._settle_waiters = keep
+        self._settle_waiters, fire = split_settle_waiters(
+            self._settle_waiters, next(iter(self.table), None)
+        )
         for callback in fire:
             callback()
 
