@@ -234,11 +234,15 @@ def main() -> None:
                     ("aiofiles", aiofiles_reads),
                     ("anyio", anyio_reads),
                 ]
+
+                def drive_one_uring(loop: str) -> float:
+                    return drive_one(loop, "+uring")
+
+                def drive_many_uring(loop: str) -> float:
+                    return drive_many(loop, "+uring")
+
                 if "uring" in engines:
-                    per_loop += [
-                        ("drive1u", lambda loop: drive_one(loop, "+uring")),
-                        ("drive32u", lambda loop: drive_many(loop, "+uring")),
-                    ]
+                    per_loop += [("drive1u", drive_one_uring), ("drive32u", drive_many_uring)]
                 for loop in runners.names:
                     for key, fn in per_loop:
                         out.append(Contender(f"{key}/{loop}", lambda fn=fn, loop=loop: fn(loop)))
