@@ -116,7 +116,14 @@ def main() -> None:
         uring_file = uring.open_file(path, OpenFlags.READ_ONLY) if uring is not None else None
 
         with LoopRunners() as runners:
-            backends = {name: AsyncFileIO() for name in runners.names}
+            # One backend per loop and engine: "drive1/asyncio" runs the worker pool,
+            # "drive1u/asyncio" the io_uring ring (where one can be set up).
+            engines = ["threads"] + (["uring"] if AsyncFileIO.uring_available() else [])
+            backends = {
+                f"{loop}{'' if engine == 'threads' else '+uring'}": AsyncFileIO(engine=engine)
+                for loop in runners.names
+                for engine in engines
+            }
             files = {name: io.open_file(path, OpenFlags.READ_ONLY) for name, io in backends.items()}
 
             def contenders() -> list[Contender]:
@@ -166,9 +173,9 @@ def main() -> None:
 
                     return timed(work, n)
 
-                def drive_one(loop: str) -> float:
-                    io, f = backends[loop], files[loop]
-                    offsets = Offsets(f"drive1/{loop}")
+                def drive_one(loop: str, engine: str = "") -> float:
+                    io, f = backends[loop + engine], files[loop + engine]
+                    offsets = Offsets(f"drive1{engine}/{loop}")
 
                     async def work() -> None:
                         for off in offsets:
@@ -176,9 +183,9 @@ def main() -> None:
 
                     return runners.run(loop, atimed(work, n))
 
-                def drive_many(loop: str) -> float:
-                    io, f = backends[loop], files[loop]
-                    offsets = list(Offsets(f"drive32/{loop}"))
+                def drive_many(loop: str, engine: str = "") -> float:
+                    io, f = backends[loop + engine], files[loop + engine]
+                    offsets = list(Offsets(f"drive32{engine}/{loop}"))
 
                     async def lane(part: list[int]) -> None:
                         for off in part:
@@ -227,6 +234,15 @@ def main() -> None:
                     ("aiofiles", aiofiles_reads),
                     ("anyio", anyio_reads),
                 ]
+
+                def drive_one_uring(loop: str) -> float:
+                    return drive_one(loop, "+uring")
+
+                def drive_many_uring(loop: str) -> float:
+                    return drive_many(loop, "+uring")
+
+                if "uring" in engines:
+                    per_loop += [("drive1u", drive_one_uring), ("drive32u", drive_many_uring)]
                 for loop in runners.names:
                     for key, fn in per_loop:
                         out.append(Contender(f"{key}/{loop}", lambda fn=fn, loop=loop: fn(loop)))
@@ -238,8 +254,10 @@ def main() -> None:
                 "unix32": f"block, {CONCURRENCY} preads in one group, over UnixIO",
                 "uring1": "block(ReadRange) over UringIO, 1 at a time",
                 "uring32": f"block, {CONCURRENCY} preads in one group, over UringIO",
-                "drive1": "drive(ReadRange) over AsyncFileIO, 1 at a time",
-                "drive32": f"drive(ReadRange) over AsyncFileIO, {CONCURRENCY} at once",
+                "drive1": "drive(ReadRange) over AsyncFileIO threads, 1 at a time",
+                "drive32": f"drive(ReadRange) over AsyncFileIO threads, {CONCURRENCY} at once",
+                "drive1u": "drive(ReadRange) over AsyncFileIO uring, 1 at a time",
+                "drive32u": f"drive(ReadRange) over AsyncFileIO uring, {CONCURRENCY} at once",
                 "aiofiles": "aiofiles seek+read, 1 at a time",
                 "anyio": "anyio.to_thread.run_sync(os.pread), 1 at a time",
             }
@@ -306,8 +324,23 @@ def main() -> None:
                     ],
                 )
 
-            for loop, io in backends.items():
-                runners.run(loop, io.aclose())
+            if "uring" in engines:
+                print_table(
+                    "AsyncFileIO engines: threads time / uring time (above 1: uring is faster)",
+                    ["ratio", "measured"],
+                    [
+                        [
+                            f"{cache}: {labels[key]} / uring, {loop}",
+                            ratio(m[f"{key}/{loop}"], m[f"{key}u/{loop}"]),
+                        ]
+                        for cache, m in (("hot", hot), ("cold", cold))
+                        for key in ("drive1", "drive32")
+                        for loop in runners.names
+                    ],
+                )
+
+            for name, io in backends.items():
+                runners.run(name.partition("+")[0], io.aclose())
         unix.close()
         if uring is not None:
             uring.close()

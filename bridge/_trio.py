@@ -199,11 +199,12 @@ async def wait_settled_trio(io: object, settle_timeout: float) -> None:
 class TrioLoopHandle:
     """How `AsyncFileIO` reaches a trio run: schedule on it, post to it from workers."""
 
-    __slots__ = ("thread_id", "token")
+    __slots__ = ("thread_id", "token", "watched")
 
     def __init__(self) -> None:
         self.token = current_trio_token()
         self.thread_id = get_ident()
+        self.watched: set[int] = set()  # descriptors with a watcher task
 
     def is_current(self) -> bool:
         """True on the thread and in the run this handle was made in."""
@@ -234,3 +235,29 @@ class TrioLoopHandle:
     async def wait_settled(self, io: object, settle_timeout: float) -> None:
         """See `wait_settled_trio`."""
         await wait_settled_trio(io, settle_timeout)
+
+    def watch_readable(self, fd: int, fn: Callable[[Any], object]) -> None:
+        """Call `fn(None)` on the run's thread whenever `fd` is readable: a system task
+        waits with `wait_readable` (it lives as long as the run, or until `unwatch`)."""
+        self.watched.add(fd)
+        trio.lowlevel.spawn_system_task(
+            _watch_readable, fd, fn, self.watched, name=f"ioresult-watch-{fd}"
+        )
+
+    def unwatch(self, fd: int) -> None:
+        """Stop the watcher of `fd` before it is closed (trio requires `notify_closing`)."""
+        self.watched.discard(fd)
+        if self.is_current():
+            trio.lowlevel.notify_closing(fd)
+
+
+async def _watch_readable(fd: int, fn: Callable[[Any], object], watched: set[int]) -> None:
+    """A system task: `fn` must not raise (an exception here would crash the run). It
+    stops once `fd` is no longer watched, so it never waits on a number reused since."""
+    while fd in watched:
+        try:
+            await trio.lowlevel.wait_readable(fd)
+        except (trio.ClosedResourceError, OSError, ValueError):  # `unwatch`, or closed
+            return
+        if fd in watched:
+            fn(None)

@@ -9,6 +9,9 @@
 - trio tests use anyio's plugin: `@pytest.mark.anyio` with an `anyio_backend` fixture of
   "trio" in the test module.
 - `@pytest.mark.slow` tests are skipped unless `--run-slow` is given.
+- `file_engine` runs a test once per engine of `AsyncFileIO` ("threads", "uring"): it sets
+  what `engine="auto"` picks, so every backend the test builds without naming an engine
+  runs that engine. The "uring" case is skipped only where no ring can be set up.
 """
 
 from __future__ import annotations
@@ -63,6 +66,20 @@ def _no_loop_errors() -> Iterator[None]:
     errors = list(LOOP_ERRORS)
     LOOP_ERRORS.clear()
     assert not errors, f"the event loop reported errors: {errors}"
+
+
+@pytest.fixture(params=["threads", "uring"])
+def file_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The engine `AsyncFileIO(engine="auto")` picks during the test."""
+    from bridge import _fileio, _uring_engine
+
+    engine: str = request.param
+    if engine == "uring":
+        reason = _uring_engine.unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+    monkeypatch.setattr(_fileio, "AUTO_URING", engine == "uring")
+    return engine
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

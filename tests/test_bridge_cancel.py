@@ -23,6 +23,9 @@ from bridge import AsyncFileIO, drive
 from core import IO, Completion, CompletionGroup, Done
 from core.io import File, MemoryYieldIO, OpenFlags
 
+# Every test here runs on both engines of AsyncFileIO (see `file_engine` in conftest).
+pytestmark = pytest.mark.usefixtures("file_engine")
+
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
 POINTS = 5
 
@@ -189,7 +192,7 @@ class Held(AsyncFileIO):
     """Workers wait for `gate` before each batch."""
 
     def __init__(self) -> None:
-        super().__init__(nowait=False, settle_timeout=5)
+        super().__init__(nowait=False, settle_timeout=5, engine="threads")  # gated workers
         self.gate = threading.Event()
         self.gate.set()
 

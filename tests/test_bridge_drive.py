@@ -24,6 +24,9 @@ from core import IO, Completion, CompletionError, CompletionGroup, Done, ErrorKi
 from core.io import MemoryIO, MemoryYieldIO, OpenFlags
 from core.ops import ReadRange, ReadWholeFile, WriteBuffers
 
+# Every test here runs on both engines of AsyncFileIO (see `file_engine` in conftest).
+pytestmark = pytest.mark.usefixtures("file_engine")
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -14,6 +14,9 @@ from core import CompletionError, block
 from core.io import IOBackend, MemoryIO, MemoryYieldIO, OpenFlags, UnixIO
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
 
+# Every test here runs on both engines of AsyncFileIO (see `file_engine` in conftest).
+pytestmark = pytest.mark.usefixtures("file_engine")
+
 A = random.Random(1).randbytes(70_000)
 B = random.Random(2).randbytes(12_345)
 

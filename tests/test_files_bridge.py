@@ -32,6 +32,9 @@ from core.files import OpenFile, parse_open_arguments
 from core.io import MemoryIO, MemoryYieldIO, OpenFlags
 from tests.conftest import new_asyncio_loop, new_uvloop_loop
 
+# Every test here runs on both engines of AsyncFileIO (see `file_engine` in conftest).
+pytestmark = pytest.mark.usefixtures("file_engine")
+
 
 @pytest.fixture(autouse=True)
 def _no_worker_left_behind() -> Iterator[None]:
@@ -298,7 +301,7 @@ class GatedIO(AsyncFileIO):
     """Every read goes to the workers, and workers wait for `gate` before each batch."""
 
     def __init__(self) -> None:
-        super().__init__(nowait=False, settle_timeout=5)
+        super().__init__(nowait=False, settle_timeout=5, engine="threads")  # gated workers
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()

@@ -28,6 +28,10 @@ Theory of operation:
     total store order makes every plain load an acquire and every plain store a release,
     which is all the protocol needs. arm64 promises nothing of the kind, so there the ring
     reports itself unavailable instead.
+  * `Ring(entries, defer_taskrun=False)` (for an event loop that waits on an eventfd, see
+    `bridge._uring_engine`) asks for `SINGLE_ISSUER` alone: the kernel then posts entries
+    from task work and io-wq while we may be reading, which only x86-64's ordering makes
+    safe with plain accesses; elsewhere that ring is refused (`ENOSYS`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "OP_READ",
     "OP_WRITE",
     "OP_WRITEV",
+    "SQE_IO_DRAIN",
     "Ring",
     "iovec_array",
 ]
@@ -67,6 +72,8 @@ _SETUP_DEFER_TASKRUN = 1 << 13
 _FEAT_SINGLE_MMAP = 1 << 0
 _ENTER_GETEVENTS = 1 << 0
 _REGISTER_PROBE = 8
+_REGISTER_EVENTFD = 4
+SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
 _PROBE_OPS = 256
 _OP_SUPPORTED = 1
 _OFF_SQ_RING = 0
@@ -173,6 +180,7 @@ class Ring:
         "_cqes",
         "_enter_no",
         "_maps",
+        "_register_no",
         "_sq32",
         "_sq_head_i",
         "_sq_mask",
@@ -187,7 +195,7 @@ class Ring:
         "sq_entries",
     )
 
-    def __init__(self, entries: int) -> None:
+    def __init__(self, entries: int, defer_taskrun: bool = True) -> None:
         machine = platform.machine()
         numbers = _SYSCALLS.get(machine)
         if _LIBC is None or numbers is None:
@@ -195,9 +203,17 @@ class Ring:
             raise _os_error(
                 errno.ENOSYS, f"io_uring is wired for Linux x86_64/aarch64, not {where}"
             )
-        setup_no, self._enter_no, register_no = numbers
+        if not defer_taskrun and machine != "x86_64":
+            raise _os_error(
+                errno.ENOSYS,
+                f"a ring without DEFER_TASKRUN needs x86-64's memory ordering, not {machine}",
+            )
+        setup_no, self._enter_no, self._register_no = numbers
+        register_no = self._register_no
         params = _Params()
-        params.flags = _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER | _SETUP_DEFER_TASKRUN
+        params.flags = _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER
+        if defer_taskrun:
+            params.flags |= _SETUP_DEFER_TASKRUN
         fd = _syscall(setup_no, entries, ctypes.addressof(params))
         if fd == -errno.EINVAL and machine == "x86_64":
             params = _Params()  # before 6.1: a plain ring is still ordered enough on x86-64
@@ -264,14 +280,25 @@ class Ring:
         raw = probe.raw  # struct io_uring_probe: last_op, ops_len, ..., then 8-byte ops
         return frozenset(op for op in range(raw[1]) if raw[16 + 8 * op + 2] & _OP_SUPPORTED)
 
-    def queue(self, opcode: int, fd: int, off: int, addr: int, length: int, key: int) -> None:
+    def register_eventfd(self, efd: int) -> None:
+        """Have the kernel signal the eventfd `efd` whenever it posts completion entries.
+
+        Raises `OSError` with the kernel's errno."""
+        arg = ctypes.c_int(efd)
+        ret = _syscall(self._register_no, self.fd, _REGISTER_EVENTFD, ctypes.addressof(arg), 1)
+        if ret < 0:
+            raise _os_error(-ret, "io_uring_register(EVENTFD)")
+
+    def queue(
+        self, opcode: int, fd: int, off: int, addr: int, length: int, key: int, flags: int = 0
+    ) -> None:
         """Write one entry; the caller has checked `queued < sq_entries`."""
         tail = self._sq_tail
         _SQE.pack_into(
             self._sqes,
             (tail & self._sq_mask) << 6,
             opcode,
-            0,
+            flags,
             0,
             fd,
             off & _U64,

@@ -1,0 +1,205 @@
+"""What both engines of `AsyncFileIO` share: the loop handles and the request record.
+
+Rules it keeps:
+- A `Request` is one file operation as `AsyncFile` submits it, whichever engine runs it:
+  the worker pool (`bridge._fileio`) runs `run(fd)` on a worker thread; the io_uring engine
+  (`bridge._uring_engine`) turns it into ring entries. Either way the loop thread alone
+  finishes its completion, and `translate_error` words its failure the same way.
+- A `LoopHandle` is all an engine needs of the running loop: schedule a callback on it,
+  post to it from another thread, and watch a descriptor for readability (the io_uring
+  engine's eventfd). The asyncio handle is here; trio's is in `bridge._trio`, imported only
+  under trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+from collections.abc import Callable, Sequence
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bridge._drive import Resolver
+from bridge._drive_common import when_settled_of
+from core.completion import Completion
+from core.errors import CompletionError, ErrorKind
+from core.io.backend import Buffer
+from core.io.unix import read_fully, write_fully
+
+if TYPE_CHECKING:
+    from bridge._fileio import AsyncFile
+
+__all__ = [
+    "AsyncioLoopHandle",
+    "Kind",
+    "LoopHandle",
+    "Request",
+    "split_settle_waiters",
+    "translate_error",
+]
+
+
+class LoopHandle(Protocol):
+    """The few things the backend needs from a running loop (asyncio or trio)."""
+
+    thread_id: int
+
+    def is_current(self) -> bool: ...
+    def call_soon(self, fn: Callable[[Any], object], arg: object) -> None: ...
+    def post(self, fn: Callable[[Any], object], arg: object) -> bool: ...
+    def unit(self) -> object: ...
+    async def wait_settled(self, io: object, settle_timeout: float) -> None: ...
+    def watch_readable(self, fd: int, fn: Callable[[Any], object]) -> None: ...
+    def unwatch(self, fd: int) -> None: ...
+
+
+class AsyncioLoopHandle:
+    """How the backend reaches an asyncio (or uvloop) loop."""
+
+    __slots__ = ("loop", "thread_id")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread_id = get_ident()
+
+    def is_current(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def call_soon(self, fn: Callable[[Any], object], arg: object) -> None:
+        self.loop.call_soon(fn, arg)
+
+    def post(self, fn: Callable[[Any], object], arg: object) -> bool:
+        loop = self.loop
+        if loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(fn, arg)
+        except RuntimeError:  # closed between the check and the call
+            return False
+        return True
+
+    def unit(self) -> object:
+        return asyncio.current_task(self.loop)
+
+    async def wait_settled(self, io: object, settle_timeout: float) -> None:
+        when_settled = when_settled_of(io)
+        if when_settled is None:
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        if not when_settled(Resolver(fut)):
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), settle_timeout)
+        except TimeoutError:
+            pass
+
+    def watch_readable(self, fd: int, fn: Callable[[Any], object]) -> None:
+        """Call `fn(None)` on the loop whenever `fd` is readable (level-triggered)."""
+        self.loop.add_reader(fd, fn, None)
+
+    def unwatch(self, fd: int) -> None:
+        """Stop watching `fd` (before it is closed); nothing to undo on a closed loop."""
+        if self.loop.is_closed():
+            return
+        try:
+            self.loop.remove_reader(fd)
+        except RuntimeError:  # closed between the check and the call (uvloop raises)
+            pass
+
+
+class Kind(enum.Enum):
+    READ = "pread"
+    WRITE = "pwrite"
+    SYNC = "fsync"
+    TRUNCATE = "ftruncate"
+
+
+class Request:
+    """One system call (or a loop of them) for a worker. Workers write only `result`,
+    `error` and `skipped`; the loop reads them after the batch is posted back."""
+
+    __slots__ = (
+        "base",
+        "buffers",
+        "completion",
+        "error",
+        "file",
+        "kind",
+        "pos",
+        "result",
+        "skipped",
+        "unit",
+    )
+
+    def __init__(
+        self,
+        kind: Kind,
+        file: AsyncFile,
+        completion: Completion,
+        pos: int,
+        buffers: Sequence[Buffer] | memoryview | None,
+        unit: object,
+        base: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.file = file
+        self.completion = completion
+        self.pos = pos
+        self.buffers = buffers
+        self.unit = unit
+        self.base = base
+        self.result = 0
+        self.error: BaseException | None = None
+        self.skipped = False
+
+    def run(self, fd: int) -> int:
+        """Make the system call(s); raises `OSError` (worker thread)."""
+        match self.kind:
+            case Kind.READ:
+                view = self.buffers
+                assert isinstance(view, memoryview)
+                return self.base + read_fully(fd, view, self.pos)
+            case Kind.WRITE:
+                buffers = self.buffers
+                assert isinstance(buffers, list | tuple)
+                return write_fully(fd, buffers, self.pos)
+            case Kind.SYNC:
+                os.fsync(fd)
+                return 0
+            case Kind.TRUNCATE:
+                os.ftruncate(fd, self.pos)
+                return 0
+
+
+def translate_error(error: BaseException, req: Request) -> CompletionError:
+    """A worker's exception as the completion's error."""
+    path = req.file.path
+    offset = req.pos if req.kind in (Kind.READ, Kind.WRITE, Kind.TRUNCATE) else None
+    if isinstance(error, OSError):
+        return CompletionError.from_os_error(error, req.kind.value, path=path, offset=offset)
+    err = CompletionError(
+        ErrorKind.IO, f"{req.kind.value} raised {error!r}", path=path, offset=offset
+    )
+    err.__cause__ = error
+    return err
+
+
+def split_settle_waiters(
+    waiters: list[tuple[int, Callable[[], object]]], lowest: int | None
+) -> tuple[list[tuple[int, Callable[[], object]]], list[Callable[[], object]]]:
+    """Split the waiters into those still waiting (first) and the callbacks due (second):
+    due where the target (the last sequence number out when it registered) is below
+    `lowest`, the lowest still out (None: nothing is). The caller stores the first before
+    calling any of the second: a callback may register a new waiter."""
+    keep: list[tuple[int, Callable[[], object]]] = []
+    fire: list[Callable[[], object]] = []
+    for target, callback in waiters:
+        if lowest is None or target < lowest:
+            fire.append(callback)
+        else:
+            keep.append((target, callback))
+    return keep, fire

@@ -1,0 +1,495 @@
+"""The io_uring engine of `AsyncFileIO`: one ring per backend, watched by the event loop.
+
+Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
+`core/io/io_uring.rs` is the model):
+- `AsyncFile` decides what runs inline (a page-cache hit through RWF_NOWAIT, cheaper than
+  any round trip) and hands everything else to `submit` as a `Request`, on the loop thread.
+  The engine writes one ring entry for it in our memory and schedules one `_flush` per loop
+  pass (`call_soon`): every entry queued during that pass goes to the kernel with one
+  `io_uring_enter`; a full submission queue goes at once.
+- The ring is set up lazily, on the loop thread, at the first submission: the ring accepts
+  only the thread that set it up (`SINGLE_ISSUER`). An eventfd registered with the ring
+  (`IORING_REGISTER_EVENTFD`) is what the loop watches (`loop.add_reader`; a trio system
+  task in `wait_readable`). On readiness: drain the eventfd, then `io_uring_enter(GETEVENTS,
+  min_complete=0)` and reap; completions finish here, on the loop thread, so nothing above
+  needs a lock. The eventfd is drained *before* reaping, so an entry posted after the reap
+  signals again and is never missed.
+- Why no `DEFER_TASKRUN` (measured on Linux 6.18): with it, the eventfd does fire, but
+  each `io_uring_enter(min_complete=0)` runs at most 20 pieces of deferred work, so 100
+  finished reads took five wake-ups of the loop instead of one. Without it, the kernel posts
+  completion entries itself (from task work and io-wq), possibly while we read the ring: on
+  x86-64 plain loads and stores are acquire and release (total store order), which is all
+  the ring protocol needs (see `core.io.ring`); elsewhere the engine is unavailable.
+- Bounded in flight: at most `max_in_flight` requests (and never more than the submission
+  queue holds) are in the ring; more wait in a FIFO fed as completions come back, so
+  `File.pread` and friends never block. The completion queue is twice the submission queue:
+  one entry per request in flight plus one per cancel always fits.
+- Buffers: a read lands in the completion's own buffer, a write sends a private copy. Every
+  buffer the kernel may touch, with the `ctypes` object that gives its address, stays in the
+  table of entries (keyed by `user_data`) until that entry's completion arrives, even when
+  its completion was aborted. A short transfer is resubmitted for the rest, as a worker's
+  loop of system calls would; a read ends early only at the end of the file.
+- Order: the kernel runs entries in parallel, so fsync and truncate are queued with
+  `IOSQE_IO_DRAIN`: they start after every earlier entry finished, and later ones wait for
+  them (the pool keeps one task's requests in order; this keeps the part that matters).
+  Before Linux 6.9 (no `FTRUNCATE` opcode) truncate is a plain system call on the loop thread.
+- Cancellation: a driver that gives up aborts its completion and asks `when_settled`; that
+  queues an `IORING_OP_ASYNC_CANCEL` for every entry whose completion has finished while it
+  was in the ring. Whatever arrives later for such an entry is dropped (only then does its
+  buffer go). A request aborted while it waited for room never reaches the kernel.
+- Closing: abort everything, cancel what is in the ring, and wait for every last completion
+  entry (polling the eventfd, bounded by `settle_timeout` per quiet spell); only an empty
+  ring is unmapped. A ring that cannot drain (a thread the ring refuses, a device that never
+  answers) is kept with every buffer for the life of the process, never unmapped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import os
+import platform
+import select
+from collections import deque
+from collections.abc import Callable
+from time import monotonic as _monotonic
+from typing import TYPE_CHECKING
+
+from bridge._drive_common import report_unraisable
+from bridge._fileio_common import Kind, LoopHandle, Request, split_settle_waiters, translate_error
+from core.errors import IOResultError
+from core.io.ring import (
+    OP_ASYNC_CANCEL,
+    OP_FSYNC,
+    OP_FTRUNCATE,
+    OP_READ,
+    OP_WRITE,
+    SQE_IO_DRAIN,
+    Ring,
+)
+
+if TYPE_CHECKING:
+    from bridge._fileio import AsyncFileIO
+
+__all__ = ["UringEngine", "refuse", "unavailable_reason"]
+
+_CANCEL_KEY = 0
+"""The `user_data` of our own cancel entries, whose results nobody waits for."""
+
+_MAX_ENTRIES = 4096
+_STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
+"""Rings that could not drain: their buffers stay referenced for the life of the process,
+since the kernel may still write to them."""
+
+
+def _setup(entries: int) -> tuple[Ring, int]:
+    """A ring without DEFER_TASKRUN and an eventfd registered with it. Raises `OSError`."""
+    ring = Ring(entries, defer_taskrun=False)
+    try:
+        efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    except BaseException:
+        ring.close()
+        raise
+    try:
+        ring.register_eventfd(efd)
+    except BaseException:
+        ring.close()
+        os.close(efd)
+        raise
+    return ring, efd
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why the io_uring engine cannot run in this process (None: it can). Never raises;
+    probed once, by setting up and closing a small ring with its eventfd."""
+    if platform.machine() != "x86_64" or not hasattr(os, "eventfd"):
+        return (
+            "the io_uring engine of AsyncFileIO needs Linux on x86-64 "
+            f"(this is {platform.system()}/{platform.machine()})"
+        )
+    try:
+        ring, efd = _setup(2)
+    except OSError as exc:
+        name = errno.errorcode.get(exc.errno or 0, "?")
+        return f"io_uring is not available here: {name}: {exc}"
+    except Exception as exc:  # a probe never raises: anything odd means "not here"
+        return f"io_uring is not available here: {exc!r}"
+    ring.close()
+    os.close(efd)
+    return None
+
+
+class _Entry:
+    """One request in the ring: what the kernel may touch and how far it got."""
+
+    __slots__ = ("addr", "cancelled", "done", "keep", "opcode", "req", "total")
+
+    def __init__(self, req: Request, opcode: int, addr: int, total: int, keep: object) -> None:
+        self.req = req
+        self.opcode = opcode
+        self.addr = addr  # for a read or write, the address of byte 0 of the transfer
+        self.total = total
+        self.done = 0
+        self.keep = keep  # the buffer and the ctypes object over it, until the CQE
+        self.cancelled = False  # an ASYNC_CANCEL has been queued for it
+
+
+class UringEngine:
+    """The ring of one `AsyncFileIO`, driven from its loop thread."""
+
+    __slots__ = (
+        "_backend",
+        "_efd",
+        "_flush_scheduled",
+        "_handle",
+        "_next_key",
+        "_ring",
+        "_settle_waiters",
+        "_thread",
+        "active",
+        "enters",
+        "limit",
+        "pending",
+        "table",
+    )
+
+    def __init__(self, backend: AsyncFileIO, max_in_flight: int) -> None:
+        self._backend = backend
+        self._ring: Ring | None = None
+        self._efd = -1
+        self._handle: LoopHandle | None = None  # the loop watching the eventfd
+        self._thread = 0  # the thread that set the ring up
+        self._flush_scheduled = False
+        self._next_key = _CANCEL_KEY + 1
+        self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
+        self.limit = max_in_flight
+        self.active = 0  # requests in the ring (queued or submitted), not yet finished
+        self.pending: deque[Request] = deque()  # waiting for room
+        self.table: dict[int, _Entry] = {}  # user_data -> entry, ascending keys
+        self.enters = 0
+
+    def busy(self) -> bool:
+        return bool(self.active or self.pending or self.table)
+
+    # -- submission (loop thread) -------------------------------------------------------
+
+    def submit(self, req: Request, handle: LoopHandle) -> None:
+        """Queue `req` (or let it wait for room). Raises `IOResultError` if no ring can be
+        set up, or from a thread the ring refuses."""
+        if handle is not self._handle:
+            self._attach(handle)
+        if self.active >= self.limit or self.pending:
+            self.pending.append(req)
+            return
+        self._start(req)
+        self._schedule_flush()
+
+    def _attach(self, handle: LoopHandle) -> None:
+        """Watch the eventfd from `handle`'s loop, setting the ring up on first use (or
+        again on a new thread, which only an idle backend reaches: `AsyncFileIO._bind`)."""
+        if self._ring is not None and handle.thread_id != self._thread and not self.busy():
+            self._release_ring()
+        if self._ring is None:
+            entries = 1 << max(1, (min(self.limit, _MAX_ENTRIES) - 1).bit_length())
+            try:
+                self._ring, self._efd = _setup(entries)
+            except OSError as exc:
+                raise IOResultError(f"io_uring ring setup failed: {exc}") from exc
+            self.limit = min(self.limit, self._ring.sq_entries)
+            self._thread = handle.thread_id
+        elif self._handle is not None:
+            self._handle.unwatch(self._efd)
+        self._handle = None
+        handle.watch_readable(self._efd, self._on_ready)
+        self._handle = handle
+
+    def _start(self, req: Request) -> None:
+        """Write the ring entry of a request that has room."""
+        self.active += 1
+        match req.kind:
+            case Kind.READ:
+                view = req.buffers
+                assert isinstance(view, memoryview)
+                size = view.nbytes
+                if size == 0:
+                    self._finish(req, req.base)
+                    return
+                anchor = ctypes.c_char.from_buffer(view)  # also pins a bytearray's size
+                addr = ctypes.addressof(anchor)
+                self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, 0)
+            case Kind.WRITE:
+                buffers = req.buffers
+                assert isinstance(buffers, list | tuple)
+                data = b"".join(buffers) if len(buffers) != 1 else buffers[0]
+                size = len(data)
+                if size == 0:
+                    self._finish(req, 0)
+                    return
+                # A private copy: an aborted caller may reuse its buffer while we write.
+                copy = (ctypes.c_char * size).from_buffer_copy(data)
+                self._queue(_Entry(req, OP_WRITE, ctypes.addressof(copy), size, copy), req.pos, 0)
+            case Kind.SYNC:
+                self._queue(_Entry(req, OP_FSYNC, 0, 0, None), 0, SQE_IO_DRAIN)
+            case Kind.TRUNCATE:
+                ring = self._ring
+                assert ring is not None
+                if OP_FTRUNCATE in ring.ops:
+                    self._queue(_Entry(req, OP_FTRUNCATE, 0, 0, None), req.pos, SQE_IO_DRAIN)
+                    return
+                try:  # before Linux 6.9: the plain call, which a truncate rarely waits in
+                    os.ftruncate(req.file.fd, req.pos)
+                except OSError as exc:
+                    req.error = exc
+                self._finish(req, 0)
+
+    def _queue(self, entry: _Entry, pos: int, flags: int) -> None:
+        ring = self._ring
+        assert ring is not None
+        if ring.queued >= ring.sq_entries:
+            self._enter(0, submit=True)
+        key = self._next_key
+        self._next_key = key + 1
+        self.table[key] = entry
+        done = entry.done
+        length = entry.total - done
+        ring.queue(
+            entry.opcode, entry.req.file.fd, pos + done, entry.addr + done, length, key, flags
+        )
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            handle = self._handle
+            assert handle is not None
+            handle.call_soon(self._flush, None)
+
+    def _flush(self, _: object = None) -> None:
+        """Loop callback, once per pass with something queued: one enter for all of it,
+        then finish what the kernel completed inside it (page-cache reads often are)."""
+        self._flush_scheduled = False
+        ring = self._ring
+        if ring is None or not ring.queued:
+            return
+        try:
+            self._enter(0, submit=True)
+            self._reap()
+        except Exception as exc:  # a bug here must not kill the loop (trio would crash)
+            report_unraisable(exc, "Exception while submitting to the io_uring ring", self)
+
+    def _enter(self, min_complete: int, submit: bool) -> None:
+        ring = self._ring
+        assert ring is not None
+        try:
+            ring.enter(min_complete, submit)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise IOResultError(
+                    "AsyncFileIO's io_uring ring is used from a thread other than the one "
+                    "that set it up (IORING_SETUP_SINGLE_ISSUER)"
+                ) from exc
+            raise IOResultError(f"io_uring_enter failed: {exc}") from exc
+        self.enters += 1
+
+    # -- completion (loop thread) -------------------------------------------------------
+
+    def _on_ready(self, _: object = None) -> None:
+        """The eventfd is readable: drain it, let the kernel post what finished, reap."""
+        try:
+            if self._ring is None:
+                return  # a wake-up that was on its way when the ring closed
+            self._drain_eventfd()
+            self._flush_scheduled = False  # this enter submits what is queued, too
+            self._enter(0, submit=True)
+            self._reap()
+        except Exception as exc:  # never out of a loop callback or a trio system task
+            report_unraisable(exc, "Exception while reaping the io_uring ring", self)
+
+    def _drain_eventfd(self) -> None:
+        try:
+            os.eventfd_read(self._efd)
+        except (BlockingIOError, OSError):
+            pass  # already drained: a spare wake-up
+
+    def _reap(self) -> None:
+        """Finish the completions of every entry the kernel returned. The batch is taken
+        off the ring before any callback runs: a callback may submit (and so reap) again."""
+        ring = self._ring
+        assert ring is not None
+        batch = ring.reap()
+        if not batch:
+            return
+        table = self.table
+        finished: list[tuple[Request, int]] = []
+        for key, res in batch:
+            entry = table.pop(key, None)
+            if entry is None:
+                continue  # one of our cancels
+            req = entry.req
+            if req.completion.finished():
+                self._release(req)  # aborted: its buffer goes now, with the entry
+                continue
+            if res < 0:
+                req.error = OSError(-res, os.strerror(-res))
+                self.active -= 1
+                finished.append((req, 0))
+                continue
+            done = entry.done + res
+            if res and done < entry.total and entry.opcode in (OP_READ, OP_WRITE):
+                entry.done = done  # a short transfer: the rest, as a worker's loop would
+                self._queue(entry, req.pos, 0)
+                self._schedule_flush()
+                continue
+            if res == 0 and done < entry.total and entry.opcode == OP_WRITE:
+                req.error = OSError(errno.EIO, "pwrite wrote nothing")
+            self.active -= 1
+            finished.append((req, req.base + done if entry.opcode == OP_READ else done))
+        self._feed()  # fill the room before callbacks run: FIFO order for waiters
+        for req, result in finished:
+            self._finish(req, result, counted=False)
+        if self._settle_waiters:
+            self._fire_settle_waiters()
+
+    def _finish(self, req: Request, result: int, counted: bool = True) -> None:
+        """Finish a request's completion; `counted`: its room is still to give back."""
+        if counted:
+            self._release(req)
+        else:
+            self._backend._drop_file_ref(req.file)
+        error = req.error
+        if error is None:
+            req.completion.complete(result)
+        else:
+            req.completion.error(translate_error(error, req))
+
+    def _release(self, req: Request) -> None:
+        self.active -= 1
+        self._backend._drop_file_ref(req.file)
+
+    def _feed(self) -> None:
+        """Start waiting requests while there is room (aborted ones never start)."""
+        pending = self.pending
+        started = False
+        while pending and self.active < self.limit:
+            req = pending.popleft()
+            if req.completion.finished():
+                self._backend._drop_file_ref(req.file)
+                continue
+            self._start(req)
+            started = True
+        if started:
+            self._schedule_flush()
+
+    # -- settling and cancelling ----------------------------------------------------------
+
+    def cancel_abandoned(self) -> None:
+        """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
+        while in the ring; the next flush submits them."""
+        ring = self._ring
+        if ring is None:
+            return
+        queued = False
+        for key, entry in list(self.table.items()):
+            if not entry.cancelled and entry.req.completion.finished():
+                entry.cancelled = True
+                if ring.queued >= ring.sq_entries:
+                    self._enter(0, submit=True)
+                ring.queue(OP_ASYNC_CANCEL, -1, 0, key, 0, _CANCEL_KEY)
+                queued = True
+        if queued and self._handle is not None:
+            self._schedule_flush()
+
+    def when_settled(self, callback: Callable[[], object]) -> bool:
+        """Cancel abandoned entries, and call `callback()` on the loop once every entry in
+        the ring now has come back; False (never called) if none is."""
+        if not self.table:
+            return False
+        self.cancel_abandoned()
+        self._settle_waiters.append((self._next_key - 1, callback))  # the last key out
+        return True
+
+    def _fire_settle_waiters(self) -> None:
+        self._settle_waiters, fire = split_settle_waiters(
+            self._settle_waiters, next(iter(self.table), None)
+        )
+        for callback in fire:
+            callback()
+
+    def abort_all(self) -> None:
+        """Abort what waits for room (released at once) and what is in the ring (cancelled;
+        released when its completion entry arrives)."""
+        pending = list(self.pending)
+        self.pending.clear()
+        for req in pending:
+            req.completion.abort()
+            self._backend._drop_file_ref(req.file)
+        for entry in list(self.table.values()):
+            entry.req.completion.abort()
+        try:
+            self.cancel_abandoned()
+        except IOResultError:
+            pass  # a ring this thread may not use: `close` strands it
+
+    def close(self, settle_timeout: float) -> None:
+        """Abort, cancel, wait for every completion entry, then unmap the ring and close
+        the eventfd. Each quiet spell waits at most `settle_timeout`; a ring that does not
+        drain (or refuses this thread) is stranded, never unmapped. Idempotent."""
+        self.abort_all()
+        ring = self._ring
+        if ring is None:
+            self._fire_all_settle_waiters()
+            return
+        try:
+            self._enter(0, submit=True)
+            self._reap()
+            poller = select.poll()
+            poller.register(self._efd, select.POLLIN)
+            while self.table:
+                # The eventfd bounds the wait (an enter that waits for an entry could not).
+                deadline = _monotonic() + settle_timeout
+                if not poller.poll(max(0, int((deadline - _monotonic()) * 1000))):
+                    self._enter(0, submit=False)
+                    self._reap()
+                    if self.table:
+                        raise IOResultError("io_uring entries did not come back in time")
+                self._drain_eventfd()
+                self._enter(0, submit=False)
+                self._reap()
+        except IOResultError:
+            _STRANDED.append((ring, self.table))  # the kernel may still write there
+            self._ring, self.table = None, {}
+            self._unwatch()
+            self._fire_all_settle_waiters()
+            return
+        self._unwatch()
+        self._release_ring()
+        self._fire_all_settle_waiters()
+
+    def _unwatch(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None and self._efd >= 0:
+            try:
+                handle.unwatch(self._efd)
+            except Exception as exc:
+                report_unraisable(exc, "Exception while unwatching the io_uring eventfd", self)
+
+    def _release_ring(self) -> None:
+        """Unmap an idle ring and close its eventfd (nothing of it is in the kernel)."""
+        self._unwatch()
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            ring.close()
+        if self._efd >= 0:
+            os.close(self._efd)
+            self._efd = -1
+
+    def _fire_all_settle_waiters(self) -> None:
+        waiters, self._settle_waiters = self._settle_waiters, []
+        for _, callback in waiters:
+            callback()
+
+
+def refuse(reason: str) -> IOResultError:
+    """The error of `AsyncFileIO(engine="uring")` where the engine cannot run."""
+    return IOResultError(f'AsyncFileIO(engine="uring") cannot run here: {reason}')
