@@ -85,7 +85,7 @@ since the kernel may still write to them."""
 
 def _setup(entries: int) -> tuple[Ring, int]:
     """A ring without DEFER_TASKRUN and an eventfd registered with it. Raises `OSError`."""
-    ring = Ring(entries, defer_taskrun=False)
+    ring = Ring(entries, defer_taskrun=False, owner="AsyncFileIO")
     try:
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
     except BaseException:
@@ -281,15 +281,7 @@ class UringEngine:
     def _enter(self, min_complete: int, submit: bool) -> None:
         ring = self._ring
         assert ring is not None
-        try:
-            ring.enter(min_complete, submit)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                raise IOResultError(
-                    "AsyncFileIO's io_uring ring is used from a thread other than the one "
-                    "that set it up (IORING_SETUP_SINGLE_ISSUER)"
-                ) from exc
-            raise IOResultError(f"io_uring_enter failed: {exc}") from exc
+        ring.enter(min_complete, submit)
         self.enters += 1
 
     # -- completion (loop thread) -------------------------------------------------------

@@ -44,6 +44,8 @@ import platform
 import struct
 import sys
 
+from core.errors import IOResultError
+
 __all__ = [
     "OP_ASYNC_CANCEL",
     "OP_FSYNC",
@@ -191,11 +193,14 @@ class Ring:
         "cq_entries",
         "fd",
         "ops",
+        "owner",
         "queued",
         "sq_entries",
     )
 
-    def __init__(self, entries: int, defer_taskrun: bool = True) -> None:
+    def __init__(self, entries: int, defer_taskrun: bool = True, *, owner: str = "ring") -> None:
+        self.owner = owner
+        """Who uses the ring, as the errors of `enter()` name it."""
         machine = platform.machine()
         numbers = _SYSCALLS.get(machine)
         if _LIBC is None or numbers is None:
@@ -320,8 +325,9 @@ class Ring:
         `submit` is false) and waits for `min_complete` finished entries (0: only run the
         kernel's deferred work). Return how many entries the kernel took.
 
-        Raises `OSError` with the kernel's errno; `EINTR`, `EAGAIN` and `EBUSY` return
-        normally (the caller reaps and retries).
+        Raises `IOResultError` for any other failure of the call, naming the errno (`EEXIST`:
+        a thread other than the one that set the ring up); `EINTR`, `EAGAIN` and `EBUSY`
+        return normally (the caller reaps and retries).
         """
         sq32 = self._sq32
         head = sq32[self._sq_head_i]
@@ -331,7 +337,13 @@ class Ring:
         taken = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
         self.queued -= taken
         if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
-            raise _os_error(-ret, "io_uring_enter")
+            cause = _os_error(-ret, "io_uring_enter")
+            if -ret == errno.EEXIST:
+                raise IOResultError(
+                    f"{self.owner} is used from a thread other than the one that set it up; "
+                    "its ring accepts only that thread (IORING_SETUP_SINGLE_ISSUER)"
+                ) from cause
+            raise IOResultError(f"io_uring_enter failed: {cause}") from cause
         return int(taken)
 
     def reap(self) -> list[tuple[int, int]]:

@@ -189,15 +189,7 @@ class _Engine:
         return finished + self._finish_reaped(ring)
 
     def _enter(self, ring: Ring, min_complete: int, submit: bool) -> None:
-        try:
-            taken = ring.enter(min_complete, submit)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                raise IOResultError(
-                    "UringIO is used from a thread other than the one that set it up; "
-                    "its ring accepts only that thread (IORING_SETUP_SINGLE_ISSUER)"
-                ) from exc
-            raise IOResultError(f"io_uring_enter failed: {exc}") from exc
+        taken = ring.enter(min_complete, submit)
         self.enters += 1
         if taken:
             self.submissions += 1
@@ -407,7 +399,7 @@ class UringIO(BackendBase):
     def __init__(self, entries: int = 256) -> None:
         super().__init__()
         try:
-            ring = Ring(entries)
+            ring = Ring(entries, owner="UringIO")
         except OSError as exc:
             name = errno.errorcode.get(exc.errno or 0, "?")
             raise IOResultError(f"io_uring is not available here: {name}: {exc}") from exc
