@@ -59,6 +59,7 @@ __all__ = [
     "BTreeCursor",
     "Lookup",
     "OverflowReader",
+    "ScanStep",
     "index_range_cached",
     "lookup_rowid_cached",
 ]
@@ -203,6 +204,16 @@ class OverflowReader:
         self._chunks = []
         self._state = _OV_IDLE
         return None
+
+
+class ScanStep(enum.Enum):
+    """Where a walk of rows over a cursor is, for the machines that walk one (the schema
+    load, `ScanRows`): seek the start, take the row, move to the next, done."""
+
+    SEEK = "seek"
+    ROW = "row"
+    NEXT = "next"
+    DONE = "done"
 
 
 class Lookup(enum.Enum):

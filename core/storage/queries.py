@@ -19,7 +19,7 @@ import enum
 from core.completion import Completion
 from core.result import Done
 from core.state_machine import TransitionResult
-from core.storage.btree import BTreeCursor
+from core.storage.btree import BTreeCursor, ScanStep
 from core.storage.collation import apply_affinity
 from core.storage.errors import CorruptDatabaseError, SchemaError, UnsupportedError
 from core.storage.page import LEAF_FLAG, Page
@@ -177,17 +177,10 @@ def key_values(key: object, table: Table) -> list[Value]:
     return [apply_affinity(v, c.affinity) for v, c in zip(values, table.primary_key, strict=True)]
 
 
-class _ScanState(enum.Enum):
-    SEEK = "seek"
-    ROW = "row"
-    NEXT = "next"
-    DONE = "done"
-
-
-_SC_SEEK = _ScanState.SEEK
-_SC_ROW = _ScanState.ROW
-_SC_NEXT = _ScanState.NEXT
-_SC_DONE = _ScanState.DONE
+_SC_SEEK = ScanStep.SEEK
+_SC_ROW = ScanStep.ROW
+_SC_NEXT = ScanStep.NEXT
+_SC_DONE = ScanStep.DONE
 
 
 class ScanRows(ReadTransaction[list[Row]]):

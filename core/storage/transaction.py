@@ -37,7 +37,7 @@ from core.errors import CompletionError, InternalError
 from core.io.backend import File, OpenFlags
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
-from core.storage.btree import BTreeCursor
+from core.storage.btree import BTreeCursor, ScanStep
 from core.storage.errors import CorruptDatabaseError, DatabaseBusyError, HotJournalError
 from core.storage.header import HEADER_SIZE, parse_header
 from core.storage.pager import PageLoader
@@ -92,17 +92,10 @@ _P_RECHECK_WAIT = ReadPhase.RECHECK_WAIT
 _P_DONE = ReadPhase.DONE
 
 
-class _SchemaScan(enum.Enum):
-    SEEK = "seek"
-    ROW = "row"
-    NEXT = "next"
-    DONE = "done"
-
-
-_SC_SEEK = _SchemaScan.SEEK
-_SC_ROW = _SchemaScan.ROW
-_SC_NEXT = _SchemaScan.NEXT
-_SC_DONE = _SchemaScan.DONE
+_SC_SEEK = ScanStep.SEEK
+_SC_ROW = ScanStep.ROW
+_SC_NEXT = ScanStep.NEXT
+_SC_DONE = ScanStep.DONE
 
 
 class _SchemaLoad:
