@@ -12,29 +12,13 @@ import ast
 import pathlib
 from collections.abc import Iterator
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from tests.source_tree import is_type_checking, module_name, python_files
+
 PACKAGES = ("core", "bridge")
 
 
-def _module_name(path: pathlib.Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
 def _sources() -> dict[str, pathlib.Path]:
-    return {
-        _module_name(path): path
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-    }
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
+    return {module_name(path): path for path in python_files(*PACKAGES)}
 
 
 def _import_time_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -45,7 +29,7 @@ def _import_time_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             continue
         yield node
         if isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
+            if not is_type_checking(node.test):
                 yield from _import_time_statements(node.body)
             yield from _import_time_statements(node.orelse)
         elif isinstance(node, ast.Try):

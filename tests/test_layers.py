@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.source_tree import ROOT, is_type_checking, module_name, python_files
 
 MODEL = "core.model"
 """`core/*.py`: results, completions, errors, the kernel and `block`."""
@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
 """What each layer may import besides itself (third-party packages are not layers)."""
 
 SUBPACKAGES = ("io", "ops", "files", "storage", "sim")
+FOLDERS = ("core", "bridge", "examples")
 
 
 def layer_of(module: str) -> str | None:
@@ -52,19 +53,12 @@ def layer_of(module: str) -> str | None:
     return None
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
 def imported_modules(tree: ast.Module) -> list[tuple[int, str]]:
     """Every module an import statement names, with its line; `if TYPE_CHECKING:` skipped."""
     found: list[tuple[int, str]] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and is_type_checking(node.test):
             for child in node.orelse:
                 visit(child)
             return
@@ -93,14 +87,8 @@ def violations(path: Path) -> list[str]:
     return found
 
 
-def python_files() -> list[Path]:
-    return sorted(
-        p for folder in ("core", "bridge", "examples") for p in (ROOT / folder).rglob("*.py")
-    )
-
-
 def test_every_module_imports_only_the_layers_below_it() -> None:
-    files = python_files()
+    files = python_files(*FOLDERS)
     assert len(files) > 50  # the walk found the repository
     problems = [problem for path in files for problem in violations(path)]
     assert problems == []
@@ -165,7 +153,7 @@ def private_imports(source: str, where: str) -> list[str]:
 def test_no_private_name_crosses_files() -> None:
     found = [
         problem
-        for path in python_files()
+        for path in python_files(*FOLDERS)
         for problem in private_imports(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert found == []
@@ -177,6 +165,10 @@ MAX_LINES = 1000
 """No module of `core`, `bridge` or `examples` grows past this; split it by concept."""
 
 
-def test_no_module_is_over_the_size_limit() -> None:
-    sizes = {p: len(p.read_text().splitlines()) for p in python_files()}
-    assert {str(p.relative_to(ROOT)): n for p, n in sizes.items() if n > MAX_LINES} == {}
+def test_every_module_opens_with_a_docstring_and_stays_under_the_size_limit() -> None:
+    for path in python_files(*FOLDERS):
+        text = path.read_text()
+        name = path.relative_to(ROOT)
+        assert ast.get_docstring(ast.parse(text)), f"{name} has no module docstring"
+        lines = len(text.splitlines())
+        assert lines <= MAX_LINES, f"{name} has {lines} lines; split it"
