@@ -319,7 +319,10 @@ def apply_affinity(value: object, affinity: Affinity | None) -> Value:
     if isinstance(value, (bytearray, memoryview)):
         value = bytes(value)
     if not isinstance(value, (int, float, str, bytes)):
-        raise SchemaError(f"cannot compare a {type(value).__name__} with a column value")
+        raise SchemaError(
+            f"a {type(value).__name__} is not a value SQLite can hold (only None, int, float, "
+            "str, bytes, bytearray, memoryview and bool are)"
+        )
     if isinstance(value, float) and value != value:  # noqa: PLR0124 (NaN)
         return None  # SQLite binds NaN as NULL
     if isinstance(value, int) and not _I64_MIN <= value <= _I64_MAX:
