@@ -5,10 +5,12 @@ Theory of operation:
 - A tokenizer turns SQL into tokens with their source spans (identifiers bare or quoted as
   "x", [x] or `x`; 'strings'; numbers; x'blobs'; punctuation). Comments and whitespace go.
 - The parser is deliberately forgiving, because SQLite has already accepted every statement
-  it stores: it picks out names, declared types, COLLATE, DEFAULT, PRIMARY KEY (with
-  ASC/DESC), UNIQUE, generated columns, WITHOUT ROWID and STRICT, and skips the rest
-  (CHECK, REFERENCES, conflict clauses) by its structure. Only text it cannot make sense
-  of at all (no column list, an unterminated quote) is an error: `CorruptDatabaseError`.
+  it stores: it picks out names, declared types, COLLATE, DEFAULT, NOT NULL, PRIMARY KEY
+  (with ASC/DESC and AUTOINCREMENT), UNIQUE, generated columns, WITHOUT ROWID and STRICT;
+  of CHECK and REFERENCES/FOREIGN KEY it notes only that they are there (a writer must
+  refuse what it cannot enforce), and it skips their bodies and conflict clauses by their
+  structure. Only text it cannot make sense of at all (no column list, an unterminated
+  quote) is an error: `CorruptDatabaseError`.
 - Keywords are recognised only as bare identifiers, so a quoted "primary" is a name, as in
   SQLite, where PRIMARY, UNIQUE, CHECK, FOREIGN and CONSTRAINT are never bare names.
 - PRIMARY KEY and UNIQUE constraints are reported in the order they appear (column
@@ -19,7 +21,7 @@ Theory of operation:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.storage.errors import CorruptDatabaseError
 
@@ -103,12 +105,16 @@ class DefaultValue:
 
     `kind` is one of: number (`text` is the literal, `negative` its sign), string, blob
     (`text` is the hex digits), null, true, false, identifier (a bare name, which SQLite
-    takes as a string), or expression (anything else, `text` the source).
+    takes as a string), or expression (anything else, `text` the source). A literal in
+    parentheses, `DEFAULT (-1)`, is that literal: SQLite's parser drops the parentheses.
     """
 
     kind: str
     text: str
     negative: bool = False
+    source: str = ""
+    """The clause's text as `PRAGMA table_info` shows it (`dflt_value`): the expression
+    after DEFAULT, without one pair of enclosing parentheses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,12 @@ class ParsedColumn:
     default: DefaultValue | None
     generated: str | None
     """"virtual" or "stored" for a generated column, else None."""
+    not_null: bool = False
+    """A NOT NULL constraint on the column."""
+    check: bool = False
+    """A CHECK constraint on the column."""
+    references: bool = False
+    """A REFERENCES clause (a foreign key) on the column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +155,8 @@ class ParsedConstraint:
     """"primary" or "unique"."""
     columns: tuple[ParsedIndexedColumn, ...]
     column_level: bool
+    autoincrement: bool = False
+    """PRIMARY KEY ... AUTOINCREMENT (SQLite accepts it only on an INTEGER PRIMARY KEY)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +167,25 @@ class ParsedTable:
     constraints: tuple[ParsedConstraint, ...]
     without_rowid: bool
     strict: bool
+    table_check: bool = False
+    """A table-level CHECK constraint (column-level ones are on the columns)."""
+    table_foreign_key: bool = False
+    """A table-level FOREIGN KEY constraint (column-level REFERENCES are on the columns)."""
+
+    @property
+    def autoincrement(self) -> bool:
+        """True if the PRIMARY KEY is declared AUTOINCREMENT."""
+        return any(c.autoincrement for c in self.constraints if c.kind == "primary")
+
+    @property
+    def has_check(self) -> bool:
+        """True if any CHECK constraint is declared, on a column or on the table."""
+        return self.table_check or any(c.check for c in self.columns)
+
+    @property
+    def has_foreign_keys(self) -> bool:
+        """True if any column has REFERENCES or the table a FOREIGN KEY constraint."""
+        return self.table_foreign_key or any(c.references for c in self.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,35 +303,49 @@ def _parse_default(sql: str, tokens: list[Token], i: int) -> tuple[DefaultValue,
     tok = tokens[i]
     if tok.text == "(" and tok.kind == "op":
         end = _skip_group(tokens, i)
-        inner = tokens[i + 1 : end - 1]
+        source = _span(sql, tokens, i + 1, end - 1)
+        inner = _unwrap(tokens[i + 1 : end - 1])
         if inner and (len(inner) == 1 or (len(inner) == 2 and inner[0].text in "+-")):
             value, used = _parse_default(sql, inner, 0)
-            if used == len(inner) and value.kind != "expression":
-                return value, end
-        return DefaultValue("expression", _span(sql, tokens, i, end)), end
+            # A bare name in parentheses is a column reference, which SQLite refuses as
+            # a default; only literals are taken.
+            if used == len(inner) and value.kind not in ("expression", "identifier"):
+                return replace(value, source=source), end
+        return DefaultValue("expression", _span(sql, tokens, i, end), source=source), end
     if tok.kind == "op" and tok.text in ("+", "-") and i + 1 < len(tokens):
         nxt = tokens[i + 1]
+        source = _span(sql, tokens, i, i + 2)
         if nxt.kind == "num":
-            return DefaultValue("number", nxt.text, negative=tok.text == "-"), i + 2
-        return DefaultValue("expression", _span(sql, tokens, i, i + 2)), i + 2
+            return DefaultValue("number", nxt.text, tok.text == "-", source), i + 2
+        return DefaultValue("expression", source, source=source), i + 2
+    source = tok.text
     if tok.kind == "num":
-        return DefaultValue("number", tok.text), i + 1
+        return DefaultValue("number", tok.text, source=source), i + 1
     if tok.kind == "str":
-        return DefaultValue("string", dequote(tok)), i + 1
+        return DefaultValue("string", dequote(tok), source=source), i + 1
     if tok.kind == "blob":
-        return DefaultValue("blob", tok.text[2:-1]), i + 1
+        return DefaultValue("blob", tok.text[2:-1], source=source), i + 1
     if tok.kind == "qid":
-        return DefaultValue("identifier", dequote(tok)), i + 1
+        return DefaultValue("identifier", dequote(tok), source=source), i + 1
     if tok.kind == "id":
         word = tok.text.upper()
         if word == "NULL":
-            return DefaultValue("null", tok.text), i + 1
+            return DefaultValue("null", tok.text, source=source), i + 1
         if word in ("TRUE", "FALSE"):
-            return DefaultValue(word.lower(), tok.text), i + 1
+            return DefaultValue(word.lower(), tok.text, source=source), i + 1
         if word in ("CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"):
-            return DefaultValue("expression", tok.text), i + 1
-        return DefaultValue("identifier", tok.text), i + 1
-    return DefaultValue("expression", tok.text), i + 1
+            return DefaultValue("expression", tok.text, source=source), i + 1
+        return DefaultValue("identifier", tok.text, source=source), i + 1
+    return DefaultValue("expression", tok.text, source=source), i + 1
+
+
+def _unwrap(tokens: list[Token]) -> list[Token]:
+    """`tokens` without the parentheses that enclose all of them (`((5))` is `5`)."""
+    while len(tokens) >= 2 and tokens[0].text == "(" and tokens[0].kind == "op":
+        if _skip_group(tokens, 0) != len(tokens):
+            break
+        tokens = tokens[1:-1]
+    return tokens
 
 
 def _skip_references(tokens: list[Token], i: int) -> int:
@@ -347,6 +394,7 @@ def _parse_column(
     collation: str | None = None
     default: DefaultValue | None = None
     generated: str | None = None
+    not_null = check = references = False
     while i < n:
         tok = tokens[i]
         if tok.is_kw("CONSTRAINT"):
@@ -358,19 +406,24 @@ def _parse_column(
                 descending = tokens[i].is_kw("DESC")
                 i += 1
             i = _skip_conflict(tokens, i)
-            if i < n and tokens[i].is_kw("AUTOINCREMENT"):
+            autoincrement = i < n and tokens[i].is_kw("AUTOINCREMENT")
+            if autoincrement:
                 i += 1
             column = ParsedIndexedColumn(name, dequote(name_tok), None, descending)
-            constraints.append(ParsedConstraint("primary", (column,), column_level=True))
+            constraints.append(
+                ParsedConstraint("primary", (column,), True, autoincrement=autoincrement)
+            )
         elif tok.is_kw("UNIQUE"):
             i = _skip_conflict(tokens, i + 1)
             column = ParsedIndexedColumn(name, dequote(name_tok), None, False)
             constraints.append(ParsedConstraint("unique", (column,), column_level=True))
         elif tok.is_kw("NOT"):
+            not_null = not_null or (i + 1 < n and tokens[i + 1].is_kw("NULL"))
             i = _skip_conflict(tokens, i + 2)  # NOT NULL
         elif tok.is_kw("NULL"):
             i = _skip_conflict(tokens, i + 1)
         elif tok.is_kw("CHECK"):
+            check = True
             i = _skip_group(tokens, i + 1)
         elif tok.is_kw("DEFAULT"):
             default, i = _parse_default(sql, tokens, i + 1)
@@ -379,6 +432,7 @@ def _parse_column(
                 collation = dequote(tokens[i + 1])
             i += 2
         elif tok.is_kw("REFERENCES"):
+            references = True
             i = _skip_references(tokens, i + 1)
         elif tok.is_kw("GENERATED", "AS"):
             if tok.is_kw("GENERATED"):
@@ -390,24 +444,40 @@ def _parse_column(
                 i += 1
         else:
             i += 1  # something this reader need not understand
-    return ParsedColumn(name, declared_type, collation, default, generated)
+    return ParsedColumn(
+        name, declared_type, collation, default, generated, not_null, check, references
+    )
 
 
 def _parse_table_constraint(
     sql: str, tokens: list[Token], constraints: list[ParsedConstraint]
-) -> None:
+) -> str | None:
+    """Parse one table constraint into `constraints`; its kind: "primary", "unique",
+    "check", "foreign" (None for one this reader does not know)."""
     i = 0
     n = len(tokens)
     while i < n and tokens[i].is_kw("CONSTRAINT"):
         i += 2
     if i >= n:
-        return
+        return None
     if tokens[i].is_kw("PRIMARY", "UNIQUE"):
         kind = "primary" if tokens[i].is_kw("PRIMARY") else "unique"
         i += 2 if kind == "primary" else 1
         items, _ = _split_top_level(tokens, i, sql)
+        # PRIMARY KEY(id AUTOINCREMENT): the keyword closes the list, after the last term.
+        autoincrement = bool(items and items[-1] and items[-1][-1].is_kw("AUTOINCREMENT"))
+        if autoincrement:
+            items[-1] = items[-1][:-1]
         columns = tuple(_parse_indexed_column(sql, item) for item in items)
-        constraints.append(ParsedConstraint(kind, columns, column_level=False))
+        constraints.append(
+            ParsedConstraint(kind, columns, column_level=False, autoincrement=autoincrement)
+        )
+        return kind
+    if tokens[i].is_kw("CHECK"):
+        return "check"
+    if tokens[i].is_kw("FOREIGN"):
+        return "foreign"
+    return None
 
 
 def _skip_create_prefix(tokens: list[Token], sql: str, what: tuple[str, ...]) -> int:
@@ -438,11 +508,12 @@ def parse_create_table(sql: str) -> ParsedTable:
     items, after = _split_top_level(tokens, i, sql)
     columns: list[ParsedColumn] = []
     constraints: list[ParsedConstraint] = []
+    table_constraints: set[str | None] = set()
     for item in items:
         if not item:
             raise _malformed(sql, "empty column definition")
         if item[0].is_kw(*_TABLE_CONSTRAINT_WORDS):
-            _parse_table_constraint(sql, item, constraints)
+            table_constraints.add(_parse_table_constraint(sql, item, constraints))
         else:
             columns.append(_parse_column(sql, item, constraints))
     without_rowid = False
@@ -455,7 +526,14 @@ def parse_create_table(sql: str) -> ParsedTable:
             strict = True
     if not columns:
         raise _malformed(sql, "no columns")
-    return ParsedTable(tuple(columns), tuple(constraints), without_rowid, strict)
+    return ParsedTable(
+        tuple(columns),
+        tuple(constraints),
+        without_rowid,
+        strict,
+        table_check="check" in table_constraints,
+        table_foreign_key="foreign" in table_constraints,
+    )
 
 
 def parse_create_index(sql: str) -> ParsedIndex:

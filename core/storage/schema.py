@@ -11,7 +11,15 @@ Theory of operation:
   rows show the rowid.
 - Rows written before an `ALTER TABLE ADD COLUMN` have fewer fields; the missing ones take
   the column's default, evaluated as SQLite's `sqlite3ValueFromExpr` does (the literal's
-  text with the column affinity applied).
+  text with the column affinity applied). An INSERT that omits the column evaluates the
+  same literal differently (as a value, then the column's storage affinity: `1e3` is the
+  real 1000.0, so '1000.0' in a TEXT column where an old row reads '1e3'); a writer needs
+  that value, `Column.insert_default`.
+- What a writer must enforce or refuse is recorded, not interpreted: NOT NULL (also implied
+  for the key of a WITHOUT ROWID table, as `PRAGMA table_info` shows), AUTOINCREMENT,
+  whether any CHECK or foreign key exists, each trigger's table. `write_refusal` says
+  which tables a writer that enforces only NOT NULL, UNIQUE and the indexes must leave
+  alone.
 - An index's column takes its collation from the index (COLLATE), else from the table
   column, else BINARY. DESC counts only from schema format 4 on, as in SQLite.
 - Indexes SQLite made for PRIMARY KEY and UNIQUE constraints (`sqlite_autoindex_T_N`, no
@@ -49,7 +57,7 @@ from core.storage.ddl import (
     parse_create_table,
 )
 from core.storage.errors import CorruptDatabaseError, SchemaError, UnsupportedError
-from core.storage.record import Value
+from core.storage.record import Value, to_signed64
 
 __all__ = [
     "SCHEMA_TABLE_SQL",
@@ -61,6 +69,7 @@ __all__ = [
     "Table",
     "build_schema",
     "fold_name",
+    "write_refusal",
 ]
 
 SCHEMA_TABLE_SQL = (
@@ -68,6 +77,11 @@ SCHEMA_TABLE_SQL = (
 )
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _INT32_MAX = (1 << 31) - 1
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_U64_MASK = (1 << 64) - 1
+_REAL_INT_LIMIT = 9.2233720368547758e18
+"""Reals strictly inside +-2**63 that are whole become integers under NUMERIC affinity."""
 
 
 def fold_name(name: str) -> str:
@@ -94,6 +108,14 @@ class Column:
     """"virtual" or "stored" for a generated column."""
     rowid_alias: bool
     """True for the INTEGER PRIMARY KEY column."""
+    not_null: bool = False
+    """NULL is refused: a NOT NULL constraint, or a PRIMARY KEY column of a WITHOUT ROWID
+    table (SQLite makes those NOT NULL; `PRAGMA table_info` shows notnull=1 for both)."""
+    default_expression: str | None = None
+    """The DEFAULT clause's text as `PRAGMA table_info` shows it (dflt_value); None if none."""
+    insert_default: Value = None
+    """The value an INSERT that omits the column stores (column affinity applied; None
+    without a default, or when `default_supported` is False)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +148,12 @@ class Table:
     """Position of the INTEGER PRIMARY KEY column, if any."""
     primary_key: tuple[IndexColumn, ...]
     """The declared primary key (empty if none); the B-tree key of a WITHOUT ROWID table."""
+    autoincrement: bool = False
+    """INTEGER PRIMARY KEY AUTOINCREMENT: rowids are never reused (`sqlite_sequence`)."""
+    has_check: bool = False
+    """A CHECK constraint, on a column or on the table."""
+    has_foreign_keys: bool = False
+    """REFERENCES on a column or a FOREIGN KEY table constraint."""
     _constraints: tuple[ParsedConstraint, ...] = field(default=(), repr=False, compare=False)
 
     def column_index(self, name: str) -> int | None:
@@ -160,6 +188,11 @@ class Index:
         """True for the indexes SQLite creates for PRIMARY KEY and UNIQUE constraints."""
         return self.sql is None
 
+    @property
+    def expression(self) -> bool:
+        """True if any indexed term is an expression rather than a table column."""
+        return any(c.column is None for c in self.columns)
+
 
 @dataclass(frozen=True, slots=True)
 class Schema:
@@ -170,6 +203,8 @@ class Schema:
     views: tuple[str, ...] = ()
     triggers: tuple[str, ...] = ()
     schema_table: Table | None = field(default=None, repr=False, compare=False)
+    trigger_tables: tuple[str, ...] = ()
+    """The table (or view) of each trigger in `triggers`: its `sqlite_schema` tbl_name."""
     _by_name: dict[str, Table | Index] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -211,6 +246,55 @@ class Schema:
         folded = fold_name(table)
         return tuple(i for i in self.indexes if fold_name(i.table) == folded)
 
+    def triggers_on(self, table: str) -> tuple[str, ...]:
+        """The names of the triggers on table (or view) `table`, ignoring ASCII case."""
+        folded = fold_name(table)
+        return tuple(
+            name
+            for name, on in zip(self.triggers, self.trigger_tables, strict=False)
+            if fold_name(on) == folded
+        )
+
+
+def write_refusal(schema: Schema, table: Table) -> str | None:
+    """Why a write to `table` must be refused, as one sentence naming the table and the
+    feature; None if nothing stands in the way.
+
+    A writer that maintains rows, NOT NULL, UNIQUE and plain indexes (columns of the table
+    under BINARY, NOCASE or RTRIM) can write a table unless it is virtual or WITHOUT ROWID,
+    has generated columns, CHECK constraints or foreign keys, a partial or expression
+    index, an index in an unknown collation, or triggers: each of those needs SQL this
+    engine does not evaluate. STRICT tables are fine. Raises nothing.
+    """
+    name = table.name
+    if table.virtual:
+        return _refused(name, "is a virtual table")
+    if table.without_rowid:
+        return _refused(name, "is WITHOUT ROWID")
+    for column in table.columns:
+        if column.generated is not None:
+            return _refused(name, f"has a generated column {column.name!r} ({column.generated})")
+    if table.has_check:
+        return _refused(name, "has a CHECK constraint")
+    if table.has_foreign_keys:
+        return _refused(name, "has a foreign key (REFERENCES)")
+    for index in schema.indexes_of(name):
+        if index.where is not None:
+            return _refused(name, f"has a partial index {index.name!r}")
+        if index.expression:
+            return _refused(name, f"has an index on an expression, {index.name!r}")
+        for c in index.columns:
+            if c.collation not in KNOWN_COLLATIONS:
+                return _refused(name, f"has an index {index.name!r} in collation {c.collation!r}")
+    triggers = schema.triggers_on(name)
+    if triggers:
+        return _refused(name, f"has a trigger {triggers[0]!r}")
+    return None
+
+
+def _refused(table: str, feature: str) -> str:
+    return f"table {table!r} {feature}: writing it is not supported"
+
 
 def evaluate_default(default: DefaultValue | None, affinity: Affinity) -> tuple[Value, bool]:
     """The value of a DEFAULT clause for a column of `affinity`, and whether this reader
@@ -232,9 +316,8 @@ def evaluate_default(default: DefaultValue | None, affinity: Affinity) -> tuple[
             return apply_affinity(value, None if affinity is Affinity.BLOB else affinity), True
         literal = ("-" if default.negative else "") + text
         if affinity in (Affinity.BLOB, Affinity.NUMERIC, Affinity.INTEGER, Affinity.REAL):
+            # A hex literal past 32 bits stays text: affinity does not read hex.
             number = text_to_numeric(literal)
-            if number is None and magnitude is not None:
-                number = -magnitude if default.negative else magnitude
             return (literal if number is None else number), True
         return literal, True
     if kind in ("string", "identifier"):
@@ -244,6 +327,60 @@ def evaluate_default(default: DefaultValue | None, affinity: Affinity) -> tuple[
     if kind in ("true", "false"):
         return (1 if kind == "true" else 0), True  # SQLite applies no affinity to these
     return None, False
+
+
+def evaluate_insert_default(default: DefaultValue | None, affinity: Affinity) -> Value:
+    """The value an INSERT that omits a column with this DEFAULT stores in a column of
+    `affinity`, as sqlite3 reads it back; None for an expression (see `evaluate_default`).
+
+    The literal is evaluated as a value (an integer that does not fit in 64 bits, or one
+    with a point or exponent, is a real; a hex literal is its 64-bit pattern), then the
+    column's storage affinity applies (`applyAffinity` in SQLite's vdbe.c).
+    """
+    if default is None:
+        return None
+    kind = default.kind
+    value: Value
+    if kind == "number":
+        text = default.text
+        if text[:2] in ("0x", "0X"):
+            value = to_signed64(int(text, 16) & _U64_MASK)
+        elif text.isdigit():
+            value = int(text)
+        else:
+            value = float(text)
+        if default.negative:
+            value = -value
+        if isinstance(value, int) and not _I64_MIN <= value <= _I64_MAX:
+            value = float(value)
+    elif kind in ("string", "identifier"):
+        value = default.text
+    elif kind == "blob":
+        value = bytes.fromhex(default.text)
+    elif kind in ("true", "false"):
+        value = 1 if kind == "true" else 0
+    else:
+        return None
+    return _storage_affinity(value, affinity)
+
+
+def _storage_affinity(value: Value, affinity: Affinity) -> Value:
+    """`value` as a column of `affinity` stores it and reads it back: text for TEXT,
+    numeric text as a number and whole reals as integers for NUMERIC and INTEGER, any
+    number as a real for REAL."""
+    if affinity is Affinity.BLOB or value is None or isinstance(value, bytes):
+        return value
+    converted = apply_affinity(value, affinity)
+    if affinity is Affinity.REAL and isinstance(converted, int):
+        return float(converted)
+    if (
+        affinity in (Affinity.NUMERIC, Affinity.INTEGER)
+        and isinstance(converted, float)
+        and converted.is_integer()
+        and -_REAL_INT_LIMIT < converted < _REAL_INT_LIMIT
+    ):
+        return int(converted)
+    return converted
 
 
 class _TableBuilder:
@@ -272,6 +409,13 @@ class _TableBuilder:
                     if not parsed.without_rowid:
                         alias = position
         self.integer_key = integer_key
+        key_columns: set[int] = set()
+        if parsed.without_rowid and primary is not None:
+            key_columns = {
+                names.index(fold_name(c.name))
+                for c in primary.columns
+                if c.name is not None and fold_name(c.name) in names
+            }
         for i, pc in enumerate(parsed.columns):
             affinity = affinity_of(pc.declared_type, strict=parsed.strict)
             default, supported = evaluate_default(pc.default, affinity)
@@ -285,6 +429,11 @@ class _TableBuilder:
                     default_supported=supported,
                     generated=pc.generated,
                     rowid_alias=i == alias,
+                    not_null=pc.not_null or i in key_columns,
+                    default_expression=None if pc.default is None else pc.default.source,
+                    insert_default=(
+                        evaluate_insert_default(pc.default, affinity) if supported else None
+                    ),
                 )
             )
         self.columns = tuple(columns)
@@ -322,6 +471,9 @@ class _TableBuilder:
             virtual=False,
             rowid_alias=alias,
             primary_key=pk_columns,
+            autoincrement=parsed.autoincrement,
+            has_check=parsed.has_check,
+            has_foreign_keys=parsed.has_foreign_keys,
             _constraints=parsed.constraints,
         )
 
@@ -391,6 +543,7 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
     index_rows: list[tuple[str, str, int, str | None]] = []
     views: list[str] = []
     triggers: list[str] = []
+    trigger_tables: list[str] = []
     for rowid, values in rows:
         padded = list(values[:5]) + [None] * (5 - min(len(values), 5))
         kind, name, tbl_name, root, sql = padded
@@ -405,6 +558,7 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
             continue
         if kind == "trigger":
             triggers.append(name)
+            trigger_tables.append(tbl_name if isinstance(tbl_name, str) else "")
             continue
         if kind not in ("table", "index"):
             continue
@@ -458,6 +612,7 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
         views=tuple(views),
         triggers=tuple(triggers),
         schema_table=_schema_table(schema_format),
+        trigger_tables=tuple(trigger_tables),
     )
 
 
