@@ -1,11 +1,15 @@
-"""A storage engine that reads SQLite database files, written as explicit state machines.
+"""A storage engine that reads and writes SQLite database files, written as explicit state
+machines.
 
 `Database.open(io, path)` and every query on the `Database` are operations: run them with
-`core.block(op, io)` or `await bridge.drive(op)`. See `docs/storage.md`.
+`core.block(op, io)` or `await bridge.drive(op)`. Writing: `Database.open(io, path,
+writable=True)`, then `db.begin()` gives a `WriteTransaction` whose `insert`, `update`,
+`delete`, `execute_ddl` and `commit` are operations too. See `docs/storage.md`.
 """
 
 from core.storage.collation import Affinity
 from core.storage.collation import field_key as collation_key
+from core.storage.commit import Commit, SyncLog
 from core.storage.database import (
     DEFAULT_CACHE_PAGES,
     DEFAULT_READAHEAD,
@@ -14,7 +18,9 @@ from core.storage.database import (
     ReadSchema,
     Row,
 )
+from core.storage.ddl_write import ExecuteDDL
 from core.storage.errors import (
+    ConstraintError,
     CorruptDatabaseError,
     DatabaseBusyError,
     HotJournalError,
@@ -26,25 +32,33 @@ from core.storage.header import DatabaseHeader, TextEncoding
 from core.storage.index_scan import Bound, IndexScan
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.record import Value
+from core.storage.row_write import Delete, Insert, Update
 from core.storage.schema import Column, Index, IndexColumn, Schema, Table
 from core.storage.schema import fold_name as fold_identifier
+from core.storage.write_transaction import Begin, TransactionState, WriteTransaction
 
 __all__ = [
     "DEFAULT_CACHE_PAGES",
     "DEFAULT_READAHEAD",
     "Affinity",
+    "Begin",
     "Bound",
     "Column",
+    "Commit",
+    "ConstraintError",
     "CorruptDatabaseError",
     "CountRows",
     "Database",
     "DatabaseBusyError",
     "DatabaseHeader",
+    "Delete",
+    "ExecuteDDL",
     "GetRow",
     "HotJournalError",
     "Index",
     "IndexColumn",
     "IndexScan",
+    "Insert",
     "OpenDatabase",
     "ReadSchema",
     "Row",
@@ -52,10 +66,14 @@ __all__ = [
     "Schema",
     "SchemaError",
     "StorageError",
+    "SyncLog",
     "Table",
     "TextEncoding",
+    "TransactionState",
     "UnsupportedError",
+    "Update",
     "Value",
+    "WriteTransaction",
     "collation_key",
     "fold_identifier",
 ]

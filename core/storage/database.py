@@ -21,11 +21,13 @@ import os
 from collections.abc import Sequence
 
 from core.io.backend import IOBackend, OpenFlags, StrPath
+from core.storage.checkpoint import CheckpointDatabase
 from core.storage.index_scan import Bound, IndexScan
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.schema import Schema
 from core.storage.shared import Row, SharedState
 from core.storage.transaction import ReadTransaction
+from core.storage.write_transaction import Begin
 
 __all__ = [
     "DEFAULT_CACHE_PAGES",
@@ -58,14 +60,18 @@ class Database(SharedState):
         path: StrPath,
         *,
         immutable: bool = False,
+        writable: bool = False,
+        page_size: int = 4096,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         readahead: int = DEFAULT_READAHEAD,
     ) -> OpenDatabase:
-        """An operation that opens `path` read-only and finishes with `Done(Database)`.
+        """An operation that opens `path` and finishes with `Done(Database)`.
 
         `immutable=True` promises that nothing changes the file while it is open: no locks
-        are taken and nothing is re-read. `cache_pages` bounds the page cache;
-        `readahead` is how many leaf pages a scan reads ahead in one batch.
+        are taken and nothing is re-read. `writable=True` opens it for writing (`begin()`),
+        creating the file if it is missing; a new database gets pages of `page_size`
+        bytes, UTF-8 text and WAL mode. `cache_pages` bounds the page cache; `readahead`
+        is how many leaf pages a scan reads ahead in one batch.
 
         The operation raises `CompletionError` if the file cannot be opened or read,
         `CorruptDatabaseError` for a malformed file, `DatabaseBusyError` if a writer holds
@@ -75,13 +81,26 @@ class Database(SharedState):
             raise ValueError(f"cache_pages must be at least 1, got {cache_pages}")
         if readahead < 0:
             raise ValueError(f"readahead must be >= 0, got {readahead}")
-        return OpenDatabase(io, os.fspath(path), immutable, cache_pages, readahead)
+        if writable and immutable:
+            raise ValueError("a database cannot be both writable and immutable")
+        if page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+            raise ValueError(f"page_size must be a power of two in 512..65536, got {page_size}")
+        return OpenDatabase(
+            io,
+            os.fspath(path),
+            immutable,
+            cache_pages,
+            readahead,
+            writable=writable,
+            page_size=page_size,
+        )
 
     def close(self) -> None:
         """Release the lock and close the files; idempotent. Operations still running
-        fail at their next step."""
+        fail at their next step; an open write transaction is dropped (as a rollback)."""
         if self.closed:
             return
+        self.writing = False
         self.closed = True
         if self.lock is not None and self._readers:
             self.lock.unlock()
@@ -150,6 +169,23 @@ class Database(SharedState):
             raise ValueError(f"limit must be >= 0, got {limit}")
         return IndexScan(self, index, tuple(equal), lower, upper, limit)
 
+    def begin(self) -> Begin:
+        """An operation: start a write transaction; `Done(WriteTransaction)`.
+
+        The operation raises `DatabaseBusyError` at once if a write transaction is open on
+        this database, another connection (ours or SQLite's) holds a lock on the file, or
+        a SQLite connection has it open in WAL mode; `StorageError` if the database was
+        opened read-only; `UnsupportedError` for a database in rollback-journal mode, with
+        auto-vacuum, or not in UTF-8; and what every operation may raise.
+        """
+        return Begin(self, self.create_page_size)
+
+    def checkpoint(self) -> CheckpointDatabase:
+        """An operation: copy the WAL's committed pages into the database file, sync it,
+        and empty the log; `Done(pages copied)`. Needs the write lock (raises as `begin`
+        does)."""
+        return CheckpointDatabase(self)
+
     def count(self, table: str) -> CountRows:
         """An operation: the number of rows in `table` (leaf pages' cell counts only; no
         record is decoded)."""
@@ -159,20 +195,30 @@ class Database(SharedState):
 class OpenDatabase(ReadTransaction[Database]):
     """The operation `Database.open` returns; `Done(Database)`."""
 
-    __slots__ = ("_args", "_database")
+    __slots__ = ("_args", "_database", "page_size", "writable")
 
     def __init__(
-        self, io: IOBackend, path: str, immutable: bool, cache_pages: int, readahead: int
+        self,
+        io: IOBackend,
+        path: str,
+        immutable: bool,
+        cache_pages: int,
+        readahead: int,
+        *,
+        writable: bool = False,
+        page_size: int = 4096,
     ) -> None:
         super().__init__(None)
         self._args = (io, path, immutable, cache_pages, readahead)
         self._database: Database | None = None
+        self.writable = writable
+        self.page_size = page_size
 
     def _prepare(self) -> Database:
         if self._database is None:
             io, path, immutable, cache_pages, readahead = self._args
-            file = io.open_file(path, OpenFlags.READ_ONLY)
-            self._database = self.db = Database(
+            file = io.open_file(path, OpenFlags.CREATE if self.writable else OpenFlags.READ_ONLY)
+            database = Database(
                 io,
                 path,
                 file,
@@ -180,6 +226,9 @@ class OpenDatabase(ReadTransaction[Database]):
                 cache_pages=cache_pages,
                 readahead=readahead,
             )
+            database.writable = self.writable
+            database.create_page_size = self.page_size
+            self._database = self.db = database
         return self._database
 
     def _value(self) -> Database:

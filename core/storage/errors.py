@@ -9,6 +9,7 @@ Rules:
 - A database that is fine but cannot be read *now* (a writer holds the lock, the WAL kept
   changing) is a `DatabaseBusyError`: retry later. A hot journal is its own error because
   retrying does not help: a writable SQLite connection must roll it back first.
+- A write that would break a constraint is a `ConstraintError`.
 - Asking for something the schema does not have (a table, an index, a key of the wrong
   shape) is a `SchemaError`; a feature this reader does not implement is `UnsupportedError`.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from core.errors import IOResultError
 
 __all__ = [
+    "ConstraintError",
     "CorruptDatabaseError",
     "DatabaseBusyError",
     "HotJournalError",
@@ -60,6 +62,25 @@ class CorruptDatabaseError(StorageError):
 
 def _rebuild_corrupt(detail: str, page: int | None, path: str | None) -> CorruptDatabaseError:
     return CorruptDatabaseError(detail, page=page, path=path)
+
+
+class ConstraintError(StorageError):
+    """A write would break a constraint (UNIQUE, NOT NULL, a rowid already in use); the
+    statement left nothing behind and the transaction is still usable. `constraint` names
+    what was violated (an index name, or `table.column`)."""
+
+    constraint: str
+
+    def __init__(self, message: str, *, constraint: str) -> None:
+        self.constraint = constraint
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_constraint, (str(self), self.constraint))
+
+
+def _rebuild_constraint(message: str, constraint: str) -> ConstraintError:
+    return ConstraintError(message, constraint=constraint)
 
 
 class DatabaseBusyError(StorageError):

@@ -8,6 +8,10 @@ Rules kept here:
 - The in-header page count is trusted only when "version-valid-for" equals the change
   counter (older writers did not maintain it); otherwise the file size decides.
 - The text encoding is taken as SQLite does: the low two bits, 0 meaning UTF-8.
+- Writing: a database this engine creates has a header like the one `sqlite3` writes for a
+  new file in WAL mode (`new_header`); a commit patches only the counters it keeps
+  (`with_counters`): the change counter, and version-valid-for equal to it, so that the
+  in-header page count is trusted; the page count; the freelist; the schema cookie.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from core.storage.errors import CorruptDatabaseError
 __all__ = [
     "HEADER_SIZE",
     "MAGIC",
+    "SQLITE_VERSION_NUMBER",
     "DatabaseHeader",
     "TextEncoding",
+    "new_header",
     "parse_header",
+    "with_counters",
 ]
 
 HEADER_SIZE = 100
@@ -71,6 +78,8 @@ class DatabaseHeader:
     application_id: int
     version_valid_for: int
     sqlite_version: int
+    largest_root: int = 0
+    """Non-zero in an auto-vacuum (or incremental-vacuum) database."""
 
     @property
     def usable_size(self) -> int:
@@ -162,4 +171,66 @@ def parse_header(data: bytes | bytearray, *, path: str | None = None) -> Databas
         application_id=application_id,
         version_valid_for=version_valid_for,
         sqlite_version=sqlite_version,
+        largest_root=_largest_root,
     )
+
+
+SQLITE_VERSION_NUMBER = 3045001
+"""The SQLite version number this engine writes into headers (the file format it follows)."""
+
+_u32 = struct.Struct(">I")
+
+
+def new_header(page_size: int) -> bytes:
+    """The 100-byte header of a new, empty UTF-8 database in WAL mode (one page).
+
+    Raises `ValueError` for a page size that is not a power of two in 512..65536.
+    """
+    if page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+        raise ValueError(f"page size {page_size} is not a power of two in 512..65536")
+    return MAGIC + _FIELDS.pack(
+        1 if page_size == 65536 else page_size,
+        2,  # write version: WAL
+        2,  # read version: WAL
+        0,  # reserved bytes per page
+        64,
+        32,
+        32,
+        1,  # change counter
+        1,  # page count
+        0,  # freelist trunk
+        0,  # freelist pages
+        0,  # schema cookie
+        4,  # schema format
+        0,  # default cache size
+        0,  # largest root (no auto-vacuum)
+        1,  # UTF-8
+        0,  # user version
+        0,  # incremental vacuum
+        0,  # application id
+        1,  # version-valid-for
+        SQLITE_VERSION_NUMBER,
+    )
+
+
+def with_counters(
+    raw: bytes,
+    *,
+    change_counter: int,
+    page_count: int,
+    freelist_trunk: int,
+    freelist_count: int,
+    schema_cookie: int,
+) -> bytes:
+    """`raw` (a 100-byte header) with the counters a commit maintains replaced."""
+    out = bytearray(raw[:HEADER_SIZE])
+    pack = _u32.pack_into
+    counter = change_counter & 0xFFFFFFFF
+    pack(out, 24, counter)
+    pack(out, 28, page_count)
+    pack(out, 32, freelist_trunk)
+    pack(out, 36, freelist_count)
+    pack(out, 40, schema_cookie & 0xFFFFFFFF)
+    pack(out, 92, counter)
+    pack(out, 96, SQLITE_VERSION_NUMBER)
+    return bytes(out)

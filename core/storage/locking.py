@@ -18,6 +18,12 @@ Rules:
   `DatabaseBusyError` at once; the core never waits on a lock.
 - The calls are synchronous and take microseconds, so operations make them at their start
   and end rather than through completions.
+- A writer takes SQLite's EXCLUSIVE lock (write locks on PENDING, RESERVED and the SHARED
+  range) for the whole write transaction: no other connection, ours or SQLite's, reads or
+  writes the file meanwhile, so nothing can read the WAL while it is appended to or reset
+  without the `-shm` protocol. It also refuses while some SQLite connection has the
+  database open in WAL mode (`wal_connections_open`: such a connection holds a lock on the
+  DMS byte of the `-shm` file, and its cached wal-index would go stale under our writes).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ __all__ = [
     "SHARED_FIRST",
     "SHARED_SIZE",
     "FileLock",
+    "wal_connections_open",
 ]
 
 PENDING_BYTE = 0x40000000
@@ -74,6 +81,11 @@ _READ_PENDING = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
 _READ_SHARED = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
 _RELEASE_PENDING = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
 _RELEASE_ALL = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_WRITE_ALL = _pack(fcntl.F_WRLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_RELEASE_WRITER = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2)
+
+_SHM_DMS_BYTE = 128
+"""The "dead man switch" byte of the -shm file that every open WAL connection locks."""
 
 
 class FileLock:
@@ -120,6 +132,21 @@ class FileLock:
         finally:
             self._request(_RELEASE_PENDING)
 
+    def lock_exclusive(self) -> None:
+        """Take SQLite's EXCLUSIVE lock (this file's own SHARED lock is upgraded).
+
+        Raises `DatabaseBusyError` if any other connection holds any lock on the file.
+        """
+        if not self._request(_WRITE_ALL):
+            raise DatabaseBusyError(
+                f"database {self.path!r} is locked: another connection is reading or writing it"
+            )
+
+    def downgrade_to_shared(self) -> None:
+        """Turn the EXCLUSIVE lock back into a SHARED one (for readers still running)."""
+        self._request(_READ_SHARED)
+        self._request(_RELEASE_WRITER)
+
     def unlock(self) -> None:
         """Release every lock this file holds (a no-op if none)."""
         self._request(_RELEASE_ALL)
@@ -136,3 +163,20 @@ class FileLock:
         """The type of a lock another connection holds on the range (F_UNLCK if none)."""
         out = fcntl.fcntl(self.fd, self._get, _pack(fcntl.F_WRLCK, start, length))
         return _unpack_type(out)
+
+
+def wal_connections_open(path: str) -> bool:
+    """True if some connection holds a lock on the DMS byte of `path`'s `-shm` file: a
+    SQLite connection has the database open in WAL mode. False when there is no `-shm`."""
+    try:
+        fd = os.open(path + "-shm", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        probe = FileLock(fd, path + "-shm")
+        try:
+            return probe.holder_kind(_SHM_DMS_BYTE, 1) != fcntl.F_UNLCK
+        except OSError:
+            return True  # cannot tell: assume a connection
+    finally:
+        os.close(fd)

@@ -802,3 +802,13 @@ class RowBuilder:
                     f"column {column.name} of {self.table.name} is missing from an old row "
                     "and its DEFAULT is an expression this reader does not evaluate"
                 )
+
+
+def autoindex_count(name: str, sql: str, schema_format: int) -> int:
+    """How many automatic indexes (`sqlite_autoindex_<name>_<n>`) SQLite makes for the
+    PRIMARY KEY and UNIQUE constraints of `CREATE TABLE` statement `sql`.
+
+    Raises `CorruptDatabaseError` for SQL the parser cannot make sense of.
+    """
+    builder = _TableBuilder(name, 0, sql, parse_create_table(sql), schema_format)
+    return len(builder.autoindexes())

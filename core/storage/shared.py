@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import os
 
+from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import File, IOBackend, OpenFlags
 from core.storage.btree import Lookup, index_range_cached, lookup_rowid_cached
 from core.storage.collation import Affinity, KeyPlan, apply_affinity
-from core.storage.errors import CorruptDatabaseError, SchemaError
-from core.storage.header import DatabaseHeader
-from core.storage.locking import FileLock
-from core.storage.page import PageLayout
+from core.storage.errors import CorruptDatabaseError, DatabaseBusyError, SchemaError
+from core.storage.header import HEADER_SIZE, DatabaseHeader, parse_header
+from core.storage.locking import FileLock, wal_connections_open
+from core.storage.page import Page, PageLayout
 from core.storage.pager import Pager
 from core.storage.record import Value, decode_record
 from core.storage.schema import (
@@ -43,8 +44,12 @@ from core.storage.schema import (
     index_key_plan,
 )
 from core.storage.wal import WalSnapshot
+from core.storage.wal_write import WalAppender
 
-__all__ = ["MISS", "Row", "SharedState"]
+AUTO_CHECKPOINT_FRAMES = 1000
+"""SQLite's default: checkpoint once the WAL holds this many frames."""
+
+__all__ = ["AUTO_CHECKPOINT_FRAMES", "MISS", "Row", "SharedState"]
 
 Row = tuple[Value, ...]
 """A row: `(rowid, *columns)` for rowid tables, `(*columns)` for WITHOUT ROWID tables."""
@@ -59,21 +64,29 @@ class SharedState:
     """The state every operation on one database file shares; `Database` is its handle."""
 
     __slots__ = (
+        "_appender_wal",
         "_builders",
         "_change_counter",
+        "_log_sync",
+        "_log_sync_covers",
         "_plans",
         "_readers",
         "_resolved",
         "_wal_identity",
+        "appender",
+        "auto_checkpoint",
         "cache_pages",
         "closed",
         "codec",
+        "create_page_size",
         "file",
         "header",
         "immutable",
         "io",
         "loaded_schema",
         "lock",
+        "log_end",
+        "log_synced",
         "pager",
         "path",
         "raw_file_header",
@@ -84,6 +97,8 @@ class SharedState:
         "wal",
         "wal_file",
         "wal_path",
+        "writable",
+        "writing",
     )
 
     def __init__(
@@ -131,6 +146,23 @@ class SharedState:
             str, tuple[int, int, KeyPlan, RowBuilder, tuple[Affinity | None, ...]]
         ] = {}
         self.closed = False
+        self.writable = False
+        """True when opened for writing (`Database.open(..., writable=True)`)."""
+        self.writing = False
+        """True while a write transaction holds the EXCLUSIVE lock."""
+        self.create_page_size = 4096
+        """The page size a writable database gets if its file is empty."""
+        self.auto_checkpoint = AUTO_CHECKPOINT_FRAMES
+        """A write transaction starts with a checkpoint once the WAL holds this many frames."""
+        self.appender: WalAppender | None = None
+        """How this handle's writer continues the WAL (valid while `wal` is what it wrote)."""
+        self._appender_wal: WalSnapshot | None = None
+        self.log_end = 0
+        """The WAL offset just past the last frame this handle wrote."""
+        self.log_synced = 0
+        """The WAL offset up to which a sync has finished."""
+        self._log_sync: Completion | None = None
+        self._log_sync_covers = 0
 
     @property
     def schema(self) -> Schema:
@@ -270,7 +302,7 @@ class SharedState:
     def acquire_read(self) -> None:
         """Count one more reader; the first takes the SHARED lock (may raise
         `DatabaseBusyError`)."""
-        if self._readers == 0 and self.lock is not None:
+        if self._readers == 0 and self.lock is not None and not self.writing:
             self.lock.lock_shared()
         self._readers += 1
 
@@ -280,8 +312,47 @@ class SharedState:
         if self._readers <= 0:
             self._readers = 0
             self.validated = False
-            if self.lock is not None and not self.closed:
+            if self.lock is not None and not self.closed and not self.writing:
                 self.lock.unlock()
+
+    def acquire_write(self) -> None:
+        """Take the EXCLUSIVE lock for a write transaction.
+
+        Raises `DatabaseBusyError` if a write transaction is already open on this handle, if
+        another connection holds a lock on the file, or if a SQLite connection has it open
+        in WAL mode. On a backend without file descriptors (memory, simulator) only the
+        first check applies.
+        """
+        if self.writing:
+            raise DatabaseBusyError(
+                f"database {self.path!r}: a write transaction is already open on it"
+            )
+        lock = self.lock
+        if lock is None:  # a backend without file descriptors: no other process sees it
+            self.writing = True
+            return
+        lock.lock_exclusive()
+        if wal_connections_open(self.path):
+            self._drop_exclusive(lock)
+            raise DatabaseBusyError(
+                f"database {self.path!r} is open in a SQLite connection in WAL mode (its "
+                "-shm file is locked); close that connection before writing"
+            )
+        self.writing = True
+
+    def release_write(self) -> None:
+        """Give the EXCLUSIVE lock back (keeping SHARED while readers still run)."""
+        if not self.writing:
+            return
+        self.writing = False
+        if self.lock is not None and not self.closed:
+            self._drop_exclusive(self.lock)
+
+    def _drop_exclusive(self, lock: FileLock) -> None:
+        if self._readers:
+            lock.downgrade_to_shared()
+        else:
+            lock.unlock()
 
     def apply_header(self, header: DatabaseHeader, file_pages: int) -> None:
         """Adopt a freshly read header: re-lay the pager if the geometry changed, and drop
@@ -353,13 +424,109 @@ class SharedState:
         elif self.wal_file is not None:
             return True
         try:
-            self.wal_file = self.io.open_file(self.wal_path, OpenFlags.READ_ONLY)
+            flags = OpenFlags.NONE if self.writable else OpenFlags.READ_ONLY
+            self.wal_file = self.io.open_file(self.wal_path, flags)
         except CompletionError as exc:
             if exc.errno == 2:  # ENOENT: no log (yet)
                 self._wal_identity = None
                 return False
             raise
         return True
+
+    def open_wal_for_writing(self) -> File:
+        """The -wal file, created if missing (a writer holds the EXCLUSIVE lock).
+
+        Raises `CompletionError` if it cannot be created.
+        """
+        if not self.refresh_wal_file():
+            file = self.io.open_file(self.wal_path, OpenFlags.CREATE)
+            self.wal_file = file
+            self.pager.wal_file = file
+            fd = _fd_of(file)
+            if fd is not None:
+                st = os.fstat(fd)
+                self._wal_identity = (st.st_dev, st.st_ino)
+        assert self.wal_file is not None
+        return self.wal_file
+
+    def adopt_commit(
+        self, snapshot: WalSnapshot, pages: list[tuple[int, bytes]], page_count: int
+    ) -> None:
+        """Publish a durable commit of this handle's own writer: the new WAL snapshot, the
+        written pages (cached as the latest committed versions) and page 1's header. Other
+        cached pages stay: they are still the latest versions."""
+        pager = self.pager
+        pager.invalidate([number for number, _ in pages])
+        self.wal = snapshot
+        pager.wal_frames = snapshot.frames
+        pager.wal_file = self.wal_file
+        cache = pager.cache
+        for number, data in pages:
+            cache.put(Page(number, data))
+            if number == 1:
+                raw = data[:HEADER_SIZE]
+                self.apply_header(parse_header(raw, path=self.path), page_count)
+                self.raw_page1_header = raw
+        pager.page_count = page_count
+
+    def wal_appender(self) -> WalAppender:
+        """How the next commit continues the WAL: this handle's own appender while the log
+        is what it last wrote, else one built from the log as last read."""
+        appender = self.appender
+        if appender is not None and self._appender_wal is self.wal:
+            return appender
+        page_size = self.pager.layout.page_size
+        snapshot = self.wal
+        if snapshot is None:
+            size = self.wal_file.size() if self.wal_file is not None else 0
+            snapshot = WalSnapshot(None, {}, 0, 0, (0, 0), size)
+        appender = WalAppender.from_snapshot(
+            snapshot, page_size, seed=int(self.io.now() * 1_000_000)
+        )
+        self.appender = appender
+        self._appender_wal = self.wal
+        return appender
+
+    def adopt_appender(self, appender: WalAppender) -> None:
+        """Keep `appender` as the one that continues the current log."""
+        self.appender = appender
+        self._appender_wal = self.wal
+
+    def log_written(self, end: int, *, durable: bool) -> None:
+        """Record that frames up to WAL offset `end` are written (and synced if `durable`)."""
+        self.log_end = max(self.log_end, end)
+        if durable:
+            self.log_synced = max(self.log_synced, end)
+
+    def log_reset(self) -> None:
+        """The WAL was emptied (a checkpoint): nothing is written or synced in it."""
+        self.log_end = self.log_synced = 0
+        self._log_sync = None
+        self._log_sync_covers = 0
+
+    def sync_log(self) -> Completion:
+        """A sync of the WAL covering everything written so far: the one under way if it
+        covers that, else a new one (its success advances `log_synced`).
+
+        Raises `CompletionError` if the sync cannot be submitted.
+        """
+        pending = self._log_sync
+        target = self.log_end
+        if pending is not None and not pending.finished() and self._log_sync_covers >= target:
+            return pending
+        wal_file = self.wal_file
+        if wal_file is None:
+            raise CompletionError(ErrorKind.CLOSED, "no WAL file to sync", path=self.wal_path)
+
+        def synced(outcome: int | CompletionError) -> None:
+            if isinstance(outcome, int):
+                self.log_synced = max(self.log_synced, target)
+
+        c = Completion.new_sync(synced)
+        self._log_sync = c
+        self._log_sync_covers = target
+        wal_file.sync(c)
+        return c
 
     def drop_wal_file(self) -> None:
         """Close the -wal file and forget the log (its pages leave the cache)."""

@@ -1,0 +1,333 @@
+"""The storage engine's write path: transactions, rows, indexes, DDL, commit, checkpoint,
+checked against sqlite3 reading the files we write."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import block
+from core.io import IOBackend, MemoryYieldIO, UnixIO
+from core.storage import (
+    ConstraintError,
+    Database,
+    DatabaseBusyError,
+    SchemaError,
+    StorageError,
+    UnsupportedError,
+)
+from tests.storage_helpers import DeferredUnixIO, drive_checked, make_db
+
+
+def sqlite_check(path: Path, sql: str = "") -> tuple[str, list[tuple[Any, ...]]]:
+    """sqlite3's integrity_check and the rows of `sql` on `path` (connection closed after,
+    so our next transaction may begin)."""
+    with closing(sqlite3.connect(path)) as con:
+        check = con.execute("PRAGMA integrity_check").fetchall()
+        rows = con.execute(sql).fetchall() if sql else []
+    return check[0][0], rows
+
+
+def open_writable(io: IOBackend, path: Path | str, **kwargs: Any) -> Database:
+    return block(Database.open(io, os.fspath(path), writable=True, **kwargs), io)
+
+
+@pytest.fixture
+def users(tmp_path: Path) -> tuple[UnixIO, Database, Path]:
+    io = UnixIO()
+    path = tmp_path / "users.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(
+        tx.execute_ddl("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT)"),
+        io,
+    )
+    block(tx.execute_ddl("CREATE UNIQUE INDEX users_name ON users(name)"), io)
+    block(tx.commit(), io)
+    return io, db, path
+
+
+def test_a_new_database_is_a_wal_database_sqlite_reads(tmp_path: Path) -> None:
+    io = UnixIO()
+    path = tmp_path / "new.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a, b TEXT)"), io)
+    assert block(tx.insert("t", {"a": 1, "b": "x"}), io) == 1
+    assert block(tx.insert("t", {"a": 2.5, "b": 7}), io) == 2
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT rowid, a, b, typeof(b) FROM t")
+    assert check == "ok"
+    assert rows == [(1, 1, "x", "text"), (2, 2.5, "7", "text")]
+    with closing(sqlite3.connect(path)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert con.execute("PRAGMA encoding").fetchone() == ("UTF-8",)
+
+
+def test_insert_update_delete_agree_with_sqlite(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    ada = block(tx.insert("users", {"name": "Ada", "age": 36}), io)
+    bob = block(tx.insert("users", {"name": "Bob", "age": "41"}), io)  # INTEGER affinity
+    assert block(tx.update("users", ada, {"age": 37}), io) is True
+    assert block(tx.delete("users", bob), io) is True
+    assert block(tx.delete("users", bob), io) is False
+    assert block(tx.update("users", 999, {"age": 1}), io) is False
+    explicit = block(tx.insert("users", {"id": 100, "name": "Cy"}), io)
+    assert explicit == 100
+    assert block(tx.insert("users", {"name": "Di"}), io) == 101
+    block(tx.commit(), io)
+    assert block(db.get("users", ada), io) == (ada, ada, "Ada", 37)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT id, name, age FROM users ORDER BY id")
+    assert check == "ok"
+    assert rows == [(1, "Ada", 37), (100, "Cy", None), (101, "Di", None)]
+
+
+def test_constraints_leave_nothing_behind_and_the_transaction_usable(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Ada", "age": 1}), io)
+    with pytest.raises(ConstraintError, match="users_name") as unique:
+        block(tx.insert("users", {"name": "Ada", "age": 2}), io)
+    assert unique.value.constraint == "users_name"
+    with pytest.raises(ConstraintError, match=r"NOT NULL constraint failed: users\.name"):
+        block(tx.insert("users", {"age": 3}), io)
+    with pytest.raises(ConstraintError, match="rowid 1 is in use"):
+        block(tx.insert("users", {"id": 1, "name": "Bo"}), io)
+    with pytest.raises(SchemaError, match="datatype mismatch"):
+        block(tx.insert("users", {"id": "x", "name": "Bo"}), io)
+    with pytest.raises(SchemaError, match="no column named 'nope'"):
+        block(tx.insert("users", {"nope": 1}), io)
+    block(tx.insert("users", {"name": "Bo"}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT id, name FROM users ORDER BY id")
+    assert check == "ok"
+    assert rows == [(1, "Ada"), (2, "Bo")]
+
+
+def test_rollback_drops_everything(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, _ = users
+    tx = block(db.begin(), io)
+    for i in range(500):
+        block(tx.insert("users", {"name": f"n{i}"}), io)
+    block(tx.rollback(), io)
+    with pytest.raises(StorageError, match="rolled back"):
+        block(tx.insert("users", {"name": "late"}), io)
+    assert block(db.count("users"), io) == 0
+    tx = block(db.begin(), io)  # the lock was given back
+    block(tx.insert("users", {"name": "x"}), io)
+    block(tx.commit(), io)
+    with pytest.raises(StorageError, match="committed"):
+        block(tx.commit(), io)
+    assert block(db.count("users"), io) == 1
+
+
+def test_readers_see_the_last_commit_until_commit_is_done(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, _ = users
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Ada"}), io)
+    assert block(db.count("users"), io) == 0
+    block(tx.commit(), io)
+    assert block(db.count("users"), io) == 1
+
+
+def test_one_writer_at_a_time(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, path = users
+    other = open_writable(io, path)
+    tx = block(db.begin(), io)
+    with pytest.raises(DatabaseBusyError, match="already open"):
+        block(db.begin(), io)
+    with pytest.raises(DatabaseBusyError):
+        block(other.begin(), io)
+    with pytest.raises(DatabaseBusyError):
+        block(other.count("users"), io)  # nor does another connection read meanwhile
+    tx.rollback()
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("SELECT count(*) FROM users").fetchall()
+        with pytest.raises(DatabaseBusyError):  # its locks, or its -shm in use
+            block(db.begin(), io)
+    other.close()
+
+
+def test_sqlite_is_kept_out_while_we_write(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    with (
+        closing(sqlite3.connect(path, timeout=0)) as con,
+        pytest.raises(sqlite3.OperationalError, match="locked"),
+    ):
+        con.execute("SELECT count(*) FROM users").fetchall()
+    tx.rollback()
+
+
+def test_ddl_create_and_drop(tmp_path: Path) -> None:
+    io = UnixIO()
+    path = tmp_path / "ddl.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(k TEXT PRIMARY KEY, v UNIQUE, w)"), io)
+    for i in range(300):
+        block(tx.insert("t", {"k": f"k{i}", "v": i, "w": "x" * (i % 7) * 300}), io)
+    block(tx.execute_ddl("CREATE INDEX t_w ON t(w, v)"), io)
+    block(tx.execute_ddl("CREATE TABLE IF NOT EXISTS t(x)"), io)
+    with pytest.raises(SchemaError, match="already exists"):
+        block(tx.execute_ddl("CREATE TABLE t(x)"), io)
+    with pytest.raises(ConstraintError):
+        block(tx.execute_ddl("CREATE UNIQUE INDEX t_dup ON t(w)"), io)
+    block(tx.execute_ddl("CREATE TABLE gone(a, b)"), io)
+    for i in range(200):
+        block(tx.insert("gone", {"a": i, "b": os.urandom(3000)}), io)
+    block(tx.commit(), io)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("DROP TABLE gone"), io)
+    block(tx.execute_ddl("DROP INDEX t_w"), io)
+    block(tx.execute_ddl("DROP INDEX IF EXISTS t_w"), io)
+    with pytest.raises(UnsupportedError, match="constraint"):
+        block(tx.execute_ddl("DROP INDEX sqlite_autoindex_t_1"), io)
+    with pytest.raises(UnsupportedError):
+        block(tx.execute_ddl("CREATE VIEW v AS SELECT 1"), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, sql FROM sqlite_schema ORDER BY name")
+    assert check == "ok"
+    assert rows == [
+        ("sqlite_autoindex_t_1", None),
+        ("sqlite_autoindex_t_2", None),
+        ("t", "CREATE TABLE t(k TEXT PRIMARY KEY, v UNIQUE, w)"),
+    ]
+    with closing(sqlite3.connect(path)) as con:
+        assert con.execute("SELECT count(*) FROM t WHERE v = 5").fetchone() == (1,)
+        assert con.execute("PRAGMA freelist_count").fetchone()[0] > 0
+
+
+def test_autoincrement_stays_above_every_rowid_used(tmp_path: Path) -> None:
+    io = UnixIO()
+    path = tmp_path / "auto.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, x)"), io)
+    for _ in range(3):
+        block(tx.insert("a", {"x": 1}), io)
+    block(tx.delete("a", 3), io)
+    assert block(tx.insert("a", {"x": 2}), io) == 4
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
+    assert check == "ok"
+    assert rows == [("a", 4)]
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("DELETE FROM a WHERE id = 4")
+        con.execute("INSERT INTO a(x) VALUES (3)")
+        assert con.execute("SELECT max(id) FROM a").fetchone() == (5,)
+        con.commit()
+
+
+def test_sqlite_writes_then_we_write(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "theirs.db",
+        [
+            "CREATE TABLE t(a INTEGER PRIMARY KEY, b)",
+            ("INSERT INTO t(b) VALUES (?)", [(i,) for i in range(2000)], True),
+        ],
+        journal_mode="wal",
+    )
+    io = UnixIO()
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    for rowid in range(1, 2001, 3):
+        block(tx.delete("t", rowid), io)
+    block(tx.insert("t", {"b": "new"}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*), max(a) FROM t")
+    assert check == "ok"
+    assert rows == [(1334, 2001)]
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("VACUUM")
+    db = open_writable(io, path)
+    assert block(db.count("t"), io) == 1334
+
+
+def test_refusals(tmp_path: Path) -> None:
+    journal = make_db(tmp_path / "journal.db", ["CREATE TABLE t(a)"])
+    io = UnixIO()
+    db = open_writable(io, journal)
+    with pytest.raises(UnsupportedError, match="rollback-journal"):
+        block(db.begin(), io)
+    db.close()
+    wal = make_db(
+        tmp_path / "features.db",
+        [
+            "CREATE TABLE c(a CHECK (a > 0))",
+            "CREATE TABLE w(a PRIMARY KEY, b) WITHOUT ROWID",
+            "CREATE TABLE p(a, b)",
+            "CREATE INDEX p_part ON p(a) WHERE b > 0",
+        ],
+        journal_mode="wal",
+    )
+    db = open_writable(io, wal)
+    tx = block(db.begin(), io)
+    for table in ("c", "w", "p"):
+        with pytest.raises(UnsupportedError, match=repr(table)):
+            block(tx.insert(table, {"a": 1}), io)
+    tx.rollback()
+    readonly = block(Database.open(io, os.fspath(wal)), io)
+    with pytest.raises(StorageError, match="read-only"):
+        block(readonly.begin(), io)
+
+
+def test_checkpoint_moves_the_log_into_the_database(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    for i in range(1000):
+        block(tx.insert("users", {"name": f"n{i}", "age": i}), io)
+    block(tx.commit(), io)
+    assert os.path.getsize(str(path) + "-wal") > 0
+    assert db.wal is not None
+    in_log = len(db.wal.frames)
+    copied = block(db.checkpoint(), io)
+    assert copied == in_log > 5
+    assert os.path.getsize(str(path) + "-wal") == 0
+    tx = block(db.begin(), io)
+    block(tx.delete("users", 5), io)
+    block(tx.commit(), io)
+    assert block(db.count("users"), io) == 999
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*), sum(age) FROM users")
+    assert check == "ok"
+    assert rows == [(999, sum(range(1000)) - 4)]
+
+
+@pytest.mark.parametrize("backend", ["memory-yield", "deferred-unix"])
+def test_every_read_deferred_and_reentry_checked(tmp_path: Path, backend: str) -> None:
+    io: IOBackend = MemoryYieldIO() if backend == "memory-yield" else DeferredUnixIO()
+    path = "/w.db" if backend == "memory-yield" else str(tmp_path / "w.db")
+    db = drive_checked(Database.open(io, path, writable=True, page_size=512, cache_pages=8), io)
+    tx = drive_checked(db.begin(), io)
+    drive_checked(tx.execute_ddl("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)"), io)
+    drive_checked(tx.execute_ddl("CREATE INDEX t_b ON t(b)"), io)
+    for i in range(400):
+        drive_checked(tx.insert("t", {"b": f"v{i % 37}" * (1 + i % 5)}), io)
+    drive_checked(tx.commit(), io)
+    tx = drive_checked(db.begin(), io)
+    for i in range(1, 400, 2):
+        assert drive_checked(tx.delete("t", i), io)
+    drive_checked(tx.commit(), io)
+    rows = drive_checked(db.scan("t"), io)
+    assert [r[0] for r in rows] == list(range(2, 401, 2))
+    entries = drive_checked(db.index_scan("t_b", equal=["v3"]), io)
+    assert sorted(r[0] for r in entries) == [
+        i + 1 for i in range(400) if i % 37 == 3 and i % 5 == 0 and (i + 1) % 2 == 0
+    ]
