@@ -107,7 +107,7 @@ class SyncLog(Machine[None]):
     """Make every commit written so far durable with one sync of the WAL; `Done(None)`.
 
     Commits already synced cost nothing; a sync already under way that covers them is
-    shared (see `SharedState.log_written`). Raises the sync's `CompletionError`.
+    shared (see `SharedState.start_log_sync`). Raises the sync's `CompletionError`.
     """
 
     __slots__ = ("_sync", "_target", "db")
@@ -127,6 +127,6 @@ class SyncLog(Machine[None]):
         if db.log_synced >= self._target:
             return Done(None)
         db.check_open()
-        sync = db.sync_log()
+        sync = db.start_log_sync()
         self._sync = sync
         return Continue if sync.finished() else IO(sync)

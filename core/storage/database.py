@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from core.io.backend import IOBackend, OpenFlags, StrPath
 from core.storage.checkpoint import CheckpointDatabase
+from core.storage.commit import SyncLog
 from core.storage.index_scan import Bound, IndexScan
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.schema import Schema
@@ -179,6 +180,13 @@ class Database(SharedState):
         auto-vacuum, or not in UTF-8; and what every operation may raise.
         """
         return Begin(self, self.create_page_size)
+
+    def sync_log(self) -> SyncLog:
+        """An operation: sync the WAL so that every commit written so far (including those
+        made with `commit(durable=False)`) is durable; `Done(None)`. Commits already
+        synced cost nothing, and callers arriving while a sync that covers them is under
+        way share it. Raises the sync's `CompletionError`."""
+        return SyncLog(self)
 
     def checkpoint(self) -> CheckpointDatabase:
         """An operation: copy the WAL's committed pages into the database file, sync it,

@@ -504,7 +504,7 @@ class SharedState:
         self._log_sync = None
         self._log_sync_covers = 0
 
-    def sync_log(self) -> Completion:
+    def start_log_sync(self) -> Completion:
         """A sync of the WAL covering everything written so far: the one under way if it
         covers that, else a new one (its success advances `log_synced`).
 

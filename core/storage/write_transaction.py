@@ -157,14 +157,19 @@ class WriteTransaction:
 
     # -- ending --------------------------------------------------------------------
 
-    def commit(self) -> Commit:
+    def commit(self, *, durable: bool = True) -> Commit:
         """An operation: make the transaction durable; `Done(None)` only after the WAL is
         synced. Raises the I/O's `CompletionError` if writing or syncing failed (the
         transaction is then over and its changes may or may not be in the log, as with
-        SQLite), and `StorageError` if the transaction has ended."""
+        SQLite), and `StorageError` if the transaction has ended.
+
+        `durable=False` finishes once the frames are written, without the sync: the commit
+        is visible and the lock given back, but it is safe from a power loss only after a
+        later `Database.sync_log()` (one sync for any number of such commits: group
+        commit)."""
         from core.storage.commit import Commit
 
-        return Commit(self)
+        return Commit(self, durable=durable)
 
     def rollback(self) -> RolledBack:
         """Drop every change and end the transaction, at once (no I/O needed); returns an
