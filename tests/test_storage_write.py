@@ -331,3 +331,24 @@ def test_every_read_deferred_and_reentry_checked(tmp_path: Path, backend: str) -
     assert sorted(r[0] for r in entries) == [
         i + 1 for i in range(400) if i % 37 == 3 and i % 5 == 0 and (i + 1) % 2 == 0
     ]
+
+
+def test_reads_inside_the_transaction_see_its_writes(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, _ = users
+    tx = block(db.begin(), io)
+    for i in range(300):
+        block(tx.insert("users", {"name": f"n{i:03}", "age": i}), io)
+    block(tx.delete("users", 5), io)
+    block(tx.update("users", 7, {"age": 70}), io)
+    assert block(tx.count("users"), io) == 299
+    assert block(db.count("users"), io) == 0  # others still see the last commit
+    assert block(tx.get("users", 7), io) == (7, 7, "n006", 70)
+    assert block(tx.get("users", 5), io) is None
+    page = block(tx.scan("users", after=3, limit=3), io)
+    assert [row[0] for row in page] == [4, 6, 7]
+    every = block(tx.scan("users"), io)
+    assert [row[0] for row in every] == [i for i in range(1, 301) if i != 5]
+    block(tx.commit(), io)
+    assert block(db.scan("users"), io) == every

@@ -20,7 +20,7 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -202,8 +202,9 @@ def last_rowid(ch: Changes, root: int) -> int | None:
     return key
 
 
-def scan_rows(ch: Changes, root: int) -> Iterator[tuple[int, bytes]]:
-    """Every `(rowid, record)` of the table B-tree at `root`, in rowid order. Before
+def scan_rows(ch: Changes, root: int, after: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Every `(rowid, record)` of the table B-tree at `root` in rowid order (only rowids
+    greater than `after`, if given; subtrees wholly at or below it are not entered). Before
     entering an interior page's children it asks for all the missing ones at once
     (`NeedPage` with `ahead`), so a cold scan restarts once per interior page, not per
     leaf."""
@@ -217,14 +218,15 @@ def scan_rows(ch: Changes, root: int) -> Iterator[tuple[int, bytes]]:
             if node.kind != TABLE_LEAF:
                 raise CorruptDatabaseError("not a table B-tree leaf", page=number)
             keys = node.keys
-            for i in range(len(node.cells)):
-                key = keys[i]
-                assert isinstance(key, int)
-                yield key, payload_of(ch, node, i)
+            start = 0 if after is None else bisect_right(keys, after)
+            for i in range(start, len(node.cells)):
+                yield keys[i], payload_of(ch, node, i)
             continue
         if node.kind != TABLE_INTERIOR:
             raise CorruptDatabaseError("not a table B-tree page", page=number)
         children = node.children()
+        if after is not None:
+            children = children[bisect_right(node.keys, after) :]
         missing = tuple(c for c in children if not ch.in_memory(c))
         if missing:
             raise NeedPage(missing[0], missing[1:])

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from core.storage.commit import Commit
     from core.storage.ddl_write import ExecuteDDL
     from core.storage.row_write import Delete, Insert, TablePlan, Update
+    from core.storage.tx_reads import TxCount, TxGet, TxScan
 
 __all__ = ["Begin", "RolledBack", "TransactionState", "WriteTransaction"]
 
@@ -154,6 +155,29 @@ class WriteTransaction:
         from core.storage.ddl_write import ExecuteDDL
 
         return ExecuteDDL(self, sql)
+
+    # -- reads that see the transaction's writes -----------------------------------
+
+    def get(self, table: str, rowid: int) -> TxGet:
+        """An operation: the row `(rowid, *columns)` of rowid table `table` as this
+        transaction sees it, or None. Raises `SchemaError` for an unknown table,
+        `UnsupportedError` for a WITHOUT ROWID one (read it through the `Database`)."""
+        from core.storage.tx_reads import TxGet
+
+        return TxGet(self, table, rowid)
+
+    def scan(self, table: str, *, after: int | None = None, limit: int | None = None) -> TxScan:
+        """An operation: up to `limit` rows of `table` in rowid order after rowid `after`,
+        as this transaction sees them. Raises as `get` does."""
+        from core.storage.tx_reads import TxScan
+
+        return TxScan(self, table, after, limit)
+
+    def count(self, table: str) -> TxCount:
+        """An operation: the number of rows of `table` as this transaction sees them."""
+        from core.storage.tx_reads import TxCount
+
+        return TxCount(self, table)
 
     # -- ending --------------------------------------------------------------------
 
