@@ -266,7 +266,16 @@ def test_refusals(tmp_path: Path) -> None:
     db = open_writable(io, journal)
     with pytest.raises(UnsupportedError, match="rollback-journal"):
         block(db.begin(), io)
+    assert block(db.convert_to_wal(), io) is True
+    assert block(db.convert_to_wal(), io) is False
+    tx = block(db.begin(), io)
+    block(tx.insert("t", {"a": "after"}), io)
+    block(tx.commit(), io)
     db.close()
+    check, rows = sqlite_check(journal, "SELECT a FROM t")
+    assert (check, rows) == ("ok", [("after",)])
+    with closing(sqlite3.connect(journal)) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     wal = make_db(
         tmp_path / "features.db",
         [

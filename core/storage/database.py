@@ -24,6 +24,7 @@ from core.io.backend import IOBackend, OpenFlags, StrPath
 from core.storage.checkpoint import CheckpointDatabase
 from core.storage.commit import SyncLog
 from core.storage.index_scan import Bound, IndexScan
+from core.storage.journal_mode import ConvertToWal
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.schema import Schema
 from core.storage.shared import Row, SharedState
@@ -180,6 +181,12 @@ class Database(SharedState):
         auto-vacuum, or not in UTF-8; and what every operation may raise.
         """
         return Begin(self, self.create_page_size)
+
+    def convert_to_wal(self) -> ConvertToWal:
+        """An operation: switch a rollback-journal database to WAL mode (what `PRAGMA
+        journal_mode=WAL` does), so that it can be written; `Done(True)` if it converted,
+        `Done(False)` if it already was in WAL mode. Raises as `begin` does."""
+        return ConvertToWal(self)
 
     def sync_log(self) -> SyncLog:
         """An operation: sync the WAL so that every commit written so far (including those
