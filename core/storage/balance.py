@@ -35,6 +35,7 @@ from core.storage.changes import Changes
 from core.storage.encode import table_interior_cell
 from core.storage.errors import CorruptDatabaseError
 from core.storage.node import Node, interior_kind, with_child
+from core.storage.page import TABLE_LEAF
 
 __all__ = ["rebalance"]
 
@@ -50,17 +51,32 @@ def _needs_balance(node: Node, usable: int, root: bool, underfull: bool) -> bool
     return not node.cells or (underfull and usable - used > usable * 2 // 3)
 
 
-def rebalance(ch: Changes, path: list[int], slots: list[int], *, shrunk: bool = False) -> None:
+def rebalance(
+    ch: Changes,
+    path: list[int],
+    slots: list[int],
+    *,
+    shrunk: bool = False,
+    appended: bool = False,
+) -> None:
     """Balance every node on `path` (root first; `slots[k]` is the child of `path[k]` that
     `path[k + 1]` is), bottom up. `shrunk`: the change removed or shortened a cell of the
     last node, so it is merged with its siblings when under a third full (only then: an
     insert never rebalances an underfull page, which would repack the same pages on every
     insert near it).
 
+    `appended`: the change added a cell at the end of the last node, a table leaf; if that
+    leaf is its parent's right-most child and overflows, the new cell moves to a new
+    right-most leaf of its own (SQLite's `balance_quick`): rows inserted in rowid order
+    leave full pages behind them instead of half-full ones.
+
     Raises `NeedPage` and `CorruptDatabaseError`.
     """
     usable = ch.layout.usable_size
     bottom = len(path) - 1
+    if appended and bottom > 0 and _balance_quick(ch, path[bottom - 1], slots[bottom - 1]):
+        bottom -= 1  # the leaf is settled; its parent gained a divider
+        shrunk = False
     for level in range(bottom, 0, -1):
         node = ch.node(path[level])
         if _needs_balance(node, usable, False, shrunk and level == bottom):
@@ -68,6 +84,25 @@ def rebalance(ch: Changes, path: list[int], slots: list[int], *, shrunk: bool = 
     root = ch.node(path[0])
     if _needs_balance(root, usable, True, False):
         _balance_root(ch, path[0])
+
+
+def _balance_quick(ch: Changes, parent_number: int, slot: int) -> bool:
+    """Move the last cell of an overflowing right-most table leaf to a new leaf; False if
+    the leaf does not qualify."""
+    parent = ch.node(parent_number)
+    if slot != len(parent.cells):
+        return False
+    leaf = ch.node(parent.right)
+    if leaf.kind != TABLE_LEAF or leaf.used() <= ch.layout.usable_size or len(leaf.cells) < 2:
+        return False
+    leaf = ch.edit(leaf.number)
+    number = ch.allocate()
+    ch.put(Node(number, TABLE_LEAF, [leaf.cells.pop()], [leaf.keys.pop()]))
+    parent = ch.edit(parent_number)
+    parent.cells.append(table_interior_cell(leaf.number, leaf.keys[-1]))
+    parent.keys.append(leaf.keys[-1])
+    parent.right = number
+    return True
 
 
 def _balance_root(ch: Changes, number: int) -> None:
@@ -136,8 +171,11 @@ def _balance_nonroot(ch: Changes, parent_number: int, slot: int) -> None:
             keys.append(parent.keys[lo + j])
     last_right = siblings[-1].right
 
-    # Pack them again, left to right.
+    # Pack them again, left to right, as evenly as the fewest pages allow (full pages
+    # would overflow again at the next insert into any of them).
     capacity = layout.usable_size - (8 if leaf else 12)
+    total = sum(map(len, cells)) + 2 * len(cells)
+    target = total // -(-total // capacity) if total else capacity
     pages: list[tuple[list[bytes], list[Any]]] = []
     dividers: list[tuple[bytes | None, Any]] = []  # promoted cell (None: table leaf), key
     page_cells: list[bytes] = []
@@ -145,7 +183,7 @@ def _balance_nonroot(ch: Changes, parent_number: int, slot: int) -> None:
     size = 0
     for cell, key in zip(cells, keys, strict=True):
         need = len(cell) + 2
-        if page_cells and size + need > capacity:
+        if page_cells and (size + need > capacity or size >= target):
             if table and leaf:
                 dividers.append((None, page_keys[-1]))
             else:

@@ -263,9 +263,10 @@ def read_row(ch: Changes, position: Position) -> bytes:
 def insert_row(ch: Changes, root: int, position: Position, rowid: int, payload: bytes) -> None:
     """Insert a row where `seek_rowid` said it goes (the rowid is not there)."""
     leaf = ch.edit(position.path[-1])
+    appended = position.index == len(leaf.cells)
     leaf.cells.insert(position.index, _table_cell(ch, rowid, payload))
     leaf.keys.insert(position.index, rowid)
-    rebalance(ch, position.path, position.slots)
+    rebalance(ch, position.path, position.slots, appended=appended)
 
 
 def replace_row(ch: Changes, position: Position, rowid: int, payload: bytes) -> None:
@@ -293,9 +294,10 @@ def delete_row(ch: Changes, position: Position) -> None:
 def index_keys(ch: Changes, node: Node, key_of: KeyOf) -> list[Any]:
     """The sort keys of an index node's cells, decoding the ones not known yet."""
     keys = node.keys
-    for i, key in enumerate(keys):
-        if key is None:
-            keys[i] = key_of(payload_of(ch, node, i))
+    if None in keys:
+        for i, key in enumerate(keys):
+            if key is None:
+                keys[i] = key_of(payload_of(ch, node, i))
     return keys
 
 
