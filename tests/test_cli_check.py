@@ -15,6 +15,7 @@ from core import block
 from core.io import UnixIO
 from core.storage import Database
 from core.storage.check import Problem, check_database
+from tests.storage_helpers import DeferredUnixIO, drive_checked, open_db
 
 PAGE = 4096
 
@@ -229,3 +230,235 @@ def test_max_problems_stops_the_walk(tmp_path: Path) -> None:
     assert len(problems) == 3
     with pytest.raises(ValueError, match="max_problems must be at least 1"):
         check_database(None, max_problems=0)  # type: ignore[arg-type]
+
+
+# -- index entries agree with rows --------------------------------------------------------
+
+
+def _tree_pages(path: Path, root: int) -> dict[int, str]:
+    """Every page of the B-tree at `root`: "interior", "leaf" or "overflow"."""
+    from core.storage.page import (
+        TABLE_INTERIOR,
+        Page,
+        PageLayout,
+        cell_overflow,
+        parse_btree,
+        parse_cells,
+    )
+
+    layout = PageLayout(PAGE, PAGE)
+    found: dict[int, str] = {}
+    stack = [root]
+    while stack:
+        number = stack.pop()
+        page = Page(number, _read_page(path, number))
+        parse_btree(page, layout)
+        parse_cells(page, layout)
+        found[page.number] = "leaf" if page.is_leaf else "interior"
+        if not page.is_leaf:
+            assert page.children is not None
+            stack.extend(page.children)
+        if page.kind == TABLE_INTERIOR:
+            continue
+        for i in range(page.cell_count):
+            number = cell_overflow(page, i, layout)[2]
+            while number:
+                found[number] = "overflow"
+                number = struct.unpack_from(">I", _read_page(path, number), 0)[0]
+    return found
+
+
+def _replace_in(path: Path, name: str, old: bytes, new: bytes, kind: str = "leaf") -> int:
+    """Overwrite the one occurrence of `old` on the `kind` pages of B-tree `name` with
+    `new` (same length, so every page stays parseable); the page it was on."""
+    assert len(old) == len(new)
+    hits = [
+        (number, at)
+        for number, what in _tree_pages(path, _root(path, name)).items()
+        if what == kind
+        for at in [_read_page(path, number).find(old)]
+        if at >= 0
+    ]
+    assert len(hits) == 1, hits
+    number, at = hits[0]
+    _patch(path, number, at, new)
+    return number
+
+
+def _sqlite_problems(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    finally:
+        conn.close()
+
+
+def _rich(path: Path, encoding: str = "UTF-8") -> Path:
+    """Indexes of every shape the comparison handles, and some it skips."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute(f"PRAGMA encoding = '{encoding}'")
+    conn.executescript(
+        """
+        CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE, score REAL, tag,
+                       body TEXT UNIQUE);
+        CREATE INDEX t_name ON t(name DESC, score);
+        CREATE INDEX t_tag ON t(tag COLLATE RTRIM, id);
+        CREATE TABLE w(a TEXT COLLATE NOCASE, b INT, c, d, PRIMARY KEY(b DESC, a)) WITHOUT ROWID;
+        CREATE INDEX w_c ON w(c, a);
+        CREATE INDEX w_d ON w(d DESC);
+        CREATE TABLE g(a, v AS (a * 2) VIRTUAL, s AS (a || 'x') STORED, e);
+        CREATE INDEX g_s ON g(s, e);
+        CREATE INDEX g_v ON g(v);
+        CREATE INDEX g_part ON g(e) WHERE e > 3;
+        CREATE INDEX g_expr ON g(a + 1);
+        CREATE TABLE k(x TEXT PRIMARY KEY, y) WITHOUT ROWID;
+        CREATE INDEX k_x ON k(x);
+        CREATE INDEX k_xn ON k(x COLLATE NOCASE, y);
+        """
+    )
+    values = [None, 1, 2.0, 2.5, "A", "a", "a  ", b"\x00", -0.0, "long " * 1000]
+    n = len(values)
+    conn.executemany(
+        "INSERT INTO t(name, score, tag, body) VALUES (?, ?, ?, ?)",
+        (
+            (values[i % n], [None, 1, 1.0, 3.5][i % 4], values[i * 7 % n], f"{i} " * (i % 900))
+            for i in range(600)
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO w VALUES (?, ?, ?, ?)",
+        (
+            (f"k{i}" + "z" * (i % 3 * 1500), i % 13, values[i % n], values[i * 3 % n])
+            for i in range(300)
+        ),
+    )
+    conn.executemany("INSERT INTO g(a, e) VALUES (?, ?)", ((values[i % n], i) for i in range(100)))
+    conn.executemany("INSERT INTO k VALUES (?, ?)", ((f"x{i}", values[i % n]) for i in range(200)))
+    # Rows older than a column hold fewer fields; the index has the column's default.
+    conn.execute("ALTER TABLE t ADD COLUMN late TEXT DEFAULT 7")
+    conn.execute("CREATE INDEX t_late ON t(late, tag)")
+    conn.execute("INSERT INTO t(name, late) VALUES ('new', 'other')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "UTF-16le"])
+def test_index_entries_of_sound_databases_agree_with_rows(tmp_path: Path, encoding: str) -> None:
+    path = _rich(tmp_path / "rich.db", encoding)
+    assert _sqlite_says_ok(path)
+    assert _check(path) == []
+    # The index of the WITHOUT ROWID table holds (c, a, b): change a, keeping the order.
+    codec = "utf-8" if encoding == "UTF-8" else "utf-16-le"
+    _replace_in(path, "w_c", "k123".encode(codec), "k124".encode(codec))
+    assert any("w_c" in line for line in _sqlite_problems(path))
+    (problem,) = _check(path)
+    assert problem.where == "index w_c" and problem.message == (
+        "lacks 1 entry that rows of table w need (e.g. (2.5, 'k123', 6)); "
+        "holds 1 entry that no row of table w makes (e.g. (2.5, 'k124', 6))"
+    )
+
+
+def test_an_index_entry_changed_in_place(tmp_path: Path) -> None:
+    path = _make(tmp_path / "bad.db")
+    page = _replace_in(path, "t_name", b"name 00042", b"name 00041")
+    assert _sqlite_problems(path) == ["row 42 missing from index t_name"]
+    assert [p.describe() for p in _check(path)] == [
+        f"index t_name page {page}: lacks 1 entry that rows of table t need "
+        "(e.g. ('name 00042', 42)); holds 1 entry that no row of table t makes "
+        "(e.g. ('name 00041', 42))"
+    ]
+
+
+def test_a_row_changed_under_its_index(tmp_path: Path) -> None:
+    path = _make(tmp_path / "bad.db")
+    _replace_in(path, "t", b"name 00042", b"name 0004X")
+    assert _sqlite_problems(path) == ["row 42 missing from index t_name"]
+    (problem,) = _check(path)
+    assert problem.where == "index t_name"
+    assert problem.page in _tree_pages(path, _root(path, "t_name"))  # where the entry is
+    assert problem.message == (
+        "lacks 1 entry that rows of table t need (e.g. ('name 0004X', 42)); holds 1 entry "
+        "that no row of table t makes (e.g. ('name 00042', 42))"
+    )
+
+
+def test_a_without_rowid_index_entry_changed(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE w(k TEXT PRIMARY KEY, v TEXT COLLATE NOCASE) WITHOUT ROWID")
+    conn.execute("CREATE INDEX w_v ON w(v DESC)")
+    conn.executemany(
+        "INSERT INTO w VALUES (?, ?)", ((f"key {i:04d}", f"Value {i:04d}") for i in range(500))
+    )
+    conn.commit()
+    conn.close()
+    assert _sqlite_says_ok(path) and _check(path) == []
+    # The entry is (v, k): change the key part, the primary key suffix.
+    page = _replace_in(path, "w_v", b"key 0042", b"key 0043")
+    sqlite_says = _sqlite_problems(path)
+    assert any("w_v" in line for line in sqlite_says), sqlite_says
+    assert [p.describe() for p in _check(path)] == [
+        f"index w_v page {page}: lacks 1 entry that rows of table w need "
+        "(e.g. ('Value 0042', 'key 0042')); holds 1 entry that no row of table w makes "
+        "(e.g. ('Value 0042', 'key 0043'))"
+    ]
+
+
+def test_an_overflowing_index_key_changed_on_its_overflow_page(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, doc TEXT)")
+    conn.execute("CREATE INDEX t_doc ON t(doc)")
+    conn.executemany(
+        "INSERT INTO t(doc) VALUES (?)",
+        ((f"{i:04d}" + "-" * 6000 + f"end {i:04d}",) for i in range(40)),
+    )
+    conn.commit()
+    conn.close()
+    assert _sqlite_says_ok(path) and _check(path) == []
+    _replace_in(path, "t_doc", b"end 0017", b"end 0071", kind="overflow")
+    sqlite_says = _sqlite_problems(path)
+    assert any("t_doc" in line for line in sqlite_says), sqlite_says
+    (problem,) = _check(path)
+    assert problem.where == "index t_doc"
+    start, end = "'0017" + "-" * 16 + "'", "'" + "-" * 12 + "end 00"
+    assert problem.message == (
+        f"lacks 1 entry that rows of table t need (e.g. ({start}...{end}17' (6012 chars), 18)); "
+        f"holds 1 entry that no row of table t makes (e.g. ({start}...{end}71' (6012 chars), 18))"
+    )
+
+
+def test_header_page_count_against_the_walk(tmp_path: Path) -> None:
+    path = _make(tmp_path / "ok.db")
+    pages = path.stat().st_size // PAGE
+    for claimed, expected in [
+        (pages - 1, f"points at page {pages}, outside the database (1..{pages - 1})"),
+        (pages + 2, f"is truncated: it holds {pages} pages, the header says {pages + 2}"),
+    ]:
+        _patch(path, 1, 28, struct.pack(">I", claimed))
+        assert not _sqlite_says_ok(path)
+        problems = _check(path)
+        assert any(expected in p.message for p in problems), problems
+        # The table's walk was cut short, so its index is not compared with it.
+        assert not any("no row of table" in p.message for p in problems), problems
+    _patch(path, 1, 28, struct.pack(">I", pages))
+    assert _sqlite_says_ok(path) and _check(path) == []
+
+
+def test_index_comparison_with_deferred_reads_and_a_small_cache(tmp_path: Path) -> None:
+    # Every read waits and the cache holds 4 pages: each wait is re-entered once before
+    # it completes (drive_checked), and nothing is predicted or matched twice.
+    path = _rich(tmp_path / "rich.db")
+    _replace_in(path, "w_c", b"k123", b"k124")
+    io = DeferredUnixIO()
+    db = open_db(io, path, cache_pages=4)
+    try:
+        problems = drive_checked(check_database(db), io)
+        assert drive_checked.yields > 100  # type: ignore[attr-defined]
+    finally:
+        db.close()
+    assert problems == _check(path)
+    assert [p.where for p in problems] == ["index w_c"]

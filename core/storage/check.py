@@ -17,6 +17,18 @@ Theory of operation:
   bounds the parent's dividers set; every record decodes; every overflow chain has exactly
   the pages its payload needs. An index (not partial) has as many entries as its table
   has rows.
+- Index contents: each table is walked just before its indexes. While its rows are read,
+  every index of it whose entries follow from a row alone (not partial, no expression, no
+  virtual generated column) gets the multiset of records the rows predict: the index
+  columns' stored values (the rowid for an INTEGER PRIMARY KEY, a column's default for a
+  row older than the column), then the rowid, or for a WITHOUT ROWID table the primary key
+  columns the index does not already hold (`pk_suffix`). Walking the index takes each
+  entry out of that multiset; what is left is missing, what was not there is extra, and
+  one problem names the index with an example of each. Values compare as SQLite's records
+  do, so an integer stored for a REAL equals its real. Memory: the predicted entries of
+  one table's indexes at a time (dropped as each index is finished), plus one example of
+  an extra entry. A tree that had any other problem is not compared: its rows or entries
+  are incomplete and the mismatch would only repeat what was reported.
 - Re-entrancy: the page being waited for is kept by a `PageLoader`; the work item is
   popped, and its page claimed, only in the transition that has the page in hand. The
   position within a page (cell index, overflow chain) lives in fields that advance only
@@ -26,8 +38,10 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+import operator
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from core.completion import Completion
 from core.storage.collation import KeyPlan
@@ -44,7 +58,8 @@ from core.storage.page import (
     parse_cells,
 )
 from core.storage.pager import PageLoader
-from core.storage.record import decode_record
+from core.storage.record import Value, decode_record
+from core.storage.schema import Index, Table, fold_name, pk_suffix
 from core.storage.transaction import ReadTransaction
 
 __all__ = ["DEFAULT_MAX_PROBLEMS", "CheckDatabase", "Problem", "check_database"]
@@ -52,6 +67,10 @@ __all__ = ["DEFAULT_MAX_PROBLEMS", "CheckDatabase", "Problem", "check_database"]
 DEFAULT_MAX_PROBLEMS = 100
 MAX_DEPTH = 20
 _u32 = struct.Struct(">I").unpack_from
+_ROWID = -1
+"""In `_Contents.fields`: the entry field that holds the row's rowid."""
+_SHOW_CHARS = 20
+"""A long value in a message shows this many characters from each end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +90,82 @@ class Problem:
 
 
 @dataclass(slots=True)
+class _Contents:
+    """The entries of one index that its table's rows predict (see the module)."""
+
+    label: str
+    table_label: str
+    fields: tuple[int, ...]
+    """For each entry field, its position in the table's record, or `_ROWID`."""
+    defaults: tuple[tuple[Value, bool], ...]
+    """For each entry field: the value of a record too short to hold it, and whether it
+    is known (a default this reader cannot evaluate leaves the index unchecked)."""
+    expected: dict[tuple[Value, ...], int] = field(default_factory=dict)
+    """Predicted entries not yet found, with their multiplicity."""
+    extra: int = 0
+    extra_example: tuple[Value, ...] | None = None
+    extra_page: int | None = None
+    compare: bool = True
+    """False once the entries cannot be predicted or counted (the comparison is skipped)."""
+    pick: Callable[[list[Value]], tuple[Value, ...]] = field(init=False)
+    """The entry from a record with the rowid appended (so `_ROWID`, -1, picks it)."""
+    needs: int = field(init=False)
+    """The fields a record must have for `pick` (shorter ones take defaults)."""
+
+    def __post_init__(self) -> None:
+        getter = operator.itemgetter(*self.fields)
+        self.pick = getter if len(self.fields) > 1 else lambda r: (getter(r),)
+        self.needs = max(self.fields) + 1
+
+    def predict(self, record: list[Value]) -> None:
+        """Add the entry a row needs; `record` is the row's record with its rowid appended
+        (None for WITHOUT ROWID)."""
+        if len(record) > self.needs:
+            entry = self.pick(record)
+        else:
+            padded = self._padded(record)
+            if padded is None:
+                return
+            entry = padded
+        expected = self.expected
+        expected[entry] = expected.get(entry, 0) + 1
+
+    def _padded(self, record: list[Value]) -> tuple[Value, ...] | None:
+        """The entry of a record older than some of its fields' columns (None, and the
+        comparison skipped, if a missing field's default is unknown)."""
+        n = len(record) - 1
+        entry: list[Value] = []
+        for position, (default, known) in zip(self.fields, self.defaults, strict=True):
+            if position == _ROWID or position < n:
+                entry.append(record[position])
+            elif known:
+                entry.append(default)
+            else:
+                self.release(compare=False)
+                return None
+        return tuple(entry)
+
+    def found(self, record: list[Value], page: int) -> None:
+        """Take the index entry `record` (on `page`) out of the predicted ones, or count
+        it extra."""
+        key = tuple(record)
+        expected = self.expected
+        left = expected.pop(key, 0)
+        if left > 1:
+            expected[key] = left - 1
+        elif left == 0:
+            self.extra += 1
+            if self.extra_example is None:
+                self.extra_example = key
+                self.extra_page = page
+
+    def release(self, *, compare: bool) -> None:
+        """Drop the predicted entries; with `compare` False, also skip the comparison."""
+        self.expected = {}
+        self.compare = self.compare and compare
+
+
+@dataclass(slots=True)
 class _Tree:
     label: str
     root: int
@@ -82,6 +177,12 @@ class _Tree:
     """For an index: the table whose row count its entry count must match."""
     entries: int = 0
     leaf_depth: int = 0
+    predicts: tuple[_Contents, ...] = ()
+    """For a table: the indexes whose entries its rows predict."""
+    contents: _Contents | None = None
+    """For an index: its predicted entries, to be matched."""
+    problems_before: int = 0
+    """How many problems were known when the walk of this tree began."""
 
 
 @dataclass(slots=True)
@@ -175,6 +276,11 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         self._item = None
         trees = [_Tree("table sqlite_schema", 1, True, None, None)]
         schema = db.schema
+        # Each table's indexes are walked right after it (see "Index contents").
+        indexes: dict[str, list[Index]] = {}
+        for index in schema.indexes:
+            if index.root_page > 0:
+                indexes.setdefault(fold_name(index.table), []).append(index)
         for table in schema.tables:
             if table.virtual or table.root_page <= 0:
                 continue
@@ -184,19 +290,19 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
                     plan = db.key_plan(table, None)
                 except StorageError:
                     plan = None
-            trees.append(
-                _Tree(f"table {table.name}", table.root_page, not table.without_rowid, plan, None)
-            )
-        for index in schema.indexes:
-            if index.root_page <= 0:
-                continue
-            try:
-                table = schema.table(index.table)
-                plan = db.key_plan(table, index)
-            except StorageError:
-                plan = None
-            rows_of = None if index.where is not None else f"table {index.table}"
-            trees.append(_Tree(f"index {index.name}", index.root_page, False, plan, rows_of))
+            label = f"table {table.name}"
+            tree = _Tree(label, table.root_page, not table.without_rowid, plan, None)
+            trees.append(tree)
+            predicts = []
+            for index in indexes.pop(fold_name(table.name), []):
+                index_tree = self._index_tree(table, index)
+                index_tree.contents = _contents(table, index, label)
+                if index_tree.contents is not None:
+                    predicts.append(index_tree.contents)
+                trees.append(index_tree)
+            tree.predicts = tuple(predicts)
+        for rest in indexes.values():
+            trees.extend(self._index_tree(None, index) for index in rest)
         self._trees = trees
         # A file shorter than the header says: every page past its end will fail to read.
         file_pages = db.file.size() // db.pager.layout.page_size
@@ -206,6 +312,16 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
                 None,
                 f"is truncated: it holds {file_pages} pages, the header says {db.pager.page_count}",
             )
+
+    def _index_tree(self, table: Table | None, index: Index) -> _Tree:
+        db = self._db()
+        plan: KeyPlan | None = None
+        try:
+            plan = db.key_plan(table or db.schema.table(index.table), index)
+        except StorageError:
+            plan = None
+        rows_of = None if index.where is not None else f"table {index.table}"
+        return _Tree(f"index {index.name}", index.root_page, False, plan, rows_of)
 
     def _value(self) -> list[Problem]:
         return self._problems
@@ -285,12 +401,17 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
             return
         tree = self._trees[self._tree]
         self._tree += 1
+        tree.problems_before = len(self._problems)
         self._stack = [_Item(tree.root, 1, None, None, 0)]
         self._state = _State.PAGE
 
     def _finish_tree(self, tree: _Tree) -> None:
+        sound = len(self._problems) == tree.problems_before
         if tree.rows_of is None:
             self._rows[tree.label] = tree.entries
+        if not sound:
+            for predicted in tree.predicts:
+                predicted.release(compare=False)
         if tree.rows_of is not None:
             rows = self._rows.get(tree.rows_of)
             if rows is not None and rows != tree.entries:
@@ -299,6 +420,29 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
                     tree.root,
                     f"has {tree.entries} entries but {tree.rows_of} has {rows} rows",
                 )
+        contents = tree.contents
+        if contents is not None:
+            if sound and contents.compare:
+                self._compare(tree, contents)
+            contents.release(compare=False)
+
+    def _compare(self, tree: _Tree, contents: _Contents) -> None:
+        missing = sum(contents.expected.values())
+        if not missing and not contents.extra:
+            return
+        parts = []
+        if missing:
+            example = next(iter(contents.expected))
+            parts.append(
+                f"lacks {_entries(missing)} that rows of {contents.table_label} need "
+                f"(e.g. {_show_entry(example)})"
+            )
+        if contents.extra_example is not None:
+            parts.append(
+                f"holds {_entries(contents.extra)} that no row of {contents.table_label} "
+                f"makes (e.g. {_show_entry(contents.extra_example)})"
+            )
+        self._problem(tree.label, contents.extra_page or tree.root, "; ".join(parts))
 
     def _load_page(self) -> Completion | None:
         if not self._stack:
@@ -400,6 +544,8 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
                         if self._problem(tree.label, page.number, f"cell {i}: {exc.detail}"):
                             return None
                         record = None
+                    if record is not None and (tree.predicts or tree.contents is not None):
+                        self._match(tree, page, i, record)
                     if page.kind == TABLE_LEAF:
                         assert page.rowids is not None
                         key = page.rowids[i]
@@ -418,6 +564,22 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         self._item = None
         self._state = _State.PAGE
         return None
+
+    def _match(self, tree: _Tree, page: Page, i: int, record: list[Value]) -> None:
+        """Feed a table row (predict its index entries) or an index entry (match it)."""
+        if tree.contents is not None:
+            tree.contents.found(record, page.number)
+            return
+        if tree.predicts:
+            rowid = None
+            if page.kind == TABLE_LEAF:
+                assert page.rowids is not None
+                rowid = page.rowids[i]
+            record.append(rowid)
+            for contents in tree.predicts:
+                if contents.compare:
+                    contents.predict(record)
+            record.pop()  # the record is the row again, for its key
 
     def _in_order(self, key: object, i: int) -> bool:
         """Check `key` (cell `i`) against the previous key and the page's bounds; False
@@ -596,6 +758,56 @@ def _show(key: object, table: bool) -> str:
     if table:
         return f"rowid {key}"
     return "an index key"
+
+
+def _contents(table: Table, index: Index, table_label: str) -> _Contents | None:
+    """What to predict for `index` from the rows of `table`; None if its entries do not
+    follow from a row alone (partial, an expression or a virtual generated column)."""
+    if index.where is not None or index.expression:
+        return None
+    columns = table.columns
+    stored = [i for i, c in enumerate(columns) if c.generated != "virtual"]
+    wanted = [c.column for c in index.columns]
+    if table.without_rowid:
+        key = [c.column for c in table.primary_key if c.column is not None]
+        if not key or len(set(key)) != len(table.primary_key):
+            return None  # an expression or a repeated column: not a layout this predicts
+        stored = [*key, *(i for i in stored if i not in key)]
+        wanted += [c.column for c in pk_suffix(table, index)]
+    position = {column: p for p, column in enumerate(stored)}
+    fields: list[int] = []
+    defaults: list[tuple[Value, bool]] = []
+    for column in wanted:
+        assert column is not None  # not an expression index
+        if column == table.rowid_alias:
+            fields.append(_ROWID)
+            defaults.append((None, True))
+        elif column not in position:
+            return None  # a virtual generated column: computed, not stored
+        else:
+            fields.append(position[column])
+            defaults.append((columns[column].default, columns[column].default_supported))
+    if not table.without_rowid:
+        fields.append(_ROWID)
+        defaults.append((None, True))
+    return _Contents(f"index {index.name}", table_label, tuple(fields), tuple(defaults))
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
+
+
+def _show_entry(entry: tuple[Value, ...]) -> str:
+    """An index entry for a message: long text and blobs cut short (both ends kept)."""
+    shown = []
+    for v in entry:
+        if isinstance(v, (str, bytes)) and len(v) > 2 * _SHOW_CHARS:
+            unit = "chars" if isinstance(v, str) else "bytes"
+            head, tail = v[:_SHOW_CHARS], v[-_SHOW_CHARS:]
+            shown.append(f"{head!r}...{tail!r} ({len(v)} {unit})")
+        else:
+            shown.append(repr(v))
+    return f"({', '.join(shown)})"
 
 
 def check_database(db: Database, *, max_problems: int = DEFAULT_MAX_PROBLEMS) -> CheckDatabase:

@@ -261,10 +261,11 @@ def write_refusal(schema: Schema, table: Table) -> str | None:
     feature; None if nothing stands in the way.
 
     A writer that maintains rows, NOT NULL, UNIQUE and plain indexes (columns of the table
-    under BINARY, NOCASE or RTRIM) can write a table unless it is virtual or WITHOUT ROWID,
-    has generated columns, CHECK constraints or foreign keys, a partial or expression
-    index, an index in an unknown collation, or triggers: each of those needs SQL this
-    engine does not evaluate. STRICT tables are fine. Raises nothing.
+    under BINARY, NOCASE or RTRIM) must leave alone a table that is virtual or WITHOUT
+    ROWID, or has generated columns, CHECK constraints, foreign keys, a partial or
+    expression index, an index in a collation that is not built in, or triggers: those
+    need SQL evaluated, or a layout such a writer does not produce. STRICT tables are
+    fine. Raises nothing.
     """
     name = table.name
     if table.virtual:
