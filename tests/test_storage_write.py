@@ -361,3 +361,26 @@ def test_reads_inside_the_transaction_see_its_writes(
     assert [row[0] for row in every] == [i for i in range(1, 301) if i != 5]
     block(tx.commit(), io)
     assert block(db.scan("users"), io) == every
+
+
+def test_omitted_columns_get_what_sqlite_stores_on_insert(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path / "defaults.db",
+        [
+            "CREATE TABLE d(k INTEGER PRIMARY KEY, a TEXT DEFAULT 1e3, b TEXT DEFAULT TRUE,"
+            " c DEFAULT (-1))"
+        ],
+        journal_mode="wal",
+    )
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("INSERT INTO d(k) VALUES (1)")
+        con.commit()
+    io = UnixIO()
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.insert("d", {"k": 2}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT a, typeof(a), b, typeof(b), c FROM d ORDER BY k")
+    assert check == "ok"
+    assert rows[0] == rows[1]

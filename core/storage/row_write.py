@@ -129,7 +129,7 @@ def _finish_row(table: Table, row: list[object]) -> list[Value]:
                     f"column {table.name}.{column.name} has a DEFAULT expression this engine "
                     "cannot evaluate: give the column a value"
                 )
-            value = column.default
+            value = column.insert_default  # not `default`: rows older than the column
         assert value is None or isinstance(value, (int, float, str, bytes))
         if value is None and column.not_null and not column.rowid_alias:
             raise ConstraintError(
