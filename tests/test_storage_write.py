@@ -384,3 +384,56 @@ def test_omitted_columns_get_what_sqlite_stores_on_insert(tmp_path: Path) -> Non
     check, rows = sqlite_check(path, "SELECT a, typeof(a), b, typeof(b), c FROM d ORDER BY k")
     assert check == "ok"
     assert rows[0] == rows[1]
+
+
+def test_freed_pages_are_reused_before_the_file_grows(tmp_path: Path) -> None:
+    io = UnixIO()
+    path = tmp_path / "reuse.db"
+    db = open_writable(io, path, page_size=1024)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a INTEGER PRIMARY KEY, b BLOB)"), io)
+    for _ in range(200):
+        block(tx.insert("t", {"b": b"x" * 3000}), io)  # overflow chains
+    block(tx.commit(), io)
+    grown = db.page_count
+    tx = block(db.begin(), io)
+    for rowid in range(1, 201):
+        block(tx.delete("t", rowid), io)
+    block(tx.commit(), io)
+    assert db.header is not None and db.header.freelist_count > grown // 2
+    tx = block(db.begin(), io)
+    for _ in range(150):
+        block(tx.insert("t", {"b": b"y" * 3000}), io)
+    block(tx.commit(), io)
+    assert db.page_count == grown
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*), sum(length(b)) FROM t")
+    assert (check, rows) == ("ok", [(150, 450_000)])
+
+
+def test_allocation_skips_the_lock_byte_page() -> None:
+    from core.storage.changes import Changes, TransactionPages, lock_byte_page
+    from core.storage.page import PageLayout
+
+    lock_page = lock_byte_page(512)
+    pages = TransactionPages(PageLayout(512, 512), lock_page - 2, 0, 0, {})
+    changes = Changes(pages, {})
+    assert [changes.allocate(), changes.allocate()] == [lock_page - 1, lock_page + 1]
+
+
+def test_begin_checkpoints_a_long_log(users: tuple[UnixIO, Database, Path]) -> None:
+    io, db, path = users
+    db.auto_checkpoint = 5
+    longest = 0
+    for i in range(12):
+        tx = block(db.begin(), io)  # checkpoints first once the log holds 5 frames
+        block(tx.insert("users", {"name": f"n{i}", "age": i}), io)
+        block(tx.commit(), io)
+        assert db.wal is not None
+        longest = max(longest, db.wal.max_frame)
+    assert db.wal is not None and db.wal.header is not None
+    assert db.wal.header.checkpoint_seq >= 3  # the log was emptied several times
+    assert longest < 5 + 3  # never more than the threshold plus one commit
+    assert block(db.count("users"), io) == 12
+    db.close()
+    assert sqlite_check(path, "SELECT count(*) FROM users") == ("ok", [(12,)])
