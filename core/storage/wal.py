@@ -24,7 +24,8 @@ Theory of operation:
   database's, is a `CorruptDatabaseError` when frames follow it; a log shorter than one
   frame is empty.
 - Checksums: pairs of 32-bit words, `s0 += a + s1; s1 += b + s0` modulo 2**32, the words
-  big-endian when the magic is 0x377f0683 and little-endian when it is 0x377f0682.
+  big-endian when the magic is 0x377f0683 and little-endian when it is 0x377f0682
+  (`wal_checksum.py` computes them a page at a time on packed integers).
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from core.completion import Completion
 from core.errors import InternalError
 from core.io.backend import File
 from core.storage.errors import CorruptDatabaseError
+from core.storage.wal_checksum import wal_checksum
 
 __all__ = [
     "WAL_FRAME_HEADER_SIZE",
     "WAL_HEADER_SIZE",
     "WAL_MAGIC_BE",
     "WAL_MAGIC_LE",
+    "WAL_VERSION",
     "WalHeader",
     "WalScan",
     "WalSnapshot",
@@ -56,7 +59,6 @@ WAL_MAGIC_LE = 0x377F0682
 WAL_MAGIC_BE = 0x377F0683
 WAL_VERSION = 3007000
 _CHUNK_BYTES = 256 * 1024
-_MASK = 0xFFFFFFFF
 
 _header_struct = struct.Struct(">IIIIIIII")
 _frame_struct = struct.Struct(">IIIIII")
@@ -72,19 +74,6 @@ class WalHeader:
     salt1: int
     salt2: int
     checksum: tuple[int, int]
-
-
-def wal_checksum(
-    data: bytes | bytearray, start: int, end: int, s0: int, s1: int, big_endian: bool
-) -> tuple[int, int]:
-    """Continue the WAL checksum `(s0, s1)` over `data[start:end]` (a multiple of 8 bytes)."""
-    count = (end - start) // 4
-    words = struct.unpack_from(f"{'>' if big_endian else '<'}{count}I", data, start)
-    it = iter(words)
-    for a, b in zip(it, it, strict=True):
-        s0 = (s0 + a + s1) & _MASK
-        s1 = (s1 + b + s0) & _MASK
-    return s0, s1
 
 
 def parse_wal_header(data: bytes | bytearray, *, path: str | None = None) -> WalHeader:
