@@ -487,6 +487,13 @@ class SharedState:
         self._appender_wal = self.wal
         return appender
 
+    def forget_log(self) -> None:
+        """After a failed commit: trust neither the appender nor the snapshot, so the next
+        transaction reads the log again (frames of the failed commit may be in it)."""
+        self.appender = None
+        self._appender_wal = None
+        self.wal = None
+
     def adopt_appender(self, appender: WalAppender) -> None:
         """Keep `appender` as the one that continues the current log."""
         self.appender = appender

@@ -61,20 +61,19 @@ from core.storage.wal import (
 )
 from core.storage.wal_checksum import wal_checksum
 
-__all__ = ["AppendCommit", "Checkpoint", "PreparedCommit", "WalAppender"]
+__all__ = ["DEFAULT_BATCH_BYTES", "AppendCommit", "Checkpoint", "PreparedCommit", "WalAppender"]
 
 _MASK = 0xFFFFFFFF
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 
 _header_struct = struct.Struct(">IIIIII")
-_frame_start = struct.Struct(">II")
-_frame_rest = struct.Struct(">IIII")
-_frame_struct = struct.Struct(">IIII")
+_frame_start = struct.Struct(">II")  # page number, database size (commit frames only)
+_four_words = struct.Struct(">IIII")
 _pair_be = struct.Struct(">II")
 _pair_le = struct.Struct("<II")
 
-_BATCH_BYTES = 1 << 20
-"""About how much of the log a checkpoint holds in memory at once."""
+DEFAULT_BATCH_BYTES = 1 << 20
+"""About how much of the log a checkpoint reads and holds at once."""
 _GAP_FRAMES = 4
 """A checkpoint reads over up to this many unneeded frames rather than start another read."""
 _IOV_PAGES = 128
@@ -113,7 +112,8 @@ class PreparedCommit:
     base_checksum: tuple[int, int]
     """The running checksum the frames continue from."""
     snapshot: WalSnapshot
-    """The log after this commit, as `WalScan` would read it."""
+    """The log after this commit, as `WalScan` would read it (`file_size` as far as the
+    appender knows the file: a tail it never scanned may make the file longer)."""
 
     @property
     def end(self) -> int:
@@ -261,7 +261,7 @@ class WalAppender:
             s0 = (s0 + a + s1) & _MASK
             s1 = (s1 + b + s0) & _MASK
             s0, s1 = wal_checksum(image, 0, page_size, s0, s1, big)
-            _frame_rest.pack_into(buffer, at + 8, salt1, salt2, s0, s1)
+            _four_words.pack_into(buffer, at + 8, salt1, salt2, s0, s1)
             buffer[at + WAL_FRAME_HEADER_SIZE : at + frame_size] = image
         offset = _frame_offset(first, page_size)
         end = offset + len(buffer)
@@ -304,7 +304,9 @@ class AppendState(enum.Enum):
 class AppendCommit(Machine[WalSnapshot]):
     """Write a `PreparedCommit` to the WAL `file` durably; `Done(snapshot after it)`.
 
-    A new log's header is written and synced before any frame. A write that lands fewer
+    A new log's header is written and synced before any frame. With `sync=False` the
+    frames are not synced: `Done` once written (a later sync of the log makes them
+    durable; see `SyncLog` in `commit.py`). A write that lands fewer
     bytes than submitted fails with `ErrorKind.SHORT_WRITE`. Raises the first failed
     write's or sync's `CompletionError` (nothing is adopted; see the module on what to do
     next), and `StateMachineError` if stepped after it finished or failed.
@@ -340,7 +342,7 @@ class AppendCommit(Machine[WalSnapshot]):
             case AppendState.FRAMES_WRITTEN:
                 self._result()
                 if not self._sync:
-                    return Done(self.prepared.snapshot)
+                    return Done(self.prepared.snapshot)  # durable after a later sync
                 self._state = AppendState.FRAMES_SYNCED
                 return self._submit(self.file.sync(self._new(Completion.new_sync())))
             case AppendState.FRAMES_SYNCED:
@@ -418,6 +420,7 @@ class Checkpoint(Machine[int]):
         "_copied",
         "_expected",
         "_state",
+        "batch_bytes",
         "db_file",
         "page_size",
         "snapshot",
@@ -425,12 +428,21 @@ class Checkpoint(Machine[int]):
     )
 
     def __init__(
-        self, db_file: File, wal_file: File, snapshot: WalSnapshot, page_size: int
+        self,
+        db_file: File,
+        wal_file: File,
+        snapshot: WalSnapshot,
+        page_size: int,
+        *,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
+        """`batch_bytes` bounds how much of the log is read (and held) before its pages
+        are written; at least one frame is."""
         header = snapshot.header
         if header is not None and header.page_size != page_size:
             raise ValueError(f"WAL page size {header.page_size} is not the database's {page_size}")
         super().__init__()
+        self.batch_bytes = batch_bytes
         self.db_file = db_file
         self.wal_file = wal_file
         self.snapshot = snapshot
@@ -479,13 +491,13 @@ class Checkpoint(Machine[int]):
                 return Done(self._copied)
 
     def _plan(self) -> list[list[_Run]]:
-        """The reads, grouped into batches of about `_BATCH_BYTES`: runs of frames in log
-        order, each crossing at most `_GAP_FRAMES` unneeded frames at a time."""
+        """The reads, grouped into batches of at most `batch_bytes` (or one frame): runs of
+        frames in log order, each crossing at most `_GAP_FRAMES` unneeded frames at a time."""
         snapshot = self.snapshot
         db_size = snapshot.db_size
         wanted = sorted((frame, page) for page, frame in snapshot.frames.items() if page <= db_size)
         frame_size = WAL_FRAME_HEADER_SIZE + self.page_size
-        limit = max(1, _BATCH_BYTES // frame_size)
+        limit = max(1, self.batch_bytes // frame_size)
         batches: list[list[_Run]] = []
         batch: list[_Run] = []
         batch_frames = 0
@@ -547,7 +559,7 @@ class Checkpoint(Machine[int]):
             view = memoryview(buffer)
             for frame, page in served:
                 at = (frame - first) * frame_size
-                number, _, salt1, salt2 = _frame_struct.unpack_from(buffer, at)
+                number, _, salt1, salt2 = _four_words.unpack_from(buffer, at)
                 if number != page or (salt1, salt2) != (header.salt1, header.salt2):
                     raise CorruptDatabaseError(
                         f"WAL frame {frame} no longer holds page {page}: the log changed "

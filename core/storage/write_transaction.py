@@ -291,6 +291,7 @@ class WriteTransaction:
         `in_flight` (a write that may still land) has finished."""
         self.state = TransactionState.FAILED
         db = self.db
+        db.forget_log()  # its frames may have landed: the next writer rescans the log
         if in_flight is not None and not in_flight.finished():
             in_flight.add_done_callback(lambda _: db.release_write())
         else:
