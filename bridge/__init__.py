@@ -7,7 +7,12 @@
 
 from bridge._drive import drive
 from bridge._drive_common import DEFAULT_SETTLE_TIMEOUT, DEFAULT_TIME_SLICE
-from bridge._errors import DriveTimeoutError, EventLoopError, InvalidArgumentError
+from bridge._errors import (
+    ConcurrentDriveError,
+    DriveTimeoutError,
+    EventLoopError,
+    InvalidArgumentError,
+)
 from bridge._fileio import (
     DEFAULT_INLINE_BUDGET,
     DEFAULT_MAX_IN_FLIGHT,
@@ -25,6 +30,7 @@ __all__ = [
     "DEFAULT_WORKERS",
     "AsyncFile",
     "AsyncFileIO",
+    "ConcurrentDriveError",
     "DriveTimeoutError",
     "EventLoopError",
     "InvalidArgumentError",

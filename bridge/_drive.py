@@ -42,8 +42,10 @@ import sniffio
 from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
+    DRIVING,
     abort_quietly,
     check_seconds,
+    refuse_second_driver,
     when_settled_of,
 )
 from bridge._errors import DriveTimeoutError, EventLoopError
@@ -84,11 +86,15 @@ async def drive(
     seconds pass first, and the loop's cancellation (`asyncio.CancelledError`, trio
     `Cancelled`) when cancelled, both after aborting the outstanding completion and calling
     `op.abort`; `EventLoopError` outside asyncio/uvloop/trio; `InvalidArgumentError` for a
-    negative or NaN `timeout`; `TypeError` if `op` is not an operation.
+    `timeout` that is not a finite number of seconds >= 0; `ConcurrentDriveError` at once,
+    before touching `op`, if another `drive` is running the same operation object;
+    `TypeError` if `op` is not an operation.
     """
     step = as_step(op)
     if timeout is not None:
         timeout = check_seconds(timeout, "timeout")
+    if id(op) in DRIVING:
+        refuse_second_driver(op)
     library = _sniffio_thread.name or _sniffio_cvar.get()
     if library is None or library == "asyncio":
         try:
@@ -126,6 +132,8 @@ async def drive(
         timer = loop.call_later(timeout, waiter.expire)
     c: Completion | None = None
     slice_end = started + time_slice
+    key = id(op)
+    DRIVING.add(key)  # before the first await: from here on a second driver is refused
     try:
         while True:
             if result is None:
@@ -179,6 +187,7 @@ async def drive(
                 after_finished(op, c)  # raises
             slice_end = perf_counter() + time_slice
     finally:
+        DRIVING.discard(key)
         if timer is not None:
             timer.cancel()
 

@@ -10,18 +10,21 @@ Rules it keeps:
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from bridge._errors import InvalidArgumentError
+from bridge._errors import ConcurrentDriveError, InvalidArgumentError
 from core.driver import abort_operation
 
 __all__ = [
     "DEFAULT_SETTLE_TIMEOUT",
     "DEFAULT_TIME_SLICE",
+    "DRIVING",
     "abort_quietly",
     "check_seconds",
+    "refuse_second_driver",
     "report_unraisable",
     "when_settled_of",
 ]
@@ -31,6 +34,22 @@ DEFAULT_TIME_SLICE = 0.002
 
 DEFAULT_SETTLE_TIMEOUT = 1.0
 """Seconds a cancelled drive waits for work already in a worker to come back."""
+
+
+DRIVING: set[int] = set()
+"""The identities (`id`) of the operations some `drive` is running right now, in any thread:
+an operation object is stepped by one driver at a time. A drive adds its operation before
+its first await and removes it in `finally`; while it is there the object is alive (the
+drive holds it), so its `id` names it alone."""
+
+
+def refuse_second_driver(op: object) -> None:
+    """Raise `ConcurrentDriveError` if another drive is running `op` now."""
+    if id(op) in DRIVING:
+        raise ConcurrentDriveError(
+            f"{op!r} is already being driven by another drive() call; an operation runs "
+            "under one driver at a time (await that call, or build a new operation)"
+        )
 
 
 def abort_quietly(op: object, exc: BaseException) -> None:
@@ -68,7 +87,18 @@ def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
 
 
 def check_seconds(value: float, name: str) -> float:
-    """Validate a non-negative, non-NaN number of seconds. Raises `InvalidArgumentError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    """Validate a finite, non-negative number of seconds (an `int` too large for a float,
+    infinity and NaN are refused, never read as "no limit": that is None where a limit is
+    optional). Raises `InvalidArgumentError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgumentError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise InvalidArgumentError(
+            f"{name} must be a finite number of seconds >= 0, got an integer too large "
+            f"for a float ({int(value).bit_length()} bits)"
+        ) from None
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise InvalidArgumentError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return seconds

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from core.errors import IOResultError
 
-__all__ = ["DriveTimeoutError", "EventLoopError", "InvalidArgumentError"]
+__all__ = [
+    "ConcurrentDriveError",
+    "DriveTimeoutError",
+    "EventLoopError",
+    "InvalidArgumentError",
+]
+
+
+class ConcurrentDriveError(IOResultError, RuntimeError):
+    """`drive(op)` was called while another `drive` is still running the same operation
+    object; the second call is refused before it touches the operation."""
 
 
 class DriveTimeoutError(IOResultError, TimeoutError):

@@ -27,6 +27,7 @@ from trio.lowlevel import wait_task_rescheduled as _park
 from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
+    DRIVING,
     abort_quietly,
     when_settled_of,
 )
@@ -83,12 +84,17 @@ async def drive_trio(
     timeout: float | None,
 ) -> T:
     """`bridge.drive` under trio (see there for what it raises)."""
-    if timeout is None:
-        return await _run(op, step, io, None)
-    with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-        return await _run(op, step, io, scope)
-    # The scope caught its own Cancelled: the deadline passed and `op` was aborted.
-    raise DriveTimeoutError(f"operation did not finish within {timeout} s")
+    key = id(op)
+    DRIVING.add(key)  # the caller checked; no await since
+    try:
+        if timeout is None:
+            return await _run(op, step, io, None)
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            return await _run(op, step, io, scope)
+        # The scope caught its own Cancelled: the deadline passed and `op` was aborted.
+        raise DriveTimeoutError(f"operation did not finish within {timeout} s")
+    finally:
+        DRIVING.discard(key)
 
 
 async def _run(
