@@ -310,6 +310,15 @@ async def test_lookup_equal_on_multi_column_index(
     assert _decoded(rows) == expected
 
 
+async def test_lookup_with_a_5000_digit_number_finds_nothing(client: httpx.AsyncClient) -> None:
+    for eq in ("9" * 5000, "-" + "9" * 5000, "0" * 5000 + "1"):
+        r = await client.get(
+            "/databases/sample/tables/books/lookup", params={"column": "year", "eq": eq}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["rows"] == []  # +-inf as REAL, or the year 1: no book
+
+
 async def test_lookup_equal_on_one_column_index_with_many_equal(
     client: httpx.AsyncClient, data_dir: Path
 ) -> None:

@@ -118,6 +118,8 @@ def test_numeric_text_and_real_text_follow_sqlite() -> None:
     con = sqlite3.connect(":memory:")
     texts = ["12", " 12 ", "-3", "1.0", "1e3", ".5", "5.", "1e", "abc", "", "0x10", "\u0661\u0662"]
     texts.append("9223372036854775808")
+    # Digit strings longer than Python converts to int by default (4300 digits).
+    texts += ["9" * 5000, "0" * 5000 + "1", "-" + "0" * 30 + "42", "-" + "9" * 30]
     for text in texts:
         # A NUMERIC column keeps text that is not a number and converts the rest.
         got = text_to_numeric(text)

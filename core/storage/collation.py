@@ -278,7 +278,12 @@ def text_to_numeric(text: str) -> int | float | None:
         return None
     literal = m.group(1)
     if _INTEGER_TEXT.fullmatch(literal):
-        value = int(literal)
+        # More than 19 significant digits cannot fit 64 bits; checking first also keeps
+        # int() away from Python's limit on converting long digit strings.
+        digits = literal.lstrip("+-").lstrip("0") or "0"
+        if len(digits) > 19:
+            return float(literal)
+        value = -int(digits) if literal[0] == "-" else int(digits)
         if _I64_MIN <= value <= _I64_MAX:
             return value
         return float(literal)
