@@ -660,3 +660,19 @@ async def test_corrupt_page_while_reading_is_a_500_naming_it(
         r = await c.get("/databases/sample/tables/books/rows/1")
         assert r.status_code == 200
         assert app.state.databases.leases() == 0
+
+
+async def test_deeply_nested_or_overlong_keys_are_refused_with_422(
+    client: httpx.AsyncClient,
+) -> None:
+    nested = "[" * 3000
+    for url, params in (
+        ("/databases/sample/tables/reviews/rows", {"after": nested}),
+        (f"/databases/sample/tables/reviews/rows/{nested}", {}),
+        ("/databases/sample/tables/books/lookup", {"column": "year", "eq": "1", "after": nested}),
+        ("/databases/sample/tables/reviews/rows", {"after": "x" * 9000}),
+    ):
+        r = await client.get(url, params=params)
+        assert r.status_code == 422, (url, r.status_code, r.text[:200])
+        detail = r.json()["detail"]
+        assert "nested" in detail or "limit" in detail or "next_after" in detail, detail

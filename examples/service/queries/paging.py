@@ -8,7 +8,9 @@ Rules:
 - A lookup's `next_after` is opaque to clients: unpadded base64url of the JSON
   `[value, skip]`, the value to continue from and how many rows with it were already
   returned. Only `decode_token` reads one.
-- A parameter that does not parse is a `ServiceError` 422 that names the parameter.
+- A parameter that does not parse is a `ServiceError` 422 that names the parameter; so is
+  one longer than `MAX_KEY_TEXT` characters, or JSON nested too deep for the parser
+  (thousands of `[`), which is refused, never a 500.
 """
 
 from __future__ import annotations
@@ -20,12 +22,30 @@ from core.storage import Table
 from examples.service.encoding import decode_cell, encode_cell
 from examples.service.errors import ServiceError
 
-__all__ = ["decode_token", "encode_key", "encode_token", "key_param", "parse_key"]
+__all__ = [
+    "MAX_KEY_TEXT",
+    "decode_token",
+    "encode_key",
+    "encode_token",
+    "key_param",
+    "parse_key",
+]
+
+MAX_KEY_TEXT = 8192
+"""The longest row key or page token a request may carry, in characters."""
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_KEY_TEXT:
+        raise ServiceError(
+            422, f"{what} is {len(text)} characters long; the limit is {MAX_KEY_TEXT}"
+        )
 
 
 def parse_key(table: Table, text: str, what: str) -> object:
     """A rowid (an integer) or a WITHOUT ROWID primary key (a JSON array, or one JSON value
     for a one-column key) from request parameter `what`."""
+    _check_length(text, what)
     if not table.without_rowid:
         try:
             return int(text)
@@ -37,6 +57,8 @@ def parse_key(table: Table, text: str, what: str) -> object:
     key_columns = ", ".join(str(c.name) for c in table.primary_key)
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise ServiceError(422, f"{what} is JSON nested too deeply") from None
     except ValueError:
         if n != 1:
             raise ServiceError(
@@ -78,13 +100,14 @@ def encode_token(value: object, skip: int) -> str:
 
 def decode_token(after: str) -> tuple[object, int]:
     """The value and skip of a lookup's `next_after`; raises `ServiceError` 422."""
+    _check_length(after, "after")
     try:
         raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
         value, skip = raw
         if type(skip) is not int or skip < 0:
             raise ValueError
         return decode_cell(value), skip
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise ServiceError(
             422, f"after={after!r} is not a next_after value from a previous page"
         ) from None
