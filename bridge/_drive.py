@@ -213,7 +213,10 @@ class _AsyncioWaiter:
             return
         if get_ident() == self.thread_id:
             if not fut.done():
-                fut.set_result(None)
+                try:
+                    fut.set_result(None)
+                except RuntimeError:
+                    pass  # its loop is closed (a backend closed after it): nobody to wake
             return
         loop = self.loop
         if loop.is_closed():

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import random
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -588,6 +590,32 @@ def test_loop_closing_with_io_in_flight(data_file: Path) -> None:
     io.close()
     assert io.worker_threads == 0
     assert f.closed
+
+
+def test_closing_after_the_loop_closed_with_drives_waiting(
+    data_file: Path, file_engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u.exc_value))
+    io = AsyncFileIO(nowait=False, workers=1, max_in_flight=1)
+    f = io.open_file(data_file, OpenFlags.READ_ONLY)
+    loop = asyncio.new_event_loop()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+
+    async def start() -> list[asyncio.Future[bytes]]:
+        tasks = [asyncio.ensure_future(drive(ReadRange(f, i, 1), io)) for i in range(50)]
+        await asyncio.sleep(0)
+        return tasks
+
+    tasks = loop.run_until_complete(start())
+    loop.close()  # the drives are still waiting (on the pool or the ring)
+    io.close()  # their wake-ups are dropped: nothing raises, nothing is reported
+    assert unraisable == []
+    assert not any(t.done() for t in tasks)
+    del tasks
+    gc.collect()  # the abandoned drives go: the loop only says they never finished
+    assert set(reported) <= {"Task was destroyed but it is pending!"}
 
 
 def test_same_backend_on_consecutive_loops(data_file: Path, data: bytes) -> None:
