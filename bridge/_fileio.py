@@ -40,6 +40,11 @@ then complete on the thread that polls):
   worker's feet. Workers are daemon threads started on first use: an unclosed backend never
   holds the process at exit. `close()`/`aclose()` abort what has not started, let what a
   worker holds finish (bounded by `settle_timeout`), join the threads and close the files.
+- Dropped without closing: the workers and the ring's loop registration hold the backend
+  only weakly (a worker holds it strongly only while it runs a batch), so an idle backend
+  that nothing else references is collected. Its finalizer then warns (`ResourceWarning`
+  naming `AsyncFileIO`), stops the workers, closes the ring and closes every descriptor it
+  opened; `close()` detaches the finalizer.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ import errno
 import os
 import queue
 import threading
+import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import monotonic as _monotonic
@@ -301,7 +308,7 @@ class AsyncFile(FileBase):
     def _release(self) -> None:
         self._backend._files.discard(self)
         if self._refs == 0:
-            os.close(self.fd)
+            self._backend._close_fd(self.fd)
         # else: the last request to come back closes it (`AsyncFileIO._drop`).
 
 
@@ -393,6 +400,7 @@ class AsyncFileIO(BackendBase):
         self.settle_timeout = check_seconds(settle_timeout, "settle_timeout")
         self._nowait = _HAVE_NOWAIT if nowait is None else (bool(nowait) and _HAVE_NOWAIT)
         self._files: set[AsyncFile] = set()
+        self._fds: set[int] = set()  # descriptors opened and not yet closed
         self._handle: LoopHandle | None = None
         # Loop-thread state.
         self._staged: list[Request] = []
@@ -416,6 +424,9 @@ class AsyncFileIO(BackendBase):
         self.engine = "uring" if uring else "threads"
         """Which engine runs: "uring" (one io_uring ring) or "threads" (the worker pool)."""
         self._uring = _uring_engine.UringEngine(self, max_in_flight) if uring else None
+        self._finalizer = weakref.finalize(
+            self, _release_dropped, self._queue, self._threads, self._fds, self._uring
+        )
 
     # -- introspection ------------------------------------------------------------------
 
@@ -461,6 +472,7 @@ class AsyncFileIO(BackendBase):
         name = os.fspath(path)
         file = AsyncFile(self, name, open_fd(name, flags), OpenFlags.READ_ONLY in flags)
         self._files.add(file)
+        self._fds.add(file.fd)
         return file
 
     def remove_file(self, path: StrPath) -> None:
@@ -645,36 +657,35 @@ class AsyncFileIO(BackendBase):
         threads = self._threads
         while len(threads) < self.workers:
             t = threading.Thread(
-                target=self._worker_main, name=f"ioresult-worker-{len(threads)}", daemon=True
+                target=_worker_main,
+                args=(self._queue, weakref.ref(self)),
+                name=f"ioresult-worker-{len(threads)}",
+                daemon=True,
             )
             threads.append(t)
             t.start()
 
     # -- workers ----------------------------------------------------------------------------
 
-    def _worker_main(self) -> None:
-        get = self._queue.get
-        while True:
-            batch = get()
-            if batch is None:
-                return
-            try:
-                self._run_batch(batch)
-            except BaseException as exc:  # never let anything escape a worker
-                for req in batch.requests:
-                    if req.error is None and not req.skipped:
-                        req.error = exc
-            # Coalesce wake-ups: a batch finished while an earlier wake-up is still pending
-            # rides along with it. The loop clears the flag *before* it drains `_done`, so
-            # a batch is either drained by a pending wake-up or posts one of its own (two
-            # workers racing here can only cause a spare, empty wake-up, never a lost one).
-            self._done.append(batch)
-            if not self._wake_pending:
-                self._wake_pending = True
-                handle = self._handle
-                if handle is not None:
-                    # False if the loop is gone: `close()` releases what `_done` holds.
-                    handle.post(self._deliver_done, None)
+    def _work(self, batch: _Batch) -> None:
+        """Run one batch and post it back (worker thread; see `_worker_main`)."""
+        try:
+            self._run_batch(batch)
+        except BaseException as exc:  # never let anything escape a worker
+            for req in batch.requests:
+                if req.error is None and not req.skipped:
+                    req.error = exc
+        # Coalesce wake-ups: a batch finished while an earlier wake-up is still pending
+        # rides along with it. The loop clears the flag *before* it drains `_done`, so
+        # a batch is either drained by a pending wake-up or posts one of its own (two
+        # workers racing here can only cause a spare, empty wake-up, never a lost one).
+        self._done.append(batch)
+        if not self._wake_pending:
+            self._wake_pending = True
+            handle = self._handle
+            if handle is not None:
+                # False if the loop is gone: `close()` releases what `_done` holds.
+                handle.post(self._deliver_done, None)
 
     def _run_batch(self, batch: _Batch) -> None:
         """Run a batch's system calls in order (worker thread)."""
@@ -726,7 +737,11 @@ class AsyncFileIO(BackendBase):
     def _drop_file_ref(self, file: AsyncFile) -> None:
         file._refs -= 1
         if file._refs == 0 and file._closed:
-            os.close(file.fd)
+            self._close_fd(file.fd)
+
+    def _close_fd(self, fd: int) -> None:
+        self._fds.discard(fd)
+        os.close(fd)
 
     def _fire_settle_waiters(self) -> None:
         self._settle_waiters, fire = split_settle_waiters(
@@ -762,6 +777,7 @@ class AsyncFileIO(BackendBase):
         """
         if self._shut_down:
             return
+        self._finalizer.detach()
         self._closed = True
         self._shut_down = True
         self._abort_waiting()
@@ -825,3 +841,47 @@ class AsyncFileIO(BackendBase):
             f"<AsyncFileIO {state} engine={self.engine} in_flight={self.in_flight} "
             f"pending={self.pending}>"
         )
+
+
+def _worker_main(work: queue.SimpleQueue[_Batch | None], owner: weakref.ref[AsyncFileIO]) -> None:
+    """A worker thread: run batches until the sentinel. It holds its backend only while it
+    runs a batch (a queued batch holds it anyway, through its files), so a dropped idle
+    backend can be collected and its finalizer stop the workers."""
+    get = work.get
+    while True:
+        batch = get()
+        if batch is None:
+            return
+        backend = owner()
+        if backend is None:
+            return
+        backend._work(batch)
+        del backend, batch
+
+
+def _release_dropped(
+    work: queue.SimpleQueue[_Batch | None],
+    threads: list[threading.Thread],
+    fds: set[int],
+    uring: _uring_engine.UringEngine | None,
+) -> None:
+    """The finalizer of an `AsyncFileIO` collected without `close()`: say so, stop the
+    workers, close the ring and the descriptors (without waiting: a worker in a system call
+    finishes it on its own, and the ring's close waits for nothing)."""
+    warnings.warn(
+        "AsyncFileIO was dropped without being closed: its worker threads, ring and "
+        f"{len(fds)} open file(s) are released now; close it (`async with AsyncFileIO() as io`"
+        " or `await io.aclose()`)",
+        ResourceWarning,
+        stacklevel=2,
+    )
+    for _ in threads:
+        work.put(None)
+    if uring is not None:
+        uring.close(0.0)
+    for fd in list(fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()

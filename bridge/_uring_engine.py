@@ -51,6 +51,7 @@ import functools
 import os
 import platform
 import select
+import weakref
 from collections import deque
 from collections.abc import Callable
 from time import monotonic as _monotonic
@@ -70,7 +71,7 @@ from core.io.ring import (
 )
 
 if TYPE_CHECKING:
-    from bridge._fileio import AsyncFileIO
+    from bridge._fileio import AsyncFile, AsyncFileIO
 
 __all__ = ["UringEngine", "refuse", "unavailable_reason"]
 
@@ -156,7 +157,9 @@ class UringEngine:
     )
 
     def __init__(self, backend: AsyncFileIO, max_in_flight: int) -> None:
-        self._backend = backend
+        # Weak: the loop's reader registration holds this engine, and must not keep a
+        # dropped backend alive (its finalizer closes the engine).
+        self._backend = weakref.ref(backend)
         self._ring: Ring | None = None
         self._efd = -1
         self._handle: LoopHandle | None = None  # the loop watching the eventfd
@@ -169,6 +172,11 @@ class UringEngine:
         self.pending: deque[Request] = deque()  # waiting for room
         self.table: dict[int, _Entry] = {}  # user_data -> entry, ascending keys
         self.enters = 0
+
+    def _drop_file_ref(self, file: AsyncFile) -> None:
+        backend = self._backend()
+        if backend is not None:
+            backend._drop_file_ref(file)
 
     def busy(self) -> bool:
         return bool(self.active or self.pending or self.table)
@@ -348,7 +356,7 @@ class UringEngine:
         if counted:
             self._release(req)
         else:
-            self._backend._drop_file_ref(req.file)
+            self._drop_file_ref(req.file)
         error = req.error
         if error is None:
             req.completion.complete(result)
@@ -357,7 +365,7 @@ class UringEngine:
 
     def _release(self, req: Request) -> None:
         self.active -= 1
-        self._backend._drop_file_ref(req.file)
+        self._drop_file_ref(req.file)
 
     def _feed(self) -> None:
         """Start waiting requests while there is room (aborted ones never start)."""
@@ -366,7 +374,7 @@ class UringEngine:
         while pending and self.active < self.limit:
             req = pending.popleft()
             if req.completion.finished():
-                self._backend._drop_file_ref(req.file)
+                self._drop_file_ref(req.file)
                 continue
             self._start(req)
             started = True
@@ -415,7 +423,7 @@ class UringEngine:
         self.pending.clear()
         for req in pending:
             req.completion.abort()
-            self._backend._drop_file_ref(req.file)
+            self._drop_file_ref(req.file)
         for entry in list(self.table.values()):
             entry.req.completion.abort()
         try:

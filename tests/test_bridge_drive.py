@@ -12,6 +12,7 @@ import itertools
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from time import perf_counter
 from typing import Any
 
@@ -138,7 +139,8 @@ async def test_stepping_backend_is_stepped_by_the_driver() -> None:
 async def test_finished_completions_are_stepped_through_without_turns() -> None:
     async def body(ticker: Ticker) -> None:
         op = Steps([finished_write] * 200, probe=lambda: ticker.count)
-        assert await drive(op, AsyncFileIO(time_slice=3600)) == 200
+        with closing(AsyncFileIO(time_slice=3600)) as io:
+            assert await drive(op, io) == 200
         assert op.samples[-1] == op.samples[0]
 
     await with_ticker(body)
@@ -189,7 +191,8 @@ async def test_explicit_yield_gives_exactly_one_turn() -> None:
 async def test_time_slice_zero_gives_a_turn_after_every_finished_step() -> None:
     async def body(ticker: Ticker) -> None:
         op = Steps([finished_write] * 30, probe=lambda: ticker.count)
-        assert await drive(op, AsyncFileIO(time_slice=0)) == 30
+        with closing(AsyncFileIO(time_slice=0)) as io:
+            assert await drive(op, io) == 30
         assert diffs(op.samples) == [1] * 30
 
     await with_ticker(body)
@@ -207,7 +210,8 @@ async def test_time_slice_turn_comes_when_a_slice_is_used_up() -> None:
 
     async def body(ticker: Ticker) -> None:
         op = Steps([slow_step] * 10, probe=lambda: ticker.count)
-        assert await drive(op, AsyncFileIO(time_slice=slice_)) == 10
+        with closing(AsyncFileIO(time_slice=slice_)) as io:
+            assert await drive(op, io) == 10
         # Each step outlasts the slice, so the loop gets a turn after each of them.
         assert diffs(op.samples) == [1] * 10
 
@@ -225,10 +229,12 @@ async def test_trio_explicit_yields_and_slices_give_turns() -> None:
         # trio runs every runnable task once per batch, in a random order.
         assert 19 <= op.samples[-1] - op.samples[0] <= 21
         op = Steps([finished_write] * 20, probe=lambda: ticker.count)
-        assert await drive(op, AsyncFileIO(time_slice=0)) == 20
+        with closing(AsyncFileIO(time_slice=0)) as io:
+            assert await drive(op, io) == 20
         assert 19 <= op.samples[-1] - op.samples[0] <= 21
         op = Steps([finished_write] * 20, probe=lambda: ticker.count)
-        assert await drive(op, AsyncFileIO(time_slice=3600)) == 20
+        with closing(AsyncFileIO(time_slice=3600)) as io:
+            assert await drive(op, io) == 20
         assert op.samples[-1] == op.samples[0]
         nursery.cancel_scope.cancel()
 

@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
 pytestmark = pytest.mark.usefixtures("file_engine")
 
 SIZE = 256 * 1024
+
+
+def nowait_available() -> bool:
+    """Whether this platform's AsyncFileIO tries RWF_NOWAIT (asked of a closed backend)."""
+    io = AsyncFileIO()
+    try:
+        return io.nowait
+    finally:
+        io.close()
 
 
 @pytest.fixture
@@ -148,7 +158,7 @@ async def test_core_ops_trio(tmp_path: Path, data: bytes, nowait: bool | None) -
 async def test_page_cache_hits_complete_inline_without_threads(
     data_file: Path, data: bytes
 ) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     async with AsyncFileIO() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -233,7 +243,7 @@ async def test_nowait_paths(
     pool: int,
     inline_calls: int,
 ) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = list(script)
     async with fake_kernel() as io:
@@ -253,7 +263,7 @@ async def test_nowait_paths(
 async def test_a_run_of_misses_pauses_inline_attempts(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 8 + ["all"]
     async with fake_kernel() as io:
@@ -271,7 +281,7 @@ async def test_a_run_of_misses_pauses_inline_attempts(
 async def test_partial_hit_then_end_of_file(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["half", "eof"]
     async with fake_kernel() as io:
@@ -659,7 +669,7 @@ async def test_when_settled_is_false_when_nothing_is_out() -> None:
 async def test_inline_budget_defers_what_does_not_fit_to_the_next_pass(
     data_file: Path, data: bytes
 ) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     async with AsyncFileIO(inline_budget=8192) as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -697,7 +707,7 @@ async def test_inline_budget_defers_what_does_not_fit_to_the_next_pass(
 
 @pytest.mark.asyncio
 async def test_deferred_reads_are_aborted_by_cancel_and_close(data_file: Path) -> None:
-    if not AsyncFileIO().nowait:
+    if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     io = AsyncFileIO(inline_budget=4096)
     f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -773,3 +783,31 @@ asyncio.run(main())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
     assert (tmp_path / "x.bin").read_bytes() == b"bye"
+
+
+def test_a_dropped_backend_warns_and_releases_its_threads_ring_and_files(
+    data_file: Path, file_engine: str
+) -> None:
+    def workers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("ioresult-worker"))
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = (workers(), open_fds())
+
+    async def use_and_drop() -> None:
+        for _ in range(5):
+            io = AsyncFileIO(nowait=False)  # the pool or the ring: the fixture chooses
+            f = io.open_file(data_file, OpenFlags.READ_ONLY)
+            assert await drive(ReadRange(f, 0, 3), io) == data_file.read_bytes()[:3]
+            del io, f  # never closed
+
+    with pytest.warns(ResourceWarning, match="AsyncFileIO was dropped without being closed"):
+        asyncio.run(use_and_drop())
+        gc.collect()
+    for _ in range(100):  # the workers were told to stop; let them
+        if workers() <= before[0]:
+            break
+        time.sleep(0.01)
+    assert (workers(), open_fds()) == before

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import os
 import random
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def test_auto_falls_back_to_threads_and_uring_says_why(monkeypatch: pytest.Monke
     io = AsyncFileIO()  # never raises
     assert io.engine == "threads"
     io.close()
-    assert AsyncFileIO(engine="threads").engine == "threads"
+    with closing(AsyncFileIO(engine="threads")) as threads:
+        assert threads.engine == "threads"
     with pytest.raises(IOResultError, match='engine="uring"') as info:
         AsyncFileIO(engine="uring")
     assert "EPERM" in str(info.value) and "seccomp" in str(info.value)
