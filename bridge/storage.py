@@ -38,8 +38,8 @@ Writing (`async with adb.transaction() as tx:`, `AsyncTransaction`):
   transaction reads the log as it is.
 - A cancellation during the wait for the sync leaves the commit in place (it is visible
   already) and is re-raised; it aborts only this caller's wait, never the shared sync.
-- The core has no reads inside a write transaction yet, so `AsyncTransaction` has none;
-  `AsyncDatabase` reads see the last commit.
+- Reads inside the block (`tx.get`, `tx.scan`, `tx.count`) see the transaction's own
+  writes; reads through the `AsyncDatabase`, from any task, see the last commit.
 """
 
 from __future__ import annotations
@@ -318,7 +318,8 @@ class AsyncTransaction:
     """One write transaction of an `AsyncDatabase` (build with `adb.transaction()`), an
     async context manager; inside the block, its statements are awaitable methods.
 
-    Each statement raises what the `WriteTransaction` method of the same name raises
+    Each statement (and each read: `get`, `scan`, `count`, which see the transaction's
+    own writes) raises what the `WriteTransaction` method of the same name raises
     (`SchemaError`, `ConstraintError` for a NOT NULL or UNIQUE violation, which keeps
     nothing of the statement, `UnsupportedError`, `StorageError` once the transaction
     ended), plus the loop's cancellation and `drive`'s own errors. Use it from one task at
@@ -395,6 +396,22 @@ class AsyncTransaction:
     async def delete(self, table: str, rowid: int) -> bool:
         """Delete row `rowid` and its index entries; False if there is no such row."""
         return await self._adb._drive(self._open().delete(table, rowid))
+
+    async def get(self, table: str, rowid: int) -> Row | None:
+        """The row `(rowid, *columns)` as this transaction sees it, or None (rowid tables
+        only; see `WriteTransaction.get`)."""
+        return await self._adb._drive(self._open().get(table, rowid))
+
+    async def scan(
+        self, table: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Row]:
+        """Up to `limit` rows of `table` in rowid order after rowid `after`, as this
+        transaction sees them."""
+        return await self._adb._drive(self._open().scan(table, after=after, limit=limit))
+
+    async def count(self, table: str) -> int:
+        """The number of rows of `table` as this transaction sees them."""
+        return await self._adb._drive(self._open().count(table))
 
     async def execute_ddl(self, sql: str) -> Schema:
         """Run one CREATE/DROP TABLE/INDEX statement; the schema the transaction now sees

@@ -172,6 +172,12 @@ async def commit_on_exit(tmp_path: Path) -> None:
             assert await tx.update("users", ada, {"age": 37}) is True
             assert await tx.delete("users", carl) is True
             assert await tx.delete("users", carl) is False
+            # Reads in the transaction see its writes; the database's, the last commit.
+            assert await tx.get("users", ada) == (ada, ada, "Ada", 37)
+            assert await tx.get("users", carl) is None
+            assert await tx.scan("users", after=ada, limit=5) == [(bob, bob, "Bob", 41)]
+            assert await tx.count("users") == 2
+            assert await adb.count("users") == 0 and await adb.get("users", ada) is None
         assert tx.state is TransactionState.COMMITTED
         assert adb.commits == 2
         assert adb.db.log_synced == adb.db.log_end  # durable before __aexit__ returned
