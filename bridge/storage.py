@@ -12,16 +12,49 @@ Theory of operation:
 - `drives` counts the operations driven, so callers and tests can bound work by counting.
 - How rows become JSON, NDJSON and CSV is `bridge.rows`; its names stay importable from
   here for code that imports them from this module (the example service does).
+
+Writing (`async with adb.transaction() as tx:`, `AsyncTransaction`):
+- The core allows one write transaction per `Database` and refuses a second at once
+  (`DatabaseBusyError`); here tasks take turns instead. An `anyio.Lock` (FIFO, parks the
+  task: no polling, no blocked loop) is held from `begin` to the end of the commit's
+  write, so `begin` only ever meets another process's lock, and that
+  `DatabaseBusyError` reaches the caller as it is.
+- Leaving the block normally commits with `commit(durable=False)` under the lock; the
+  lock goes to the next task; then the caller waits for `Database.sync_log()`, which
+  shares the sync under way or the next one (group commit: the commits made while one
+  sync runs share the next). `__aexit__` returns only after a sync covering this commit
+  finished, so the next writer's commit does not wait for our sync and many committers
+  pay for few syncs. (On the io_uring engine of `AsyncFileIO` a sync is queued with
+  `IOSQE_IO_DRAIN`, so the next commit's write does wait for it there, and concurrent
+  commits seldom share a sync.) A failed sync raises its `CompletionError` in every
+  caller waiting on it; the commit is then visible but not known to be durable.
+- Leaving it with an exception, a cancellation included, rolls back (no I/O, so nothing
+  to await under a cancelled scope) and lets the exception through; nothing is swallowed.
+  A cancellation that lands during the commit's write ends the transaction as failed:
+  `drive` aborts the write and the core's `Commit` gives its own lock back, but ours is
+  released only once the write already in a worker (or the ring) came back, at most the
+  backend's `settle_timeout` (`_release_when_settled`), so the next writer never races
+  a late frame. The frames may or may not be in the log, as with SQLite; the next
+  transaction reads the log as it is.
+- A cancellation during the wait for the sync leaves the commit in place (it is visible
+  already) and is re-raised; it aborts only this caller's wait, never the shared sync.
+- Reads inside the block (`tx.get`, `tx.scan`, `tx.count`) see the transaction's own
+  writes; reads through the `AsyncDatabase`, from any task, see the last commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
-from bridge._drive import drive
+import anyio
+import sniffio
+
+from bridge._drive import Resolver, drive
+from bridge._drive_common import DEFAULT_SETTLE_TIMEOUT, when_settled_of
 from bridge.rows import TableShape, decode_cell, dumps, encode_cell, encode_row
 from core.driver import Operation
 from core.io.backend import IOBackend
@@ -32,13 +65,17 @@ from core.storage import (
     Database,
     Row,
     Schema,
+    StorageError,
     Table,
+    TransactionState,
+    WriteTransaction,
 )
 from core.storage.check import DEFAULT_MAX_PROBLEMS, Problem, check_database
 
 __all__ = [
     "DEFAULT_PAGE_ROWS",
     "AsyncDatabase",
+    "AsyncTransaction",
     "TableShape",
     "decode_cell",
     "dumps",
@@ -68,16 +105,21 @@ class AsyncDatabase:
     Every method raises what the operation of the same name on `core.storage.Database`
     raises (`SchemaError` for an unknown table or index, `CorruptDatabaseError` for a
     malformed page, `CompletionError` for a failed read, ...), plus the loop's
-    cancellation and `drive`'s own errors.
+    cancellation and `drive`'s own errors. Opened with `writable=True`, it writes through
+    `transaction()` (see the module docstring).
     """
 
-    __slots__ = ("db", "drives", "io")
+    __slots__ = ("_write_lock", "commits", "db", "drives", "io")
 
     def __init__(self, db: Database, io: IOBackend) -> None:
         """Wrap a `Database` already open on `io` (use `AsyncDatabase.open`)."""
         self.db = db
         self.io = io
         self.drives = 0
+        self.commits = 0
+        """Transactions committed through `transaction()`."""
+        # Made outside a loop it binds to the first one that uses it (asyncio or trio).
+        self._write_lock = anyio.Lock(fast_acquire=True)
 
     @classmethod
     async def open(
@@ -86,19 +128,31 @@ class AsyncDatabase:
         path: str | os.PathLike[str],
         *,
         immutable: bool = False,
+        writable: bool = False,
+        page_size: int = 4096,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         readahead: int = DEFAULT_READAHEAD,
     ) -> AsyncDatabase:
         """Open `path` on `io` (an `AsyncFileIO`, usually) and read its schema.
 
+        `writable=True` opens it for `transaction()`, creating the file if it is missing
+        (a new database gets pages of `page_size` bytes); see `Database.open`.
+
         Raises `CompletionError` if the file cannot be opened or read,
         `CorruptDatabaseError` if it is not a valid database, `DatabaseBusyError` if a
         writer holds its lock, `HotJournalError` for a crashed writer's journal, and
-        `ValueError` for a bad `cache_pages` or `readahead`.
+        `ValueError` for a bad `cache_pages`, `readahead` or `page_size`, or for
+        `writable` with `immutable`.
         """
         db = await drive(
             Database.open(
-                io, path, immutable=immutable, cache_pages=cache_pages, readahead=readahead
+                io,
+                path,
+                immutable=immutable,
+                writable=writable,
+                page_size=page_size,
+                cache_pages=cache_pages,
+                readahead=readahead,
             ),
             io,
         )
@@ -130,6 +184,17 @@ class AsyncDatabase:
     def closed(self) -> bool:
         """True once `close()` ran."""
         return self.db.closed
+
+    @property
+    def writable(self) -> bool:
+        """Whether it was opened with `writable=True`."""
+        return self.db.writable
+
+    @property
+    def log_syncs(self) -> int:
+        """Syncs of the WAL started so far (`Database.log_syncs`); with group commit,
+        fewer than `commits` when transactions commit concurrently."""
+        return self.db.log_syncs
 
     # -- one drive each ---------------------------------------------------------------
 
@@ -173,6 +238,32 @@ class AsyncDatabase:
         """Check every page of every B-tree (`core.storage.check`); the problems found,
         none when the database is sound. Raises `ValueError` for `max_problems` < 1."""
         return await self._drive(check_database(self.db, max_problems=max_problems))
+
+    # -- writing ----------------------------------------------------------------------
+
+    def transaction(self) -> AsyncTransaction:
+        """A write transaction, to enter with `async with`: it waits its turn behind the
+        other tasks' transactions, commits when the block ends normally (returning once
+        the commit is durable) and rolls back on an exception or a cancellation.
+
+        Entering raises what `Database.begin()` raises: `DatabaseBusyError` when another
+        connection or process holds the lock, `StorageError` if the database was opened
+        read-only, `UnsupportedError` for a database this engine does not write.
+        """
+        return AsyncTransaction(self)
+
+    async def checkpoint(self) -> int:
+        """Copy the WAL's committed pages into the database file and empty the log (see
+        `Database.checkpoint`), in turn with the transactions; the pages copied."""
+        lock = self._write_lock
+        await lock.acquire()
+        try:
+            copied = await self._drive(self.db.checkpoint())
+        except BaseException as error:
+            await _release_when_settled(lock, self.io, error)
+            raise
+        lock.release()
+        return copied
 
     # -- iteration ----------------------------------------------------------------------
 
@@ -221,3 +312,153 @@ class AsyncDatabase:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<AsyncDatabase {self.path!r} {state}>"
+
+
+class AsyncTransaction:
+    """One write transaction of an `AsyncDatabase` (build with `adb.transaction()`), an
+    async context manager; inside the block, its statements are awaitable methods.
+
+    Each statement (and each read: `get`, `scan`, `count`, which see the transaction's
+    own writes) raises what the `WriteTransaction` method of the same name raises
+    (`SchemaError`, `ConstraintError` for a NOT NULL or UNIQUE violation, which keeps
+    nothing of the statement, `UnsupportedError`, `StorageError` once the transaction
+    ended), plus the loop's cancellation and `drive`'s own errors. Use it from one task at
+    a time. Leaving the block commits or rolls back (see the module docstring); leaving
+    it normally raises the commit's `CompletionError` if the write or the sync failed.
+    """
+
+    __slots__ = ("_adb", "_entered", "_tx")
+
+    def __init__(self, adb: AsyncDatabase) -> None:
+        """Use `AsyncDatabase.transaction()`."""
+        self._adb = adb
+        self._entered = False
+        self._tx: WriteTransaction | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise StorageError("a transaction is entered once; ask for a new one")
+        self._entered = True
+        adb = self._adb
+        lock = adb._write_lock
+        await lock.acquire()
+        try:
+            self._tx = await adb._drive(adb.db.begin())
+        except BaseException as error:
+            await _release_when_settled(lock, adb.io, error)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        adb = self._adb
+        tx = self._tx
+        assert tx is not None
+        lock = adb._write_lock
+        if exc_type is not None:
+            tx.rollback()  # no I/O: nothing to await under a cancelled scope
+            lock.release()
+            return
+        try:
+            await adb._drive(tx.commit(durable=False))
+        except BaseException as error:
+            tx.rollback()  # a no-op once the failed commit ended the transaction
+            await _release_when_settled(lock, adb.io, error)
+            raise
+        durable = adb.db.sync_log()  # covers this commit: nothing ran since
+        lock.release()
+        adb.commits += 1
+        await adb._drive(durable)
+
+    def _open(self) -> WriteTransaction:
+        tx = self._tx
+        if tx is None:
+            raise StorageError("enter the transaction with `async with` first")
+        return tx
+
+    @property
+    def state(self) -> TransactionState:
+        """Where the transaction is (`TransactionState.OPEN` inside the block)."""
+        return self._open().state
+
+    async def insert(self, table: str, values: Mapping[str, object]) -> int:
+        """Insert a row; its rowid (see `WriteTransaction.insert`)."""
+        return await self._adb._drive(self._open().insert(table, values))
+
+    async def update(self, table: str, rowid: int, values: Mapping[str, object]) -> bool:
+        """Change the named columns of row `rowid`; False if there is no such row."""
+        return await self._adb._drive(self._open().update(table, rowid, values))
+
+    async def delete(self, table: str, rowid: int) -> bool:
+        """Delete row `rowid` and its index entries; False if there is no such row."""
+        return await self._adb._drive(self._open().delete(table, rowid))
+
+    async def get(self, table: str, rowid: int) -> Row | None:
+        """The row `(rowid, *columns)` as this transaction sees it, or None (rowid tables
+        only; see `WriteTransaction.get`)."""
+        return await self._adb._drive(self._open().get(table, rowid))
+
+    async def scan(
+        self, table: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Row]:
+        """Up to `limit` rows of `table` in rowid order after rowid `after`, as this
+        transaction sees them."""
+        return await self._adb._drive(self._open().scan(table, after=after, limit=limit))
+
+    async def count(self, table: str) -> int:
+        """The number of rows of `table` as this transaction sees them."""
+        return await self._adb._drive(self._open().count(table))
+
+    async def execute_ddl(self, sql: str) -> Schema:
+        """Run one CREATE/DROP TABLE/INDEX statement; the schema the transaction now sees
+        (see `WriteTransaction.execute_ddl`)."""
+        return await self._adb._drive(self._open().execute_ddl(sql))
+
+    def __repr__(self) -> str:
+        state = self._tx.state.value if self._tx is not None else "not entered"
+        return f"<AsyncTransaction {self._adb.path!r} {state}>"
+
+
+async def _release_when_settled(lock: anyio.Lock, io: IOBackend, error: BaseException) -> None:
+    """Release the write lock after an operation that held it raised `error` (the caller
+    re-raises it). After a cancellation, only once the I/O the backend has in flight came
+    back (at most its `settle_timeout`), so the next writer never races a late write of
+    the abandoned operation: `drive` waits for that too, but on asyncio a second
+    cancellation (anyio's cancel scopes deliver one on every loop pass) ends its wait
+    early, while this wait lets further cancellations pass; they change nothing, the
+    cancellation is already on its way out.
+    """
+    try:
+        if not isinstance(error, Exception | GeneratorExit):  # GeneratorExit: must not await
+            await _settled(io)
+    finally:
+        lock.release()
+
+
+async def _settled(io: IOBackend) -> None:
+    when_settled = when_settled_of(io)
+    if when_settled is None:
+        return
+    timeout = getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT)
+    if sniffio.current_async_library() == "trio":
+        from bridge import _trio
+
+        await _trio.wait_settled_trio(io, timeout)  # shielded
+        return
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    if not when_settled(Resolver(fut)):
+        return
+    handle = loop.call_later(timeout, Resolver(fut))
+    try:
+        while not fut.done():
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                pass  # see `_release_when_settled`
+    finally:
+        handle.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,34 @@ def test_example_runs(script: str, cancelled: str) -> None:
     assert proc.stderr == ""
     lines = proc.stdout.splitlines()
     assert lines == [*EXPECTED[:4], cancelled, *EXPECTED[4:]]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "examples.storage_writes"],
+        [str(ROOT / "examples" / "storage_writes.py"), "threads"],
+    ],
+)
+def test_storage_writes_example_runs(command: list[str]) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="error")
+    proc = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    first, syncs, rolled_back, sqlite = proc.stdout.splitlines()
+    assert first == "64 tasks committed a row each: 64 rows"
+    found = re.fullmatch(r"WAL syncs: (\d+) for 64 commits \(engine: (threads|uring)\)", syncs)
+    assert found is not None, syncs
+    assert 1 <= int(found[1]) <= 64
+    if "threads" in command:
+        assert found[2] == "threads"
+    assert rolled_back == "rolled back on ConstraintError: 64 rows"
+    assert sqlite == "sqlite3: integrity_check ok, 64 tasks"

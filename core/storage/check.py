@@ -304,9 +304,12 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         for rest in indexes.values():
             trees.extend(self._index_tree(None, index) for index in rest)
         self._trees = trees
-        # A file shorter than the header says: every page past its end will fail to read.
+        # A file shorter than the header says: every page past its end will fail to read,
+        # unless the WAL holds it (a commit not yet checkpointed grew the database).
         file_pages = db.file.size() // db.pager.layout.page_size
-        if db.header is not None and file_pages < db.pager.page_count:
+        page_count = db.pager.page_count
+        in_log = sum(1 for n in db.pager.wal_frames if file_pages < n <= page_count)
+        if db.header is not None and file_pages + in_log < page_count:
             self._problem(
                 "file",
                 None,

@@ -15,6 +15,8 @@ Theory of operation:
   log but not yet safe from a power loss. `SyncLog` makes every such commit durable with
   one sync, however many there were; this is how `bridge.storage` commits many
   transactions with one sync (group commit), telling each caller "done" only after it.
+  One sync of the log runs at a time: commits written while it runs wait for it, then
+  share the next one.
 - Failure: a commit whose write or sync failed (or that a driver abandoned) is over; its
   frames may or may not be in the log, as with SQLite. The lock is given back only once
   no write of it is in flight any more, so the next writer never races a late frame.
@@ -106,27 +108,64 @@ class Commit(Machine[None]):
 class SyncLog(Machine[None]):
     """Make every commit written so far durable with one sync of the WAL; `Done(None)`.
 
-    Commits already synced cost nothing; a sync already under way that covers them is
-    shared (see `SharedState.start_log_sync`). Raises the sync's `CompletionError`.
+    Commits already synced cost nothing. A sync already under way is waited for: if it
+    covers them, that is all; if not, the next one (started by the first of its waiters to
+    step again, shared by the rest) covers every commit written meanwhile (see
+    `SharedState.start_log_sync`). A checkpoint that emptied the log meanwhile made them
+    durable too. Raises the `CompletionError` of a failed sync it waited on, covering or
+    not: a commit later in the log than frames whose sync failed is not durable either.
+
+    What the operation returns to wait on is a completion of its own that finishes with
+    the shared sync, so a driver that gives up on one caller (aborting what it waits on)
+    never fails the sync the others wait for.
     """
 
-    __slots__ = ("_sync", "_target", "db")
+    __slots__ = ("_generation", "_relay", "_sync", "_target", "db")
 
     def __init__(self, db: SharedState) -> None:
         Machine.__init__(self)
         self.db = db
         self._target = db.log_end
+        self._generation = db.log_generation
         self._sync: Completion | None = None
+        self._relay: _Relay | None = None
 
     def _advance(self) -> TransitionResult[None]:
         db = self.db
         sync = self._sync
         if sync is not None:
+            self._sync = self._relay = None
             sync.result()  # raises the sync's error
-            self._sync = None
-        if db.log_synced >= self._target:
+        if db.log_synced >= self._target or db.log_generation != self._generation:
             return Done(None)
         db.check_open()
         sync = db.start_log_sync()
         self._sync = sync
-        return Continue if sync.finished() else IO(sync)
+        if sync.finished():
+            return Continue
+        relay = self._relay = _Relay(Completion.new_sync())
+        sync.add_done_callback(relay)
+        return IO(relay.follower)
+
+    def _rollback(self, error: BaseException, abandoned: bool) -> None:
+        sync = self._sync
+        relay = self._relay
+        if sync is not None and relay is not None:
+            sync.remove_done_callback(relay)
+
+
+class _Relay:
+    """A done-callback that finishes `follower` as the completion it is called with
+    finished (a no-op if `follower` was aborted first)."""
+
+    __slots__ = ("follower",)
+
+    def __init__(self, follower: Completion) -> None:
+        self.follower = follower
+
+    def __call__(self, sync: Completion) -> None:
+        error = sync.get_error()
+        if error is None:
+            self.follower.complete(sync.result())
+        else:
+            self.follower.error(error)

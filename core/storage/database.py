@@ -191,8 +191,9 @@ class Database(SharedState):
     def sync_log(self) -> SyncLog:
         """An operation: sync the WAL so that every commit written so far (including those
         made with `commit(durable=False)`) is durable; `Done(None)`. Commits already
-        synced cost nothing, and callers arriving while a sync that covers them is under
-        way share it. Raises the sync's `CompletionError`."""
+        synced cost nothing; one sync runs at a time, and callers arriving while it runs
+        share it if it covers them, else share the next one (group commit). Raises the
+        `CompletionError` of a failed sync it waited on."""
         return SyncLog(self)
 
     def checkpoint(self) -> CheckpointDatabase:

@@ -68,7 +68,6 @@ class SharedState:
         "_builders",
         "_change_counter",
         "_log_sync",
-        "_log_sync_covers",
         "_plans",
         "_readers",
         "_resolved",
@@ -86,7 +85,9 @@ class SharedState:
         "loaded_schema",
         "lock",
         "log_end",
+        "log_generation",
         "log_synced",
+        "log_syncs",
         "pager",
         "path",
         "raw_file_header",
@@ -161,8 +162,11 @@ class SharedState:
         """The WAL offset just past the last frame this handle wrote."""
         self.log_synced = 0
         """The WAL offset up to which a sync has finished."""
+        self.log_generation = 0
+        """How many times the WAL was emptied: offsets of two generations never compare."""
+        self.log_syncs = 0
+        """How many syncs of the WAL `start_log_sync` started (group commit shares them)."""
         self._log_sync: Completion | None = None
-        self._log_sync_covers = 0
 
     @property
     def schema(self) -> Schema:
@@ -506,33 +510,38 @@ class SharedState:
             self.log_synced = max(self.log_synced, end)
 
     def log_reset(self) -> None:
-        """The WAL was emptied (a checkpoint): nothing is written or synced in it."""
+        """The WAL was emptied (a checkpoint, which synced it first): nothing is written or
+        synced in the new generation, and a sync still under way no longer counts."""
         self.log_end = self.log_synced = 0
+        self.log_generation += 1
         self._log_sync = None
-        self._log_sync_covers = 0
 
     def start_log_sync(self) -> Completion:
-        """A sync of the WAL covering everything written so far: the one under way if it
-        covers that, else a new one (its success advances `log_synced`).
+        """The sync of the WAL under way, if there is one, else a new one covering
+        everything written so far (its success advances `log_synced`, unless the log was
+        emptied meanwhile).
 
+        At most one sync of the log runs at a time: a caller whose commit the sync under
+        way does not cover waits for it and asks again, and by then the new sync covers
+        every commit written meanwhile (group commit, as PostgreSQL's `XLogFlush`).
         Raises `CompletionError` if the sync cannot be submitted.
         """
         pending = self._log_sync
-        target = self.log_end
-        if pending is not None and not pending.finished() and self._log_sync_covers >= target:
+        if pending is not None and not pending.finished():
             return pending
         wal_file = self.wal_file
         if wal_file is None:
             raise CompletionError(ErrorKind.CLOSED, "no WAL file to sync", path=self.wal_path)
+        target = self.log_end
+        generation = self.log_generation
 
         def synced(outcome: int | CompletionError) -> None:
-            if isinstance(outcome, int):
+            if isinstance(outcome, int) and self.log_generation == generation:
                 self.log_synced = max(self.log_synced, target)
 
-        c = Completion.new_sync(synced)
-        self._log_sync = c
-        self._log_sync_covers = target
-        wal_file.sync(c)
+        c = wal_file.sync(Completion.new_sync(synced))
+        self._log_sync = c  # only once submitted: a refused sync leaves no one waiting
+        self.log_syncs += 1
         return c
 
     def drop_wal_file(self) -> None:
