@@ -304,6 +304,49 @@ def test_crash_keeps_in_flight_writes_when_told_to() -> None:
     assert io.stats.kept_unsynced == 1
 
 
+def test_a_crash_with_a_sector_size_tears_writes_at_sector_boundaries() -> None:
+    old = b"o" * 2048
+    images = set()
+    for seed in range(200):
+        io = SimulatorIO(seed, FaultConfig(crash_keep_unsynced=0.5, crash_sector=512))
+        io.create_file("f", old)
+        block(WriteBuffers(io.open_file("f"), 300, [b"n" * 1500], sync=False), io)
+        io.crash()
+        image = io.file_contents("f")
+        assert len(image) == 2048
+        # The write covers 300..1800: its pieces 300..512, 512..1024, 1024..1536 and
+        # 1536..1800 each land whole or not at all.
+        pieces = [image[a:b] for a, b in ((300, 512), (512, 1024), (1024, 1536), (1536, 1800))]
+        assert all(set(p) in ({ord("o")}, {ord("n")}) for p in pieces)
+        assert image[:300] == old[:300] and image[1800:] == old[1800:]
+        images.add(tuple(p[:1] for p in pieces))
+        assert io.stats.kept_unsynced + io.stats.lost_unsynced == 4
+    assert len(images) == 16  # every combination of the four pieces
+
+
+def test_a_sector_size_changes_nothing_for_synced_data_and_truncates() -> None:
+    io = SimulatorIO(0, FaultConfig(crash_keep_unsynced=1.0, crash_sector=512))
+    io.create_file("f", b"")
+    f = io.open_file("f")
+    block(WriteBuffers(f, 0, [b"s" * 1000], sync=True), io)
+    c = f.truncate(10, Completion.new_trunc())
+    io.wait_for_completion(c)
+    io.crash()
+    assert io.file_contents("f") == b"s" * 10  # the truncate survived whole
+
+
+def test_step_with_a_limit_finishes_one_io_at_a_time() -> None:
+    io = SimulatorIO(0, min_latency_us=5, max_latency_us=5)
+    io.create_file("f", b"abc")
+    f = io.open_file("f")
+    reads = [f.pread(0, Completion.new_read(bytearray(3))) for _ in range(3)]
+    assert io.step(limit=1) == 1
+    assert [r.finished() for r in reads] == [True, False, False]
+    assert io.now_us() == 5
+    assert io.step() == 2  # the rest were due at the same time
+    assert all(r.result() == 3 for r in reads)
+
+
 def test_namespace_is_durable_at_once_and_removed_files_stay_readable() -> None:
     io = SimulatorIO(0, inline=1.0)
     f = io.open_file("new", OpenFlags.CREATE)

@@ -16,7 +16,7 @@ def test_defaults_are_a_perfect_disk() -> None:
     faults = FaultConfig()
     for field in dataclasses.fields(faults):
         if field.name != "torn_write_result":
-            assert getattr(faults, field.name) == 0.0, field.name
+            assert getattr(faults, field.name) == 0, field.name
     assert faults.torn_write_result is TornWriteResult.ERROR
     assert not faults.any_io_faults()
 
@@ -45,6 +45,9 @@ def test_uniform() -> None:
         ({"submit_error": "often"}, "submit_error"),
         ({"sync_error": True}, "sync_error"),
         ({"torn_write_result": "error"}, "torn_write_result"),
+        ({"crash_sector": -512}, "crash_sector"),
+        ({"crash_sector": 0.5}, "crash_sector"),
+        ({"crash_sector": True}, "crash_sector"),
     ],
 )
 def test_bad_values_are_refused_by_name(kwargs: dict[str, object], names: str) -> None:

@@ -14,7 +14,7 @@ Theory of operation:
   then (a caller that reuses it too early is caught), and a read sees the file as it is
   then. Durability follows `core.sim.fs`: a sync covers the writes applied before it was
   submitted, and `crash()` keeps only durable data, plus a random subset of the rest if
-  `FaultConfig.crash_keep_unsynced` allows.
+  `FaultConfig.crash_keep_unsynced` allows (whole writes, or sectors of them: torn).
 - A completion that was already finished (aborted) when its turn comes is dropped: its I/O
   never happens. `crash()` and `close()` abort everything in flight.
 - Open flags follow `open(2)`: `EXCLUSIVE` with `CREATE` refuses an existing file
@@ -431,9 +431,11 @@ class SimulatorIO(BackendBase):
         """How many submitted I/Os wait for a `step()` (aborted ones not counted)."""
         return sum(1 for _, _, p in self._heap if not p.completion.finished())
 
-    def step(self) -> int:
-        """Advance the clock to the earliest due I/O and execute every I/O due by then;
-        return how many it took off the queue (0 if none was pending).
+    def step(self, limit: int | None = None) -> int:
+        """Advance the clock to the earliest due I/O and execute every I/O due by then (at
+        most `limit` of them, in order: the rest stay due for the next step); return how
+        many it took off the queue (0 if none was pending). `limit=1` finishes exactly one
+        I/O, so a test can crash between any two completions.
 
         I/O submitted by the completions' callbacks waits for a later step.
         """
@@ -443,7 +445,7 @@ class SimulatorIO(BackendBase):
         due = heap[0][0]
         self._clock_us = max(self._clock_us, due)
         batch: list[_Pending] = []
-        while heap and heap[0][0] <= self._clock_us:
+        while heap and heap[0][0] <= self._clock_us and (limit is None or len(batch) < limit):
             batch.append(heapq.heappop(heap)[2])
         for p in batch:
             self._execute(p)
@@ -472,7 +474,8 @@ class SimulatorIO(BackendBase):
 
         Every file is rebuilt from its durable image (what completed syncs covered), plus
         each not-yet-durable write or truncate, including those still in flight, with
-        probability `faults.crash_keep_unsynced`, in a random order. Every open handle is
+        probability `faults.crash_keep_unsynced`, in a random order (with
+        `faults.crash_sector`, each sector of a write on its own: torn writes). Every open handle is
         closed (further I/O on it raises `CompletionError` kind `CLOSED`), then every
         pending completion is aborted (`ErrorKind.ABORTED`). Files can be opened again
         at once, as after a reboot.
@@ -491,7 +494,10 @@ class SimulatorIO(BackendBase):
                 in_flight.setdefault(p.path, []).append(mutation)
         for file in sorted(self._open_files, key=_file_order):
             file.close()
-        kept, lost = self._fs.crash(self.rng, self.faults.crash_keep_unsynced, in_flight)
+        faults = self.faults
+        kept, lost = self._fs.crash(
+            self.rng, faults.crash_keep_unsynced, in_flight, faults.crash_sector
+        )
         self.stats.crashes += 1
         self.stats.kept_unsynced += kept
         self.stats.lost_unsynced += lost

@@ -9,7 +9,8 @@ Theory of operation:
   the completions do afterwards. How short a short read is, and how much of a torn write
   lands, are drawn when the I/O executes.
 - A crash is not a probability: a test calls `SimulatorIO.crash()` where it wants one.
-  `crash_keep_unsynced` says how much of what was never made durable survives it.
+  `crash_keep_unsynced` says how much of what was never made durable survives it, and
+  `crash_sector` whether a write survives whole or sector by sector (torn).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class TornWriteResult(enum.Enum):
 class FaultConfig:
     """Fault probabilities for a `SimulatorIO`; every one is 0 (never) by default.
 
-    Raises `SimConfigError` if a probability is outside [0, 1] or `torn_write_result` is
-    not a `TornWriteResult`.
+    Raises `SimConfigError` if a probability is outside [0, 1], `torn_write_result` is
+    not a `TornWriteResult`, or `crash_sector` is not an integer >= 0.
     """
 
     submit_error: float = 0.0
@@ -73,10 +74,22 @@ class FaultConfig:
     a completed sync, including those still in flight, survives anyway. Survivors are
     applied over the durable image in a random order, as a disk's write cache may
     flush them; the rest are lost. 0 means a crash keeps exactly the synced data."""
+    crash_sector: int = 0
+    """At `crash()`, the unit in which a write not yet durable survives: 0, the whole write
+    or nothing of it; a size in bytes (512, as disks guarantee), each aligned sector of the
+    write on its own, so a crash tears a write at sector boundaries. Each sector is then
+    kept with probability `crash_keep_unsynced`, and the kept ones land in a random order.
+    Truncates always survive whole. Not a probability: an integer >= 0."""
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name == "crash_sector":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise SimConfigError(
+                        f"FaultConfig.crash_sector must be a size in bytes >= 0, got {value!r}"
+                    )
+                continue
             if field.name == "torn_write_result":
                 if not isinstance(value, TornWriteResult):
                     raise SimConfigError(

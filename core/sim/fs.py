@@ -11,7 +11,10 @@ Theory of operation (the durability model):
   write does not make that write durable.
 - A crash rebuilds every file from `durable` plus a random subset, in a random order, of
   the mutations that were not yet durable (the journal, plus writes still in flight):
-  whatever survives becomes the new durable image and the journal is emptied.
+  whatever survives becomes the new durable image and the journal is emptied. With a
+  sector size, each write first splits at the sector boundaries of the file into pieces
+  that survive (or not) on their own: a torn write, as a disk that writes whole sectors
+  atomically, but not whole requests, leaves it.
 - The namespace (creating and removing files) is durable at once: only contents follow
   sync. A removed file stays readable through handles already open, as an unlinked inode
   does, and is gone after a crash.
@@ -121,19 +124,26 @@ class FileSystem:
         return self.inodes.pop(name, None) is not None
 
     def crash(
-        self, rng: random.Random, keep: float, in_flight: dict[str, list[Mutation]]
+        self,
+        rng: random.Random,
+        keep: float,
+        in_flight: dict[str, list[Mutation]],
+        sector: int = 0,
     ) -> tuple[int, int]:
         """Rebuild every named file as a power loss leaves it.
 
-        Each not-yet-durable mutation (the journal, then `in_flight[name]`) survives with
-        probability `keep`; survivors are applied over the durable image in a random order.
-        Returns how many mutations were kept and how many lost.
+        Each not-yet-durable mutation (the journal, then `in_flight[name]`; with `sector`
+        > 0, each sector-aligned piece of a write) survives with probability `keep`;
+        survivors are applied over the durable image in a random order. Returns how many
+        mutations (or pieces) were kept and how many lost.
         """
         kept_total = 0
         lost_total = 0
         for name in sorted(self.inodes):
             inode = self.inodes[name]
             candidates = inode.unsynced() + in_flight.get(name, [])
+            if sector > 0:
+                candidates = [piece for m in candidates for piece in _sectors(m, sector)]
             kept: list[Mutation] = []
             if keep > 0.0:
                 kept = [m for m in candidates if rng.random() < keep]
@@ -145,3 +155,19 @@ class FileSystem:
             kept_total += len(kept)
             lost_total += len(candidates) - len(kept)
         return kept_total, lost_total
+
+
+def _sectors(mutation: Mutation, sector: int) -> list[Mutation]:
+    """`mutation` cut at the file's `sector`-byte boundaries (a truncate stays whole)."""
+    data = mutation.data
+    if mutation.kind is not MutationKind.WRITE or not data:
+        return [mutation]
+    start = mutation.offset
+    end = start + len(data)
+    pieces: list[Mutation] = []
+    at = start
+    while at < end:
+        stop = min(end, (at // sector + 1) * sector)
+        pieces.append(Mutation(MutationKind.WRITE, at, data[at - start : stop - start]))
+        at = stop
+    return pieces
