@@ -15,11 +15,12 @@ Theory of operation:
   `WalSnapshot`. Given the previous snapshot of the same log generation (same salts) it
   resumes after the last commit instead of starting over.
 - The end of the valid log is where SQLite puts it: a salt mismatch (frames left over from
-  an older generation) or a checksum mismatch in a torn last write. One thing SQLite
-  cannot tell apart but this reader does: if frames *after* a frame with a bad checksum
-  still chain correctly from its stored checksum up to a commit, the log was damaged in
-  the middle (committed data lost), and that is a `CorruptDatabaseError` rather than a
-  silent rollback to older data.
+  an older generation) or the first frame whose checksum does not continue the chain.
+  Frames after that one may still chain on from its stored checksum up to a commit: a
+  power loss during an unsynced append leaves exactly that when the disk wrote some
+  sectors of the append and not others (a frame's header and the next frames landed,
+  a sector of its page did not). Nothing in the file tells that apart from damage to a
+  commit that was synced, so, as SQLite does, the log ends at the bad frame.
 - A header with a bad magic number, version or checksum, or a page size other than the
   database's, is a `CorruptDatabaseError` when frames follow it; a log shorter than one
   frame is empty.
@@ -136,7 +137,6 @@ class WalScan:
     """
 
     __slots__ = (
-        "_bad",
         "_buffer",
         "_checksum",
         "_chunk_frames",
@@ -176,7 +176,6 @@ class WalScan:
         self._db_size = 0
         self._checksum = (0, 0)
         self._commit_checksum = (0, 0)
-        self._bad: tuple[int, int] | None = None  # (frame, page) of a bad checksum
 
     def advance(self) -> Completion | None:
         """Advance; None when `snapshot` holds the result."""
@@ -305,22 +304,8 @@ class WalScan:
                 data, base + WAL_FRAME_HEADER_SIZE, base + frame_size, t0, t1, big
             )
             if (t0, t1) != (c1, c2):
-                if self._bad is not None:
-                    return self._end_of_log()
-                self._bad = (number, page)
-                # Follow the chain from the stored checksum to see whether the log goes on.
-                s0, s1 = c1, c2
-                continue
+                return self._end_of_log()
             s0, s1 = c1, c2
-            if self._bad is not None:
-                if commit:
-                    bad_frame, bad_page = self._bad
-                    raise CorruptDatabaseError(
-                        f"WAL frame {bad_frame} (page {bad_page}) fails its checksum, but the "
-                        f"frames after it chain on to commit frame {number}: the log is damaged",
-                        path=self.path,
-                    )
-                continue
             self._pending[page] = number
             if commit:
                 self._frames.update(self._pending)
