@@ -453,3 +453,33 @@ def test_check_counts_pages_that_live_only_in_the_wal(tmp_path: Path) -> None:
     assert os.path.getsize(path) // 512 < db.page_count  # the new pages are in the log
     assert block(check_database(db), io) == []
     db.close()
+
+
+def test_begin_after_a_checkpoint_in_begin_takes_the_header_from_the_log(tmp_path: Path) -> None:
+    # A begin that checkpoints (the log is long) reads the file's header before its
+    # checkpoint rewrites it. The next transaction found the file's header changed and took
+    # it (older than page 1 in the log, which had not changed) for the current one: the
+    # freelist it read was gone, and a freed page was handed out twice.
+    io = UnixIO()
+    path = tmp_path / "header.db"
+    db = open_writable(io, path, page_size=512)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)"), io)
+    block(tx.insert("t", {"b": bytes(2000)}), io)
+    block(tx.commit(), io)
+    tx = block(db.begin(), io)
+    block(tx.update("t", 1, {"b": b"small"}), io)  # frees the overflow pages
+    block(tx.commit(), io)
+    db.auto_checkpoint = 1
+    tx = block(db.begin(), io)  # checkpoints first
+    block(tx.insert("t", {"b": bytes(range(200)) * 10}), io)  # takes the free pages back
+    block(tx.commit(), io)
+    db.auto_checkpoint = 1000
+    tx = block(db.begin(), io)
+    assert (tx.pages.freelist_trunk, tx.pages.freelist_count) == (0, 0)
+    block(tx.insert("t", {"b": bytes(2000)}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT id, length(b), substr(b, 1, 3) FROM t")
+    assert check == "ok"
+    assert rows == [(1, 5, b"sma"), (2, 2000, bytes(range(3))), (3, 2000, bytes(3))]

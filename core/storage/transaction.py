@@ -303,6 +303,11 @@ class ReadTransaction(Machine[T]):
                     header = parse_header(data, path=db.path)
                     db.apply_header(header, file_size // header.page_size)
                     db.raw_file_header = data
+                    if header.wal_mode:
+                        # In WAL mode page 1 as the log has it is the current header, and
+                        # it may be newer than the file's (a checkpoint copied an older
+                        # one): PAGE1 applies it again even if it did not change.
+                        db.raw_page1_header = b""
                 if header.wal_mode:
                     self._phase = _P_WAL_HEADER
                     return self._start_wal_header(db)
