@@ -300,6 +300,23 @@ class Stuck:
         return IO(Completion.new_write())  # nothing will ever finish it
 
 
+def test_setup_variants_must_give_the_same_outcome() -> None:
+    def other(io: SimulatorIO) -> None:
+        io.create_file("db", DATA[:PAGE] + bytes(len(DATA) - PAGE))
+
+    def same(io: SimulatorIO) -> None:
+        _setup(io)
+
+    def read(io: SimulatorIO) -> ReadRange:
+        return ReadRange(io.open_file("db"), PAGE, 10)
+
+    report = explore(read, setup=_setup, variants={"same": same}, seeds=1)
+    assert report.schedules == report.io_points + report.yield_points + 2 + 1 + 2 + 1
+    with pytest.raises(ScheduleMismatchError, match="from setup variant 'zeros'") as found:
+        explore(read, setup=_setup, variants={"same": same, "zeros": other}, seeds=1)
+    assert "setup=variants['zeros']" in found.value.replay
+
+
 def test_a_run_that_never_ends_is_reported_not_hung() -> None:
     with pytest.raises(SimulationHang, match="within 50 steps"):
         explore(lambda io: Spin(), max_steps=50)
@@ -345,7 +362,9 @@ def test_explore_passes_every_shipped_operation(scenario: object, seed: int) -> 
         for name, data in files.items():
             io.create_file(name, data)
 
-    report = explore(case.make_op, setup=setup, seeds=4, max_points=40)
+    report = explore(
+        case.make_op, setup=setup, seeds=4, max_points=40, check_files=case.exact_files
+    )
     if case.expect_error:
         assert not report.outcome.ok
     else:

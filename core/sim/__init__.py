@@ -9,11 +9,15 @@
 - `FiberRunner`: many operations interleaved on one thread over one simulator, with
   invariants checked at every step (Turso's Whopper, in miniature).
 - `Chain`: operations one after another as one operation (open, then query).
+- `run_to_crash(op, io, k)`: a power loss at tick k (a step or one I/O completion), to
+  crash at each in turn; `reboot(io)` is the machine after it. `core.sim.workload`: the
+  storage engine's write transactions as such an operation, with their oracle.
 - `python -m core.sim.soak`: the shipped operations under faults and crashes.
 """
 
 from core.sim.backend import SimFile, SimStats, SimulatorIO
 from core.sim.chain import Chain
+from core.sim.crashes import CrashRun, crash_points, reboot, run_to_crash
 from core.sim.errors import (
     InvariantViolation,
     ScheduleMismatchError,
@@ -30,6 +34,7 @@ from core.sim.yields import InjectYields, YieldInjector
 
 __all__ = [
     "Chain",
+    "CrashRun",
     "ExploreReport",
     "FaultConfig",
     "Fiber",
@@ -51,7 +56,10 @@ __all__ = [
     "Trace",
     "TraceEvent",
     "YieldInjector",
+    "crash_points",
     "explore",
+    "reboot",
     "run_op",
     "run_schedule",
+    "run_to_crash",
 ]

@@ -19,12 +19,19 @@ Theory of operation:
 - Every run is fresh: a new `SimulatorIO` (with the schedule's seed), `setup(io)`, then
   `make_op(io)`. `setup` runs with inline I/O before the schedule applies, so its I/O is
   neither perturbed nor counted.
+- Some operations re-run part of their work for a reason other than a yield: a write
+  statement plans again from the start each time it needs a page that is not in memory
+  (`core.storage.statement`), so a mutation made while planning is repeated once per
+  page read, whatever the schedule. `variants` names other setups that leave the same
+  logical starting point (the same database with a cold or a warm page cache): the
+  operation runs from each, inline and with every I/O deferred, and must give the same
+  outcome and files. These runs come last, after the schedules of the main setup.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from core.driver import Operation
@@ -144,6 +151,7 @@ def explore(
     max_steps: int = 100_000,
     equal: Callable[[T, T], bool] | None = None,
     check_files: bool = True,
+    variants: Mapping[str, Setup] | None = None,
 ) -> ExploreReport[T]:
     """Run `make_op(io)` under many schedules; every outcome must equal the inline run's.
 
@@ -154,7 +162,9 @@ def explore(
     files (`io.create_file`) or runs operations with `block`. `seeds` is a count of random
     schedules (seeds 1..n) or the seeds themselves; `max_points` caps the single-point
     schedules of each kind; `max_steps` bounds each run; `equal` compares values (default
-    `==`); `check_files=False` skips comparing file contents.
+    `==`); `check_files=False` skips comparing file contents; `variants` maps names to
+    other setups the operation must give the same outcome and files from (see the module
+    docstring).
 
     Returns an `ExploreReport`. Raises `ScheduleMismatchError` naming the smallest schedule
     whose result, in-flight I/O or files differ from the inline run, with its seed and how
@@ -170,35 +180,49 @@ def explore(
     reference = run_schedule(make_op, INLINE, setup=setup, max_steps=max_steps)
     if isinstance(reference.outcome.error, SimulationHang):
         raise reference.outcome.error
-    schedules: list[Schedule] = []
+    schedules: list[tuple[Schedule, Setup | None, str | None]] = []
     for k in range(min(reference.io_points, max_points)):
         what = reference.submissions[k] if k < len(reference.submissions) else "?"
-        schedules.append(Schedule(f"defer I/O #{k} ({what})", defer_at=frozenset({k})))
+        schedule = Schedule(f"defer I/O #{k} ({what})", defer_at=frozenset({k}))
+        schedules.append((schedule, setup, None))
     for k in range(min(reference.yield_points, max_points)):
-        schedules.append(Schedule(f"yield at point #{k}", yield_at=frozenset({k})))
-    schedules.append(Schedule("every I/O deferred, random latencies", inline=0.0))
+        schedules.append((Schedule(f"yield at point #{k}", yield_at=frozenset({k})), setup, None))
+    schedules.append((Schedule("every I/O deferred, random latencies", inline=0.0), setup, None))
     schedules.append(
-        Schedule(
-            "every I/O deferred, in submission order",
-            inline=0.0,
-            min_latency_us=1,
-            max_latency_us=1,
+        (
+            Schedule(
+                "every I/O deferred, in submission order",
+                inline=0.0,
+                min_latency_us=1,
+                max_latency_us=1,
+            ),
+            setup,
+            None,
         )
     )
     for seed in seed_list:
         schedules.append(
-            Schedule(
-                "random: some I/O deferred, random latencies and yields",
-                seed=seed,
-                inline=0.25,
-                yield_probability=0.15,
+            (
+                Schedule(
+                    "random: some I/O deferred, random latencies and yields",
+                    seed=seed,
+                    inline=0.25,
+                    yield_probability=0.15,
+                ),
+                setup,
+                None,
             )
         )
-    for tried, schedule in enumerate(schedules):
-        run = run_schedule(make_op, schedule, setup=setup, max_steps=max_steps)
+    for name, other in (variants or {}).items():
+        schedules.append((Schedule(f"inline, from setup variant {name!r}"), other, name))
+        schedules.append(
+            (Schedule(f"every I/O deferred, from setup variant {name!r}", inline=0.0), other, name)
+        )
+    for tried, (schedule, start, variant) in enumerate(schedules):
+        run = run_schedule(make_op, schedule, setup=start, max_steps=max_steps)
         difference = _difference(reference, run, equal, check_files)
         if difference is not None:
-            raise _mismatch(reference, run, difference, tried)
+            raise _mismatch(reference, run, difference, tried, variant)
     capped = reference.io_points > max_points or reference.yield_points > max_points
     return ExploreReport(
         reference.outcome,
@@ -240,7 +264,11 @@ def _difference(
 
 
 def _mismatch(
-    reference: ScheduleRun[T], run: ScheduleRun[T], difference: str, tried: int
+    reference: ScheduleRun[T],
+    run: ScheduleRun[T],
+    difference: str,
+    tried: int,
+    variant: str | None,
 ) -> ScheduleMismatchError:
     schedule = run.schedule
     message = (
@@ -251,7 +279,8 @@ def _mismatch(
         f"{reference.io_points} I/O points, {reference.yield_points} yield points)\n"
         f"  last events of this run:\n    " + run.io.trace.format(last=12).replace("\n", "\n    ")
     )
-    replay = f"core.sim.run_schedule(make_op, {schedule!r}, setup=setup).io.trace.format()"
+    which = "setup" if variant is None else f"variants[{variant!r}]"
+    replay = f"core.sim.run_schedule(make_op, {schedule!r}, setup={which}).io.trace.format()"
     return ScheduleMismatchError(
         message,
         schedule=schedule,

@@ -21,6 +21,9 @@ Theory of operation, per seed (everything drawn from generators seeded by it):
      then (each byte from one of them); with `crash_keep_unsynced = 0` it is exactly the
      durable image: what a completed sync covered survives exactly. The files can be
      opened and read again.
+  5. a case that writes a database checks it by reading it back (`Case.verify`, with
+     faults off), after the operation and after a crash: every commit promised durable
+     is there, and nothing that was never committed.
 - A violation is recorded with its seed and the replay command; the report counts seeds,
   operations, outcomes, faults by kind, crashes and durability checks.
 """
@@ -67,6 +70,8 @@ class SoakReport:
     crashes_at_rest: int = 0
     exact_durable_checks: int = 0
     composed_durable_checks: int = 0
+    database_checks: int = 0
+    """Databases read back and checked against their oracle (`Case.verify`)."""
     faults: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     violations: list[str] = dataclasses.field(default_factory=list)
 
@@ -96,7 +101,8 @@ class SoakReport:
             f"{self.faults['kept_unsynced']}, lost {self.faults['lost_unsynced']}; "
             f"completions aborted {self.faults['aborted']}",
             f"durability checks: {self.exact_durable_checks} exact, "
-            f"{self.composed_durable_checks} byte-by-byte",
+            f"{self.composed_durable_checks} byte-by-byte, {self.database_checks} databases "
+            "read back",
             f"invariant violations: {len(self.violations)}",
         ]
         lines.extend(f"  {v}" for v in self.violations[:20])
@@ -133,6 +139,7 @@ def _random_faults(rng: random.Random) -> FaultConfig:
         torn_write=p(),
         torn_write_result=rng.choice(list(TornWriteResult)),
         crash_keep_unsynced=rng.choice((0.0, 0.0, 0.5, 1.0)),
+        crash_sector=rng.choice((0, 0, 512)),
     )
 
 
@@ -277,6 +284,23 @@ def _check_files(state: _Seed, case: Case, ok: bool) -> None:
         state.visible[name] = actual
 
 
+def _verify(state: _Seed, case: Case, crashed: bool) -> None:
+    """Run the case's own check of what it wrote, with faults off (put back after)."""
+    assert case.verify is not None
+    io = state.io
+    faults = io.faults
+    io.faults = FaultConfig()
+    try:
+        problem = case.verify(io, crashed)
+    except Exception as exc:
+        problem = f"its check raised {exc!r}"
+    finally:
+        io.faults = faults
+    state.report.database_checks += 1
+    if problem is not None:
+        state.violation(f"{case}{' (crashed)' if crashed else ''}: {problem}")
+
+
 def _check_crash(state: _Seed, case: Case | None) -> None:
     io = state.io
     keep = io.faults.crash_keep_unsynced
@@ -346,6 +370,8 @@ def run_seed(
         if io.pending():
             state.violation(f"{case} ended with {io.pending()} completions still pending")
             io.run_until_idle()
+        if case.verify is not None:
+            _verify(state, case, crashed)
         if crashed:
             report.crashes_mid_operation += 1
             _check_crash(state, case)
