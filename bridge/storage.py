@@ -65,6 +65,7 @@ from core.storage import (
     Database,
     Row,
     Schema,
+    SchemaLimits,
     StorageError,
     Table,
     TransactionState,
@@ -132,6 +133,7 @@ class AsyncDatabase:
         page_size: int = 4096,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         readahead: int = DEFAULT_READAHEAD,
+        schema_limits: SchemaLimits | None = None,
     ) -> AsyncDatabase:
         """Open `path` on `io` (an `AsyncFileIO`, usually) and read its schema.
 
@@ -140,7 +142,9 @@ class AsyncDatabase:
 
         Raises `CompletionError` if the file cannot be opened or read,
         `CorruptDatabaseError` if it is not a valid database, `DatabaseBusyError` if a
-        writer holds its lock, `HotJournalError` for a crashed writer's journal, and
+        writer holds its lock, `HotJournalError` for a crashed writer's journal,
+        `SchemaTooLargeError` for a schema over `schema_limits` (checked before it is
+        parsed), and
         `ValueError` for a bad `cache_pages`, `readahead` or `page_size`, or for
         `writable` with `immutable`.
         """
@@ -153,6 +157,7 @@ class AsyncDatabase:
                 page_size=page_size,
                 cache_pages=cache_pages,
                 readahead=readahead,
+                schema_limits=schema_limits,
             ),
             io,
         )

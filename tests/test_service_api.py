@@ -15,6 +15,7 @@ import math
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -539,6 +540,37 @@ async def test_upload_of_a_corrupt_file_is_refused(
     r = await client.put("/databases/bad", content=bytes(damaged))
     assert r.json()["page"] == 21
     assert (await client.get("/databases/bad")).status_code == 404
+
+
+async def test_upload_with_an_oversized_schema_is_refused_before_it_is_parsed(
+    client: httpx.AsyncClient, tmp_path: Path, data_dir: Path
+) -> None:
+    long_names = tmp_path / "long_names.db"  # 2000 columns of 150-character names
+    columns = ", ".join(f"c{i:04}_" + "x" * 144 for i in range(2000))
+    with closing(sqlite3.connect(long_names)) as con:
+        con.execute(f"CREATE TABLE t({columns})")
+    many = tmp_path / "many.db"
+    with closing(sqlite3.connect(many)) as con:
+        con.execute("PRAGMA page_size=512")  # 2001 root pages stay under the upload limit
+        for i in range(2001):
+            con.execute(f"CREATE TABLE t{i}(x)")
+    wide = tmp_path / "wide.db"  # a schema that declares more columns than SQLite allows
+    with closing(sqlite3.connect(wide)) as con:
+        con.execute("CREATE TABLE t(x)")
+        con.execute("PRAGMA writable_schema=ON")
+        wide_sql = "CREATE TABLE t(" + ", ".join(f"c{i}" for i in range(2500)) + ")"
+        con.execute("UPDATE sqlite_schema SET sql = ? WHERE name = 't'", (wide_sql,))
+        con.commit()
+    cases = (
+        (long_names, "IORESULT_MAX_SCHEMA_BYTES"),
+        (many, "IORESULT_MAX_SCHEMA_OBJECTS"),
+        (wide, "IORESULT_MAX_TABLE_COLUMNS"),
+    )
+    for path, limit in cases:
+        r = await client.put("/databases/big", content=path.read_bytes())
+        assert r.status_code == 422, r.text
+        assert "schema is too large" in r.json()["detail"] and limit in r.json()["detail"]
+        assert _upload_dir_entries(data_dir) == []
 
 
 async def test_upload_too_large(data_dir: Path) -> None:

@@ -4,6 +4,7 @@ checked against what SQLite itself reports (PRAGMA table_info / index_xinfo)."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -533,3 +534,26 @@ def test_write_refusal_of_an_unknown_collation(tmp_path: Path) -> None:
     assert write_refusal(schema, schema.table("r")) == (
         "table 'r' has an index 'r_back' in collation 'BACKWARDS': writing it is not supported"
     )
+
+
+def test_schema_limits_refuse_before_parsing(tmp_path: Path) -> None:
+    from core import block
+    from core.io import UnixIO
+    from core.storage import Database, SchemaLimits, SchemaTooLargeError
+
+    path = tmp_path / "limits.db"
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE t(" + ", ".join(f"column_{i}" for i in range(300)) + ")")
+        con.execute("CREATE INDEX t_0 ON t(column_0)")
+    io = UnixIO()
+    for limits, name in (
+        (SchemaLimits(max_sql_bytes=1000), "max_sql_bytes"),
+        (SchemaLimits(max_objects=1), "max_objects"),
+        (SchemaLimits(max_columns=299), "max_columns"),
+    ):
+        with pytest.raises(SchemaTooLargeError, match=name) as info:
+            block(Database.open(io, path, schema_limits=limits), io)
+        assert info.value.limit == name and info.value.value > info.value.maximum
+    db = block(Database.open(io, path, schema_limits=SchemaLimits()), io)
+    assert len(db.schema.table("t").columns) == 300
+    db.close()

@@ -30,6 +30,7 @@ from core.storage.errors import (
 )
 from core.storage.header import DatabaseHeader, TextEncoding
 from core.storage.index_scan import Bound, IndexScan
+from core.storage.limits import SchemaLimits, SchemaTooLargeError
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.record import Value
 from core.storage.row_write import Delete, Insert, Update
@@ -65,6 +66,8 @@ __all__ = [
     "ScanRows",
     "Schema",
     "SchemaError",
+    "SchemaLimits",
+    "SchemaTooLargeError",
     "StorageError",
     "SyncLog",
     "Table",

@@ -25,6 +25,7 @@ from core.storage.checkpoint import CheckpointDatabase
 from core.storage.commit import SyncLog
 from core.storage.index_scan import Bound, IndexScan
 from core.storage.journal_mode import ConvertToWal
+from core.storage.limits import SchemaLimits
 from core.storage.queries import CountRows, GetRow, ScanRows
 from core.storage.schema import Schema
 from core.storage.shared import Row, SharedState
@@ -66,6 +67,7 @@ class Database(SharedState):
         page_size: int = 4096,
         cache_pages: int = DEFAULT_CACHE_PAGES,
         readahead: int = DEFAULT_READAHEAD,
+        schema_limits: SchemaLimits | None = None,
     ) -> OpenDatabase:
         """An operation that opens `path` and finishes with `Done(Database)`.
 
@@ -73,11 +75,13 @@ class Database(SharedState):
         are taken and nothing is re-read. `writable=True` opens it for writing (`begin()`),
         creating the file if it is missing; a new database gets pages of `page_size`
         bytes, UTF-8 text and WAL mode. `cache_pages` bounds the page cache; `readahead`
-        is how many leaf pages a scan reads ahead in one batch.
+        is how many leaf pages a scan reads ahead in one batch. `schema_limits` bounds the
+        schema (checked before it is parsed, at every load): for files from strangers.
 
         The operation raises `CompletionError` if the file cannot be opened or read,
         `CorruptDatabaseError` for a malformed file, `DatabaseBusyError` if a writer holds
-        the lock, `HotJournalError` if a crashed writer left a journal to roll back.
+        the lock, `HotJournalError` if a crashed writer left a journal to roll back,
+        `SchemaTooLargeError` for a schema over `schema_limits`.
         """
         if cache_pages < 1:
             raise ValueError(f"cache_pages must be at least 1, got {cache_pages}")
@@ -95,6 +99,7 @@ class Database(SharedState):
             readahead,
             writable=writable,
             page_size=page_size,
+            schema_limits=schema_limits,
         )
 
     def close(self) -> None:
@@ -211,7 +216,7 @@ class Database(SharedState):
 class OpenDatabase(ReadTransaction[Database]):
     """The operation `Database.open` returns; `Done(Database)`."""
 
-    __slots__ = ("_args", "_database", "page_size", "writable")
+    __slots__ = ("_args", "_database", "page_size", "schema_limits", "writable")
 
     def __init__(
         self,
@@ -223,12 +228,14 @@ class OpenDatabase(ReadTransaction[Database]):
         *,
         writable: bool = False,
         page_size: int = 4096,
+        schema_limits: SchemaLimits | None = None,
     ) -> None:
         super().__init__(None)
         self._args = (io, path, immutable, cache_pages, readahead)
         self._database: Database | None = None
         self.writable = writable
         self.page_size = page_size
+        self.schema_limits = schema_limits
 
     def _prepare(self) -> Database:
         if self._database is None:
@@ -243,6 +250,7 @@ class OpenDatabase(ReadTransaction[Database]):
                 readahead=readahead,
             )
             database.writable = self.writable
+            database.schema_limits = self.schema_limits
             database.create_page_size = self.page_size
             self._database = self.db = database
         return self._database

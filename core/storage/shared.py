@@ -30,6 +30,7 @@ from core.storage.btree import Lookup, index_range_cached, lookup_rowid_cached
 from core.storage.collation import Affinity, KeyPlan, apply_affinity
 from core.storage.errors import CorruptDatabaseError, DatabaseBusyError, SchemaError
 from core.storage.header import HEADER_SIZE, DatabaseHeader, parse_header
+from core.storage.limits import SchemaLimits
 from core.storage.locking import FileLock, wal_connections_open
 from core.storage.page import Page, PageLayout
 from core.storage.pager import Pager
@@ -94,6 +95,7 @@ class SharedState:
         "raw_page1_header",
         "readahead",
         "schema_cookie",
+        "schema_limits",
         "validated",
         "wal",
         "wal_file",
@@ -147,6 +149,8 @@ class SharedState:
             str, tuple[int, int, KeyPlan, RowBuilder, tuple[Affinity | None, ...]]
         ] = {}
         self.closed = False
+        self.schema_limits: SchemaLimits | None = None
+        """Bounds the schema must keep (checked whenever it is loaded); None: no bounds."""
         self.writable = False
         """True when opened for writing (`Database.open(..., writable=True)`)."""
         self.writing = False

@@ -380,7 +380,13 @@ class ReadTransaction(Machine[T]):
                     return pending
                 self._schema_load = None
                 assert db.header is not None
-                db.adopt_schema(build_schema(load.rows, db.header.schema_format))
+                limits = db.schema_limits
+                if limits is not None:
+                    limits.check_rows(load.rows)
+                schema = build_schema(load.rows, db.header.schema_format)
+                if limits is not None:
+                    limits.check_schema(schema)
+                db.adopt_schema(schema)
                 self._begin_work()
                 return None
             case ReadPhase.FINISH:

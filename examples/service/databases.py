@@ -31,7 +31,7 @@ import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
 from core import CompletionError, IOResultError
-from core.storage import StorageError
+from core.storage import SchemaTooLargeError, StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
 
@@ -152,6 +152,7 @@ class Databases:
                 path,
                 immutable=source == "upload",
                 cache_pages=self.settings.cache_pages,
+                schema_limits=self.settings.schema_limits if source == "upload" else None,
             )
         except (StorageError, CompletionError) as exc:
             log.error("not serving %s (%s): %s", name, path, exc)
@@ -253,7 +254,11 @@ class Databases:
             raise
         try:
             db = await AsyncDatabase.open(
-                self.io, final, immutable=True, cache_pages=self.settings.cache_pages
+                self.io,
+                final,
+                immutable=True,
+                cache_pages=self.settings.cache_pages,
+                schema_limits=self.settings.schema_limits,
             )
         except BaseException:
             # It was valid a moment ago; whatever stopped us (a cancellation, say), the
@@ -290,7 +295,15 @@ class Databases:
     async def _validate(self, path: Path) -> None:
         """Open `path` through the core and check every page; raise `InvalidUploadError`."""
         try:
-            db = await AsyncDatabase.open(self.io, path, immutable=True)
+            db = await AsyncDatabase.open(
+                self.io, path, immutable=True, schema_limits=self.settings.schema_limits
+            )
+        except SchemaTooLargeError as exc:
+            setting = _SCHEMA_SETTINGS[exc.limit]
+            raise InvalidUploadError(
+                f"the database's schema is too large for this service: {exc} (set {setting} "
+                "to change it)"
+            ) from exc
         except StorageError as exc:
             raise InvalidUploadError(
                 f"not a valid SQLite database: {_what(exc)}", page=getattr(exc, "page", None)
@@ -319,6 +332,13 @@ class Databases:
             raise UnknownDatabaseError(f"no uploaded database named {name!r}")
         entry.path.unlink(missing_ok=True)
         self._retire(entry)
+
+
+_SCHEMA_SETTINGS = {
+    "max_sql_bytes": "IORESULT_MAX_SCHEMA_BYTES",
+    "max_objects": "IORESULT_MAX_SCHEMA_OBJECTS",
+    "max_columns": "IORESULT_MAX_TABLE_COLUMNS",
+}
 
 
 def _what(exc: StorageError) -> str:

@@ -10,6 +10,9 @@ command-line options (`python -m examples.service --help`).
 | `IORESULT_MAX_UPLOAD_BYTES` | 268435456 (256 MiB) | the largest upload accepted |
 | `IORESULT_MAX_LIMIT` | 1000 | the largest `limit` a page of rows may ask for |
 | `IORESULT_CACHE_PAGES` | 8192 | pages each database keeps in its page cache |
+| `IORESULT_MAX_SCHEMA_BYTES` | 262144 (256 KiB) | an upload's largest schema SQL |
+| `IORESULT_MAX_SCHEMA_OBJECTS` | 2000 | an upload's most tables, indexes, views, triggers |
+| `IORESULT_MAX_TABLE_COLUMNS` | 2000 | the most columns of one table of an upload |
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.storage import SchemaLimits
 from examples.service.sample import DEFAULT_ROWS
 
 __all__ = ["REPO_ROOT", "Settings", "SettingsError"]
@@ -45,6 +49,12 @@ class Settings:
     max_limit: int = 1000
     export_page_rows: int = 500
     """Rows per read (one `drive`) while exporting; also rows per chunk sent."""
+    max_schema_bytes: int = 256 * 1024
+    """Uploads: the largest schema SQL accepted, checked before the schema is parsed."""
+    max_schema_objects: int = 2000
+    """Uploads: the most schema objects (tables, indexes, views, triggers) accepted."""
+    max_table_columns: int = 2000
+    """Uploads: the most columns one table may have (SQLite's own default limit)."""
     cache_pages: int = 8192
     """Pages each database keeps in its page cache (8192 pages of 4 KiB: the whole
     100,000-book sample, so after warming up every read is a cache hit)."""
@@ -53,6 +63,15 @@ class Settings:
     nowait: bool | None = None
     """The AsyncFileIO's `nowait`: None tries RWF_NOWAIT reads inline where the platform
     has them; False sends every read to the workers."""
+
+    @property
+    def schema_limits(self) -> SchemaLimits:
+        """The bounds an uploaded database's schema must keep."""
+        return SchemaLimits(
+            max_sql_bytes=self.max_schema_bytes,
+            max_objects=self.max_schema_objects,
+            max_columns=self.max_table_columns,
+        )
 
     @property
     def sample_path(self) -> Path:
@@ -80,6 +99,9 @@ class Settings:
             ("IORESULT_MAX_UPLOAD_BYTES", "max_upload_bytes"),
             ("IORESULT_MAX_LIMIT", "max_limit"),
             ("IORESULT_CACHE_PAGES", "cache_pages"),
+            ("IORESULT_MAX_SCHEMA_BYTES", "max_schema_bytes"),
+            ("IORESULT_MAX_SCHEMA_OBJECTS", "max_schema_objects"),
+            ("IORESULT_MAX_TABLE_COLUMNS", "max_table_columns"),
         ):
             if name in env:
                 try:
@@ -103,6 +125,9 @@ class Settings:
             raise SettingsError(
                 f"default_limit ({self.default_limit}) must be 1..max_limit ({self.max_limit})"
             )
+        for name in ("max_schema_bytes", "max_schema_objects", "max_table_columns"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
         if self.cache_pages < 1:
             raise SettingsError(f"cache_pages must be positive, got {self.cache_pages}")
         if self.export_page_rows < 1:
