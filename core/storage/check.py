@@ -625,10 +625,13 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         children = page.children
         assert children is not None
         keys = self._keys
+        # A page whose cells did not all yield a key (reported already) bounds only its
+        # outermost children: the dividers do not line up with the children any more.
+        known = len(keys) == len(children) - 1
         # Children in reverse so the left-most is walked first.
         for i in range(len(children) - 1, -1, -1):
-            lo = keys[i - 1] if i > 0 else item.lo
-            hi = keys[i] if i < len(keys) else item.hi
+            lo = (keys[i - 1] if known else None) if i > 0 else item.lo
+            hi = (keys[i] if known else None) if i < len(children) - 1 else item.hi
             self._stack.append(_Item(children[i], item.depth + 1, lo, hi, page.number))
 
     def _overflow(self) -> Completion | None:
