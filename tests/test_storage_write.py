@@ -331,3 +331,15 @@ def test_every_read_deferred_and_reentry_checked(tmp_path: Path, backend: str) -
     assert sorted(r[0] for r in entries) == [
         i + 1 for i in range(400) if i % 37 == 3 and i % 5 == 0 and (i + 1) % 2 == 0
     ]
+
+
+def test_setting_the_integer_primary_key_to_null_is_a_datatype_mismatch(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, _ = users
+    tx = block(db.begin(), io)
+    ada = block(tx.insert("users", {"name": "Ada"}), io)
+    with pytest.raises(SchemaError, match="datatype mismatch"):  # as UPDATE ... SET id = NULL
+        block(tx.update("users", ada, {"id": None, "name": "Bo"}), io)
+    block(tx.commit(), io)
+    assert block(db.get("users", ada), io) == (ada, ada, "Ada", None)

@@ -349,8 +349,7 @@ class Update(Statement[bool]):
         alias = table.rowid_alias
         new_rowid = rowid
         if alias is not None:
-            if row[alias] is None:
-                row[alias] = rowid  # SQLite picks a new rowid here; keeping it is simpler
+            # NULL included: SQLite's UPDATE refuses it ("datatype mismatch"), unlike INSERT.
             new_rowid = _rowid_value(table, row[alias])
         record = encode_record(_stored(table, row), tx.codec)
         if new_rowid == rowid:

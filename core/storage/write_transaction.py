@@ -129,7 +129,8 @@ class WriteTransaction:
 
     def update(self, table: str, rowid: int, values: Mapping[str, object]) -> Update:
         """An operation: change the named columns of the row `rowid`; `Done(True)`, or
-        `Done(False)` if there is no such row. Raises as `insert` does."""
+        `Done(False)` if there is no such row. Raises as `insert` does (a NULL for the
+        INTEGER PRIMARY KEY too: SQLite's "datatype mismatch")."""
         from core.storage.row_write import Update
 
         return Update(self, table, rowid, values)
