@@ -333,6 +333,29 @@ def test_every_read_deferred_and_reentry_checked(tmp_path: Path, backend: str) -
     ]
 
 
+def test_pages_freed_by_the_transaction_that_added_them_are_in_the_log(tmp_path: Path) -> None:
+    # The database grows by pages the same transaction frees again (an overflow chain
+    # written and deleted). SQLite refuses to checkpoint a log that leaves pages below the
+    # database size in neither the file nor the log ("database disk image is malformed").
+    io = UnixIO()
+    path = tmp_path / "grown.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a)"), io)
+    rowid = block(tx.insert("t", {"a": b"x" * 200_000}), io)
+    block(tx.delete("t", rowid), io)
+    block(tx.insert("t", {"a": 1}), io)
+    block(tx.commit(), io)
+    with closing(sqlite3.connect(path)) as con:
+        busy, logged, copied = con.execute("PRAGMA wal_checkpoint").fetchone()
+        assert (busy, copied) == (0, logged)
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("PRAGMA freelist_count").fetchone()[0] > 45  # the chain's pages
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+    assert pages == db.page_count
+    assert os.path.getsize(path) == pages * 4096
+
+
 def test_setting_the_integer_primary_key_to_null_is_a_datatype_mismatch(
     users: tuple[UnixIO, Database, Path],
 ) -> None:

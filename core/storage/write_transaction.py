@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from core.completion import Completion
 from core.result import Done
 from core.state_machine import Machine, TransitionResult
-from core.storage.changes import TransactionPages
+from core.storage.changes import TransactionPages, lock_byte_page
 from core.storage.checkpoint import CheckpointRun
 from core.storage.collation import KeyPlan
 from core.storage.errors import StorageError, UnsupportedError
@@ -231,13 +231,26 @@ class WriteTransaction:
         return now != self._base_counters
 
     def page_images(self) -> list[tuple[int, bytes]]:
-        """The image of every page a commit writes, by page number: the dirty pages, and
-        page 1 (with its header's counters) when they moved."""
+        """The image of every page a commit writes, by page number: the dirty pages, page 1
+        (with its header's counters) when they moved, and a zero-filled image of each page
+        the database grew by that the transaction freed again before the commit.
+
+        Every page of the database must be in the file or the log: SQLite refuses to
+        checkpoint a log whose database is larger than the file and the log's frames
+        together ("database disk image is malformed"), and fills the file out to the
+        database size when it does checkpoint."""
         pages = self.pages
         numbers = set(pages.dirty)
         if not numbers and not self.header_changed():
             return []
         numbers.add(1)
+        layout = pages.layout
+        skipped = lock_byte_page(layout.page_size)
+        freed = [
+            n
+            for n in range(self._base_counters[0] + 1, pages.page_count + 1)
+            if n not in numbers and n != skipped
+        ]
         db = self.db
         header = db.header
         assert header is not None
@@ -249,7 +262,12 @@ class WriteTransaction:
             freelist_count=pages.freelist_count,
             schema_cookie=self.schema_cookie,
         )
-        return [(n, pages.page_image(n, prefix if n == 1 else b"")) for n in sorted(numbers)]
+        images = [(n, pages.page_image(n, prefix if n == 1 else b"")) for n in numbers]
+        if freed:
+            empty = bytes(layout.page_size)
+            images.extend((n, empty) for n in freed)
+        images.sort(key=lambda image: image[0])
+        return images
 
     def begin_commit(self) -> None:
         """A commit started: no more statements."""
