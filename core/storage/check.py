@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from core.completion import Completion
+from core.storage.changes import lock_byte_page
 from core.storage.collation import KeyPlan
 from core.storage.database import Database
 from core.storage.errors import CorruptDatabaseError, StorageError
@@ -198,9 +199,16 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
             rows_of = None if index.where is not None else f"table {index.table}"
             trees.append(_Tree(f"index {index.name}", index.root_page, False, plan, rows_of))
         self._trees = trees
-        # A file shorter than the header says: every page past its end will fail to read.
-        file_pages = db.file.size() // db.pager.layout.page_size
-        if db.header is not None and file_pages < db.pager.page_count:
+        # A file shorter than the header says: a page past its end fails to read unless the
+        # WAL holds it (pages a commit added live only in the log until a checkpoint).
+        page_size = db.pager.layout.page_size
+        file_pages = db.file.size() // page_size
+        in_log = db.wal.frames if db.wal is not None else {}
+        never_written = lock_byte_page(page_size)
+        if db.header is not None and any(
+            n not in in_log and n != never_written
+            for n in range(file_pages + 1, db.pager.page_count + 1)
+        ):
             self._problem(
                 "file",
                 None,
