@@ -386,3 +386,37 @@ def test_setting_the_integer_primary_key_to_null_is_a_datatype_mismatch(
         block(tx.update("users", ada, {"id": None, "name": "Bo"}), io)
     block(tx.commit(), io)
     assert block(db.get("users", ada), io) == (ada, ada, "Ada", None)
+
+
+def test_an_update_of_the_rowid_leaves_sqlite_sequence_alone(tmp_path: Path) -> None:
+    # As SQLite: only an INSERT records its rowid in sqlite_sequence.
+    io = UnixIO()
+    path = tmp_path / "auto.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, x)"), io)
+    block(tx.insert("a", {"x": 1}), io)
+    assert block(tx.update("a", 1, {"id": 1000}), io) is True
+    block(tx.delete("a", 1000), io)
+    assert block(tx.insert("a", {"x": 2}), io) == 2
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
+    assert check == "ok"
+    assert rows == [("a", 2)]
+
+
+def test_an_insert_below_one_still_records_the_autoincrement_table(tmp_path: Path) -> None:
+    # SQLite writes the table's sqlite_sequence row at the end of every INSERT, so a
+    # first row with a rowid below 1 leaves ("a", 0) behind.
+    io = UnixIO()
+    path = tmp_path / "auto.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, x)"), io)
+    block(tx.insert("a", {"id": -5}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
+    assert check == "ok"
+    assert rows == [("a", 0)]

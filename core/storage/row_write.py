@@ -12,7 +12,8 @@ Theory of operation:
 - The rowid: the given INTEGER PRIMARY KEY value (an integer after affinity, else
   `SchemaError`, SQLite's "datatype mismatch"), else one more than the largest rowid in
   the table (1 for an empty one); AUTOINCREMENT tables also stay above every rowid ever
-  used, recorded in `sqlite_sequence`. Once the largest rowid is 2**63-1, SQLite tries
+  inserted, recorded in `sqlite_sequence` (an UPDATE that moves a row to a larger rowid
+  does not record it, as in SQLite). Once the largest rowid is 2**63-1, SQLite tries
   random ones; this engine tries a reproducible sequence (AUTOINCREMENT refuses).
 - Constraints, checked before anything is kept: NOT NULL, the rowid's uniqueness, and each
   UNIQUE index (an entry whose indexed columns are all equal, under the index's
@@ -315,8 +316,9 @@ class Insert(Statement[int]):
         insert_row(changes, root, position, rowid, encode_record(_stored(table, row), tx.codec))
         for index, _, _ in plan.indexes:
             insert_index_entry(tx, changes, table, index, index_entry(table, index, row, rowid))
-        if sequence is not None and rowid > sequence.seq:
-            _write_sequence(tx, changes, table.name, sequence, rowid)
+        if sequence is not None and (rowid > sequence.seq or sequence.rowid is None):
+            # As SQLite, which writes the row after every INSERT: ("t", 0) for a rowid < 1.
+            _write_sequence(tx, changes, table.name, sequence, max(rowid, sequence.seq))
         return rowid
 
 
@@ -372,10 +374,8 @@ class Update(Statement[bool]):
             if before != after or not same_types:
                 _delete_index_entry(tx, changes, table, index, before)
                 insert_index_entry(tx, changes, table, index, after)
-        if table.autoincrement:
-            sequence = _read_sequence(tx, changes, table.name)
-            if new_rowid > sequence.seq:
-                _write_sequence(tx, changes, table.name, sequence, new_rowid)
+        # An AUTOINCREMENT table's sqlite_sequence is left alone: SQLite records only the
+        # rowids of INSERTs there.
         return True
 
 

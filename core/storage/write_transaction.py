@@ -118,7 +118,7 @@ class WriteTransaction:
         `values` maps column names to values; missing columns get their DEFAULT (or NULL),
         the column's affinity is applied as SQLite applies it, and the rowid is the
         INTEGER PRIMARY KEY's value if given, else one more than the largest (AUTOINCREMENT:
-        more than any ever used). The operation raises `SchemaError` for an unknown table
+        more than any ever inserted). The operation raises `SchemaError` for an unknown table
         or column or a non-integer rowid, `ConstraintError` for a NOT NULL or UNIQUE
         violation (nothing of the row is kept), `UnsupportedError` for a table this engine
         does not write, and `StorageError` if the transaction has ended.
