@@ -406,6 +406,29 @@ def test_an_update_of_the_rowid_leaves_sqlite_sequence_alone(tmp_path: Path) -> 
     assert rows == [("a", 2)]
 
 
+def test_many_rows_after_the_largest_rowid_is_taken(tmp_path: Path) -> None:
+    # Once 2**63-1 is in use, new rowids are drawn at random (SQLite tries 100 and fails
+    # only if all of them are taken); every insert must get a fresh sequence of tries,
+    # within one transaction and across transactions.
+    io = UnixIO()
+    path = tmp_path / "full.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(id INTEGER PRIMARY KEY, x)"), io)
+    block(tx.insert("t", {"id": 2**63 - 1}), io)
+    rowids = {block(tx.insert("t", {"x": i}), io) for i in range(150)}
+    block(tx.commit(), io)
+    for i in range(120):
+        tx = block(db.begin(), io)
+        rowids.add(block(tx.insert("t", {"x": i}), io))
+        block(tx.commit(), io)
+    assert len(rowids) == 270
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*) FROM t")
+    assert check == "ok"
+    assert rows == [(271,)]
+
+
 def test_an_insert_below_one_still_records_the_autoincrement_table(tmp_path: Path) -> None:
     # SQLite writes the table's sqlite_sequence row at the end of every INSERT, so a
     # first row with a rowid below 1 leaves ("a", 0) behind.

@@ -87,6 +87,7 @@ class WriteTransaction:
         "codec",
         "db",
         "pages",
+        "random_rowids",
         "schema",
         "schema_cookie",
         "state",
@@ -107,6 +108,8 @@ class WriteTransaction:
         self.schema: Schema = db.schema
         self.schema_cookie = header.schema_cookie
         self._base_counters = (pager.page_count, *freelist, header.schema_cookie)
+        self.random_rowids = 0
+        """Rowids drawn at random so far (once a table's largest rowid is 2**63-1)."""
         self._key_plans: dict[str, tuple[KeyPlan, KeyOf]] = {}
         self._table_plans: dict[str, TablePlan] = {}
 
