@@ -443,3 +443,27 @@ def test_an_insert_below_one_still_records_the_autoincrement_table(tmp_path: Pat
     check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
     assert check == "ok"
     assert rows == [("a", 0)]
+
+
+def test_sync_log_after_sqlite_checkpointed_and_deleted_the_log(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    # Commits made with durable=False, then sqlite3's last connection checkpoints the WAL
+    # into the database and deletes it: nothing of ours is left to sync.
+    io, db, path = users
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Ada"}), io)
+    block(tx.commit(durable=False), io)
+    check, rows = sqlite_check(path, "SELECT name FROM users")
+    assert (check, rows) == ("ok", [("Ada",)])
+    assert not os.path.exists(f"{path}-wal")
+    assert block(db.count("users"), io) == 1  # this read finds the log gone
+    block(db.sync_log(), io)
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Bo"}), io)
+    block(tx.commit(durable=False), io)
+    block(db.sync_log(), io)
+    assert db.log_synced == db.log_end > 0
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name FROM users ORDER BY name")
+    assert (check, rows) == ("ok", [("Ada",), ("Bo",)])

@@ -107,15 +107,18 @@ class SyncLog(Machine[None]):
     """Make every commit written so far durable with one sync of the WAL; `Done(None)`.
 
     Commits already synced cost nothing; a sync already under way that covers them is
-    shared (see `SharedState.start_log_sync`). Raises the sync's `CompletionError`.
+    shared (see `SharedState.start_log_sync`); a log that was checkpointed and emptied or
+    deleted since (`SharedState.log_generation`) has nothing left to sync. Raises the
+    sync's `CompletionError`.
     """
 
-    __slots__ = ("_sync", "_target", "db")
+    __slots__ = ("_generation", "_sync", "_target", "db")
 
     def __init__(self, db: SharedState) -> None:
         Machine.__init__(self)
         self.db = db
         self._target = db.log_end
+        self._generation = db.log_generation
         self._sync: Completion | None = None
 
     def _advance(self) -> TransitionResult[None]:
@@ -124,7 +127,7 @@ class SyncLog(Machine[None]):
         if sync is not None:
             sync.result()  # raises the sync's error
             self._sync = None
-        if db.log_synced >= self._target:
+        if db.log_synced >= self._target or db.log_generation != self._generation:
             return Done(None)
         db.check_open()
         sync = db.start_log_sync()

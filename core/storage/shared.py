@@ -86,6 +86,7 @@ class SharedState:
         "loaded_schema",
         "lock",
         "log_end",
+        "log_generation",
         "log_synced",
         "pager",
         "path",
@@ -161,6 +162,9 @@ class SharedState:
         """The WAL offset just past the last frame this handle wrote."""
         self.log_synced = 0
         """The WAL offset up to which a sync has finished."""
+        self.log_generation = 0
+        """Moves each time the log this handle wrote is gone (checkpointed and emptied, or
+        deleted and replaced): offsets and syncs of an older generation no longer count."""
         self._log_sync: Completion | None = None
         self._log_sync_covers = 0
 
@@ -499,10 +503,12 @@ class SharedState:
             self.log_synced = max(self.log_synced, end)
 
     def log_reset(self) -> None:
-        """The WAL was emptied (a checkpoint): nothing is written or synced in it."""
+        """The WAL was emptied (a checkpoint) or is gone: nothing is written or synced in
+        it, and a sync still under way on the old one advances nothing."""
         self.log_end = self.log_synced = 0
         self._log_sync = None
         self._log_sync_covers = 0
+        self.log_generation += 1
 
     def start_log_sync(self) -> Completion:
         """A sync of the WAL covering everything written so far: the one under way if it
@@ -518,8 +524,10 @@ class SharedState:
         if wal_file is None:
             raise CompletionError(ErrorKind.CLOSED, "no WAL file to sync", path=self.wal_path)
 
+        generation = self.log_generation
+
         def synced(outcome: int | CompletionError) -> None:
-            if isinstance(outcome, int):
+            if isinstance(outcome, int) and self.log_generation == generation:
                 self.log_synced = max(self.log_synced, target)
 
         c = Completion.new_sync(synced)
@@ -529,10 +537,14 @@ class SharedState:
         return c
 
     def drop_wal_file(self) -> None:
-        """Close the -wal file and forget the log (its pages leave the cache)."""
+        """Close the -wal file and forget the log (its pages leave the cache). What this
+        handle wrote to it is no longer ours to sync (`log_reset`): the file is gone or
+        replaced, which SQLite does only once a checkpoint copied the log into the
+        database."""
         if self.wal_file is not None:
             self.wal_file.close()
             self.wal_file = None
+            self.log_reset()
             self._wal_identity = None
             if self.wal is not None and self.wal.frames:
                 self.pager.invalidate()
