@@ -483,3 +483,139 @@ def test_begin_after_a_checkpoint_in_begin_takes_the_header_from_the_log(tmp_pat
     check, rows = sqlite_check(path, "SELECT id, length(b), substr(b, 1, 3) FROM t")
     assert check == "ok"
     assert rows == [(1, 5, b"sma"), (2, 2000, bytes(range(3))), (3, 2000, bytes(3))]
+
+
+def test_pages_freed_by_the_transaction_that_added_them_are_in_the_log(tmp_path: Path) -> None:
+    # The database grows by pages the same transaction frees again (an overflow chain
+    # written and deleted). SQLite refuses to checkpoint a log that leaves pages below the
+    # database size in neither the file nor the log ("database disk image is malformed").
+    io = UnixIO()
+    path = tmp_path / "grown.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a)"), io)
+    rowid = block(tx.insert("t", {"a": b"x" * 200_000}), io)
+    block(tx.delete("t", rowid), io)
+    block(tx.insert("t", {"a": 1}), io)
+    block(tx.commit(), io)
+    with closing(sqlite3.connect(path)) as con:
+        busy, logged, copied = con.execute("PRAGMA wal_checkpoint").fetchone()
+        assert (busy, copied) == (0, logged)
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("PRAGMA freelist_count").fetchone()[0] > 45  # the chain's pages
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+    assert pages == db.page_count
+    assert os.path.getsize(path) == pages * 4096
+
+
+def test_check_accepts_pages_that_only_the_log_holds(tmp_path: Path) -> None:
+    from core.storage.check import check_database
+
+    io = UnixIO()
+    path = tmp_path / "log.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a)"), io)
+    block(tx.insert("t", {"a": b"x" * 100_000}), io)
+    block(tx.commit(), io)
+    assert os.path.getsize(path) < db.page_count * 4096  # not checkpointed: in the log
+    assert block(check_database(db), io) == []
+    # Once the log is checkpointed, a file shorter than the database is found.
+    block(db.checkpoint(), io)
+    assert block(check_database(db), io) == []
+    os.truncate(path, os.path.getsize(path) - 4096)
+    problems = block(check_database(db), io)
+    assert any("is truncated" in p.message for p in problems)
+
+
+def test_setting_the_integer_primary_key_to_null_is_a_datatype_mismatch(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, _ = users
+    tx = block(db.begin(), io)
+    ada = block(tx.insert("users", {"name": "Ada"}), io)
+    with pytest.raises(SchemaError, match="datatype mismatch"):  # as UPDATE ... SET id = NULL
+        block(tx.update("users", ada, {"id": None, "name": "Bo"}), io)
+    block(tx.commit(), io)
+    assert block(db.get("users", ada), io) == (ada, ada, "Ada", None)
+
+
+def test_an_update_of_the_rowid_leaves_sqlite_sequence_alone(tmp_path: Path) -> None:
+    # As SQLite: only an INSERT records its rowid in sqlite_sequence.
+    io = UnixIO()
+    path = tmp_path / "auto.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, x)"), io)
+    block(tx.insert("a", {"x": 1}), io)
+    assert block(tx.update("a", 1, {"id": 1000}), io) is True
+    block(tx.delete("a", 1000), io)
+    assert block(tx.insert("a", {"x": 2}), io) == 2
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
+    assert check == "ok"
+    assert rows == [("a", 2)]
+
+
+def test_many_rows_after_the_largest_rowid_is_taken(tmp_path: Path) -> None:
+    # Once 2**63-1 is in use, new rowids are drawn at random (SQLite tries 100 and fails
+    # only if all of them are taken); every insert must get a fresh sequence of tries,
+    # within one transaction and across transactions.
+    io = UnixIO()
+    path = tmp_path / "full.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(id INTEGER PRIMARY KEY, x)"), io)
+    block(tx.insert("t", {"id": 2**63 - 1}), io)
+    rowids = {block(tx.insert("t", {"x": i}), io) for i in range(150)}
+    block(tx.commit(), io)
+    for i in range(120):
+        tx = block(db.begin(), io)
+        rowids.add(block(tx.insert("t", {"x": i}), io))
+        block(tx.commit(), io)
+    assert len(rowids) == 270
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*) FROM t")
+    assert check == "ok"
+    assert rows == [(271,)]
+
+
+def test_an_insert_below_one_still_records_the_autoincrement_table(tmp_path: Path) -> None:
+    # SQLite writes the table's sqlite_sequence row at the end of every INSERT, so a
+    # first row with a rowid below 1 leaves ("a", 0) behind.
+    io = UnixIO()
+    path = tmp_path / "auto.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE a(id INTEGER PRIMARY KEY AUTOINCREMENT, x)"), io)
+    block(tx.insert("a", {"id": -5}), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name, seq FROM sqlite_sequence")
+    assert check == "ok"
+    assert rows == [("a", 0)]
+
+
+def test_sync_log_after_sqlite_checkpointed_and_deleted_the_log(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    # Commits made with durable=False, then sqlite3's last connection checkpoints the WAL
+    # into the database and deletes it: nothing of ours is left to sync.
+    io, db, path = users
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Ada"}), io)
+    block(tx.commit(durable=False), io)
+    check, rows = sqlite_check(path, "SELECT name FROM users")
+    assert (check, rows) == ("ok", [("Ada",)])
+    assert not os.path.exists(f"{path}-wal")
+    assert block(db.count("users"), io) == 1  # this read finds the log gone
+    block(db.sync_log(), io)
+    tx = block(db.begin(), io)
+    block(tx.insert("users", {"name": "Bo"}), io)
+    block(tx.commit(durable=False), io)
+    block(db.sync_log(), io)
+    assert db.log_synced == db.log_end > 0
+    db.close()
+    check, rows = sqlite_check(path, "SELECT name FROM users ORDER BY name")
+    assert (check, rows) == ("ok", [("Ada",), ("Bo",)])

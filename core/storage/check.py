@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.completion import Completion
+from core.storage.changes import lock_byte_page
 from core.storage.collation import KeyPlan
 from core.storage.database import Database
 from core.storage.errors import CorruptDatabaseError, StorageError
@@ -304,12 +305,16 @@ class CheckDatabase(ReadTransaction[list[Problem]]):
         for rest in indexes.values():
             trees.extend(self._index_tree(None, index) for index in rest)
         self._trees = trees
-        # A file shorter than the header says: every page past its end will fail to read,
-        # unless the WAL holds it (a commit not yet checkpointed grew the database).
-        file_pages = db.file.size() // db.pager.layout.page_size
-        page_count = db.pager.page_count
-        in_log = sum(1 for n in db.pager.wal_frames if file_pages < n <= page_count)
-        if db.header is not None and file_pages + in_log < page_count:
+        # A file shorter than the header says: a page past its end fails to read unless the
+        # WAL holds it (pages a commit added live only in the log until a checkpoint).
+        page_size = db.pager.layout.page_size
+        file_pages = db.file.size() // page_size
+        in_log = db.wal.frames if db.wal is not None else {}
+        never_written = lock_byte_page(page_size)
+        if db.header is not None and any(
+            n not in in_log and n != never_written
+            for n in range(file_pages + 1, db.pager.page_count + 1)
+        ):
             self._problem(
                 "file",
                 None,

@@ -12,8 +12,11 @@ Theory of operation:
 - The rowid: the given INTEGER PRIMARY KEY value (an integer after affinity, else
   `SchemaError`, SQLite's "datatype mismatch"), else one more than the largest rowid in
   the table (1 for an empty one); AUTOINCREMENT tables also stay above every rowid ever
-  used, recorded in `sqlite_sequence`. Once the largest rowid is 2**63-1, SQLite tries
-  random ones; this engine tries a reproducible sequence (AUTOINCREMENT refuses).
+  inserted, recorded in `sqlite_sequence` (an UPDATE that moves a row to a larger rowid
+  does not record it, as in SQLite). Once the largest rowid is 2**63-1, SQLite tries
+  random ones; this engine tries a reproducible sequence, a new one for each such insert
+  (drawn from the commit the transaction started from and the rowids it drew before);
+  AUTOINCREMENT refuses.
 - Constraints, checked before anything is kept: NOT NULL, the rowid's uniqueness, and each
   UNIQUE index (an entry whose indexed columns are all equal, under the index's
   collations, and none of them NULL). Each failure is a `ConstraintError` naming the
@@ -253,10 +256,12 @@ def _write_sequence(
     insert_row(ch, root, seek_rowid(ch, root, rowid), rowid, record)
 
 
-def _unused_rowid(changes: Changes, table: Table) -> tuple[int, Position]:
+def _unused_rowid(changes: Changes, table: Table, salt: int) -> tuple[int, Position]:
     """A free rowid once the largest one is taken: SQLite tries random ones; this tries a
-    sequence fixed by the table's size, so that runs are reproducible."""
-    chooser = random.Random(changes.page_count * 7919 + table.root_page)
+    sequence fixed by `salt` (see `Insert`) and the table, so that runs are reproducible.
+    Each insert needs its own `salt`: a sequence that starts where an earlier insert's
+    did finds its rowids taken."""
+    chooser = random.Random(salt * 7919 + table.root_page)
     for _ in range(100):
         rowid = chooser.randrange(1, MAX_ROWID)
         position = seek_rowid(changes, table.root_page, rowid)
@@ -271,15 +276,29 @@ def _unused_rowid(changes: Changes, table: Table) -> tuple[int, Position]:
 class Insert(Statement[int]):
     """The operation `WriteTransaction.insert` returns; `Done(rowid)`."""
 
-    __slots__ = ("_table", "_values")
+    __slots__ = ("_drew", "_table", "_values")
 
     def __init__(self, tx: WriteTransaction, table: str, values: Mapping[str, object]) -> None:
         super().__init__(tx)
         self._table = table
         self._values = dict(values)
+        self._drew = False
+
+    def _salt(self) -> int:
+        """What the random rowids of this insert are drawn from: the commit the transaction
+        started from and how many such rowids it has drawn before."""
+        tx = self.tx
+        header = tx.db.header
+        counter = header.change_counter if header is not None else 0
+        return counter * 1_000_003 + tx.random_rowids
+
+    def _applied(self, value: int) -> None:
+        if self._drew:
+            self.tx.random_rowids += 1
 
     def _plan(self, changes: Changes) -> int:
         tx = self.tx
+        self._drew = False
         plan = tx.table_plan(self._table)
         table = plan.table
         row = plan.row(self._values, [_MISSING] * len(table.columns))
@@ -304,7 +323,8 @@ class Insert(Statement[int]):
                 rowid = largest + 1
                 position = seek_rowid(changes, root, rowid)
             elif sequence is None:
-                rowid, position = _unused_rowid(changes, table)
+                rowid, position = _unused_rowid(changes, table, self._salt())
+                self._drew = True
             else:
                 raise ConstraintError(
                     f"AUTOINCREMENT table {table.name!r} has used the largest rowid",
@@ -315,8 +335,9 @@ class Insert(Statement[int]):
         insert_row(changes, root, position, rowid, encode_record(_stored(table, row), tx.codec))
         for index, _, _ in plan.indexes:
             insert_index_entry(tx, changes, table, index, index_entry(table, index, row, rowid))
-        if sequence is not None and rowid > sequence.seq:
-            _write_sequence(tx, changes, table.name, sequence, rowid)
+        if sequence is not None and (rowid > sequence.seq or sequence.rowid is None):
+            # As SQLite, which writes the row after every INSERT: ("t", 0) for a rowid < 1.
+            _write_sequence(tx, changes, table.name, sequence, max(rowid, sequence.seq))
         return rowid
 
 
@@ -349,8 +370,7 @@ class Update(Statement[bool]):
         alias = table.rowid_alias
         new_rowid = rowid
         if alias is not None:
-            if row[alias] is None:
-                row[alias] = rowid  # SQLite picks a new rowid here; keeping it is simpler
+            # NULL included: SQLite's UPDATE refuses it ("datatype mismatch"), unlike INSERT.
             new_rowid = _rowid_value(table, row[alias])
         record = encode_record(_stored(table, row), tx.codec)
         if new_rowid == rowid:
@@ -373,10 +393,8 @@ class Update(Statement[bool]):
             if before != after or not same_types:
                 _delete_index_entry(tx, changes, table, index, before)
                 insert_index_entry(tx, changes, table, index, after)
-        if table.autoincrement:
-            sequence = _read_sequence(tx, changes, table.name)
-            if new_rowid > sequence.seq:
-                _write_sequence(tx, changes, table.name, sequence, new_rowid)
+        # An AUTOINCREMENT table's sqlite_sequence is left alone: SQLite records only the
+        # rowids of INSERTs there.
         return True
 
 

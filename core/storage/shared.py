@@ -549,10 +549,14 @@ class SharedState:
         return c
 
     def drop_wal_file(self) -> None:
-        """Close the -wal file and forget the log (its pages leave the cache)."""
+        """Close the -wal file and forget the log (its pages leave the cache). What this
+        handle wrote to it is no longer ours to sync (`log_reset`): the file is gone or
+        replaced, which SQLite does only once a checkpoint copied the log into the
+        database."""
         if self.wal_file is not None:
             self.wal_file.close()
             self.wal_file = None
+            self.log_reset()
             self._wal_identity = None
             if self.wal is not None and self.wal.frames:
                 self.pager.invalidate()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from core.completion import Completion
 from core.result import Done
 from core.state_machine import Machine, TransitionResult
-from core.storage.changes import TransactionPages
+from core.storage.changes import TransactionPages, lock_byte_page
 from core.storage.checkpoint import CheckpointRun
 from core.storage.collation import KeyPlan
 from core.storage.errors import StorageError, UnsupportedError
@@ -88,6 +88,7 @@ class WriteTransaction:
         "codec",
         "db",
         "pages",
+        "random_rowids",
         "schema",
         "schema_cookie",
         "state",
@@ -108,6 +109,8 @@ class WriteTransaction:
         self.schema: Schema = db.schema
         self.schema_cookie = header.schema_cookie
         self._base_counters = (pager.page_count, *freelist, header.schema_cookie)
+        self.random_rowids = 0
+        """Rowids drawn at random so far (once a table's largest rowid is 2**63-1)."""
         self._key_plans: dict[str, tuple[KeyPlan, KeyOf]] = {}
         self._table_plans: dict[str, TablePlan] = {}
 
@@ -119,7 +122,7 @@ class WriteTransaction:
         `values` maps column names to values; missing columns get their DEFAULT (or NULL),
         the column's affinity is applied as SQLite applies it, and the rowid is the
         INTEGER PRIMARY KEY's value if given, else one more than the largest (AUTOINCREMENT:
-        more than any ever used). The operation raises `SchemaError` for an unknown table
+        more than any ever inserted). The operation raises `SchemaError` for an unknown table
         or column or a non-integer rowid, `ConstraintError` for a NOT NULL or UNIQUE
         violation (nothing of the row is kept), `UnsupportedError` for a table this engine
         does not write, and `StorageError` if the transaction has ended.
@@ -130,7 +133,8 @@ class WriteTransaction:
 
     def update(self, table: str, rowid: int, values: Mapping[str, object]) -> Update:
         """An operation: change the named columns of the row `rowid`; `Done(True)`, or
-        `Done(False)` if there is no such row. Raises as `insert` does."""
+        `Done(False)` if there is no such row. Raises as `insert` does (a NULL for the
+        INTEGER PRIMARY KEY too: SQLite's "datatype mismatch")."""
         from core.storage.row_write import Update
 
         return Update(self, table, rowid, values)
@@ -254,13 +258,26 @@ class WriteTransaction:
         return now != self._base_counters
 
     def page_images(self) -> list[tuple[int, bytes]]:
-        """The image of every page a commit writes, by page number: the dirty pages, and
-        page 1 (with its header's counters) when they moved."""
+        """The image of every page a commit writes, by page number: the dirty pages, page 1
+        (with its header's counters) when they moved, and a zero-filled image of each page
+        the database grew by that the transaction freed again before the commit.
+
+        Every page of the database must be in the file or the log: SQLite refuses to
+        checkpoint a log whose database is larger than the file and the log's frames
+        together ("database disk image is malformed"), and fills the file out to the
+        database size when it does checkpoint."""
         pages = self.pages
         numbers = set(pages.dirty)
         if not numbers and not self.header_changed():
             return []
         numbers.add(1)
+        layout = pages.layout
+        skipped = lock_byte_page(layout.page_size)
+        freed = [
+            n
+            for n in range(self._base_counters[0] + 1, pages.page_count + 1)
+            if n not in numbers and n != skipped
+        ]
         db = self.db
         header = db.header
         assert header is not None
@@ -272,7 +289,12 @@ class WriteTransaction:
             freelist_count=pages.freelist_count,
             schema_cookie=self.schema_cookie,
         )
-        return [(n, pages.page_image(n, prefix if n == 1 else b"")) for n in sorted(numbers)]
+        images = [(n, pages.page_image(n, prefix if n == 1 else b"")) for n in numbers]
+        if freed:
+            empty = bytes(layout.page_size)
+            images.extend((n, empty) for n in freed)
+        images.sort(key=lambda image: image[0])
+        return images
 
     def begin_commit(self) -> None:
         """A commit started: no more statements."""
