@@ -360,15 +360,18 @@ class AsyncSide:
         self.runner = runner
         self.files = files
         self.checked = checked
-        self.aio: AsyncFileIO | None = None
+        self.aios: dict[str, AsyncFileIO] = {}
+        """One `AsyncFileIO` per engine this machine runs ("uring" where the kernel allows
+        it, and "threads")."""
         self.closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     async def setup(self) -> None:
-        self.aio = AsyncFileIO()
+        default = AsyncFileIO()
+        self.aios[default.engine] = default
+        if default.engine != "threads":
+            self.aios["threads"] = AsyncFileIO(engine="threads")
 
-    async def ours_db(self, tag: str) -> tuple[Database, Path]:
-        aio = self.aio
-        assert aio is not None
+    async def ours_db(self, tag: str, aio: AsyncFileIO) -> tuple[Database, Path]:
         path = self.files.fresh(tag)
         db = await drive(Database.open(aio, path, writable=True), aio)
         tx = await drive(db.begin(), aio)
@@ -397,8 +400,8 @@ class AsyncSide:
     async def teardown(self) -> None:
         for close in self.closers:
             await close()
-        if self.aio is not None:
-            await self.aio.aclose()
+        for aio in self.aios.values():
+            await aio.aclose()
 
 
 async def aclock(fn: Callable[[], Coroutine[Any, Any, object]], units: int) -> float:
@@ -412,7 +415,7 @@ def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> l
     dicts = as_dicts(rows)[:commits]
     params = rows[:commits]
     state: dict[str, Any] = {}
-    count = [0]
+    counts: dict[str, int] = {}
 
     async def aiosqlite_run() -> float:
         conn = state.get("conn")
@@ -426,27 +429,35 @@ def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> l
 
         return await aclock(work, commits)
 
-    async def ours() -> float:
-        aio = side.aio
-        assert aio is not None
-        if "db" not in state:
-            state["db"], state["path"] = await side.ours_db("async-ours")
-        db = state["db"]
+    def ours_run(engine: str) -> AsyncRun:
+        aio = side.aios[engine]
 
-        async def work() -> None:
-            for values in dicts:
-                tx = await drive(db.begin(), aio)
-                await drive(tx.insert("t", values), aio)
-                await drive(tx.commit(), aio)
+        async def run() -> float:
+            if engine not in state:
+                state[engine] = await side.ours_db(f"async-ours-{engine}", aio)
+            db, path = state[engine]
 
-        seconds = await aclock(work, commits)
-        count[0] += commits
-        side.checked.keep(state["path"], count[0])
-        return seconds
+            async def work() -> None:
+                for values in dicts:
+                    tx = await drive(db.begin(), aio)
+                    await drive(tx.insert("t", values), aio)
+                    await drive(tx.commit(), aio)
+
+            seconds = await aclock(work, commits)
+            counts[engine] = counts.get(engine, 0) + commits
+            side.checked.keep(path, counts[engine])
+            return seconds
+
+        return run
 
     return [
         side.contender("aiosqlite execute + commit", aiosqlite_run),
-        side.contender("drive: begin, insert, commit", ours),
+        *(
+            side.contender(
+                f"drive over AsyncFileIO {engine}: begin, insert, commit", ours_run(engine)
+            )
+            for engine in side.aios
+        ),
     ]
 
 
@@ -486,14 +497,13 @@ def group_contenders(side: AsyncSide, rows: list[Row], per_task: int) -> list[Co
 
         return run
 
-    def ours_run(group: bool) -> AsyncRun:
-        key = f"ours-{group}"
+    def ours_run(group: bool, engine: str) -> AsyncRun:
+        key = f"ours-{group}-{engine}"
+        aio = side.aios[engine]
 
         async def run() -> float:
-            aio = side.aio
-            assert aio is not None
             if key not in state:
-                state[key] = await side.ours_db(f"group-ours-{int(group)}")
+                state[key] = await side.ours_db(f"group-ours-{int(group)}-{engine}", aio)
             db, path = state[key]
             lock = asyncio.Lock()  # one write transaction at a time; begin() does not wait
 
@@ -515,8 +525,17 @@ def group_contenders(side: AsyncSide, rows: list[Row], per_task: int) -> list[Co
     return [
         side.contender("aiosqlite, one connection, a lock per transaction", aiosqlite_run(True)),
         side.contender("aiosqlite, one connection, no lock (shared txns)", aiosqlite_run(False)),
-        side.contender("drive: commit(durable=False) + sync_log()", ours_run(True)),
-        side.contender("drive: every commit durable (no group commit)", ours_run(False)),
+        *(
+            side.contender(
+                f"drive over AsyncFileIO {engine}: commit(durable=False) + sync_log()",
+                ours_run(True, engine),
+            )
+            for engine in side.aios
+        ),
+        side.contender(
+            "drive over AsyncFileIO threads: every commit durable",
+            ours_run(False, "threads"),
+        ),
     ]
 
 
@@ -727,14 +746,12 @@ def main() -> None:
             with asyncio.Runner() as runner:
                 side = AsyncSide(runner, files, checked)
                 runner.run(side.setup())
-                assert side.aio is not None
-                engine = side.aio.engine
                 try:
                     if wanted("async"):
                         results = alternate(async_single_contenders(side, rows, commits), rounds)
                         table(
                             f"asyncio, one task: single-row durable transactions, {commits} "
-                            f"per round, AsyncFileIO engine {engine} (median of {rounds})",
+                            f"per round (median of {rounds})",
                             results,
                             "us per commit",
                         )
@@ -742,8 +759,7 @@ def main() -> None:
                         results = alternate(group_contenders(side, rows, per_task), rounds)
                         throughput_table(
                             f"asyncio, {TASKS} tasks: single-row transactions, "
-                            f"{TASKS * per_task} per round, AsyncFileIO engine {engine} "
-                            f"(median of {rounds})",
+                            f"{TASKS * per_task} per round (median of {rounds})",
                             results,
                         )
                 finally:
