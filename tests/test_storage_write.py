@@ -483,3 +483,35 @@ def test_begin_after_a_checkpoint_in_begin_takes_the_header_from_the_log(tmp_pat
     check, rows = sqlite_check(path, "SELECT id, length(b), substr(b, 1, 3) FROM t")
     assert check == "ok"
     assert rows == [(1, 5, b"sma"), (2, 2000, bytes(range(3))), (3, 2000, bytes(3))]
+
+
+def test_the_next_transaction_reuses_the_nodes_a_commit_wrote_and_never_edits_them(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    for i in range(200):
+        block(tx.insert("users", {"name": f"u{i:03}", "age": i}), io)
+    block(tx.commit(), io)
+    root = db.schema.table("users").root_page
+    cached = db.pager.cache.peek(root)
+    assert cached is not None and cached.node is not None  # kept from the commit
+
+    def nodes() -> dict[int, tuple[list[bytes], int]]:
+        pages = db.pager.cache.pages.items()
+        return {n: (list(p.node.cells), p.node.right) for n, p in pages if p.node}
+
+    before = nodes()
+    tx = block(db.begin(), io)
+    # The row goes into the table's leaf before the index refuses it: only a copy changed.
+    with pytest.raises(ConstraintError):
+        block(tx.insert("users", {"name": "u007", "age": 1}), io)
+    block(tx.insert("users", {"name": "new", "age": 1}), io)
+    block(tx.rollback(), io)
+    assert nodes() == before
+    tx = block(db.begin(), io)
+    block(tx.delete("users", 5), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*), min(id), max(id) FROM users")
+    assert check == "ok" and rows == [(199, 1, 200)]

@@ -91,7 +91,7 @@ class Commit(Machine[None]):
                 assert done_appender is not None and done is not None
                 done_appender.commit(done)
                 db = tx.db
-                db.adopt_commit(done.snapshot, self._pages, tx.pages.page_count)
+                db.adopt_commit(done.snapshot, self._pages, tx.pages.page_count, tx.pages.nodes)
                 db.adopt_appender(done_appender)
                 db.log_written(done.end, durable=self._durable)
                 tx.finish_commit()

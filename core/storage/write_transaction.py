@@ -407,7 +407,7 @@ class Begin(ReadTransaction[WriteTransaction]):
                     page = loader.load(1)
                     if page is None:
                         return loader.wait
-                    self._page1_node = Node.from_page(page, db.pager.layout)
+                    self._page1_node = Node.of_page(page, db.pager.layout)
                     self._init = _Init.READY
                 case _Init.READY:
                     return None
