@@ -18,7 +18,8 @@ A B C, B C A, ...; ratios are to the first row of each table, in the same run):
   engine runs `block(tx.insert(...))` per row over `UnixIO`.
 - single-row transactions, each committed durably (begin, one insert, commit); us per
   commit. These databases live for the whole run, so their logs fill up, checkpoint and
-  start again, as they would in service.
+  start again, as they would in service. The same without any sync (sqlite3
+  `synchronous=OFF`, `commit(durable=False)`) shows the cost apart from the disk.
 - updates (`n` and `x` of a row) and deletes by rowid, in random rowid order, in one
   transaction on a copy of the same table of rows, built once by sqlite3; us per row.
 - asyncio, one task: single-row durable transactions, `await drive(...)` over
@@ -224,13 +225,19 @@ def bulk_contenders(
 
 
 def commit_contenders(
-    files: Files, rows: list[Row], commits: int, checked: Checked
+    files: Files, rows: list[Row], commits: int, checked: Checked, *, durable: bool = True
 ) -> list[Contender]:
+    """Single-row transactions; with `durable=False` neither side syncs (sqlite3
+    `synchronous=OFF`, this engine `commit(durable=False)`): what a transaction costs
+    apart from the disk."""
     io = UnixIO()
     dicts = as_dicts(rows)
-    sqlite_path = files.fresh("commits-sqlite")
+    tag = "durable" if durable else "nosync"
+    sqlite_path = files.fresh(f"commits-{tag}-sqlite")
     con = sqlite_create(sqlite_path, False)
-    ours_path = files.fresh("commits-ours")
+    if not durable:
+        con.execute("PRAGMA synchronous=OFF")
+    ours_path = files.fresh(f"commits-{tag}-ours")
     db = ours_create(io, ours_path, False)
     done = [0]
 
@@ -249,16 +256,21 @@ def commit_contenders(
             for values in dicts[:commits]:
                 tx = block(db.begin(), io)
                 block(tx.insert("t", values), io)
-                block(tx.commit(), io)
+                block(tx.commit(durable=durable), io)
 
         seconds = clock(work, commits)
         done[0] += commits
         checked.keep(ours_path, done[0])
         return seconds
 
+    if durable:
+        return [
+            Contender("sqlite3 BEGIN; INSERT; COMMIT", sqlite_run),
+            Contender("block: begin, insert, commit", ours),
+        ]
     return [
-        Contender("sqlite3 BEGIN; INSERT; COMMIT", sqlite_run),
-        Contender("block: begin, insert, commit", ours),
+        Contender("sqlite3 synchronous=OFF", sqlite_run),
+        Contender("block: begin, insert, commit(durable=False)", ours),
     ]
 
 
@@ -682,7 +694,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where the databases go")
     parser.add_argument("--profile", action="store_true", help="profile ours, then exit")
     parser.add_argument(
-        "--only", default="", help="comma list: bulk,index,commits,update,delete,async,group"
+        "--only",
+        default="",
+        help="comma list: bulk,index,commits,nosync,update,delete,async,group",
     )
     args = parser.parse_args()
     rows_n = args.rows or (20_000 if args.quick else 100_000)
@@ -721,6 +735,16 @@ def main() -> None:
             results = alternate(commit_contenders(files, rows, commits, checked), rounds)
             table(
                 f"Single-row transactions, each committed durably, {commits} per round "
+                f"(median of {rounds})",
+                results,
+                "us per commit",
+            )
+        if wanted("nosync"):
+            results = alternate(
+                commit_contenders(files, rows, commits, checked, durable=False), rounds
+            )
+            table(
+                f"Single-row transactions, no sync on either side, {commits} per round "
                 f"(median of {rounds})",
                 results,
                 "us per commit",
