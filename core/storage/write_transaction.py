@@ -255,12 +255,15 @@ class WriteTransaction:
 
     def page_images(self) -> list[tuple[int, bytes]]:
         """The image of every page a commit writes, by page number: the dirty pages, and
-        page 1 (with its header's counters) when they moved."""
+        page 1 (with its header's counters, the change counter one more) when it is dirty
+        or the counters moved. A commit that leaves page 1 alone does not write it: in WAL
+        mode readers learn of commits from the log, and SQLite does the same."""
         pages = self.pages
         numbers = set(pages.dirty)
-        if not numbers and not self.header_changed():
+        if self.header_changed():
+            numbers.add(1)
+        if not numbers:
             return []
-        numbers.add(1)
         db = self.db
         header = db.header
         assert header is not None
