@@ -22,15 +22,20 @@ A B C, B C A, ...; ratios are to the first row of each table, in the same run):
   `synchronous=OFF`, `commit(durable=False)`) shows the cost apart from the disk.
 - updates (`n` and `x` of a row) and deletes by rowid, in random rowid order, in one
   transaction on a copy of the same table of rows, built once by sqlite3; us per row.
-- asyncio, one task: single-row durable transactions, `await drive(...)` over
-  `AsyncFileIO` against aiosqlite (`execute` then `await commit()`); us per commit.
+- asyncio, one task: single-row durable transactions, `await drive(...)` of begin,
+  insert and `commit()` over `AsyncFileIO` (each engine the machine runs: the io_uring
+  ring and the thread pool), and `async with AsyncDatabase.transaction()`, against
+  aiosqlite (`execute` then `await commit()`); us per commit.
 - asyncio, group commit: 64 tasks, each committing single-row transactions; commits per
-  second. This engine: `commit(durable=False)`, then `await drive(db.sync_log())`, so a
-  task hears "done" only once a sync that covers its commit has finished (one sync covers
-  every commit written before it started). aiosqlite: one connection, each task's
-  transaction is its own (an `asyncio.Lock` around insert + `await commit()`); for
-  reference also without the lock, where the tasks' inserts share whatever transaction is
-  open and one `commit()` commits them all.
+  second. This engine: `async with adb.transaction() as tx: await tx.insert(...)`, which
+  commits with `commit(durable=False)` under its lock and returns once a sync covering
+  the commit finished (`Database.sync_log()`: one sync at a time, shared by every commit
+  written while the one before ran); the table says how many commits each sync covered.
+  For reference, the same tasks through `drive` with every commit durable (an
+  `asyncio.Lock` around begin..commit). aiosqlite: one connection, each task's
+  transaction its own (an `asyncio.Lock` around insert + `await commit()`); for
+  reference also without the lock, where the tasks' inserts share whatever transaction
+  is open and one `commit()` commits them all.
 
 Timing keeps the garbage collector on (it is part of what inserting 100,000 rows costs in
 Python); it is collected before each timed run. After the races every file this engine
@@ -63,6 +68,7 @@ import aiosqlite
 from _common import Contender, Result, alternate, print_table
 
 from bridge import AsyncFileIO, drive
+from bridge.storage import AsyncDatabase
 from core import block
 from core.io import UnixIO
 from core.storage import Database
@@ -383,18 +389,17 @@ class AsyncSide:
         if default.engine != "threads":
             self.aios["threads"] = AsyncFileIO(engine="threads")
 
-    async def ours_db(self, tag: str, aio: AsyncFileIO) -> tuple[Database, Path]:
+    async def ours_db(self, tag: str, aio: AsyncFileIO) -> tuple[AsyncDatabase, Path]:
         path = self.files.fresh(tag)
-        db = await drive(Database.open(aio, path, writable=True), aio)
-        tx = await drive(db.begin(), aio)
-        await drive(tx.execute_ddl(SCHEMA), aio)
-        await drive(tx.commit(), aio)
+        adb = await AsyncDatabase.open(aio, path, writable=True)
+        async with adb.transaction() as tx:
+            await tx.execute_ddl(SCHEMA)
 
         async def close() -> None:
-            db.close()
+            adb.close()
 
         self.closers.append(close)
-        return db, path
+        return adb, path
 
     async def aiosqlite_db(self, tag: str) -> aiosqlite.Connection:
         path = self.files.fresh(tag)
@@ -423,11 +428,34 @@ async def aclock(fn: Callable[[], Coroutine[Any, Any, object]], units: int) -> f
     return (time.perf_counter() - start) / units
 
 
+class Ours:
+    """One of this engine's async contenders: its database, opened on first use, and the
+    rows it must hold."""
+
+    def __init__(self, side: AsyncSide, tag: str, engine: str) -> None:
+        self.side = side
+        self.tag = tag
+        self.aio = side.aios[engine]
+        self.adb: AsyncDatabase | None = None
+        self.path: Path | None = None
+        self.rows = 0
+        self.syncs = 0
+
+    async def open(self) -> AsyncDatabase:
+        if self.adb is None:
+            self.adb, self.path = await self.side.ours_db(self.tag, self.aio)
+        return self.adb
+
+    def wrote(self, rows: int) -> None:
+        assert self.path is not None
+        self.rows += rows
+        self.side.checked.keep(self.path, self.rows)
+
+
 def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> list[Contender]:
     dicts = as_dicts(rows)[:commits]
     params = rows[:commits]
     state: dict[str, Any] = {}
-    counts: dict[str, int] = {}
 
     async def aiosqlite_run() -> float:
         conn = state.get("conn")
@@ -441,13 +469,12 @@ def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> l
 
         return await aclock(work, commits)
 
-    def ours_run(engine: str) -> AsyncRun:
-        aio = side.aios[engine]
+    def drive_run(engine: str) -> AsyncRun:
+        ours = Ours(side, f"async-drive-{engine}", engine)
+        aio = ours.aio
 
         async def run() -> float:
-            if engine not in state:
-                state[engine] = await side.ours_db(f"async-ours-{engine}", aio)
-            db, path = state[engine]
+            db = (await ours.open()).db
 
             async def work() -> None:
                 for values in dicts:
@@ -456,8 +483,24 @@ def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> l
                     await drive(tx.commit(), aio)
 
             seconds = await aclock(work, commits)
-            counts[engine] = counts.get(engine, 0) + commits
-            side.checked.keep(path, counts[engine])
+            ours.wrote(commits)
+            return seconds
+
+        return run
+
+    def transaction_run(engine: str) -> AsyncRun:
+        ours = Ours(side, f"async-transaction-{engine}", engine)
+
+        async def run() -> float:
+            adb = await ours.open()
+
+            async def work() -> None:
+                for values in dicts:
+                    async with adb.transaction() as tx:
+                        await tx.insert("t", values)
+
+            seconds = await aclock(work, commits)
+            ours.wrote(commits)
             return seconds
 
         return run
@@ -466,19 +509,24 @@ def async_single_contenders(side: AsyncSide, rows: list[Row], commits: int) -> l
         side.contender("aiosqlite execute + commit", aiosqlite_run),
         *(
             side.contender(
-                f"drive over AsyncFileIO {engine}: begin, insert, commit", ours_run(engine)
+                f"drive over AsyncFileIO {engine}: begin, insert, commit", drive_run(engine)
             )
             for engine in side.aios
+        ),
+        side.contender(
+            "AsyncDatabase.transaction() over AsyncFileIO threads", transaction_run("threads")
         ),
     ]
 
 
-def group_contenders(side: AsyncSide, rows: list[Row], per_task: int) -> list[Contender]:
+def group_contenders(
+    side: AsyncSide, rows: list[Row], per_task: int, syncs: dict[str, float]
+) -> list[Contender]:
+    """64 tasks; `syncs` receives each of this engine's contenders' commits per sync."""
     total = TASKS * per_task
     dicts = as_dicts(rows)[:total]
     params = rows[:total]
     state: dict[str, Any] = {}
-    counts: dict[str, int] = {}
 
     async def in_tasks(one: Callable[[int], Coroutine[Any, Any, None]]) -> None:
         async def worker(k: int) -> None:
@@ -509,49 +557,59 @@ def group_contenders(side: AsyncSide, rows: list[Row], per_task: int) -> list[Co
 
         return run
 
-    def ours_run(group: bool, engine: str) -> AsyncRun:
-        key = f"ours-{group}-{engine}"
-        aio = side.aios[engine]
+    def transaction_run(name: str, engine: str) -> AsyncRun:
+        ours = Ours(side, f"group-transaction-{engine}", engine)
 
         async def run() -> float:
-            if key not in state:
-                state[key] = await side.ours_db(f"group-ours-{int(group)}-{engine}", aio)
-            db, path = state[key]
+            adb = await ours.open()
+            before = adb.db.log_syncs
+
+            async def one(i: int) -> None:
+                # Returns once a sync covering this commit finished (group commit).
+                async with adb.transaction() as tx:
+                    await tx.insert("t", dicts[i])
+
+            seconds = await aclock(lambda: in_tasks(one), total)
+            ours.wrote(total)
+            syncs[name] = total / max(1, adb.db.log_syncs - before)
+            return seconds
+
+        return run
+
+    def durable_run(name: str, engine: str) -> AsyncRun:
+        ours = Ours(side, f"group-durable-{engine}", engine)
+        aio = ours.aio
+
+        async def run() -> float:
+            db = (await ours.open()).db
             lock = asyncio.Lock()  # one write transaction at a time; begin() does not wait
 
             async def one(i: int) -> None:
                 async with lock:
                     tx = await drive(db.begin(), aio)
                     await drive(tx.insert("t", dicts[i]), aio)
-                    await drive(tx.commit(durable=not group), aio)
-                if group:
-                    await drive(db.sync_log(), aio)  # done only once a sync covers it
+                    await drive(tx.commit(), aio)
 
             seconds = await aclock(lambda: in_tasks(one), total)
-            counts[key] = counts.get(key, 0) + total
-            side.checked.keep(path, counts[key])
+            ours.wrote(total)
+            syncs[name] = 1.0
             return seconds
 
         return run
 
-    return [
+    contenders = [
         side.contender("aiosqlite, one connection, a lock per transaction", aiosqlite_run(True)),
         side.contender("aiosqlite, one connection, no lock (shared txns)", aiosqlite_run(False)),
-        *(
-            side.contender(
-                f"drive over AsyncFileIO {engine}: commit(durable=False) + sync_log()",
-                ours_run(True, engine),
-            )
-            for engine in side.aios
-        ),
-        side.contender(
-            "drive over AsyncFileIO threads: every commit durable",
-            ours_run(False, "threads"),
-        ),
     ]
+    for engine in side.aios:
+        name = f"AsyncDatabase.transaction() over AsyncFileIO {engine}"
+        contenders.append(side.contender(name, transaction_run(name, engine)))
+    name = "drive over AsyncFileIO threads, every commit durable, a lock"
+    contenders.append(side.contender(name, durable_run(name, "threads")))
+    return contenders
 
 
-def throughput_table(title: str, results: dict[str, Result]) -> None:
+def throughput_table(title: str, results: dict[str, Result], syncs: dict[str, float]) -> None:
     names = list(results)
     base = results[names[0]].median
     rows = [
@@ -560,10 +618,15 @@ def throughput_table(title: str, results: dict[str, Result]) -> None:
             results[name].median * 1e6,
             f"{1 / results[name].median:.0f}",
             f"{base / results[name].median:.2f}x",
+            f"{syncs[name]:.1f}" if name in syncs else "",
         )
         for name in names
     ]
-    print_table(title, ["contender", "us per commit", "commits/s", f"vs {names[0]}"], rows)
+    print_table(
+        title,
+        ["contender", "us per commit", "commits/s", f"vs {names[0]}", "commits per sync"],
+        rows,
+    )
 
 
 # -- profiles --------------------------------------------------------------------------
@@ -780,11 +843,13 @@ def main() -> None:
                             "us per commit",
                         )
                     if wanted("group"):
-                        results = alternate(group_contenders(side, rows, per_task), rounds)
+                        syncs: dict[str, float] = {}
+                        results = alternate(group_contenders(side, rows, per_task, syncs), rounds)
                         throughput_table(
                             f"asyncio, {TASKS} tasks: single-row transactions, "
                             f"{TASKS * per_task} per round (median of {rounds})",
                             results,
+                            syncs,
                         )
                 finally:
                     runner.run(side.teardown())
