@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from core.completion import Completion
 from core.result import Done
@@ -37,6 +36,8 @@ from core.state_machine import Machine, TransitionResult
 from core.storage.changes import TransactionPages
 from core.storage.checkpoint import CheckpointRun
 from core.storage.collation import KeyPlan
+from core.storage.commit import Commit
+from core.storage.ddl_write import ExecuteDDL
 from core.storage.errors import StorageError, UnsupportedError
 from core.storage.header import (
     HEADER_SIZE,
@@ -49,16 +50,12 @@ from core.storage.node import Node
 from core.storage.page import Page, PageLayout
 from core.storage.pager import PageLoader
 from core.storage.record import decode_record
+from core.storage.row_write import Delete, Insert, TablePlan, Update
 from core.storage.schema import Index, Schema, Table, index_key_plan
 from core.storage.shared import SharedState
 from core.storage.transaction import ReadPhase, ReadTransaction
 from core.storage.tree_edit import KeyOf
-
-if TYPE_CHECKING:
-    from core.storage.commit import Commit
-    from core.storage.ddl_write import ExecuteDDL
-    from core.storage.row_write import Delete, Insert, TablePlan, Update
-    from core.storage.tx_reads import TxCount, TxGet, TxScan
+from core.storage.tx_reads import TxCount, TxGet, TxScan
 
 __all__ = ["Begin", "RolledBack", "TransactionState", "WriteTransaction"]
 
@@ -124,22 +121,16 @@ class WriteTransaction:
         violation (nothing of the row is kept), `UnsupportedError` for a table this engine
         does not write, and `StorageError` if the transaction has ended.
         """
-        from core.storage.row_write import Insert
-
         return Insert(self, table, values)
 
     def update(self, table: str, rowid: int, values: Mapping[str, object]) -> Update:
         """An operation: change the named columns of the row `rowid`; `Done(True)`, or
         `Done(False)` if there is no such row. Raises as `insert` does."""
-        from core.storage.row_write import Update
-
         return Update(self, table, rowid, values)
 
     def delete(self, table: str, rowid: int) -> Delete:
         """An operation: delete the row `rowid` (and its index entries); `Done(True)`, or
         `Done(False)` if there is no such row. Raises as `insert` does."""
-        from core.storage.row_write import Delete
-
         return Delete(self, table, rowid)
 
     def execute_ddl(self, sql: str) -> ExecuteDDL:
@@ -152,8 +143,6 @@ class WriteTransaction:
         features this engine does not write, `CorruptDatabaseError` for SQL it cannot
         parse.
         """
-        from core.storage.ddl_write import ExecuteDDL
-
         return ExecuteDDL(self, sql)
 
     # -- reads that see the transaction's writes -----------------------------------
@@ -162,21 +151,15 @@ class WriteTransaction:
         """An operation: the row `(rowid, *columns)` of rowid table `table` as this
         transaction sees it, or None. Raises `SchemaError` for an unknown table,
         `UnsupportedError` for a WITHOUT ROWID one (read it through the `Database`)."""
-        from core.storage.tx_reads import TxGet
-
         return TxGet(self, table, rowid)
 
     def scan(self, table: str, *, after: int | None = None, limit: int | None = None) -> TxScan:
         """An operation: up to `limit` rows of `table` in rowid order after rowid `after`,
         as this transaction sees them. Raises as `get` does."""
-        from core.storage.tx_reads import TxScan
-
         return TxScan(self, table, after, limit)
 
     def count(self, table: str) -> TxCount:
         """An operation: the number of rows of `table` as this transaction sees them."""
-        from core.storage.tx_reads import TxCount
-
         return TxCount(self, table)
 
     # -- ending --------------------------------------------------------------------
@@ -191,8 +174,6 @@ class WriteTransaction:
         is visible and the lock given back, but it is safe from a power loss only after a
         later `Database.sync_log()` (one sync for any number of such commits: group
         commit)."""
-        from core.storage.commit import Commit
-
         return Commit(self, durable=durable)
 
     def rollback(self) -> RolledBack:
@@ -237,8 +218,6 @@ class WriteTransaction:
         """
         plan = self._table_plans.get(name)
         if plan is None:
-            from core.storage.row_write import TablePlan
-
             plan = self._table_plans[name] = TablePlan(self, name)
         return plan
 
