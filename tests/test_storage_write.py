@@ -619,3 +619,66 @@ def test_sync_log_after_sqlite_checkpointed_and_deleted_the_log(
     db.close()
     check, rows = sqlite_check(path, "SELECT name FROM users ORDER BY name")
     assert (check, rows) == ("ok", [("Ada",), ("Bo",)])
+
+
+def test_the_next_transaction_reuses_the_nodes_a_commit_wrote_and_never_edits_them(
+    users: tuple[UnixIO, Database, Path],
+) -> None:
+    io, db, path = users
+    tx = block(db.begin(), io)
+    for i in range(200):
+        block(tx.insert("users", {"name": f"u{i:03}", "age": i}), io)
+    block(tx.commit(), io)
+    root = db.schema.table("users").root_page
+    cached = db.pager.cache.peek(root)
+    assert cached is not None and cached.node is not None  # kept from the commit
+
+    def nodes() -> dict[int, tuple[list[bytes], int]]:
+        pages = db.pager.cache.pages.items()
+        return {n: (list(p.node.cells), p.node.right) for n, p in pages if p.node}
+
+    before = nodes()
+    tx = block(db.begin(), io)
+    # The row goes into the table's leaf before the index refuses it: only a copy changed.
+    with pytest.raises(ConstraintError):
+        block(tx.insert("users", {"name": "u007", "age": 1}), io)
+    block(tx.insert("users", {"name": "new", "age": 1}), io)
+    block(tx.rollback(), io)
+    assert nodes() == before
+    tx = block(db.begin(), io)
+    block(tx.delete("users", 5), io)
+    block(tx.commit(), io)
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*), min(id), max(id) FROM users")
+    assert check == "ok" and rows == [(199, 1, 200)]
+
+
+def test_a_commit_that_leaves_page_1_alone_does_not_write_it(tmp_path: Path) -> None:
+    io = UnixIO()
+    path = tmp_path / "p1.db"
+    db = open_writable(io, path)
+    tx = block(db.begin(), io)
+    block(tx.execute_ddl("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)"), io)
+    block(tx.commit(), io)
+    wal = Path(str(path) + "-wal")
+    frame = 4096 + 24
+
+    def frames_of(commit: Any) -> list[int]:
+        before = wal.stat().st_size
+        commit()
+        data = wal.read_bytes()[before:]
+        assert len(data) % frame == 0
+        return [int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), frame)]
+
+    def insert(count: int) -> None:
+        tx = block(db.begin(), io)
+        for _ in range(count):
+            block(tx.insert("t", {"b": "x" * 100}), io)
+        block(tx.commit(), io)
+
+    root = db.schema.table("t").root_page
+    assert frames_of(lambda: insert(1)) == [root]  # as SQLite in WAL mode: no page 1
+    assert 1 in frames_of(lambda: insert(60))  # the table grew: the page count moved
+    db.close()
+    check, rows = sqlite_check(path, "SELECT count(*) FROM t")
+    assert check == "ok" and rows == [(61,)]

@@ -74,15 +74,22 @@ def rebalance(
     """
     usable = ch.layout.usable_size
     bottom = len(path) - 1
-    if appended and bottom > 0 and _balance_quick(ch, path[bottom - 1], slots[bottom - 1]):
-        bottom -= 1  # the leaf is settled; its parent gained a divider
-        shrunk = False
+    if appended and bottom > 0:
+        if ch.node(path[bottom]).used() <= usable:
+            bottom -= 1  # the new cell fits (measured once here, not again below)
+            shrunk = False
+        elif _balance_quick(ch, path[bottom - 1], slots[bottom - 1]):
+            bottom -= 1  # the leaf is settled; its parent gained a divider
+            shrunk = False
+    # A node this statement did not edit is as an earlier statement (or the file) left it,
+    # balanced: only the edited ones (`ch.nodes`) can need it.
+    edited = ch.nodes
     for level in range(bottom, 0, -1):
-        node = ch.node(path[level])
-        if _needs_balance(node, usable, False, shrunk and level == bottom):
+        node = edited.get(path[level])
+        if node is not None and _needs_balance(node, usable, False, shrunk and level == bottom):
             _balance_nonroot(ch, path[level - 1], slots[level - 1])
-    root = ch.node(path[0])
-    if _needs_balance(root, usable, True, False):
+    root = edited.get(path[0])
+    if root is not None and _needs_balance(root, usable, True, False):
         _balance_root(ch, path[0])
 
 

@@ -194,8 +194,7 @@ class Changes:
         if node is None:
             if number in base.raw:
                 raise CorruptDatabaseError(f"page {number} is not a B-tree page", page=number)
-            page = base.committed(number, self.pinned)
-            node = Node.from_page(page, base.layout)
+            node = Node.of_page(base.committed(number, self.pinned), base.layout)
             base.nodes[number] = node  # a parse of committed bytes: shared, never edited
         return node
 

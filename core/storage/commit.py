@@ -3,9 +3,9 @@
 
 Theory of operation:
 - PREPARE builds the image of every dirty page (page 1 too when the header's counters
-  moved: the change counter, and version-valid-for with it, the page count, the freelist,
-  the schema cookie) and the frames that carry them (`WalAppender.prepare`), without
-  changing anything.
+  moved: the page count, the freelist, the schema cookie; a written page 1 also takes
+  the change counter one more, and version-valid-for with it) and the frames that carry
+  them (`WalAppender.prepare`), without changing anything.
 - APPEND writes them (`AppendCommit`: the header first and synced when the log is new
   or was reset, then the frames, then a sync of the log). Only when that sync finished is
   the commit published: the `Database` takes the new WAL snapshot, caches the written pages
@@ -91,7 +91,7 @@ class Commit(Machine[None]):
                 assert done_appender is not None and done is not None
                 done_appender.commit(done)
                 db = tx.db
-                db.adopt_commit(done.snapshot, self._pages, tx.pages.page_count)
+                db.adopt_commit(done.snapshot, self._pages, tx.pages.page_count, tx.pages.nodes)
                 db.adopt_appender(done_appender)
                 db.log_written(done.end, durable=self._durable)
                 tx.finish_commit()

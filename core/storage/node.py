@@ -9,9 +9,10 @@ Theory of operation:
 - Keys: a table page keeps each cell's rowid (the divider on an interior page). An index
   page keeps each cell's sort key once something needed it (`None` until then): building
   it decodes the whole payload, overflow pages included, which the caller does.
-- A node read from a committed page is shared by every statement of the transaction;
-  a statement that edits one edits a `copy()` and hands it back to its staged changes,
-  so a statement that fails leaves the shared node untouched.
+- A node read from a committed page is shared by every statement of the transaction, and
+  kept on the cached `Page` for the transactions after it (`of_page`; a commit leaves the
+  nodes it wrote there); a statement that edits one edits a `copy()` and hands it back to
+  its staged changes, so a statement that fails leaves the shared node untouched.
 - Sizes follow SQLite's accounting: the page header (8 bytes on a leaf, 12 on an interior
   page, plus the 100-byte database header on page 1), two bytes of cell pointer per cell,
   and the cells themselves.
@@ -118,6 +119,18 @@ class Node:
         else:
             keys = [None] * len(cells)
         return cls(page.number, kind, cells, keys, page.rightmost)
+
+    @classmethod
+    def of_page(cls, page: Page, layout: PageLayout) -> Node:
+        """The node of a committed page, parsed once and kept on the page (`Page.node`):
+        shared by every transaction that reads the page, so never edited (use `copy`).
+
+        Raises `CorruptDatabaseError` as `from_page` does.
+        """
+        node = page.node
+        if node is None:
+            node = page.node = cls.from_page(page, layout)
+        return node
 
     @classmethod
     def empty(cls, number: int, table: bool) -> Node:

@@ -10,6 +10,9 @@ Theory of operation:
 - Index pages also cache their decoded records and the sort keys built from them (`keys`,
   tagged with the key plan that built them): seeks then bisect a list instead of decoding
   cells, the optimisation that makes hot point lookups cheap.
+- The write path's view of a B-tree page (`node.Node`, its cells as a list) is cached on
+  the page the same way (`node`), so a write transaction does not parse again a page an
+  earlier one parsed or wrote.
 - Every offset read from the page is checked against the usable size before it is trusted;
   a bad one is a `CorruptDatabaseError` naming the page and the cell. Stray `IndexError`s
   and `struct.error`s from a malformed page are translated at each entry point.
@@ -20,9 +23,13 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from core.storage.errors import CorruptDatabaseError
 from core.storage.record import Value, read_varint, to_signed64
+
+if TYPE_CHECKING:
+    from core.storage.node import Node
 
 __all__ = [
     "INDEX_INTERIOR",
@@ -91,6 +98,7 @@ class Page:
         "key_plan",
         "keys",
         "kind",
+        "node",
         "number",
         "payload_sizes",
         "payload_starts",
@@ -118,6 +126,9 @@ class Page:
         self.keys: list[tuple[object, ...]] | None = None
         """Index pages: each cell's sort key under `key_plan`."""
         self.key_plan: object = None
+        self.node: Node | None = None
+        """The write path's `Node` of this page once parsed (`Node.of_page`) or written by a
+        commit; shared, so never edited (a statement edits a copy)."""
 
     @property
     def is_leaf(self) -> bool:

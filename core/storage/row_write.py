@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from core.storage.changes import Changes
 from core.storage.encode import column_value, encode_record
@@ -81,7 +81,15 @@ class TablePlan:
     positions by name, the indexes with their key plans (see `WriteTransaction.table_plan`).
     """
 
-    __slots__ = ("affinities", "indexes", "positions", "table")
+    __slots__ = (
+        "affinities",
+        "defaults",
+        "indexes",
+        "no_default",
+        "not_null",
+        "positions",
+        "table",
+    )
 
     def __init__(self, tx: WriteTransaction, name: str) -> None:
         table = tx.schema.table(name)
@@ -91,7 +99,12 @@ class TablePlan:
         if reason is not None:
             raise UnsupportedError(reason)
         self.table = table
-        self.affinities = tuple(c.affinity for c in table.columns)
+        columns = table.columns
+        self.affinities = tuple(c.affinity for c in columns)
+        self.defaults = tuple(c.insert_default for c in columns)
+        self.no_default = tuple(i for i, c in enumerate(columns) if not c.default_supported)
+        """Positions of the columns whose DEFAULT this engine cannot evaluate."""
+        self.not_null = tuple(i for i, c in enumerate(columns) if c.not_null and not c.rowid_alias)
         positions: dict[str, int] = {}
         for i, column in enumerate(table.columns):
             positions.setdefault(column.name, i)
@@ -118,11 +131,24 @@ class TablePlan:
                 if position is None:
                     raise SchemaError(f"table {self.table.name!r} has no column named {name!r}")
             base[position] = column_value(value, affinities[position])
-        return _finish_row(self.table, base)
+        # The usual row needs no error: fill the defaults and check NOT NULL in a few C
+        # calls, and leave a row with a problem to `_finish_row`, which raises the error
+        # of its first column that has one.
+        if _MISSING in base:
+            for i in self.no_default:
+                if base[i] is _MISSING:
+                    return _finish_row(self.table, base)
+            defaults = self.defaults
+            base = [defaults[i] if v is _MISSING else v for i, v in enumerate(base)]
+        for i in self.not_null:
+            if base[i] is None:
+                return _finish_row(self.table, base)
+        return cast(list[Value], base)
 
 
 def _finish_row(table: Table, row: list[object]) -> list[Value]:
-    """Defaults for missing columns, then the NOT NULL check."""
+    """Defaults for missing columns, then the NOT NULL check, column by column (raises
+    the first column's error)."""
     out: list[Value] = []
     for i, column in enumerate(table.columns):
         value = row[i]
@@ -286,11 +312,16 @@ class Insert(Statement[int]):
 
     def _salt(self) -> int:
         """What the random rowids of this insert are drawn from: the commit the transaction
-        started from and how many such rowids it has drawn before."""
+        started from (the header's change counter, and the log's generation and length,
+        since a commit that leaves page 1 alone does not move the counter) and how many
+        such rowids the transaction has drawn before."""
         tx = self.tx
-        header = tx.db.header
+        db = tx.db
+        header = db.header
         counter = header.change_counter if header is not None else 0
-        return counter * 1_000_003 + tx.random_rowids
+        wal = db.wal
+        log = (wal.header.salt1, wal.max_frame) if wal is not None and wal.header else (0, 0)
+        return hash((counter, *log, tx.random_rowids)) & 0xFFFFFFFFFFFF
 
     def _applied(self, value: int) -> None:
         if self._drew:

@@ -22,6 +22,8 @@ Theory of operation:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
@@ -46,6 +48,9 @@ from core.storage.schema import (
 )
 from core.storage.wal import WalSnapshot
 from core.storage.wal_write import WalAppender
+
+if TYPE_CHECKING:
+    from core.storage.node import Node
 
 AUTO_CHECKPOINT_FRAMES = 1000
 """SQLite's default: checkpoint once the WAL holds this many frames."""
@@ -458,11 +463,17 @@ class SharedState:
         return self.wal_file
 
     def adopt_commit(
-        self, snapshot: WalSnapshot, pages: list[tuple[int, bytes]], page_count: int
+        self,
+        snapshot: WalSnapshot,
+        pages: list[tuple[int, bytes]],
+        page_count: int,
+        nodes: Mapping[int, Node] | None = None,
     ) -> None:
         """Publish a durable commit of this handle's own writer: the new WAL snapshot, the
         written pages (cached as the latest committed versions) and page 1's header. Other
-        cached pages stay: they are still the latest versions."""
+        cached pages stay: they are still the latest versions. `nodes` holds the B-tree
+        pages among them as nodes (their bytes are the nodes' `to_bytes`), kept on the
+        cached pages so that the next transaction does not parse them again."""
         pager = self.pager
         pager.invalidate([number for number, _ in pages])
         self.wal = snapshot
@@ -470,7 +481,10 @@ class SharedState:
         pager.wal_file = self.wal_file
         cache = pager.cache
         for number, data in pages:
-            cache.put(Page(number, data))
+            page = Page(number, data)
+            if nodes is not None:
+                page.node = nodes.get(number)
+            cache.put(page)
             if number == 1:
                 raw = data[:HEADER_SIZE]
                 self.apply_header(parse_header(raw, path=self.path), page_count)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from core.completion import Completion
 from core.result import Done
@@ -37,6 +36,8 @@ from core.state_machine import Machine, TransitionResult
 from core.storage.changes import TransactionPages, lock_byte_page
 from core.storage.checkpoint import CheckpointRun
 from core.storage.collation import KeyPlan
+from core.storage.commit import Commit
+from core.storage.ddl_write import ExecuteDDL
 from core.storage.errors import StorageError, UnsupportedError
 from core.storage.header import (
     HEADER_SIZE,
@@ -49,16 +50,12 @@ from core.storage.node import Node
 from core.storage.page import Page, PageLayout
 from core.storage.pager import PageLoader
 from core.storage.record import decode_record
+from core.storage.row_write import Delete, Insert, TablePlan, Update
 from core.storage.schema import Index, Schema, Table, index_key_plan
 from core.storage.shared import SharedState
 from core.storage.transaction import ReadPhase, ReadTransaction
 from core.storage.tree_edit import KeyOf
-
-if TYPE_CHECKING:
-    from core.storage.commit import Commit
-    from core.storage.ddl_write import ExecuteDDL
-    from core.storage.row_write import Delete, Insert, TablePlan, Update
-    from core.storage.tx_reads import TxCount, TxGet, TxScan
+from core.storage.tx_reads import TxCount, TxGet, TxScan
 
 __all__ = ["Begin", "RolledBack", "TransactionState", "WriteTransaction"]
 
@@ -127,23 +124,17 @@ class WriteTransaction:
         violation (nothing of the row is kept), `UnsupportedError` for a table this engine
         does not write, and `StorageError` if the transaction has ended.
         """
-        from core.storage.row_write import Insert
-
         return Insert(self, table, values)
 
     def update(self, table: str, rowid: int, values: Mapping[str, object]) -> Update:
         """An operation: change the named columns of the row `rowid`; `Done(True)`, or
         `Done(False)` if there is no such row. Raises as `insert` does (a NULL for the
         INTEGER PRIMARY KEY too: SQLite's "datatype mismatch")."""
-        from core.storage.row_write import Update
-
         return Update(self, table, rowid, values)
 
     def delete(self, table: str, rowid: int) -> Delete:
         """An operation: delete the row `rowid` (and its index entries); `Done(True)`, or
         `Done(False)` if there is no such row. Raises as `insert` does."""
-        from core.storage.row_write import Delete
-
         return Delete(self, table, rowid)
 
     def execute_ddl(self, sql: str) -> ExecuteDDL:
@@ -156,8 +147,6 @@ class WriteTransaction:
         features this engine does not write, `CorruptDatabaseError` for SQL it cannot
         parse.
         """
-        from core.storage.ddl_write import ExecuteDDL
-
         return ExecuteDDL(self, sql)
 
     # -- reads that see the transaction's writes -----------------------------------
@@ -166,21 +155,15 @@ class WriteTransaction:
         """An operation: the row `(rowid, *columns)` of rowid table `table` as this
         transaction sees it, or None. Raises `SchemaError` for an unknown table,
         `UnsupportedError` for a WITHOUT ROWID one (read it through the `Database`)."""
-        from core.storage.tx_reads import TxGet
-
         return TxGet(self, table, rowid)
 
     def scan(self, table: str, *, after: int | None = None, limit: int | None = None) -> TxScan:
         """An operation: up to `limit` rows of `table` in rowid order after rowid `after`,
         as this transaction sees them. Raises as `get` does."""
-        from core.storage.tx_reads import TxScan
-
         return TxScan(self, table, after, limit)
 
     def count(self, table: str) -> TxCount:
         """An operation: the number of rows of `table` as this transaction sees them."""
-        from core.storage.tx_reads import TxCount
-
         return TxCount(self, table)
 
     # -- ending --------------------------------------------------------------------
@@ -195,8 +178,6 @@ class WriteTransaction:
         is visible and the lock given back, but it is safe from a power loss only after a
         later `Database.sync_log()` (one sync for any number of such commits: group
         commit)."""
-        from core.storage.commit import Commit
-
         return Commit(self, durable=durable)
 
     def rollback(self) -> RolledBack:
@@ -241,8 +222,6 @@ class WriteTransaction:
         """
         plan = self._table_plans.get(name)
         if plan is None:
-            from core.storage.row_write import TablePlan
-
             plan = self._table_plans[name] = TablePlan(self, name)
         return plan
 
@@ -259,8 +238,10 @@ class WriteTransaction:
 
     def page_images(self) -> list[tuple[int, bytes]]:
         """The image of every page a commit writes, by page number: the dirty pages, page 1
-        (with its header's counters) when they moved, and a zero-filled image of each page
-        the database grew by that the transaction freed again before the commit.
+        (with its header's counters, the change counter one more) when it is dirty or the
+        counters moved, and a zero-filled image of each page the database grew by that the
+        transaction freed again before the commit. A commit that leaves page 1 alone does
+        not write it: in WAL mode readers learn of commits from the log, as in SQLite.
 
         Every page of the database must be in the file or the log: SQLite refuses to
         checkpoint a log whose database is larger than the file and the log's frames
@@ -268,9 +249,10 @@ class WriteTransaction:
         database size when it does checkpoint."""
         pages = self.pages
         numbers = set(pages.dirty)
-        if not numbers and not self.header_changed():
+        if self.header_changed():
+            numbers.add(1)
+        if not numbers:
             return []
-        numbers.add(1)
         layout = pages.layout
         skipped = lock_byte_page(layout.page_size)
         freed = [
@@ -429,7 +411,7 @@ class Begin(ReadTransaction[WriteTransaction]):
                     page = loader.load(1)
                     if page is None:
                         return loader.wait
-                    self._page1_node = Node.from_page(page, db.pager.layout)
+                    self._page1_node = Node.of_page(page, db.pager.layout)
                     self._init = _Init.READY
                 case _Init.READY:
                     return None
