@@ -559,6 +559,7 @@ class AsyncFileIO(BackendBase):
             handle = self._bind()
         req.file._refs += 1
         self._pool_submissions += 1
+        req.unit = handle.unit()
         if self._uring is not None:
             try:
                 self._uring.submit(req, handle)
@@ -567,7 +568,6 @@ class AsyncFileIO(BackendBase):
                 self._drop(req)
                 raise
             return
-        req.unit = handle.unit()
         self._staged.append(req)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -29,9 +29,14 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
   table of entries (keyed by `user_data`) until that entry's completion arrives, even when
   its completion was aborted. A short transfer is resubmitted for the rest, as a worker's
   loop of system calls would; a read ends early only at the end of the file.
-- Order: the kernel runs entries in parallel, so fsync and truncate are queued with
-  `IOSQE_IO_DRAIN`: they start after every earlier entry finished, and later ones wait for
-  them (the pool keeps one task's requests in order; this keeps the part that matters).
+- Order: the kernel runs entries in parallel. The pool keeps in order the requests one task
+  (`Request.unit`) makes in one loop pass (they travel in one batch), and so does the
+  ring: an fsync or truncate that follows an entry of its own task queued in the same
+  pass, and any entry that follows such a barrier, is queued with `IOSQE_IO_DRAIN` (it
+  starts after every earlier entry finished, later ones after it). Anything else starts at
+  once: an fsync a task issues after its writes completed (what the storage engine's
+  commits do) does not hold up another task's writes, so commits of many tasks overlap one
+  WAL sync (group commit).
   Before Linux 6.9 (no `FTRUNCATE` opcode) truncate is a plain system call on the loop thread.
 - Cancellation: a driver that gives up aborts its completion and asks `when_settled`; that
   queues an `IORING_OP_ASYNC_CANCEL` for every entry whose completion has finished while it
@@ -146,6 +151,8 @@ class UringEngine:
         "_flush_scheduled",
         "_handle",
         "_next_key",
+        "_pass_barriers",
+        "_pass_units",
         "_ring",
         "_settle_waiters",
         "_thread",
@@ -165,6 +172,8 @@ class UringEngine:
         self._handle: LoopHandle | None = None  # the loop watching the eventfd
         self._thread = 0  # the thread that set the ring up
         self._flush_scheduled = False
+        self._pass_units: set[object] = set()  # tasks with entries queued in this pass
+        self._pass_barriers: set[object] = set()  # ...with an fsync or truncate among them
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
         self.limit = max_in_flight
@@ -226,7 +235,8 @@ class UringEngine:
                     return
                 anchor = ctypes.c_char.from_buffer(view)  # also pins a bytearray's size
                 addr = ctypes.addressof(anchor)
-                self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, 0)
+                flags = self._order(req, False)
+                self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, flags)
             case Kind.WRITE:
                 buffers = req.buffers
                 assert isinstance(buffers, list | tuple)
@@ -237,20 +247,35 @@ class UringEngine:
                     return
                 # A private copy: an aborted caller may reuse its buffer while we write.
                 copy = (ctypes.c_char * size).from_buffer_copy(data)
-                self._queue(_Entry(req, OP_WRITE, ctypes.addressof(copy), size, copy), req.pos, 0)
+                flags = self._order(req, False)
+                self._queue(
+                    _Entry(req, OP_WRITE, ctypes.addressof(copy), size, copy), req.pos, flags
+                )
             case Kind.SYNC:
-                self._queue(_Entry(req, OP_FSYNC, 0, 0, None), 0, SQE_IO_DRAIN)
+                self._queue(_Entry(req, OP_FSYNC, 0, 0, None), 0, self._order(req, True))
             case Kind.TRUNCATE:
                 ring = self._ring
                 assert ring is not None
                 if OP_FTRUNCATE in ring.ops:
-                    self._queue(_Entry(req, OP_FTRUNCATE, 0, 0, None), req.pos, SQE_IO_DRAIN)
+                    flags = self._order(req, True)
+                    self._queue(_Entry(req, OP_FTRUNCATE, 0, 0, None), req.pos, flags)
                     return
                 try:  # before Linux 6.9: the plain call, which a truncate rarely waits in
                     os.ftruncate(req.file.fd, req.pos)
                 except OSError as exc:
                     req.error = exc
                 self._finish(req, 0)
+
+    def _order(self, req: Request, barrier: bool) -> int:
+        """The flags that keep `req` in order with what its task queued in this pass: a
+        barrier (fsync, truncate) after an entry of its task, or anything after a barrier
+        of its task, drains; everything else runs in parallel."""
+        unit = req.unit
+        drain = unit in self._pass_barriers or (barrier and unit in self._pass_units)
+        self._pass_units.add(unit)
+        if barrier:
+            self._pass_barriers.add(unit)
+        return SQE_IO_DRAIN if drain else 0
 
     def _queue(self, entry: _Entry, pos: int, flags: int) -> None:
         ring = self._ring
@@ -277,6 +302,8 @@ class UringEngine:
         """Loop callback, once per pass with something queued: one enter for all of it,
         then finish what the kernel completed inside it (page-cache reads often are)."""
         self._flush_scheduled = False
+        self._pass_units.clear()
+        self._pass_barriers.clear()
         ring = self._ring
         if ring is None or not ring.queued:
             return

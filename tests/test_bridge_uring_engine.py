@@ -17,9 +17,9 @@ import pytest
 
 from bridge import AsyncFileIO, InvalidArgumentError, _uring_engine, drive
 from bridge._fileio import AsyncFile
-from core import CompletionError, ErrorKind, IOResultError
+from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError
 from core.io import OpenFlags
-from core.ops import ReadRange
+from core.ops import ReadRange, WriteBuffers
 
 needs_uring = pytest.mark.skipif(
     not AsyncFileIO.uring_available(), reason="no io_uring ring can be set up here"
@@ -111,3 +111,57 @@ async def test_a_ring_read_error_names_errno_path_and_offset(tmp_path: Path) -> 
         assert err.path == str(path) and err.offset == 4096
         assert str(path) in str(err) and "4096" in str(err) and "EBADF" in str(err)
         f.close()
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_an_fsync_drains_only_behind_its_own_task_in_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Which entries carry IOSQE_IO_DRAIN, by opcode and task: a task's write then fsync
+    # queued in one pass keep their order; another task's write never waits for that
+    # fsync, and an fsync issued after its own writes completed drains nothing.
+    from core.io import ring as ring_module
+
+    flags_seen: list[tuple[str, int, int]] = []
+    original = ring_module.Ring.queue
+
+    def recording(self: ring_module.Ring, opcode: int, *args: int) -> None:
+        task = asyncio.current_task()
+        flags_seen.append((task.get_name() if task else "-", opcode, args[-1]))
+        original(self, opcode, *args)
+
+    monkeypatch.setattr(ring_module.Ring, "queue", recording)
+    async with AsyncFileIO(engine="uring") as io:
+        f = io.open_file(tmp_path / "log", OpenFlags.CREATE)
+
+        async def write_then_sync() -> None:  # both in one pass: ordered
+            w = Completion.new_write()
+            s = Completion.new_sync()
+            f.pwrite(0, b"a" * 4096, w)
+            f.sync(s)
+            await drive(lambda: IO(s) if not s.finished() else Done(w.result()), io)
+
+        async def sync_after_write() -> None:  # the commit's pattern: write, wait, sync
+            await drive(WriteBuffers(f, 8192, [b"b" * 4096], sync=False), io)
+            s = Completion.new_sync()
+            f.sync(s)
+            await drive(lambda: IO(s) if not s.finished() else Done(None), io)
+
+        async def other_write() -> None:
+            await asyncio.sleep(0)
+            await drive(WriteBuffers(f, 16384, [b"c" * 4096], sync=False), io)
+
+        await asyncio.gather(
+            asyncio.create_task(write_then_sync(), name="ordered"),
+            asyncio.create_task(sync_after_write(), name="commit"),
+            asyncio.create_task(other_write(), name="other"),
+        )
+    drain = _uring_engine.SQE_IO_DRAIN
+    by_task: dict[str, list[tuple[int, bool]]] = {}
+    for task, opcode, flags in flags_seen:
+        by_task.setdefault(task, []).append((opcode, bool(flags & drain)))
+    write, fsync = _uring_engine.OP_WRITE, _uring_engine.OP_FSYNC
+    assert by_task["ordered"] == [(write, False), (fsync, True)]
+    assert by_task["commit"] == [(write, False), (fsync, False)]
+    assert by_task["other"] == [(write, False)]
