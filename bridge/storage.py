@@ -24,9 +24,8 @@ Writing (`async with adb.transaction() as tx:`, `AsyncTransaction`):
   shares the sync under way or the next one (group commit: the commits made while one
   sync runs share the next). `__aexit__` returns only after a sync covering this commit
   finished, so the next writer's commit does not wait for our sync and many committers
-  pay for few syncs. (On the io_uring engine of `AsyncFileIO` a sync is queued with
-  `IOSQE_IO_DRAIN`, so the next commit's write does wait for it there, and concurrent
-  commits seldom share a sync.) A failed sync raises its `CompletionError` in every
+  pay for few syncs (on both engines of `AsyncFileIO`: a sync issued after its write
+  completed holds back no other task's write). A failed sync raises its `CompletionError` in every
   caller waiting on it; the commit is then visible but not known to be durable.
 - Leaving it with an exception, a cancellation included, rolls back (no I/O, so nothing
   to await under a cancelled scope) and lets the exception through; nothing is swallowed.

@@ -3,9 +3,9 @@
 
 Each block waits its turn (the loop keeps running meanwhile), commits when it ends and
 returns once the commit is durable; commits made while a sync of the log runs share the
-next one (group commit), so the log is synced fewer times than there are commits, except
-on the io_uring engine, where a sync holds back the writes queued after it. A block that
-raises rolls back. sqlite3 reads the result.
+next one (group commit), so the log is usually synced fewer times than there are commits
+(how many share a sync depends on how long a sync takes). A block that raises rolls back.
+sqlite3 reads the result.
 
 Run: python -m examples.storage_writes [auto|threads|uring]
      (or: python examples/storage_writes.py [...]); the argument picks the engine of
