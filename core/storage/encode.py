@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from itertools import accumulate
 
 from core.storage.collation import Affinity, apply_affinity
 from core.storage.page import INDEX_INTERIOR, INDEX_LEAF, LEAF_FLAG, TABLE_INTERIOR, TABLE_LEAF
@@ -433,13 +434,13 @@ def build_page(
         )
     page = bytearray(page_size)
     page[:offset] = prefix
-    pointers = []
-    end = usable_size
-    for cell in cells:
-        start = end - len(cell)
-        page[start:end] = cell
-        pointers.append(start)
-        end = start
+    # Cell 0 ends at the end of the usable area, each next cell just below it: the content
+    # is the cells reversed, laid down in one copy; cell i starts where the first i + 1
+    # cells' lengths, summed, reach below the end.
+    content = b"".join(reversed(cells))
+    end = usable_size - len(content)
+    page[end:usable_size] = content
+    pointers = [usable_size - reach for reach in accumulate(map(len, cells))]
     # The content start is a 2-byte field: an empty 65536-byte page stores 65536 as 0.
     _pack_header_into(page, offset, kind, 0, count, end & 0xFFFF, 0)
     if not leaf:

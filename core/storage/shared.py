@@ -106,6 +106,7 @@ class SharedState:
         "wal_file",
         "wal_path",
         "writable",
+        "write_plans",
         "writing",
     )
 
@@ -160,6 +161,9 @@ class SharedState:
         """True when opened for writing (`Database.open(..., writable=True)`)."""
         self.writing = False
         """True while a write transaction holds the EXCLUSIVE lock."""
+        self.write_plans: dict[str, object] = {}
+        """What write transactions worked out per table from the current schema (their
+        `TablePlan`s), kept across transactions until the schema changes."""
         self.create_page_size = 4096
         """The page size a writable database gets if its file is empty."""
         self.auto_checkpoint = AUTO_CHECKPOINT_FRAMES
@@ -198,6 +202,7 @@ class SharedState:
         self._builders.clear()
         self._plans.clear()
         self._resolved.clear()
+        self.write_plans.clear()
         self.validated = not self.immutable
 
     def row_builder(self, table: Table) -> RowBuilder:

@@ -109,7 +109,7 @@ class WriteTransaction:
         self.random_rowids = 0
         """Rowids drawn at random so far (once a table's largest rowid is 2**63-1)."""
         self._key_plans: dict[str, tuple[KeyPlan, KeyOf]] = {}
-        self._table_plans: dict[str, TablePlan] = {}
+        self._table_plans: dict[str, object] = {}
 
     # -- statements ------------------------------------------------------------------
 
@@ -220,9 +220,14 @@ class WriteTransaction:
         Raises `SchemaError` for an unknown table and `UnsupportedError` for one this
         engine does not write.
         """
-        plan = self._table_plans.get(name)
-        if plan is None:
-            plan = self._table_plans[name] = TablePlan(self, name)
+        # Plans made on the database's own schema serve every transaction after this one
+        # too; after DDL in this transaction they are this transaction's alone.
+        shared = self.schema is self.db.loaded_schema
+        cache: dict[str, object] = self.db.write_plans if shared else self._table_plans
+        plan = cache.get(name)
+        if not isinstance(plan, TablePlan):
+            plan = TablePlan(self, name)
+            cache[name] = plan
         return plan
 
     def forget_key_plans(self) -> None:
