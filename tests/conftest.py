@@ -9,6 +9,9 @@
 - trio tests use anyio's plugin: `@pytest.mark.anyio` with an `anyio_backend` fixture of
   "trio" in the test module.
 - `@pytest.mark.slow` tests are skipped unless `--run-slow` is given.
+- `--fuzz-examples=N` runs the HTTP API fuzz (`test_service_fuzz.py`) with N requests per
+  operation instead of its default, and lifts its per-test timeout to match;
+  `--fuzz-seed=SEED` runs it from a seed of its own instead of derandomized.
 - `file_engine` runs a test once per engine of `AsyncFileIO` ("threads", "uring"): it sets
   what `engine="auto"` picks, so every backend the test builds without naming an engine
   runs that engine. The "uring" case is skipped only where no ring can be set up.
@@ -84,9 +87,29 @@ def file_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", default=False, help="run tests marked slow")
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests per operation in the HTTP API fuzz (tests/test_service_fuzz.py)",
+    )
+    parser.addoption(
+        "--fuzz-seed",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="run the HTTP API fuzz from this seed instead of derandomized",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    examples = config.getoption("--fuzz-examples")
+    if examples is not None:
+        # A long fuzz run takes as long as it needs: about 10 ms a request, ten times that here.
+        for item in items:
+            if "fuzz_examples" in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.timeout(max(60, examples // 10)))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow; run with --run-slow")

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -388,6 +389,34 @@ async def test_lookup_errors(client: httpx.AsyncClient) -> None:
     assert _leases(client) == 0
 
 
+async def test_lookup_equal_pages_an_index_whose_second_column_is_an_expression(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # The page token pins the column after the equality; an expression has no value in
+    # the row to continue from, which used to fail an assertion (a 500).
+    path = tmp_path / "expr.db"
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE p (x INTEGER, y INTEGER)")
+        con.execute("CREATE INDEX p_x ON p (x, abs(y))")
+        con.executemany("INSERT INTO p VALUES (?, ?)", [(i % 3, 5 - i) for i in range(10)])
+        con.commit()
+    assert (await client.put("/databases/expr", content=path.read_bytes())).status_code == 201
+    rows: list[list[Any]] = []
+    params: dict[str, Any] = {"column": "x", "eq": "1", "limit": 1}
+    for _ in range(10):
+        r = await client.get("/databases/expr/tables/p/lookup", params=params)
+        assert r.status_code == 200, r.text
+        page = models.LookupPage.model_validate(r.json())
+        assert page.index == "p_x" and page.index_columns == ["x", "abs(y)"]
+        rows.extend(r.json()["rows"])
+        if page.next_after is None:
+            break
+        params["after"] = page.next_after
+    expected = _sqlite_rows(path, "SELECT rowid, * FROM p WHERE x = 1 ORDER BY x, abs(y), rowid")
+    assert [tuple(r) for r in rows] == expected
+    assert _leases(client) == 0
+
+
 # -- export --------------------------------------------------------------------------------
 
 
@@ -616,6 +645,89 @@ async def test_upload_names(client: httpx.AsyncClient) -> None:
     assert r.status_code == 422
     r = await client.delete("/databases/nothing")
     assert r.status_code == 404
+
+
+async def test_a_name_with_a_slash_is_answered_as_the_schema_documents(
+    client: httpx.AsyncClient,
+) -> None:
+    # A server decodes %2F: the path is then no endpoint's (404), or a reading endpoint's
+    # (405). Both say what was asked, and both are in the schema for PUT and DELETE.
+    r = await client.put("/databases/a%2Fb", content=b"x")
+    assert r.status_code == 404
+    assert r.json() == {
+        "detail": "no endpoint at PUT /databases/a/b; the endpoints are listed at /docs"
+    }
+    r = await client.delete("/databases/a%2Ftables%2Fb")
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    assert r.json() == {"detail": "DELETE is not allowed on /databases/a/tables/b; allowed: GET"}
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    put, delete = paths["/databases/{name}"]["put"], paths["/databases/{name}"]["delete"]
+    assert {"400", "404", "405", "413", "422"} <= set(put["responses"])
+    assert {"404", "405", "422"} <= set(delete["responses"])
+    assert set(put["requestBody"]["content"]) == {"application/octet-stream"}
+
+
+async def test_a_trailing_slash_is_not_redirected_to_another_name(
+    client: httpx.AsyncClient,
+) -> None:
+    # Redirecting "/databases/sample%2F" to "/databases/sample" answered for a name (or a
+    # row key, or a table) that was not asked for, with a status the schema did not list.
+    for url in ("/databases/", "/databases/sample%2F", "/databases/sample/tables/books%2F"):
+        r = await client.get(url)
+        assert r.status_code == 404, (url, r.status_code)
+        assert r.json()["detail"].startswith("no endpoint at GET /databases/"), r.json()
+    r = await client.put("/databases/new%2F", content=b"x")
+    assert r.status_code == 404
+    r = await client.get("/databases/sample/tables/books/rows/1%2F")
+    assert r.status_code == 422
+    assert r.json()["detail"] == (
+        "the row key must be an integer rowid for table 'books', got '1/'"
+    )
+
+
+async def test_a_key_with_a_slash_in_it_finds_its_row(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # A text key, or a blob's base64, may hold a "/", which a server decodes from %2F: the
+    # key is the rest of the path, not one segment of it.
+    path = tmp_path / "paths.db"
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE f (k PRIMARY KEY, n) WITHOUT ROWID")
+        con.executemany("INSERT INTO f VALUES (?, ?)", [("a/b", 1), ("/", 2), (b"\xff\xff", 3)])
+        con.commit()
+    assert (await client.put("/databases/paths", content=path.read_bytes())).status_code == 201
+    blob = json.dumps([{"$base64": True, "encoded": base64.b64encode(b"\xff\xff").decode()}])
+    assert "/" in blob
+    for key, n in (('["a/b"]', 1), ("a/b", 1), ('["/"]', 2), (blob, 3)):
+        r = await client.get(f"/databases/paths/tables/f/rows/{quote(key, safe='')}")
+        assert r.status_code == 200, (key, r.text)
+        assert r.json()["row"][1] == n
+    r = await client.get(f"/databases/paths/tables/f/rows/{quote('a/c', safe='')}")
+    assert r.status_code == 404
+    assert r.json()["detail"] == "no row with primary key a/c in table 'f'"
+
+
+async def test_lookup_columns_name_the_rowid_as_rows_show_it(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # A column named rowid hides the rowid's name: rows show the rowid as _rowid_, and
+    # lookup_columns used to say "rowid", which then searched the other column (a 422).
+    path = tmp_path / "rowid.db"
+    with closing(sqlite3.connect(path)) as con:
+        # INTEGER PRIMARY KEY DESC is not a rowid alias (an SQLite quirk).
+        con.execute('CREATE TABLE d (a INTEGER PRIMARY KEY DESC, "rowid" TEXT)')
+        con.executemany("INSERT INTO d VALUES (?, ?)", [(5, "five"), (7, "seven")])
+        con.commit()
+    assert (await client.put("/databases/rowid", content=path.read_bytes())).status_code == 201
+    info = (await client.get("/databases/rowid/tables/d")).json()
+    assert info["row_columns"] == ["_rowid_", "a", "rowid"]
+    assert info["lookup_columns"] == ["_rowid_", "a"]
+    for column in info["lookup_columns"]:
+        r = await client.get(
+            "/databases/rowid/tables/d/lookup", params={"column": column, "ge": "1"}
+        )
+        assert r.status_code == 200, (column, r.text)
+        assert sorted(row[2] for row in r.json()["rows"]) == ["five", "seven"]  # index order
 
 
 async def test_upload_client_disconnect_leaves_nothing(data_dir: Path) -> None:

@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Browse and query SQLite databases through ioresult's async core.",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        # A trailing "/" is not dropped by a redirect: a name or key that ends in one (sent
+        # as %2F, which servers decode) would be answered for the name without it.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)

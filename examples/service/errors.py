@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from core import CompletionError
@@ -132,6 +133,21 @@ async def _disconnected(request: Request, exc: Exception) -> Response:
     return error_response(400, "the client went away before the request was complete")
 
 
+async def _no_route(request: Request, exc: Exception) -> Response:
+    # Routing's own answers (no endpoint at the path, or not for this method), raised
+    # before any endpoint runs: they name the request instead of a bare status phrase.
+    assert isinstance(exc, StarletteHTTPException)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        detail = f"no endpoint at {where}; the endpoints are listed at /docs"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+    else:
+        detail = str(exc.detail)
+    return error_response(exc.status_code, detail, headers=exc.headers)
+
+
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     parts = []
@@ -147,6 +163,7 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 _HANDLERS: tuple[tuple[type[Exception], Handler], ...] = (
     (RequestValidationError, _bad_request),
+    (StarletteHTTPException, _no_route),
     (ServiceError, _service_error),
     (UnknownDatabaseError, _unknown_database),
     (DatabaseNameError, _bad_name),

@@ -92,12 +92,13 @@ async def table_detail(entry: Entry, name: str) -> models.TableInfo:
 
 
 def lookup_columns(entry: Entry, table: Table) -> list[str]:
-    """The columns of `table` a lookup can search: the rowid, then each index's first."""
+    """The columns of `table` a lookup can search: the rowid (under the name its rows show
+    it with: `_rowid_` where a column is named rowid), then each index's first."""
     names: list[str] = []
-    if not table.without_rowid:
-        names.append(
-            table.columns[table.rowid_alias].name if table.rowid_alias is not None else "rowid"
-        )
+    if table.rowid_alias is not None:
+        names.append(table.columns[table.rowid_alias].name)
+    elif not table.without_rowid:
+        names.append(TableShape(table).columns[0])
     for index in entry.db.schema.indexes_of(table.name):
         first = index.columns[0].name if index.columns else None
         if first is not None and fold_identifier(first) not in {fold_identifier(n) for n in names}:

@@ -9,8 +9,9 @@ Rules:
 - Paging an index pins the column after the equality (the first column for a range, the
   second for an `eq` on a multi-column index): the next page starts at the last page's
   value of it, skipping the rows with that value already returned. With nothing to pin
-  (an `eq` on a one-column index), or when the last value is NULL (which cannot be a
-  bound), the skip counts from the start instead. The token says both (`paging.py`).
+  (an `eq` on a one-column index, or on one whose second column is an expression, whose
+  value a row does not hold), or when the last value is NULL (which cannot be a bound),
+  the skip counts from the start instead. The token says both (`paging.py`).
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ async def _index_lookup(
 ) -> dict[str, Any]:
     equal: tuple[object, ...] = () if search.eq is None else (search.eq,)
     pin = len(equal) if len(equal) < len(index.columns) else None
+    if pin is not None and index.columns[pin].column is None:
+        pin = None  # an expression: the rows do not hold its value to continue from
     lower, upper, skip = search.lower, search.upper, 0
     if search.after is not None:
         value, skip = decode_token(search.after)

@@ -5,7 +5,8 @@ Rules:
   an opaque token), and `next`, the URL of the page after it; that page is a fresh read
   from there, so page 1,000 costs what page 1 costs (`queries/rows.py`).
 - A key is a rowid, or for a WITHOUT ROWID table a JSON array of the primary-key values
-  (`queries/paging.py`).
+  (`queries/paging.py`). In `/rows/{key}` it is the rest of the path, so that a `/` in
+  it (a text value's, or a blob's base64) does not end it.
 - A lookup's search is checked before the database is leased: a request that asks for
   nothing, or for two things, is refused (422) whatever database it names. It goes
   through an index whose first column is `column`, or through the rowid, never through
@@ -91,7 +92,9 @@ def router(settings: Settings) -> APIRouter:
             return json_response(page)
 
     @router.get(
-        "/databases/{database}/tables/{table}/rows/{key}",
+        # `:path`: the key is the rest of the path, `/`s and all. A text key, or a blob's
+        # base64, may hold a `/`, which a client sends as %2F and a server decodes.
+        "/databases/{database}/tables/{table}/rows/{key:path}",
         response_model=models.RowResponse,
         summary="One row by rowid (or primary key)",
         description=_ROW_DOC,

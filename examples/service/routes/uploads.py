@@ -23,11 +23,35 @@ from examples.service.settings import Settings
 
 __all__ = ["router"]
 
+_SLASHED_NAME_NOTE = "the name has a '/' in it, and a server decodes %2F"
+_SLASHED_NAME: dict[int | str, dict[str, object]] = {
+    404: {"model": models.ErrorResponse, "description": f"No such path: {_SLASHED_NAME_NOTE}."},
+    405: {
+        "model": models.ErrorResponse,
+        "description": "The name has a '/' in it, which makes the path another "
+        "endpoint's (a table's, say), one that only reads.",
+    },
+}
+"""What routing answers before these endpoints are reached, for a name with a `/` in it."""
 _UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"model": models.DatabaseSummary, "description": "Replaced an upload."},
+    400: {
+        "model": models.ErrorResponse,
+        "description": "A Content-Length that is not a number, or a client that went away "
+        "before the whole file was sent.",
+    },
+    **_SLASHED_NAME,
     413: {"model": models.ErrorResponse, "description": "Larger than the limit."},
     422: {"model": models.ErrorResponse, "description": "Not a valid database, or a bad name."},
 }
+_UPLOAD_BODY: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "description": "The SQLite database file itself, as the raw body.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+"""The raw body, documented by hand: the route reads it as a stream, not as a parameter."""
 UploadName = Annotated[
     str, Path(description="1-64 letters, digits, '-' or '_'.", pattern=NAME_PATTERN)
 ]
@@ -42,6 +66,7 @@ def router(settings: Settings) -> APIRouter:
         response_model=models.DatabaseSummary,
         status_code=201,
         responses=_UPLOAD_RESPONSES,
+        openapi_extra=_UPLOAD_BODY,
         summary="Upload a database (the file is the raw request body)",
         description=(
             "Send the SQLite file as the body, e.g. `curl -T my.db "
@@ -62,7 +87,14 @@ def router(settings: Settings) -> APIRouter:
     @router.delete(
         "/databases/{name}",
         status_code=204,
-        responses={404: ERROR_RESPONSES[404], 422: ERROR_RESPONSES[422]},
+        responses={
+            404: {
+                "model": models.ErrorResponse,
+                "description": "No such upload (or no such path: " + _SLASHED_NAME_NOTE + ").",
+            },
+            405: _SLASHED_NAME[405],
+            422: ERROR_RESPONSES[422],
+        },
         summary="Delete an uploaded database",
     )
     async def delete(request: Request, name: str) -> Response:
