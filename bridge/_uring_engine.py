@@ -32,8 +32,10 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
 - Order: the kernel runs entries in parallel. The pool keeps in order the requests one task
   (`Request.unit`) makes in one loop pass (they travel in one batch), and so does the
   ring: an fsync or truncate that follows an entry of its own task queued in the same
-  pass, and any entry that follows such a barrier, is queued with `IOSQE_IO_DRAIN` (it
-  starts after every earlier entry finished, later ones after it). Anything else starts at
+  pass, any entry that follows such a barrier, and a read or write over the bytes of an
+  earlier read or write of its task on the same file in that pass (one of them a write)
+  are queued with `IOSQE_IO_DRAIN` (it starts after every earlier entry finished, later
+  ones after it). Anything else starts at
   once: an fsync a task issues after its writes completed (what the storage engine's
   commits do) does not hold up another task's writes, so commits of many tasks overlap one
   WAL sync (group commit).
@@ -152,6 +154,7 @@ class UringEngine:
         "_handle",
         "_next_key",
         "_pass_barriers",
+        "_pass_spans",
         "_pass_units",
         "_ring",
         "_settle_waiters",
@@ -174,6 +177,8 @@ class UringEngine:
         self._flush_scheduled = False
         self._pass_units: set[object] = set()  # tasks with entries queued in this pass
         self._pass_barriers: set[object] = set()  # ...with an fsync or truncate among them
+        # ...and the bytes each of their reads and writes covers: (fd, start, end, write)
+        self._pass_spans: dict[object, list[tuple[int, int, int, bool]]] = {}
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
         self.limit = max_in_flight
@@ -235,7 +240,7 @@ class UringEngine:
                     return
                 anchor = ctypes.c_char.from_buffer(view)  # also pins a bytearray's size
                 addr = ctypes.addressof(anchor)
-                flags = self._order(req, False)
+                flags = self._order(req, False, size)
                 self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, flags)
             case Kind.WRITE:
                 buffers = req.buffers
@@ -247,7 +252,7 @@ class UringEngine:
                     return
                 # A private copy: an aborted caller may reuse its buffer while we write.
                 copy = (ctypes.c_char * size).from_buffer_copy(data)
-                flags = self._order(req, False)
+                flags = self._order(req, False, size)
                 self._queue(
                     _Entry(req, OP_WRITE, ctypes.addressof(copy), size, copy), req.pos, flags
                 )
@@ -266,15 +271,34 @@ class UringEngine:
                     req.error = exc
                 self._finish(req, 0)
 
-    def _order(self, req: Request, barrier: bool) -> int:
+    def _order(self, req: Request, barrier: bool, size: int = 0) -> int:
         """The flags that keep `req` in order with what its task queued in this pass: a
-        barrier (fsync, truncate) after an entry of its task, or anything after a barrier
-        of its task, drains; everything else runs in parallel."""
+        barrier (fsync, truncate) after an entry of its task, anything after a barrier of
+        its task, and a read or write of `size` bytes over the bytes of an earlier entry
+        of its task on the same file, one of the two a write, drains; everything else
+        runs in parallel."""
         unit = req.unit
         drain = unit in self._pass_barriers or (barrier and unit in self._pass_units)
         self._pass_units.add(unit)
         if barrier:
             self._pass_barriers.add(unit)
+            return SQE_IO_DRAIN if drain else 0
+        write = req.kind is Kind.WRITE
+        fd = req.file.fd
+        start = req.pos
+        end = start + size
+        spans = self._pass_spans.setdefault(unit, [])
+        if not drain:
+            for other_fd, other_start, other_end, other_write in spans:
+                if (
+                    other_fd == fd
+                    and (write or other_write)
+                    and start < other_end
+                    and other_start < end
+                ):
+                    drain = True
+                    break
+        spans.append((fd, start, end, write))
         return SQE_IO_DRAIN if drain else 0
 
     def _queue(self, entry: _Entry, pos: int, flags: int) -> None:
@@ -304,6 +328,7 @@ class UringEngine:
         self._flush_scheduled = False
         self._pass_units.clear()
         self._pass_barriers.clear()
+        self._pass_spans.clear()
         ring = self._ring
         if ring is None or not ring.queued:
             return

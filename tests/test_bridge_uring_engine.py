@@ -17,8 +17,17 @@ import pytest
 
 from bridge import AsyncFileIO, InvalidArgumentError, _uring_engine, drive
 from bridge._fileio import AsyncFile
-from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError
+from core import (
+    IO,
+    Completion,
+    CompletionError,
+    CompletionGroup,
+    Done,
+    ErrorKind,
+    IOResultError,
+)
 from core.io import OpenFlags
+from core.io.ring import OP_FSYNC, OP_WRITE, SQE_IO_DRAIN
 from core.ops import ReadRange, WriteBuffers
 
 needs_uring = pytest.mark.skipif(
@@ -157,11 +166,58 @@ async def test_an_fsync_drains_only_behind_its_own_task_in_one_pass(
             asyncio.create_task(sync_after_write(), name="commit"),
             asyncio.create_task(other_write(), name="other"),
         )
-    drain = _uring_engine.SQE_IO_DRAIN
+    drain = SQE_IO_DRAIN
     by_task: dict[str, list[tuple[int, bool]]] = {}
     for task, opcode, flags in flags_seen:
         by_task.setdefault(task, []).append((opcode, bool(flags & drain)))
-    write, fsync = _uring_engine.OP_WRITE, _uring_engine.OP_FSYNC
+    write, fsync = OP_WRITE, OP_FSYNC
     assert by_task["ordered"] == [(write, False), (fsync, True)]
     assert by_task["commit"] == [(write, False), (fsync, False)]
     assert by_task["other"] == [(write, False)]
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_overlapping_reads_and_writes_of_one_task_in_one_pass_keep_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Queued in one pass without waiting: write A, read it back, write B over it, read
+    # again, and a read elsewhere. The ring may run entries in parallel; overlapping ones
+    # of one task must still run in order (as the pool runs a task's batch), others not.
+    path = tmp_path / "data"
+    path.write_bytes(bytes(8192))
+    # nowait=False: every read goes to the ring (an inline page-cache read would not wait
+    # for a write the task has not awaited, on either engine).
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        f = io.open_file(path)
+        drained: list[bool] = []
+        original = _uring_engine.UringEngine._queue
+
+        def recording(
+            engine: _uring_engine.UringEngine, entry: object, pos: int, flags: int
+        ) -> None:
+            drained.append(bool(flags & SQE_IO_DRAIN))
+            original(engine, entry, pos, flags)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_uring_engine.UringEngine, "_queue", recording)
+        first, second, elsewhere = bytearray(4), bytearray(4), bytearray(4)
+        group = CompletionGroup()
+        writes = {0: b"AAAA", 2: b"BB"}
+        steps: list[tuple[int, bytearray | None]] = [
+            (0, None),
+            (0, first),
+            (2, None),
+            (0, second),
+            (4096, elsewhere),
+        ]
+        for pos, buffer in steps:
+            c = Completion.new_write() if buffer is None else Completion.new_read(buffer)
+            group.add(c)  # linked before it is submitted
+            if buffer is None:
+                f.pwrite(pos, writes[pos], c)
+            else:
+                f.pread(pos, c)
+        done = group.build()
+        await drive(lambda: Done(None) if done.finished() else IO(done), io)
+    assert bytes(first) == b"AAAA" and bytes(second) == b"AABB"
+    assert drained == [False, True, True, True, False]
