@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from core.completion import Completion
 from core.result import IO
-from core.storage.errors import StorageError
 from core.storage.shared import SharedState
-from core.storage.transaction import ReadPhase, ReadTransaction
+from core.storage.transaction import WriteLockedTransaction
 from core.storage.wal import WalSnapshot
 from core.storage.wal_write import Checkpoint, WalAppender
 
@@ -77,27 +76,14 @@ def publish_checkpoint(db: SharedState) -> None:
         )
 
 
-class CheckpointDatabase(ReadTransaction[int]):
+class CheckpointDatabase(WriteLockedTransaction[int]):
     """The operation `Database.checkpoint` returns; `Done(pages copied)`."""
 
-    __slots__ = ("_holds_write", "_run")
+    __slots__ = ("_run",)
 
     def __init__(self, db: SharedState) -> None:
         super().__init__(db)
-        self._holds_write = False
         self._run: CheckpointRun | None = None
-
-    def _prepare(self) -> SharedState:
-        db = super()._prepare()
-        db.check_open()
-        if not db.writable:
-            raise StorageError(
-                f"database {db.path!r} was opened read-only; open it with writable=True"
-            )
-        if not self._holds_write:
-            db.acquire_write()
-            self._holds_write = True
-        return db
 
     def _resolve(self) -> None:
         assert self.db is not None
@@ -116,14 +102,3 @@ class CheckpointDatabase(ReadTransaction[int]):
     def _rollback(self, error: BaseException, abandoned: bool) -> None:
         if abandoned and self._run is not None:
             self._run.abort(error)
-
-    def _after_work(self) -> ReadPhase:
-        # The write lock keeps every other writer out: the log cannot have moved.
-        return ReadPhase.DONE
-
-    def _finalize(self) -> None:
-        super()._finalize()
-        if self._holds_write:
-            self._holds_write = False
-            assert self.db is not None
-            self.db.release_write()

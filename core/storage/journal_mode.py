@@ -18,10 +18,9 @@ from __future__ import annotations
 import enum
 
 from core.completion import Completion
-from core.storage.errors import StorageError
 from core.storage.header import parse_header
 from core.storage.shared import SharedState
-from core.storage.transaction import ReadPhase, ReadTransaction
+from core.storage.transaction import WriteLockedTransaction
 
 __all__ = ["ConvertToWal"]
 
@@ -36,29 +35,15 @@ class _Step(enum.Enum):
     DONE = "done"
 
 
-class ConvertToWal(ReadTransaction[bool]):
+class ConvertToWal(WriteLockedTransaction[bool]):
     """The operation `Database.convert_to_wal` returns; `Done(True)` if it converted."""
 
-    __slots__ = ("_converted", "_holds_write", "_io", "_step")
+    __slots__ = ("_converted", "_step")
 
     def __init__(self, db: SharedState) -> None:
         super().__init__(db)
-        self._holds_write = False
         self._step = _Step.CHECK
-        self._io: Completion | None = None
         self._converted = False
-
-    def _prepare(self) -> SharedState:
-        db = super()._prepare()
-        db.check_open()
-        if not db.writable:
-            raise StorageError(
-                f"database {db.path!r} was opened read-only; open it with writable=True"
-            )
-        if not self._holds_write:
-            db.acquire_write()
-            self._holds_write = True
-        return db
 
     def _work(self) -> Completion | None:
         db = self.db
@@ -69,20 +54,18 @@ class ConvertToWal(ReadTransaction[bool]):
                     if db.header is None or db.header.wal_mode:
                         self._step = _Step.DONE
                         continue
-                    c = self._io = Completion.new_write()
                     self._step = _Step.WRITTEN
-                    db.file.pwrite(_VERSIONS_OFFSET, _WAL_VERSIONS, c)
-                    if not c.finished():
-                        return c
+                    pending = self._write(db.file, _VERSIONS_OFFSET, _WAL_VERSIONS)
+                    if pending is not None:
+                        return pending
                 case _Step.WRITTEN:
-                    self._result()
-                    c = self._io = Completion.new_sync()
+                    self._io_done()
                     self._step = _Step.SYNCED
-                    db.file.sync(c)
-                    if not c.finished():
-                        return c
+                    pending = self._sync(db.file)
+                    if pending is not None:
+                        return pending
                 case _Step.SYNCED:
-                    self._result()
+                    self._io_done()
                     raw = bytearray(db.raw_file_header)
                     raw[_VERSIONS_OFFSET : _VERSIONS_OFFSET + 2] = _WAL_VERSIONS
                     header = parse_header(bytes(raw), path=db.path)
@@ -94,20 +77,5 @@ class ConvertToWal(ReadTransaction[bool]):
                 case _Step.DONE:
                     return None
 
-    def _result(self) -> None:
-        c = self._io
-        assert c is not None
-        c.result()  # raises the write's or the sync's CompletionError
-
     def _value(self) -> bool:
         return self._converted
-
-    def _after_work(self) -> ReadPhase:
-        return ReadPhase.DONE
-
-    def _finalize(self) -> None:
-        super()._finalize()
-        if self._holds_write:
-            self._holds_write = False
-            assert self.db is not None
-            self.db.release_write()

@@ -38,7 +38,12 @@ from core.io.backend import File, OpenFlags
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
 from core.storage.btree import BTreeCursor, ScanStep
-from core.storage.errors import CorruptDatabaseError, DatabaseBusyError, HotJournalError
+from core.storage.errors import (
+    CorruptDatabaseError,
+    DatabaseBusyError,
+    HotJournalError,
+    StorageError,
+)
 from core.storage.header import HEADER_SIZE, parse_header
 from core.storage.pager import PageLoader
 from core.storage.record import Value
@@ -46,7 +51,7 @@ from core.storage.schema import build_schema
 from core.storage.shared import SharedState
 from core.storage.wal import WAL_HEADER_SIZE, WalScan, WalSnapshot, parse_wal_header
 
-__all__ = ["FIRST_PHASE", "MAX_RESTARTS", "ReadPhase", "ReadTransaction"]
+__all__ = ["FIRST_PHASE", "MAX_RESTARTS", "ReadPhase", "ReadTransaction", "WriteLockedTransaction"]
 
 T = TypeVar("T")
 
@@ -502,6 +507,70 @@ class ReadTransaction(Machine[T]):
         self._completion = None
         self._phase = _P_WAL_HEADER
         return self._start_wal_header(db)
+
+
+class WriteLockedTransaction(ReadTransaction[T]):
+    """The outline run under SQLite's EXCLUSIVE lock, for the operations that change the
+    file (`Begin`, `CheckpointDatabase`, `ConvertToWal`).
+
+    The lock is taken in BEGIN, before the header is read, so what the outline reads is the
+    committed state and stays so; the end check on the log is skipped (no other writer can
+    have moved it); the lock is given back in `_finalize` however the operation ends,
+    unless the subclass handed it on (`_hand_over_lock`, a `Begin` to its transaction).
+    `_write`/`_sync` submit the file changes a subclass's `_work` makes, `_io_done` raises
+    a failed one's `CompletionError`. Raises `StorageError` for a database opened
+    read-only, and what `SharedState.acquire_write` raises.
+    """
+
+    __slots__ = ("_holds_write",)
+
+    def __init__(self, db: SharedState) -> None:
+        super().__init__(db)
+        self._holds_write = False
+
+    def _prepare(self) -> SharedState:
+        db = super()._prepare()
+        db.check_open()
+        if not db.writable:
+            raise StorageError(
+                f"database {db.path!r} was opened read-only; open it with writable=True"
+            )
+        if not self._holds_write:
+            db.acquire_write()
+            self._holds_write = True
+        return db
+
+    def _write(self, file: File, pos: int, data: bytes) -> Completion | None:
+        """Submit a write; the completion to wait for, or None if it finished at once."""
+        c = self._completion = Completion.new_write()
+        file.pwrite(pos, data, c)
+        return None if c.finished() else c
+
+    def _sync(self, file: File) -> Completion | None:
+        """Submit a sync; the completion to wait for, or None if it finished at once."""
+        c = self._completion = Completion.new_sync()
+        file.sync(c)
+        return None if c.finished() else c
+
+    def _io_done(self) -> None:
+        """Raise the `CompletionError` of the write or sync just waited for, if it failed."""
+        c = self._completion
+        assert c is not None
+        c.result()
+
+    def _hand_over_lock(self) -> None:
+        """The lock now belongs to what this operation returns: do not release it."""
+        self._holds_write = False
+
+    def _after_work(self) -> ReadPhase:
+        return _P_DONE
+
+    def _finalize(self) -> None:
+        super()._finalize()
+        if self._holds_write:
+            self._holds_write = False
+            assert self.db is not None
+            self.db.release_write()
 
 
 def _wal_mode(db: SharedState) -> bool:

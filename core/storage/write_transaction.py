@@ -53,7 +53,7 @@ from core.storage.record import decode_record
 from core.storage.row_write import Delete, Insert, TablePlan, Update
 from core.storage.schema import Index, Schema, Table, index_key_plan
 from core.storage.shared import SharedState
-from core.storage.transaction import ReadPhase, ReadTransaction
+from core.storage.transaction import WriteLockedTransaction
 from core.storage.tree_edit import KeyOf
 from core.storage.tx_reads import TxCount, TxGet, TxScan
 
@@ -328,14 +328,12 @@ class _Init(enum.Enum):
     READY = "ready"
 
 
-class Begin(ReadTransaction[WriteTransaction]):
+class Begin(WriteLockedTransaction[WriteTransaction]):
     """The operation `Database.begin()` returns; `Done(WriteTransaction)`."""
 
     __slots__ = (
         "_checkpoint",
-        "_holds_write",
         "_init",
-        "_init_completion",
         "_page1",
         "_page1_loader",
         "_page1_node",
@@ -344,26 +342,12 @@ class Begin(ReadTransaction[WriteTransaction]):
 
     def __init__(self, db: SharedState, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         super().__init__(db)
-        self._holds_write = False
         self._init = _Init.CHECK
-        self._init_completion: Completion | None = None
         self._page1 = b""
         self._page_size = page_size
         self._checkpoint: CheckpointRun | None = None
         self._page1_loader: PageLoader | None = None
         self._page1_node: Node | None = None
-
-    def _prepare(self) -> SharedState:
-        db = super()._prepare()
-        db.check_open()
-        if not db.writable:
-            raise StorageError(
-                f"database {db.path!r} was opened read-only; open it with writable=True"
-            )
-        if not self._holds_write:
-            db.acquire_write()
-            self._holds_write = True
-        return db
 
     def _work(self) -> Completion | None:
         db = self.db
@@ -373,25 +357,21 @@ class Begin(ReadTransaction[WriteTransaction]):
                 case _Init.CHECK:
                     if db.header is None:
                         self._page1 = _first_page(self._page_size)
-                        c = Completion.new_write()
-                        self._init_completion = c
                         self._init = _Init.WRITE
-                        db.file.pwrite(0, self._page1, c)
-                        if not c.finished():
-                            return c
+                        pending = self._write(db.file, 0, self._page1)
+                        if pending is not None:
+                            return pending
                     else:
                         _check_writable(db)
                         self._init = _Init.CHECKPOINT
                 case _Init.WRITE:
-                    self._finished_io()
-                    c = Completion.new_sync()
-                    self._init_completion = c
+                    self._io_done()
                     self._init = _Init.SYNC
-                    db.file.sync(c)
-                    if not c.finished():
-                        return c
+                    pending = self._sync(db.file)
+                    if pending is not None:
+                        return pending
                 case _Init.SYNC:
-                    self._finished_io()
+                    self._io_done()
                     page1 = self._page1
                     header = parse_header(page1[:HEADER_SIZE], path=db.path)
                     db.apply_header(header, 1)
@@ -421,30 +401,14 @@ class Begin(ReadTransaction[WriteTransaction]):
                 case _Init.READY:
                     return None
 
-    def _finished_io(self) -> None:
-        c = self._init_completion
-        assert c is not None
-        c.result()  # raises the CompletionError of a failed write or sync
-
     def _value(self) -> WriteTransaction:
         db = self.db
         assert db is not None
         tx = WriteTransaction(db)
         assert self._page1_node is not None
         tx.pages.nodes[1] = self._page1_node  # a commit may rewrite page 1's header
-        self._holds_write = False  # the transaction owns the lock now
+        self._hand_over_lock()  # the transaction owns the lock now
         return tx
-
-    def _after_work(self) -> ReadPhase:
-        # The write lock keeps every other writer out: the log cannot have moved.
-        return ReadPhase.DONE
-
-    def _finalize(self) -> None:
-        super()._finalize()
-        if self._holds_write:
-            self._holds_write = False
-            assert self.db is not None
-            self.db.release_write()
 
 
 def _first_page(page_size: int) -> bytes:
