@@ -68,12 +68,19 @@ __all__ = [
     "Insert",
     "TablePlan",
     "Update",
+    "check_rowid",
     "index_entry",
     "insert_index_entry",
 ]
 
 MAX_ROWID = (1 << 63) - 1
 _MISSING = object()
+
+
+def check_rowid(value: object) -> None:
+    """Raise `SchemaError` unless `value` is an integer rowid (a bool is not one)."""
+    if type(value) is not int:
+        raise SchemaError(f"a rowid is an integer, not {value!r}")
 
 
 class TablePlan:
@@ -381,8 +388,7 @@ class Update(Statement[bool]):
         self, tx: WriteTransaction, table: str, rowid: int, values: Mapping[str, object]
     ) -> None:
         super().__init__(tx)
-        if type(rowid) is not int:
-            raise SchemaError(f"a rowid is an integer, not {rowid!r}")
+        check_rowid(rowid)
         self._table = table
         self._rowid = rowid
         self._values = dict(values)
@@ -436,8 +442,7 @@ class Delete(Statement[bool]):
 
     def __init__(self, tx: WriteTransaction, table: str, rowid: int) -> None:
         super().__init__(tx)
-        if type(rowid) is not int:
-            raise SchemaError(f"a rowid is an integer, not {rowid!r}")
+        check_rowid(rowid)
         self._table = table
         self._rowid = rowid
 

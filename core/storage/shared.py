@@ -51,6 +51,7 @@ from core.storage.wal_write import WalAppender
 
 if TYPE_CHECKING:
     from core.storage.node import Node
+    from core.storage.row_write import TablePlan
 
 AUTO_CHECKPOINT_FRAMES = 1000
 """SQLite's default: checkpoint once the WAL holds this many frames."""
@@ -161,7 +162,7 @@ class SharedState:
         """True when opened for writing (`Database.open(..., writable=True)`)."""
         self.writing = False
         """True while a write transaction holds the EXCLUSIVE lock."""
-        self.write_plans: dict[str, object] = {}
+        self.write_plans: dict[str, TablePlan] = {}
         """What write transactions worked out per table from the current schema (their
         `TablePlan`s), kept across transactions until the schema changes."""
         self.create_page_size = 4096

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.storage.changes import Changes
-from core.storage.errors import SchemaError, UnsupportedError
+from core.storage.errors import UnsupportedError
 from core.storage.record import decode_record
+from core.storage.row_write import check_rowid
 from core.storage.schema import RowBuilder, Table
 from core.storage.shared import Row
 from core.storage.statement import Statement
@@ -47,8 +48,7 @@ class TxGet(Statement["Row | None"]):
 
     def __init__(self, tx: WriteTransaction, table: str, rowid: int) -> None:
         super().__init__(tx)
-        if type(rowid) is not int:
-            raise SchemaError(f"a rowid is an integer, not {rowid!r}")
+        check_rowid(rowid)
         self._table = table
         self._rowid = rowid
 
@@ -71,8 +71,8 @@ class TxScan(Statement[list[Row]]):
         self, tx: WriteTransaction, table: str, after: int | None, limit: int | None
     ) -> None:
         super().__init__(tx)
-        if after is not None and type(after) is not int:
-            raise SchemaError(f"a rowid is an integer, not {after!r}")
+        if after is not None:
+            check_rowid(after)
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         self._table = table

@@ -109,7 +109,7 @@ class WriteTransaction:
         self.random_rowids = 0
         """Rowids drawn at random so far (once a table's largest rowid is 2**63-1)."""
         self._key_plans: dict[str, tuple[KeyPlan, KeyOf]] = {}
-        self._table_plans: dict[str, object] = {}
+        self._table_plans: dict[str, TablePlan] = {}
 
     # -- statements ------------------------------------------------------------------
 
@@ -223,11 +223,10 @@ class WriteTransaction:
         # Plans made on the database's own schema serve every transaction after this one
         # too; after DDL in this transaction they are this transaction's alone.
         shared = self.schema is self.db.loaded_schema
-        cache: dict[str, object] = self.db.write_plans if shared else self._table_plans
+        cache = self.db.write_plans if shared else self._table_plans
         plan = cache.get(name)
-        if not isinstance(plan, TablePlan):
-            plan = TablePlan(self, name)
-            cache[name] = plan
+        if plan is None:
+            plan = cache[name] = TablePlan(self, name)
         return plan
 
     def forget_key_plans(self) -> None:
