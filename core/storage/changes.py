@@ -107,6 +107,16 @@ class TransactionPages:
                 raise NeedPage(number)
         return page
 
+    def holds(self, number: int, pinned: dict[int, Page]) -> bool:
+        """True if page `number` can be had without I/O: the transaction wrote or parsed it,
+        the statement pinned it, or the page cache has it."""
+        return (
+            number in self.nodes
+            or number in self.raw
+            or number in pinned
+            or number in self._committed
+        )
+
     def adopt(self, changes: Changes) -> None:
         """Take a finished statement's edits."""
         nodes = self.nodes
@@ -169,15 +179,7 @@ class Changes:
 
     def in_memory(self, number: int) -> bool:
         """True if page `number` can be had without I/O."""
-        base = self.base
-        return (
-            number in self.nodes
-            or number in self.raw
-            or number in base.nodes
-            or number in base.raw
-            or number in self.pinned
-            or number in base._committed
-        )
+        return number in self.nodes or number in self.raw or self.base.holds(number, self.pinned)
 
     def node(self, number: int) -> Node:
         """B-tree page `number` as this statement sees it; do not edit it (use `edit`).

@@ -31,7 +31,7 @@ from core.completion import Completion
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
 from core.storage.shared import SharedState
-from core.storage.wal_write import AppendCommit, PreparedCommit, WalAppender
+from core.storage.wal_write import AppendCommit, WalAppender
 
 if TYPE_CHECKING:
     from core.storage.write_transaction import WriteTransaction
@@ -48,7 +48,7 @@ class Commit(Machine[None]):
     """The operation `WriteTransaction.commit` returns; `Done(None)` once durable (see the
     module docstring)."""
 
-    __slots__ = ("_append", "_appender", "_durable", "_pages", "_prepared", "_state", "tx")
+    __slots__ = ("_append", "_appender", "_durable", "_pages", "_state", "tx")
 
     def __init__(self, tx: WriteTransaction, *, durable: bool = True) -> None:
         Machine.__init__(self)
@@ -57,7 +57,6 @@ class Commit(Machine[None]):
         self._state = _Step.PREPARE
         self._append: AppendCommit | None = None
         self._appender: WalAppender | None = None
-        self._prepared: PreparedCommit | None = None
         self._pages: list[tuple[int, bytes]] = []
 
     def _advance(self) -> TransitionResult[None]:
@@ -76,7 +75,6 @@ class Commit(Machine[None]):
                 prepared = appender.prepare(pages, tx.pages.page_count)
                 self._pages = pages
                 self._appender = appender
-                self._prepared = prepared
                 self._append = AppendCommit(wal_file, prepared, sync=self._durable)
                 self._state = _Step.APPEND
                 return Continue
@@ -87,8 +85,8 @@ class Commit(Machine[None]):
                 if type(result) is IO:
                     return result
                 done_appender = self._appender
-                done = self._prepared
-                assert done_appender is not None and done is not None
+                done = append.prepared
+                assert done_appender is not None
                 done_appender.commit(done)
                 db = tx.db
                 db.adopt_commit(done.snapshot, self._pages, tx.pages.page_count, tx.pages.nodes)
