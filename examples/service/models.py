@@ -167,10 +167,13 @@ class LookupPage(BaseModel):
     database: str
     table: str
     column: str
-    strategy: Literal["index", "rowid"] = Field(
-        description='"index": an index was searched; "rowid": the table itself, by rowid.'
+    strategy: Literal["index", "rowid", "primary key"] = Field(
+        description='"index": an index was searched; "rowid": the table itself, by rowid; '
+        '"primary key": a WITHOUT ROWID table itself, by its first primary-key column.'
     )
-    index: str | None = Field(description="The index searched (null for the rowid).")
+    index: str | None = Field(
+        description="The index searched (null for the rowid or the primary key)."
+    )
     index_columns: list[str]
     columns: list[str]
     rows: list[list[Cell]]

@@ -6,12 +6,11 @@ Rules:
   column is refused (422), because answering would mean reading the whole table.
 - Values are compared as SQLite compares `WHERE column = ?` with a text parameter: the
   storage engine's `index_scan` applies the column's affinity, then the index's collation.
-- Paging an index pins the column after the equality (the first column for a range, the
-  second for an `eq` on a multi-column index): the next page starts at the last page's
-  value of it, skipping the rows with that value already returned. With nothing to pin
-  (an `eq` on a one-column index, or on one whose second column is an expression, whose
-  value a row does not hold), or when the last value is NULL (which cannot be a bound),
-  the skip counts from the start instead. The token says both (`paging.py`).
+- A WITHOUT ROWID table is searched by its first primary-key column in its own B-tree
+  (`strategy` "primary key"), like an index whose entries are the rows.
+- Paging is by key: a page's token is the index entry (index columns, then rowid or
+  primary key) of its last row, and the next page seeks straight past it, so page 1,000
+  of a run of equal values costs what page 1 does (`paging.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.storage import Bound, Index, Table, collation_key, fold_identifier
+from core.storage import Bound, Index, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
@@ -81,6 +80,8 @@ async def lookup(
     shape = entry.shape(info.name)
     if _is_rowid_column(info, search.column):
         payload = await _rowid_lookup(entry, info, shape, search)
+    elif _is_primary_key_column(info, search.column):
+        payload = await _index_lookup(entry, info, shape, None, search)
     else:
         index = _choose_index(entry, info, search.column)
         payload = await _index_lookup(entry, info, shape, index, search)
@@ -94,17 +95,22 @@ def _page(
     entry: Entry,
     table: Table,
     shape: TableShape,
+    strategy: str,
     index: Index | None,
     rows: Sequence[Any],
     token: str | None,
 ) -> dict[str, Any]:
     """The body of a lookup's page, but for `column` and `next`, which `lookup` adds."""
+    if strategy == "primary key":
+        index_columns = [str(c.name) for c in table.primary_key]
+    else:
+        index_columns = [] if index is None else [c.name or c.expression for c in index.columns]
     return {
         "database": entry.name,
         "table": table.name,
-        "strategy": "rowid" if index is None else "index",
+        "strategy": strategy,
         "index": None if index is None else index.name,
-        "index_columns": [] if index is None else [c.name or c.expression for c in index.columns],
+        "index_columns": index_columns,
         "columns": shape.columns,
         "rows": shape.rows(rows),
         "next_after": token,
@@ -118,6 +124,14 @@ def _is_rowid_column(table: Table, column: str) -> bool:
     if table.rowid_alias is not None:
         return folded == fold_identifier(table.columns[table.rowid_alias].name)
     return folded in ("rowid", "_rowid_", "oid") and table.column_index(column) is None
+
+
+def _is_primary_key_column(table: Table, column: str) -> bool:
+    """A WITHOUT ROWID table's first primary-key column: its own B-tree is keyed by it."""
+    if not table.without_rowid or not table.primary_key:
+        return False
+    first = table.primary_key[0].name
+    return first is not None and fold_identifier(first) == fold_identifier(column)
 
 
 def _choose_index(entry: Entry, table: Table, column: str) -> Index:
@@ -148,61 +162,25 @@ def _choose_index(entry: Entry, table: Table, column: str) -> Index:
 
 
 async def _index_lookup(
-    entry: Entry, table: Table, shape: TableShape, index: Index, search: Search
+    entry: Entry, table: Table, shape: TableShape, index: Index | None, search: Search
 ) -> dict[str, Any]:
+    """Search `index`, or with None a WITHOUT ROWID table's own B-tree by primary key.
+
+    A page is one seek: to the start of the search, or straight past the index entry the
+    previous page ended on (its token), never a count of rows to skip."""
     equal: tuple[object, ...] = () if search.eq is None else (search.eq,)
-    pin = len(equal) if len(equal) < len(index.columns) else None
-    if pin is not None and index.columns[pin].column is None:
-        pin = None  # an expression: the rows do not hold its value to continue from
-    lower, upper, skip = search.lower, search.upper, 0
-    if search.after is not None:
-        value, skip = decode_token(search.after)
-        if pin is not None and value is not None:
-            bound = Bound(value, inclusive=True)
-            if index.columns[pin].descending:
-                upper = bound
-            else:
-                lower = bound
-        elif pin is not None and search.eq is None:
-            raise ServiceError(422, f"after={search.after!r} does not fit this search")
-    rows = await entry.db.index_scan(
-        index.name, equal=equal, lower=lower, upper=upper, limit=skip + search.limit + 1
+    after = None if search.after is None else decode_token(search.after)
+    page = await entry.db.index_page(
+        table.name if index is None else index.name,
+        equal=equal,
+        lower=search.lower,
+        upper=search.upper,
+        limit=search.limit,
+        after=after,
     )
-    more = len(rows) > skip + search.limit
-    page = rows[skip : skip + search.limit]
-    token = None
-    if more and page:
-        token = _index_token(entry, table, index, pin, rows[: skip + len(page)])
-    return _page(entry, table, shape, index, page, token)
-
-
-def _index_token(
-    entry: Entry, table: Table, index: Index, pin: int | None, returned: Sequence[Any]
-) -> str:
-    """The `next_after` of a page of an index lookup; `returned` ends with that page."""
-    if pin is None:
-        return encode_token(None, len(returned))
-    column = index.columns[pin]
-    position = _row_position(table, column.column)
-    key = collation_key(column.collation, entry.db.db.codec)
-    last = returned[-1][position]
-    if last is None:
-        # NULLs sort first and cannot be a bound: count from the start instead.
-        return encode_token(None, len(returned))
-    run = 0
-    # Rows already returned with the last value, on this page and before it.
-    last_key = key(last)
-    for r in reversed(returned):
-        if r[position] is None or key(r[position]) != last_key:
-            break
-        run += 1
-    return encode_token(last, run)
-
-
-def _row_position(table: Table, column: int | None) -> int:
-    """Where table column `column` is in a stored row."""
-    assert column is not None
-    return column if table.without_rowid else column + 1
+    token = None if page.next_after is None else encode_token(page.next_after)
+    strategy = "primary key" if index is None else "index"
+    return _page(entry, table, shape, strategy, index, page.rows, token)
 
 
 async def _rowid_lookup(
@@ -213,7 +191,7 @@ async def _rowid_lookup(
         found = None
         if isinstance(value, int) or (math.isfinite(value) and value.is_integer()):
             found = await entry.db.get(table.name, int(value))
-        return _page(entry, table, shape, None, [found] if found is not None else [], None)
+        return _page(entry, table, shape, "rowid", None, [found] if found is not None else [], None)
     start = _scan_start(search.lower, search.after)
     upper = search.upper
     stop = None if upper is None else _rowid_of(upper.value, "the upper bound")
@@ -222,8 +200,8 @@ async def _rowid_lookup(
         rows = [r for r in rows if r[0] < stop or (upper.inclusive and r[0] == stop)]  # type: ignore[operator]
     page = rows[: search.limit]
     more = len(rows) > search.limit
-    token = encode_token(page[-1][0], 0) if more and page else None
-    return _page(entry, table, shape, None, page, token)
+    token = encode_token([page[-1][0]]) if more and page else None
+    return _page(entry, table, shape, "rowid", None, page, token)
 
 
 def _scan_start(lower: Bound | None, after: str | None) -> int | None:
@@ -239,8 +217,9 @@ def _scan_start(lower: Bound | None, after: str | None) -> int | None:
         else:
             start = math.floor(lo)
     if after is not None:
-        value, _ = decode_token(after)
-        if type(value) is not int:
+        entry = decode_token(after)
+        value = entry[0]
+        if len(entry) != 1 or type(value) is not int:
             raise ServiceError(422, f"after={after!r} is not a next_after value of this search")
         start = value if start is None else max(start, value)
     return start
