@@ -292,11 +292,11 @@ _keys = st.one_of(
 )
 """Row keys: rowids and primary keys that are there, and every other shape."""
 _tokens = st.one_of(
-    st.builds(encode_token, _cells, st.integers(min_value=-2, max_value=2**64)),
+    st.builds(encode_token, st.lists(_cells, max_size=4)),
     st.text(alphabet=string.ascii_letters + string.digits + "-_=", max_size=16),
     _keys,
 )
-"""Lookup page tokens: well-formed ones of any value and skip, and not."""
+"""Lookup page tokens: well-formed ones of any entry, and not."""
 _values = st.one_of(
     st.integers(min_value=1945, max_value=2030).map(str),
     _numbers,

@@ -7,7 +7,9 @@ Theory of operation:
   backend's small worker pool.
 - `create_app` only assembles: the routers (`routes/`, one per resource) run the queries
   (`queries/`), `errors.py` turns what they raise into HTTP errors, and the databases
-  served and their leases live in `databases.py`.
+  served and their leases live in `databases.py`. Every API route refuses unknown query
+  parameters (`query_check.py`), and answers HEAD as GET without a body
+  (`head_requests.py`).
 - The settings are fixed when the application is made (`app.state.settings`); the lifespan
   reads them from there, and sets `app.state.databases` and `app.state.io` for the routes.
 """
@@ -17,12 +19,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bridge import AsyncFileIO
 from examples.service.databases import Databases
-from examples.service.errors import install_error_handlers
+from examples.service.errors import ERROR_RESPONSES, install_error_handlers
+from examples.service.head_requests import HeadMiddleware
 from examples.service.queries.paging import encode_token
+from examples.service.query_check import reject_unknown_query
 from examples.service.routes import routers
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
@@ -57,8 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(HeadMiddleware)
     for router in routers(settings):
-        app.include_router(router)
+        # Every endpoint refuses query parameters it does not take (422, documented).
+        app.include_router(
+            router,
+            dependencies=[Depends(reject_unknown_query)],
+            responses={422: ERROR_RESPONSES[422]},
+        )
     return app
 
 

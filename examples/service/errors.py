@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from core import CompletionError
 from core.storage import (
+    ConstraintError,
     CorruptDatabaseError,
     DatabaseBusyError,
     HotJournalError,
@@ -104,23 +105,48 @@ async def _invalid_upload(request: Request, exc: Exception) -> Response:
     return error_response(422, str(exc), exc.page)
 
 
+def _without_paths(request: Request, text: str) -> str:
+    """`text` with the server's file paths replaced by the names they are served under: a
+    client knows the database by its name, and the server's layout is none of its
+    business."""
+    databases = getattr(request.app.state, "databases", None)
+    if databases is not None:
+        for entry in databases.entries.values():
+            text = text.replace(str(entry.path), entry.name)
+        settings = databases.settings
+        text = text.replace(str(settings.data_dir), "<data>")
+    return text
+
+
 async def _storage_error(request: Request, exc: Exception) -> Response:
     database = request.path_params.get("database", "?")
+    response = _storage_response(database, exc)
+    return error_response(
+        response.status,
+        _without_paths(request, response.detail),
+        response.page,
+        response.headers,
+    )
+
+
+def _storage_response(database: str, exc: Exception) -> ServiceError:
     if isinstance(exc, CorruptDatabaseError):
         log.error("database %r is corrupt: %s", database, exc)
         where = f" (page {exc.page})" if exc.page is not None else ""
         detail = f"database {database!r} is corrupt{where}: {exc.detail}"
-        return error_response(500, detail, exc.page)
+        return ServiceError(500, detail, page=exc.page)
     if isinstance(exc, DatabaseBusyError):
-        detail = f"database {database!r} is busy: {exc}"
-        return error_response(503, detail, headers={"Retry-After": "1"})
+        detail = f"database {database!r} is busy: another connection holds its lock ({exc})"
+        return ServiceError(503, detail, headers={"Retry-After": "1"})
     if isinstance(exc, HotJournalError):
         log.error("database %r: %s", database, exc)
-        return error_response(503, f"database {database!r} needs recovery by SQLite first: {exc}")
+        return ServiceError(503, f"database {database!r} needs recovery by SQLite first: {exc}")
+    if isinstance(exc, ConstraintError):
+        return ServiceError(409, f"{exc} (constraint: {exc.constraint}); nothing was changed")
     if isinstance(exc, SchemaError | UnsupportedError):
-        return error_response(422, str(exc))
+        return ServiceError(422, str(exc))
     log.error("database %r: %s", database, exc)
-    return error_response(500, f"database {database!r}: {exc}")
+    return ServiceError(500, f"database {database!r}: {exc}")
 
 
 async def _read_error(request: Request, exc: Exception) -> Response:

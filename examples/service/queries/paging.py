@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Sequence
 
 from core.storage import Table
@@ -108,7 +109,14 @@ def decode_token(after: str) -> tuple[object, ...]:
         raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
         if not isinstance(raw, list) or not raw:
             raise ValueError
-        return tuple(decode_cell(v) for v in raw)
+        entry = tuple(decode_cell(v) for v in raw)
+        for v in entry:
+            # Only what a record holds: SQLite stores no NaN, and JSON's true is no value.
+            if v is not None and type(v) not in (int, float, str, bytes):
+                raise ValueError
+            if type(v) is float and math.isnan(v):
+                raise ValueError
+        return entry
     except (ValueError, TypeError, RecursionError):
         raise ServiceError(
             422, f"after={after!r} is not a next_after value from a previous page"
