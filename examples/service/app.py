@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from bridge import AsyncFileIO
+from examples.service.body_limit import BodyLimitMiddleware
 from examples.service.databases import Databases
 from examples.service.errors import ERROR_RESPONSES, install_error_handlers
 from examples.service.head_requests import HeadMiddleware
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_write_bytes)
     for router in routers(settings):
         # Every endpoint refuses query parameters it does not take (422, documented).
         app.include_router(

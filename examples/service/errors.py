@@ -41,7 +41,13 @@ from examples.service.databases import (
     UploadTooLargeError,
 )
 
-__all__ = ["ERROR_RESPONSES", "ServiceError", "error_response", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ServiceError",
+    "error_response",
+    "install_error_handlers",
+    "storage_error",
+]
 
 log = logging.getLogger("examples.service")
 
@@ -84,7 +90,7 @@ def error_response(
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status, exc.detail, exc.page, exc.headers)
+    return error_response(exc.status, _without_paths(request, exc.detail), exc.page, exc.headers)
 
 
 async def _unknown_database(request: Request, exc: Exception) -> Response:
@@ -120,7 +126,7 @@ def _without_paths(request: Request, text: str) -> str:
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
     database = request.path_params.get("database", "?")
-    response = _storage_response(database, exc)
+    response = storage_error(database, exc)
     return error_response(
         response.status,
         _without_paths(request, response.detail),
@@ -129,7 +135,9 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _storage_response(database: str, exc: Exception) -> ServiceError:
+def storage_error(database: str, exc: Exception) -> ServiceError:
+    """The HTTP error for storage error `exc` met while serving `database` (what it is
+    answered with; logged here when a user cannot fix it)."""
     if isinstance(exc, CorruptDatabaseError):
         log.error("database %r is corrupt: %s", database, exc)
         where = f" (page {exc.page})" if exc.page is not None else ""
