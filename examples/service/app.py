@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI
 from bridge import AsyncFileIO
 from examples.service.body_limit import BodyLimitMiddleware
 from examples.service.databases import Databases
+from examples.service.docs_pages import install_docs
 from examples.service.errors import ERROR_RESPONSES, install_error_handlers
 from examples.service.head_requests import HeadMiddleware
 from examples.service.queries.paging import encode_token
@@ -59,9 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A trailing "/" is not dropped by a redirect: a name or key that ends in one (sent
         # as %2F, which servers decode) would be answered for the name without it.
         redirect_slashes=False,
+        # Served from local files instead of a CDN (`docs_pages.py`).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_write_bytes)
     for router in routers(settings):
