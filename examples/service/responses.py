@@ -9,7 +9,8 @@ Rules:
   (`ClosingStreamingResponse`), because the iterator holds a lease and a read in progress.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -58,7 +59,25 @@ class ClosingStreamingResponse(StreamingResponse):
         finally:
             await self._close_body()
 
+    def __init__(
+        self,
+        content: AsyncIterable[bytes],
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+        """Called when the response ends, however it ends: an iterator never started is
+        not run by closing it, so what it holds is given back here."""
+
     async def _close_body(self) -> None:
-        aclose: Callable[[], Awaitable[None]] | None = getattr(self.body_iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            aclose: Callable[[], Awaitable[None]] | None = getattr(
+                self.body_iterator, "aclose", None
+            )
+            if aclose is not None:
+                await aclose()
+        finally:
+            if self.on_close is not None:
+                await self.on_close()

@@ -35,7 +35,7 @@ ExportFormat = Literal["ndjson", "csv"]
 """The formats an export is written in."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Export:
     """An export under way: its lease on `entry`, and the pages of `table` still to read
     after `first` (None for an empty table)."""
@@ -46,6 +46,19 @@ class Export:
     shape: TableShape
     first: list[Any] | None
     pages: AsyncIterator[list[Any]]
+    closed: bool = False
+
+    async def close(self) -> None:
+        """Stop the reading and end the lease; idempotent. The response calls it however
+        it ends, even when its chunks were never asked for (a HEAD, a client gone before
+        the first)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.pages.aclose()  # type: ignore[attr-defined]
+        finally:
+            self.databases.release(self.entry)
 
 
 async def start_export(databases: Databases, database: str, table: str, page_rows: int) -> Export:
@@ -91,5 +104,4 @@ async def export_chunks(export: Export, format: ExportFormat) -> AsyncIterator[b
         log.error("export of %s from %r stopped: %s", shape.table.name, export.entry.name, exc)
         raise ResponseCut(str(exc)) from None
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
-        export.databases.release(export.entry)
+        await export.close()
