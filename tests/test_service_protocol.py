@@ -205,9 +205,7 @@ async def test_a_corrupt_page_mid_export_logs_one_line_and_ends_the_response(
     (data / "uploads").mkdir(parents=True)
     make_wide_database(data / "uploads" / "wide.db", rows=600, width=3000)
     _corrupt_wide(data)
-    app = create_app(
-        Settings.from_env({}, data_dir=data, create_sample=False, export_page_rows=50)
-    )
+    app = create_app(Settings.from_env({}, data_dir=data, create_sample=False, export_page_rows=50))
     sent: list[dict[str, Any]] = []
     requested = False
 

@@ -302,11 +302,13 @@ class IndexScan(ReadTransaction[list[Row]]):
                     self._state = _IX_DONE
                     return None
                 record = cursor.record_values()
-                self.last_entry = tuple(record)
                 if self._own_tree:
+                    # The entry is the whole row; its key is the primary key alone.
+                    self.last_entry = tuple(record[: len(self._pk_positions)])
                     rows.append(builder.build_without_rowid(record))
                     self._state = _IX_NEXT
                     continue
+                self.last_entry = tuple(record)
                 if builder.without_rowid:
                     try:
                         pk = [record[p] for p in self._pk_positions]

@@ -174,6 +174,10 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     where = f"{request.method} {request.url.path}"
     if exc.status_code == 404:
         detail = f"no endpoint at {where}; the endpoints are listed at /docs"
+    elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's answer to a body that is not text (bytes that are not UTF-8): for
+        # the caller it is a body that is not JSON, as malformed JSON is (422).
+        return error_response(422, "the request body is not JSON (UTF-8 text)")
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
