@@ -41,6 +41,10 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error("No write token, or a wrong one: send 'Authorization: Bearer TOKEN'."),
     403: _error("Writes are disabled: the service was started without a write token."),
     404: ERROR_RESPONSES[404],
+    405: _error(
+        "The path is another endpoint's, one that does not take this method: a name that "
+        "is empty or has a '/' in it (servers decode %2F) moves the path's segments."
+    ),
     409: _error("The change breaks a constraint (named); nothing was changed."),
     413: _error("The request body is larger than the limit."),
     422: _error(
