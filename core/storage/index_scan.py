@@ -27,9 +27,9 @@ from core.result import Done
 from core.state_machine import TransitionResult
 from core.storage.btree import BTreeCursor
 from core.storage.collation import KeyPlan, apply_affinity, field_key
-from core.storage.record import Value
 from core.storage.errors import CorruptDatabaseError, SchemaError
 from core.storage.queries import ROWS_PER_STEP
+from core.storage.record import Value
 from core.storage.schema import Index, RowBuilder, Schema, Table, pk_positions
 from core.storage.shared import MISS, Row, SharedState
 from core.storage.transaction import FIRST_PHASE, ReadTransaction
@@ -232,6 +232,7 @@ class IndexScan(ReadTransaction[list[Row]]):
         head = after[: len(probe)]
         later = head > probe if gt else after >= probe
         return (after, True) if later else seek
+
     def _make_cursors(self) -> tuple[BTreeCursor, BTreeCursor]:
         db = self._db()
         index, table = self._index, self._table

@@ -96,8 +96,11 @@ class _AnnouncingServer(uvicorn.Server):
         databases = getattr(self.app.state, "databases", None)
         count = len(databases.entries) if databases is not None else 0
         url = f"http://{host}:{port}"
+        settings = getattr(self.app.state, "settings", None)
+        writes = settings is not None and settings.writes_enabled
         print(
-            f"Serving {count} database(s). API: {url}/databases  Docs: {url}/docs",
+            f"Serving {count} database(s). API: {url}/databases  Docs: {url}/docs  "
+            + ("Writes: on (bearer token)" if writes else "Writes: off (--write-token)"),
             flush=True,
         )
 
