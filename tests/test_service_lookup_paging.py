@@ -191,3 +191,76 @@ async def test_without_rowid_table_lists_its_key_as_a_lookup_column(
 ) -> None:
     r = await sample.get("/databases/sample/tables/reviews")
     assert r.json()["lookup_columns"] == ["book_id", "stars"]
+
+
+# -- several leading columns -------------------------------------------------------------
+
+
+async def _search(
+    client: httpx.AsyncClient, table: str, params: list[tuple[str, str]]
+) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    """Every row of a lookup whose parameters repeat, paged two at a time."""
+    rows: list[tuple[Any, ...]] = []
+    query = [*params, ("limit", "2")]
+    first: dict[str, Any] | None = None
+    while True:
+        r = await client.get(f"/databases/sample/tables/{table}/lookup", params=query)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        first = first or body
+        rows.extend(tuple(decode_cell(v) for v in row) for row in body["rows"])
+        if body["next_after"] is None:
+            return rows, first
+        query = [*params, ("limit", "2"), ("after", body["next_after"])]
+
+
+@pytest.mark.parametrize(
+    ("table", "params", "sql"),
+    [
+        (
+            "reviews",
+            [("column", "book_id"), ("column", "reviewer"), ("eq", "11"), ("ge", "c")],
+            "SELECT * FROM reviews WHERE book_id = 11 AND reviewer >= 'c' "
+            "ORDER BY book_id, reviewer",
+        ),
+        (
+            "reviews",
+            [("column", "book_id"), ("column", "REVIEWER"), ("eq", "11"), ("eq", "eve")],
+            "SELECT * FROM reviews WHERE book_id = 11 AND reviewer = 'eve'",
+        ),
+        (
+            "books",
+            [("column", "year"), ("column", "price"), ("eq", "1955"), ("lt", "80")],
+            "SELECT * FROM books WHERE year = 1955 AND price < 80 ORDER BY year, price, id",
+        ),
+    ],
+)
+async def test_a_search_on_leading_columns(
+    sample: httpx.AsyncClient,
+    sample_file: Path,
+    table: str,
+    params: list[tuple[str, str]],
+    sql: str,
+) -> None:
+    found, first = await _search(sample, table, params)
+    with closing(sqlite3.connect(sample_file)) as conn:
+        expected = conn.execute(sql).fetchall()
+    assert expected and found == expected
+    assert first["searched"] == [v for k, v in params if k == "column"]
+
+
+@pytest.mark.parametrize(
+    ("table", "params", "says"),
+    [
+        ("books", [("column", "title"), ("column", "year"), ("eq", "a"), ("eq", "1")], "no index"),
+        ("books", [("column", "year"), ("column", "price"), ("eq", "1990")], "one eq per column"),
+        ("books", [("column", "id"), ("column", "year"), ("eq", "1"), ("eq", "2")], "the rowid"),
+        ("reviews", [("column", "reviewer"), ("eq", "chen")], "no index"),
+    ],
+)
+async def test_a_search_its_index_cannot_answer_is_a_422(
+    sample: httpx.AsyncClient, table: str, params: list[tuple[str, str]], says: str
+) -> None:
+    r = await sample.get(f"/databases/sample/tables/{table}/lookup", params=params)
+    assert r.status_code == 422, r.text
+    assert says in r.json()["detail"]

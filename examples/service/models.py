@@ -173,7 +173,8 @@ class LookupPage(BaseModel):
 
     database: str
     table: str
-    column: str
+    column: str = Field(description="The first column searched.")
+    searched: list[str] = Field(description="The columns searched, in order.")
     strategy: Literal["index", "rowid", "primary key"] = Field(
         description='"index": an index was searched; "rowid": the table itself, by rowid; '
         '"primary key": a WITHOUT ROWID table itself, by its first primary-key column.'

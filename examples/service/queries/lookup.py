@@ -6,8 +6,10 @@ Rules:
   column is refused (422), because answering would mean reading the whole table.
 - Values are compared as SQLite compares `WHERE column = ?` with a text parameter: the
   storage engine's `index_scan` applies the column's affinity, then the index's collation.
-- A WITHOUT ROWID table is searched by its first primary-key column in its own B-tree
-  (`strategy` "primary key"), like an index whose entries are the rows.
+- A search names one column, or the first N columns of an index (or primary key) in
+  order, with an `eq` value for each, or for all but the last and a range on the last.
+- A WITHOUT ROWID table is searched by the leading columns of its primary key in its own
+  B-tree (`strategy` "primary key"), like an index whose entries are the rows.
 - Paging is by key: a page's token is the index entry (index columns, then rowid or
   primary key) of its last row, and the next page seeks straight past it, so page 1,000
   of a run of equal values costs what page 1 does (`paging.py`).
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.storage import Bound, Index, Table, fold_identifier
+from core.storage import Bound, Index, IndexColumn, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
@@ -34,20 +36,27 @@ _MAX_ROWID = (1 << 63) - 1
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """A lookup's parameters: `eq`, or a range of at most one lower and one upper bound."""
+    """A lookup's parameters: the leading columns of an index (or primary key) searched,
+    `eq` values for all of them, or for all but the last and a range of at most one lower
+    and one upper bound on the last."""
 
-    column: str
-    eq: str | None
+    columns: tuple[str, ...]
+    eq: tuple[str, ...]
     lower: Bound | None
     upper: Bound | None
     limit: int
     after: str | None
 
+    @property
+    def column(self) -> str:
+        """The first column searched."""
+        return self.columns[0]
+
     @classmethod
     def of(
         cls,
-        column: str,
-        eq: str | None,
+        columns: Sequence[str],
+        eq: Sequence[str],
         gt: str | None,
         ge: str | None,
         lt: str | None,
@@ -56,11 +65,25 @@ class Search:
         after: str | None,
     ) -> Search:
         """The search the query parameters ask for; raises `ServiceError` 422 for a
-        combination that asks for none, or for two."""
-        if eq is not None and any(v is not None for v in (gt, ge, lt, le)):
-            raise ServiceError(422, "give either eq or a range (gt/ge, lt/le), not both")
-        if eq is None and all(v is None for v in (gt, ge, lt, le)):
-            raise ServiceError(422, "give eq, or a range with gt/ge and/or lt/le")
+        combination that asks for none, or for two, or whose `eq` values do not fit its
+        columns."""
+        ranged = any(v is not None for v in (gt, ge, lt, le))
+        if not columns:
+            raise ServiceError(422, "give the column to search")
+        if len(columns) == 1:
+            if eq and ranged:
+                raise ServiceError(422, "give either eq or a range (gt/ge, lt/le), not both")
+            if not eq and not ranged:
+                raise ServiceError(422, "give eq, or a range with gt/ge and/or lt/le")
+        want = len(columns) - 1 if ranged else len(columns)
+        if len(eq) != want:
+            named = ", ".join(columns)
+            raise ServiceError(
+                422,
+                f"searching {len(columns)} column(s) ({named}) takes one eq per column, or one "
+                f"fewer and a range (gt/ge, lt/le) on the last; got {len(eq)} eq value(s)"
+                f"{' and a range' if ranged else ''}",
+            )
         if gt is not None and ge is not None:
             raise ServiceError(422, "give at most one of gt and ge")
         if lt is not None and le is not None:
@@ -69,7 +92,7 @@ class Search:
         lower = Bound(ge, inclusive=True) if ge is not None else lower
         upper = Bound(lt, inclusive=False) if lt is not None else None
         upper = Bound(le, inclusive=True) if le is not None else upper
-        return cls(column, eq, lower, upper, limit, after)
+        return cls(tuple(columns), tuple(eq), lower, upper, limit, after)
 
 
 async def lookup(
@@ -79,13 +102,18 @@ async def lookup(
     info = find_table(entry, table)
     shape = entry.shape(info.name)
     if _is_rowid_column(info, search.column):
+        if len(search.columns) > 1:
+            raise ServiceError(
+                422, f"{search.column!r} is the rowid: a lookup by it searches that one column"
+            )
         payload = await _rowid_lookup(entry, info, shape, search)
-    elif _is_primary_key_column(info, search.column):
+    elif _is_primary_key_prefix(info, search.columns):
         payload = await _index_lookup(entry, info, shape, None, search)
     else:
-        index = _choose_index(entry, info, search.column)
+        index = _choose_index(entry, info, search.columns)
         payload = await _index_lookup(entry, info, shape, index, search)
     payload["column"] = search.column
+    payload["searched"] = list(search.columns)
     token = payload["next_after"]
     payload["next"] = None if token is None else link(token)
     return payload
@@ -126,36 +154,46 @@ def _is_rowid_column(table: Table, column: str) -> bool:
     return folded in ("rowid", "_rowid_", "oid") and table.column_index(column) is None
 
 
-def _is_primary_key_column(table: Table, column: str) -> bool:
-    """A WITHOUT ROWID table's first primary-key column: its own B-tree is keyed by it."""
-    if not table.without_rowid or not table.primary_key:
+def _is_primary_key_prefix(table: Table, columns: Sequence[str]) -> bool:
+    """Whether `columns` lead a WITHOUT ROWID table's primary key: its own B-tree is
+    keyed by them."""
+    if not table.without_rowid or len(columns) > len(table.primary_key):
         return False
-    first = table.primary_key[0].name
-    return first is not None and fold_identifier(first) == fold_identifier(column)
+    return _leads(table.primary_key, columns)
 
 
-def _choose_index(entry: Entry, table: Table, column: str) -> Index:
-    """The index to search `column` with: the narrowest whose first column it is."""
-    if table.column_index(column) is None:
-        raise ServiceError(
-            422,
-            f"table {table.name!r} has no column {column!r}; its columns are: "
-            f"{', '.join(table.column_names)}",
-        )
-    folded = fold_identifier(column)
-    candidates = [
-        i
-        for i in entry.db.schema.indexes_of(table.name)
-        if i.columns
-        and i.columns[0].name is not None
-        and fold_identifier(i.columns[0].name) == folded
-    ]
+def _leads(key: Sequence[IndexColumn], columns: Sequence[str]) -> bool:
+    """Whether the first columns of `key` are the table columns `columns`, in order."""
+    for part, column in zip(key, columns, strict=False):
+        if part.name is None or fold_identifier(part.name) != fold_identifier(column):
+            return False
+    return len(key) >= len(columns)
+
+
+def _choose_index(entry: Entry, table: Table, columns: Sequence[str]) -> Index:
+    """The index to search `columns` with: the narrowest they lead."""
+    for column in columns:
+        if table.column_index(column) is None:
+            raise ServiceError(
+                422,
+                f"table {table.name!r} has no column {column!r}; its columns are: "
+                f"{', '.join(table.column_names)}",
+            )
+    candidates = [i for i in entry.db.schema.indexes_of(table.name) if _leads(i.columns, columns)]
     if not candidates:
         usable = ", ".join(lookup_columns(entry, table)) or "none"
+        if len(columns) == 1:
+            raise ServiceError(
+                422,
+                f"no index of table {table.name!r} starts with column {columns[0]!r}, so it "
+                f"cannot be searched without reading the whole table; columns that can: "
+                f"{usable}",
+            )
         raise ServiceError(
             422,
-            f"no index of table {table.name!r} starts with column {column!r}, so it cannot be "
-            f"searched without reading the whole table; columns that can: {usable}",
+            f"no index (nor primary key) of table {table.name!r} starts with the columns "
+            f"{', '.join(columns)} in that order, so they cannot be searched without reading "
+            f"the whole table; the first column of a search can be: {usable}",
         )
     candidates.sort(key=lambda i: (i.where is not None, len(i.columns), i.name))
     return candidates[0]
@@ -168,7 +206,7 @@ async def _index_lookup(
 
     A page is one seek: to the start of the search, or straight past the index entry the
     previous page ended on (its token), never a count of rows to skip."""
-    equal: tuple[object, ...] = () if search.eq is None else (search.eq,)
+    equal: tuple[object, ...] = search.eq
     after = None if search.after is None else decode_token(search.after)
     page = await entry.db.index_page(
         table.name if index is None else index.name,
@@ -186,8 +224,8 @@ async def _index_lookup(
 async def _rowid_lookup(
     entry: Entry, table: Table, shape: TableShape, search: Search
 ) -> dict[str, Any]:
-    if search.eq is not None:
-        value = _rowid_of(search.eq, "eq")
+    if search.eq:
+        value = _rowid_of(search.eq[0], "eq")
         found = None
         if isinstance(value, int) or (math.isfinite(value) and value.is_integer()):
             found = await entry.db.get(table.name, int(value))
