@@ -368,3 +368,24 @@ async def test_every_write_status_is_in_the_schema(client: httpx.AsyncClient) ->
     ):
         responses = paths[path][method]["responses"]
         assert {"401", "403", "404", "409", "413", "422", "503"} <= set(responses), path
+
+
+async def test_a_sample_a_reader_holds_at_startup_is_served_and_its_writes_refused(
+    data_dir: Path,
+) -> None:
+    reader = sqlite3.connect(data_dir / "sample.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM notes").fetchall()  # a SHARED lock: no conversion
+        async with _serve(data_dir, write_token=TOKEN) as c:
+            reader.execute("COMMIT")
+            assert (await c.get("/databases/sample/tables/notes/count")).json()["count"] == 2
+            r = await c.post(NOTES, json={"values": {"title": "x"}}, headers=AUTH)
+            assert r.status_code == 422, r.text
+            assert "rollback-journal" in r.json()["detail"] or "WAL" in r.json()["detail"]
+    finally:
+        reader.close()
+    # The next start converts it.
+    async with _serve(data_dir, write_token=TOKEN) as c:
+        r = await c.post(NOTES, json={"values": {"title": "x"}}, headers=AUTH)
+        assert r.status_code == 201, r.text

@@ -34,7 +34,7 @@ import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
 from core import CompletionError, IOResultError
-from core.storage import SchemaLimits, SchemaTooLargeError, StorageError
+from core.storage import DatabaseBusyError, SchemaLimits, SchemaTooLargeError, StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
 
@@ -180,6 +180,12 @@ class Databases:
             try:
                 if await bridge.drive(db.db.convert_to_wal(), self.io):
                     log.warning("converted %s to WAL mode to write it", path.name)
+            except DatabaseBusyError as exc:
+                # Another connection holds it: serve it anyway; its writes are refused
+                # (422, rollback-journal mode) until it is converted at the next start.
+                log.warning(
+                    "not converting %s to WAL mode (%s): writes to it are refused", path.name, exc
+                )
             except BaseException:
                 db.close()
                 raise
