@@ -69,6 +69,9 @@ def to_value(value: object, column: str) -> object:
                 return base64.b64decode(str(value.get("encoded")), validate=True)
             value = decode_cell(value)
         except (ValueError, binascii.Error) as exc:
+            if value.get("$base64") is True:
+                why = "a blob's `encoded` must be standard base64"
+                raise ServiceError(422, f"column {column!r}: {why}") from None
             raise ServiceError(422, f"column {column!r}: {exc}") from None
     kind = type(value)
     if kind is int:
