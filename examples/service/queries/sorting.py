@@ -119,7 +119,12 @@ class Order(ABC):
 
     def cut_of(self, token: str, what: str) -> Cut:
         """The cut a token names; `ServiceError` 422 naming parameter `what`."""
-        value, skip = decode_token(token)
+        try:
+            value, skip = decode_token(token)
+        except ServiceError:
+            raise ServiceError(
+                422, f"{what}={token!r} is not a position from a link of these pages"
+            ) from None
         try:
             return Cut(self.decode_value(value), skip)
         except (ValueError, TypeError):

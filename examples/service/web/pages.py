@@ -196,6 +196,8 @@ async def _answer(
     try:
         fmt = _format(items, segment or "")[1]
     except ServiceError as exc:
+        if split_suffix(segment or "")[1] is not None:
+            raise  # a .json or .csv page: the API's error
         return await _error_page(request, exc)
     if fmt != "html":
         view = await build()
