@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.storage import Affinity, Bound, Index, Row, Table, collation_key, fold_identifier
 from examples.service.encoding import TableShape
@@ -56,7 +57,7 @@ class FilterColumn:
     """The table's column number; None for a rowid that no column aliases."""
     affinity: Affinity
     collation: str
-    key: Callable[[object], object]
+    key: Callable[[Any], Any]
     rowid: bool
     """The rowid, shown as its own column or aliased by an INTEGER PRIMARY KEY."""
 
@@ -151,14 +152,14 @@ class Filter:
         key = self.column.key
         mine, theirs = key(cell), key(self.value)
         if op == "eq":
-            return mine == theirs
+            return bool(mine == theirs)
         if op == "gt":
-            return mine > theirs  # type: ignore[operator]
+            return bool(mine > theirs)
         if op == "ge":
-            return mine >= theirs  # type: ignore[operator]
+            return bool(mine >= theirs)
         if op == "lt":
-            return mine < theirs  # type: ignore[operator]
-        return mine <= theirs  # type: ignore[operator]
+            return bool(mine < theirs)
+        return bool(mine <= theirs)
 
     def bounds(self) -> tuple[Bound | None, Bound | None]:
         """The range of the column this filter keeps, for an index or rowid walk."""

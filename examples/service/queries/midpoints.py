@@ -19,10 +19,12 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["BOTTOM", "below", "between"]
 
-Key = Callable[[object], object]
+Key = Callable[[Any], Any]
+"""A collation's sort key: values compare as their keys do."""
 
 BOTTOM = object()
 """What `below` returns once there is nothing left to gallop to: the start of the order."""
@@ -67,13 +69,13 @@ def between(lo: object, hi: object, key: Key) -> object | None:
     if candidate is None:
         return None
     try:
-        if key(lo) < key(candidate) < key(hi):  # type: ignore[operator]
+        if key(lo) < key(candidate) < key(hi):
             return candidate
     except TypeError:
         return None
     if isinstance(candidate, str):
         lowered = candidate.lower()
-        if key(lo) < key(lowered) < key(hi):  # type: ignore[operator]
+        if key(lo) < key(lowered) < key(hi):
             return lowered
     return None
 

@@ -27,6 +27,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from core.storage import Bound, Index, Row, Table, collation_key
 from examples.service.databases import Entry
@@ -232,7 +233,7 @@ class KeyOrder(Order):
     def _first(self, value: object) -> object:
         return value[0] if isinstance(value, tuple) else value
 
-    def _first_key(self, value: object) -> object:
+    def _first_key(self, value: Any) -> Any:
         return self._keys[0](value)
 
     def _below(self, value: object, attempt: int, step: int) -> object:
@@ -378,7 +379,7 @@ class IndexOrder(Order):
         position: int,
         lower: Bound | None = None,
         upper: Bound | None = None,
-        key: Callable[[object], object] | None = None,
+        key: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__(entry, table)
         self.column = column

@@ -56,7 +56,9 @@ def chromium_context(
 
     executable = find_chromium()
     if executable is None:
-        raise RuntimeError("no Chromium found: apt-get install chromium (and pip install playwright)")
+        raise RuntimeError(
+            "no Chromium found: apt-get install chromium (and pip install playwright)"
+        )
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(user_data_dir),

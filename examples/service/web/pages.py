@@ -237,7 +237,7 @@ async def _home_view(request: Request) -> View:
     ]
     data = {
         "databases": [
-            {**d, "url": _absolute(request, d["url"]), "api": _absolute(request, s.url)}
+            {**d, "url": _absolute(request, str(d["url"])), "api": _absolute(request, s.url)}
             for d, s in zip(databases, listed, strict=True)
         ],
         "api": "/databases",

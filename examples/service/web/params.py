@@ -62,7 +62,7 @@ def split_suffix(name: str) -> tuple[str, Format | None]:
     """`name` without a `.json`/`.csv` suffix, and the format the suffix asks for."""
     for fmt in ("json", "csv"):
         if name.endswith("." + fmt) and len(name) > len(fmt) + 1:
-            return name[: -len(fmt) - 1], fmt  # type: ignore[return-value]
+            return name[: -len(fmt) - 1], fmt
     return name, None
 
 
@@ -73,7 +73,7 @@ def format_of(items: Sequence[tuple[str, str]]) -> Format | None:
         return None
     if given[-1] not in FORMATS:
         raise ServiceError(422, f"_format must be one of {', '.join(FORMATS)}, got {given[-1]!r}")
-    return given[-1]  # type: ignore[return-value]
+    return given[-1]
 
 
 @dataclass(frozen=True, slots=True)
