@@ -55,17 +55,27 @@ def below(value: object, attempt: int, step: int, key: Key) -> object:
         else:
             candidate = value * 16
         return candidate if candidate >= _MIN_INT else float("-inf")
-    if isinstance(value, str):
-        # Text sorts above every number: "" is the lowest text there is.
-        return "" if key("") < key(value) else float("inf")
-    if isinstance(value, bytes):
-        return b"" if value != b"" else ""
+    if isinstance(value, str | bytes):
+        # A prefix sorts before the value: gallop down by shortening it (one character,
+        # then half of what is left), then to the lowest text or blob there is. Below ""
+        # are the numbers; below b"" the texts.
+        empty = value[:0]
+        keep = len(value) - 1 if attempt == 0 else len(value) // 2
+        while keep > 0:
+            prefix = value[:keep]
+            if key(prefix) < key(value):
+                return prefix
+            keep -= 1
+        if key(empty) < key(value):
+            return empty
+        return float("inf") if isinstance(value, str) else ""
     return BOTTOM
 
 
 def between(lo: object, hi: object, key: Key) -> object | None:
     """A value strictly between `lo` and `hi` (lo < hi) under `key`, or None."""
-    candidate = _midpoint(lo, hi)
+    folded = isinstance(lo, str) and isinstance(hi, str) and key("A") == key("a")
+    candidate = _midpoint(lo, hi, folded)
     if candidate is None:
         return None
     try:
@@ -80,14 +90,14 @@ def between(lo: object, hi: object, key: Key) -> object | None:
     return None
 
 
-def _midpoint(lo: object, hi: object) -> object | None:
+def _midpoint(lo: object, hi: object, folded: bool) -> object | None:
     numbers = (int, float)
     if isinstance(lo, numbers) and isinstance(hi, numbers):
         return _mid_number(lo, hi)
     if isinstance(lo, numbers) and isinstance(hi, str):
         return "" if hi != "" else _mid_number(lo, float("inf"))
     if isinstance(lo, str) and isinstance(hi, str):
-        return _mid_text(lo, hi)
+        return _mid_text(lo, hi, folded)
     if isinstance(lo, numbers) and isinstance(hi, bytes):
         return ""
     if isinstance(lo, str) and isinstance(hi, bytes):
@@ -113,19 +123,40 @@ def _mid_number(lo: float, hi: float) -> float | None:
     return mid if lo < mid < hi else None
 
 
-def _mid_text(lo: str, hi: str) -> str | None:
-    # Digits in a base just above the largest code point seen: an ASCII text bisects
-    # seven bits at a time, not twenty-one.
-    top = max((ord(c) for c in lo + hi), default=0x7F)
-    base = max(0x80, top + 1)
-    found = _mid_digits([ord(c) for c in lo], [ord(c) for c in hi], base, _chars)
+def _mid_text(lo: str, hi: str, folded: bool) -> str | None:
+    """A text between two texts. Under a case-folding collation (NOCASE) the texts are
+    folded first and the midpoint is taken in an alphabet without the upper-case ASCII
+    letters, which that collation never sees."""
+    if folded:
+        lo, hi = lo.translate(_FOLD), hi.translate(_FOLD)
+    a = [_digit(ord(c), folded) for c in lo]
+    b = [_digit(ord(c), folded) for c in hi]
+    # Digits in a base just above the largest one seen: an ASCII text bisects seven bits
+    # at a time, not twenty-one.
+    base = max(0x80, *a, *b) + 1
+    found = _mid_digits(a, b, base, lambda digits: _chars(digits, folded))
     assert found is None or isinstance(found, str)
     return found
 
 
-def _chars(digits: list[int]) -> str:
-    # Surrogates cannot be stored as UTF-8: step over them.
-    return "".join(chr(d if not 0xD800 <= d <= 0xDFFF else 0xE000) for d in digits)
+_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UPPER_A = ord("A")
+_LETTERS = 26
+
+
+def _digit(code: int, folded: bool) -> int:
+    if folded and code > ord("Z"):
+        return code - _LETTERS
+    return code
+
+
+def _chars(digits: list[int], folded: bool) -> str:
+    out = []
+    for d in digits:
+        code = d + _LETTERS if folded and d >= _UPPER_A else d
+        # Surrogates cannot be stored as UTF-8: step over them.
+        out.append(chr(code if not 0xD800 <= code <= 0xDFFF else 0xE000))
+    return "".join(out)
 
 
 def _mid_digits(

@@ -149,6 +149,13 @@ class Order(ABC):
     def _below(self, value: object, attempt: int, step: int) -> object:
         return below(value, attempt, step, self._key)
 
+    def _ordered(self, low: object, middle: object, high: object) -> bool:
+        """Whether `low` < `middle` < `high` in the order's values (probes included)."""
+        try:
+            return bool(self._key(low) < self._key(middle) < self._key(high))
+        except TypeError:
+            return False
+
     def _between(self, lo: object, hi: object) -> object | None:
         return between(lo, hi, self._key)
 
@@ -158,8 +165,15 @@ class Order(ABC):
         too_many: object = None  # a bound known to hold more than `most` rows below high
         too_few: object = self._top() if high is None else high
         attempt = 0
+        jump: object = None
         for _ in range(MAX_PROBES):
-            if too_many is None:
+            jumped = jump is not None
+            if jump is not None:
+                # The last row a too-full window read is a real value above its bound: if
+                # it has too few rows above it, the rows from the bound up to the cut are
+                # fewer than a window and a page, and the read below is short.
+                probe, jump = jump, None
+            elif too_many is None:
                 probe = self._below(too_few, attempt, n)
                 attempt += 1
             else:
@@ -176,8 +190,13 @@ class Order(ABC):
                 return rows[-n:], False
             if complete:
                 too_few = probe
+                if jumped:
+                    break
             else:
                 too_many = probe
+                last = rows[-1].before.value if rows else None
+                if not jumped and last is not None and self._ordered(probe, last, too_few):
+                    jump = last
         start = BOTTOM if too_many is None else too_many
         rows, complete = await self._window(start, high, BACKWARD_CAP)
         if not complete:
@@ -235,6 +254,15 @@ class KeyOrder(Order):
 
     def _first_key(self, value: Any) -> Any:
         return self._keys[0](value)
+
+    def _ordered(self, low: object, middle: object, high: object) -> bool:
+        if not self.table.without_rowid:
+            return super()._ordered(low, middle, high)
+        key, first = self._first_key, self._first
+        try:
+            return bool(key(first(low)) < key(first(middle)) < key(first(high)))
+        except TypeError:
+            return False
 
     def _below(self, value: object, attempt: int, step: int) -> object:
         if not self.table.without_rowid:
