@@ -198,7 +198,7 @@ async def test_a_scan_is_bounded_per_page_and_continues(
     assert examined == ROWS
     html = (await client.get("/browse/sample/books?summary__contains=zzz")).text
     assert "Continue scanning" in html
-    assert f"examined {SCAN_BUDGET:,}" in html.replace('<span id="examined">', "examined ")
+    assert re.search(rf'examined <span id="examined">{SCAN_BUDGET:,}</span>', html)
 
 
 async def test_an_indexed_filter_reads_only_its_range(client: httpx.AsyncClient) -> None:
@@ -344,7 +344,6 @@ async def test_forms_redirect_to_filter_urls(client: httpx.AsyncClient) -> None:
 
 async def test_null_filters(client: httpx.AsyncClient, data_dir: Path) -> None:
     body = (await client.get("/browse/odd/odd.json?value__isnull=1")).json()
-    assert body["keys"] == [1, 4] or body["keys"] == [1]
     expected = [
         r[0]
         for r in _sql(data_dir / "uploads" / "odd.db", "SELECT id FROM odd WHERE value IS NULL")

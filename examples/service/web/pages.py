@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from examples.service.databases import Entry
 from examples.service.encoding import dumps, encode_cell
 from examples.service.errors import ServiceError
 from examples.service.queries.browse import Browse, BrowsePage, browse, sortable_columns
-from examples.service.queries.describe import database_detail, find_table, lookup_columns, summaries
+from examples.service.queries.describe import database_detail, find_table, summaries
 from examples.service.queries.filters import OPERATORS
 from examples.service.queries.paging import encode_key, key_param
 from examples.service.queries.rows import one_row
@@ -151,10 +152,12 @@ def _respond(request: Request, fmt: Format, view: View) -> Response:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(view.csv_header)
         writer.writerows([_csv_value(v) for v in row] for row in view.csv_rows)
+        # A name from a database may hold anything: keep the header value plain.
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", view.filename)
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'inline; filename="{view.filename}.csv"'},
+            headers={"Content-Disposition": f'inline; filename="{filename}.csv"'},
         )
     context = {"title": view.title, "css_url": CSS_URL, **view.context}
     return templates.TemplateResponse(request, view.template, context)
@@ -463,7 +466,7 @@ def _table_page(
         "rows": rows,
         "filters": filters,
         "operators": OPERATORS,
-        "lookup_columns": lookup_columns(entry, info),
+        "lookup_columns": _lookup_columns(info, sortable, shape.columns),
         "order_column": order.column,
         "order_index": order.index,
         "descending": page.descending,
@@ -521,6 +524,13 @@ def _table_page(
         [[shape.cut(r)[p] for p in positions] for r in page.rows],
         table,
     )
+
+
+def _lookup_columns(info: Table, sortable: set[str], columns: Sequence[str]) -> list[str]:
+    """The columns an equality reads through an index (or the rowid): the sortable ones
+    but the first key column of a WITHOUT ROWID table, which is walked, not sought."""
+    first = info.primary_key[0].name if info.without_rowid and info.primary_key else None
+    return [c for c in columns if c in sortable and c != first]
 
 
 def _without_format(items: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
