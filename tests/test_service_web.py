@@ -23,6 +23,7 @@ from asgi_lifespan import LifespanManager
 
 from examples.service.app import create_app
 from examples.service.encoding import decode_cell
+from examples.service.queries.paging import encode_token
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 from examples.service.web.pages import SCAN_BUDGET
@@ -324,6 +325,9 @@ async def test_bad_requests_say_what_is_wrong(client: httpx.AsyncClient) -> None
         "/browse/sample/books.json?year__isnull=maybe": "year__isnull takes no value",
         "/browse/sample/books.json?_format=xml": "_format must be one of",
         "/browse/sample/nope.json": "no table 'nope'",
+        f"/browse/sample/books.json?_sort=year&_next={encode_token(2000, 60_000)}": (
+            "rows into a run of one value of 'year'"
+        ),
     }
     for url, message in cases.items():
         response = await client.get(url)

@@ -44,6 +44,9 @@ BACKWARD_CAP = 10_000
 """The most rows one backward walk reads when no bisection can narrow its window."""
 MAX_PROBES = 64
 """Probes of one backward walk before it reads forward from the best bound found."""
+RUN_CAP = 50_000
+"""The deepest position in a run of one value a page may start from: the run is read
+from its start (an index is searched by value, not by what follows the value)."""
 
 _MIN_ROWID = -(1 << 63)
 _MAX_ROWID = (1 << 63) - 1
@@ -119,7 +122,8 @@ class Order(ABC):
         return encode_token(self.encode_value(cut.value), cut.skip)
 
     def cut_of(self, token: str, what: str) -> Cut:
-        """The cut a token names; `ServiceError` 422 naming parameter `what`."""
+        """The cut a token names; `ServiceError` 422 naming parameter `what`, or if it is
+        deeper than `RUN_CAP` rows into a run of one value."""
         try:
             value, skip = decode_token(token)
         except ServiceError:
@@ -127,9 +131,16 @@ class Order(ABC):
                 422, f"{what}={token!r} is not a position from a link of these pages"
             ) from None
         try:
-            return Cut(self.decode_value(value), skip)
+            cut = Cut(self.decode_value(value), skip)
         except (ValueError, TypeError):
             raise ServiceError(422, f"{what}={token!r} is not a position in this order") from None
+        if skip > RUN_CAP:
+            raise ServiceError(
+                422,
+                f"{what} is {skip} rows into a run of one value of {self.column!r}; pages "
+                f"start at most {RUN_CAP} rows into one: filter on another column instead",
+            )
+        return cut
 
     # -- backward ----------------------------------------------------------------------
 

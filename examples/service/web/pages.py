@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -93,8 +94,7 @@ def _seg(name: str) -> str:
 
 
 def _variant(path: str, fmt: str | None) -> str:
-    """`path` for format `fmt`: a suffix; a name that itself ends in one is kept as it is
-    with `_format=html` (see `params.py`)."""
+    """`path` in format `fmt` (None: the HTML page): the format as a suffix."""
     if fmt is not None:
         return f"{path}.{fmt}"
     return path
@@ -136,8 +136,6 @@ def _absolute(request: Request, url: str) -> str:
 
 def _csv_value(value: object) -> object:
     if isinstance(value, bytes):
-        import base64
-
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, float):
         return repr(value)
@@ -405,6 +403,8 @@ def _table_page(
     positions = [all_columns.index(c) for c in shown]
     base = _paging_free(items)
     db, table = entry.name, info.name
+    # The forms of a table whose name ends in .json or .csv must ask for HTML themselves.
+    literal = [] if _plain(table) else [("_format", "html")]
 
     def with_position(name: str, token: str | None) -> str | None:
         if token is None:
@@ -478,8 +478,8 @@ def _table_page(
         "next_url": next_url,
         "previous_url": previous_url,
         "resume_url": resume_url,
-        "hidden": hidden,
-        "form_hidden": base,
+        "hidden": hidden + literal,
+        "form_hidden": base + literal,
         "first_url": table_url(db, table, base) if previous_url else None,
         "json_url": table_url(db, table, _without_format(items), "json"),
         "csv_url": table_url(db, table, _without_format(items), "csv"),
