@@ -188,3 +188,13 @@ def test_the_page_fits_a_phone(server: RunningServer, context: BrowserContext) -
         assert box.evaluate("e => e.scrollWidth > e.clientWidth")
     finally:
         phone.close()
+
+
+def test_without_a_browser_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IORESULT_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        _require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install chromium"):
+        _require_browser()
