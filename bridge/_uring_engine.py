@@ -218,6 +218,10 @@ class UringEngine:
         self.cancels = 0  # ASYNC_CANCEL entries queued
         self.cancel_results: dict[int, int] = {}  # what they returned -> how many times
 
+    def never_started(self) -> bool:
+        """True until a ring has been set up for this engine."""
+        return self._ring is None and self._thread == 0 and not self.busy()
+
     def _drop_file_ref(self, file: AsyncFile) -> None:
         backend = self._backend()
         if backend is not None:
