@@ -338,7 +338,8 @@ class AsyncFileIO(BackendBase):
     - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
-      one can be set up, else the pool, never raising. "auto" prefers the ring because it
+      one can be set up, else the pool, never raising (a ring refused at the first
+      submission after the probe passed also moves it to the pool). "auto" prefers the ring because it
       measured faster on cold reads (`benchmarks/bench_file_reads.py`, drive over
       AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on hot ones
       (both read inline). `io.engine` says which runs.
