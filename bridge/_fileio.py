@@ -339,10 +339,10 @@ class AsyncFileIO(BackendBase):
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
       one can be set up, else the pool, never raising (a ring refused at the first
-      submission after the probe passed also moves it to the pool). "auto" prefers the ring because it
-      measured faster on cold reads (`benchmarks/bench_file_reads.py`, drive over
-      AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on hot ones
-      (both read inline). `io.engine` says which runs.
+      submission after the probe passed also moves it to the pool). "auto" prefers the
+      ring because it measured faster on cold reads (`benchmarks/bench_file_reads.py`,
+      drive over AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on
+      hot ones (both read inline). `io.engine` says which runs.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
