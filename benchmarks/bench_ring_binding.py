@@ -129,7 +129,11 @@ def main() -> None:
         labels = {"raw": ("raw os.pread loop", "-", 1)}
         for batch in BATCHES:
             contenders.append(Contender(f"ours{batch}", ours(fd, offsets, batch)))
-            labels[f"ours{batch}"] = ("core.io.ring (ctypes, ours)", "any with io_uring", batch)
+            labels[f"ours{batch}"] = (
+                "core.io.ring (ctypes, ours)",
+                "5.6+ (6.1+ as set up here)",
+                batch,
+            )
             if liburing is not None:
                 contenders.append(Contender(f"liburing{batch}", theirs(fd, offsets, batch)))
                 labels[f"liburing{batch}"] = (

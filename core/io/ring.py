@@ -43,6 +43,7 @@ import os
 import platform
 import struct
 import sys
+from collections.abc import Callable
 
 from core.errors import IOResultError
 
@@ -145,6 +146,14 @@ def _load_libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _load_libc()
+
+
+def _no_libc(*args: int) -> int:
+    raise _os_error(errno.ENOSYS, "io_uring needs Linux")
+
+
+_ENTER: Callable[..., int] = _LIBC.syscall if _LIBC is not None else _no_libc
+"""`syscall(2)` itself, for `Ring.enter` (a `Ring` is never made where `_LIBC` is None)."""
 
 
 IO_URING_DISABLED = "/proc/sys/kernel/io_uring_disabled"
@@ -359,7 +368,10 @@ class Ring:
         head = sq32[self._sq_head_i]
         sq32[self._sq_tail_i] = self._sq_tail  # a plain store suffices: see the module doc
         to_submit = self.queued if submit else 0
-        ret = _syscall(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS)
+        # The foreign call itself, not `_syscall`: this is the one call per batch of I/O.
+        ret = _ENTER(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS, 0, 0)
+        if ret < 0:
+            ret = -ctypes.get_errno()
         taken = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
         self.queued -= taken
         if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
