@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+import bridge
 from bridge import AsyncFileIO, drive
 from bridge.storage import AsyncDatabase, encode_row
 from core.io import OpenFlags
@@ -88,6 +89,13 @@ async def header(db: Database, io: FileIO) -> dict[str, object]:
         head = await drive(ReadRange(f, 0, 100, exact=True), io)
     size = int.from_bytes(head[16:18], "big")
     return {"magic": head[:15].decode(), "page_size": 65536 if size == 1 else size}
+
+
+@app.get("/{name}/magic")
+async def magic(db: Database, io: FileIO) -> str:
+    # The same through `bridge.open` (aiofiles' API), on the application's backend.
+    async with bridge.open(db.path, "rb", io=io) as f:
+        return (await f.read(15)).decode()
 
 
 if __name__ == "__main__":

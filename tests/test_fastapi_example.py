@@ -72,9 +72,11 @@ async def _exercise() -> None:
         assert header.json() == {"magic": "SQLite format 3", "page_size": 4096}
         # Every request opens the file and closes it again: the count of open descriptors
         # stays where it was after the first one.
+        assert (await client.get("/shop/magic")).json() == "SQLite format 3"
         serving = _fds()
         for _ in range(20):
             assert (await client.get("/tiny/header")).status_code == 200
+            assert (await client.get("/tiny/magic")).status_code == 200
         assert _fds() == serving
     leaked = [t.name for t in _threads() - threads if t.is_alive()]
     assert leaked == []
@@ -82,7 +84,8 @@ async def _exercise() -> None:
 
 
 @pytest.mark.asyncio
-async def test_fastapi_example_on_asyncio(databases: None) -> None:
+async def test_fastapi_example_on_asyncio(databases: None, file_engine: str) -> None:
+    """On asyncio and uvloop, with each engine of `AsyncFileIO` (its threads or its ring)."""
     await _exercise()
 
 
