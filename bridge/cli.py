@@ -309,7 +309,7 @@ async def _schema(db: AsyncDatabase, args: argparse.Namespace, out: Console, err
     counted = [] if args.no_counts else [t for t in schema.tables if not t.virtual]
     counts: dict[str, int] = {}
     # Counting reads every page of every table: long on a large file, so it comes first,
-    # under a progress display that is gone before the tables are printed.
+    # under a progress display that a terminal clears before the tables are printed.
     progress = Progress(
         SpinnerColumn(),
         _Description(),
@@ -317,7 +317,7 @@ async def _schema(db: AsyncDatabase, args: argparse.Namespace, out: Console, err
         TimeElapsedColumn(),
         console=err,
         disable=not (counted and _show_progress(args, err)),
-        transient=True,
+        transient=err.is_terminal,  # forced onto a pipe, the final state stays
     )
     pager = db.db.pager
     start = pager.reads
