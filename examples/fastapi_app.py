@@ -95,7 +95,8 @@ async def header(db: Database, io: FileIO) -> dict[str, object]:
 async def magic(db: Database, io: FileIO) -> str:
     # The same through `bridge.open` (aiofiles' API), on the application's backend.
     async with bridge.open(db.path, "rb", io=io) as f:
-        return (await f.read(15)).decode()
+        data: bytes = await f.read(15)
+    return data.decode()
 
 
 if __name__ == "__main__":
