@@ -44,6 +44,7 @@ def _make_odd(path: Path) -> Path:
             CREATE INDEX odd_label ON odd(label);
             CREATE VIEW odd_view AS SELECT id FROM odd;
             CREATE TABLE "x.json" (a INTEGER PRIMARY KEY, b TEXT);
+            CREATE TABLE computed (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL);
             INSERT INTO "x.json" VALUES (1, 'suffix');
             """
         )
@@ -290,9 +291,11 @@ async def test_home_and_database_pages(client: httpx.AsyncClient, data_dir: Path
     assert {i["name"]: i["rows"] for i in page["indexes"]}["books_year"] == ROWS
     odd = await client.get("/browse/odd")
     assert "odd_view" in odd.text and "not readable" in odd.text
-    assert (await client.get("/browse/odd.json")).json()["views"] == [
-        {"name": "odd_view", "readable": False}
-    ]
+    odd_json = (await client.get("/browse/odd.json")).json()
+    assert odd_json["views"] == [{"name": "odd_view", "readable": False}]
+    # Rows the storage engine does not hold (a virtual generated column): listed, unread.
+    assert {"name": "computed", "rows": None, "readable": False} in odd_json["tables"]
+    assert 'href="/browse/odd/computed"' not in odd.text
     # A table whose name ends in .json: the suffix is the format; _format takes it as it is.
     assert 'href="/browse/odd/x.json?_format=html"' in odd.text
     named = await client.get("/browse/odd/x.json?_format=html")

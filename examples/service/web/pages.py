@@ -261,6 +261,8 @@ async def _count(entry: Entry, table: Table) -> int | None:
     if table.virtual:
         return None
     try:
+        # Reading a row is what a table with a virtual generated column refuses.
+        await entry.db.scan(table.name, limit=1)
         return await entry.db.count(table.name)
     except (SchemaError, UnsupportedError):
         return None
