@@ -233,6 +233,14 @@ async def test_columns_are_chosen_and_csv_matches(
     html = (await client.get(url.replace(".csv", ""))).text
     assert '<span class="name">title</span>' in html
     assert '<span class="name">summary</span>' not in html
+    # The rowid is not shown: a column of its own links each row.
+    assert '<th class="key">key</th>' in html
+    full = (await client.get("/browse/sample/books")).text
+    assert '<th class="key">key</th>' not in full
+    assert (
+        '<td class="integer key" data-column="id"><a href="/browse/sample/books/row/1">1</a>'
+        in (full)
+    )
 
 
 async def test_values_keep_their_types_and_text_is_escaped(client: httpx.AsyncClient) -> None:

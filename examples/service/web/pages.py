@@ -33,7 +33,7 @@ from fastapi.templating import Jinja2Templates
 from bridge.storage import row_key
 from core.storage import SchemaError, Table, UnsupportedError
 from examples.service.databases import Entry
-from examples.service.encoding import dumps, encode_cell
+from examples.service.encoding import TableShape, dumps, encode_cell
 from examples.service.errors import ServiceError
 from examples.service.queries.browse import Browse, BrowsePage, browse, sortable_columns
 from examples.service.queries.describe import database_detail, find_table, summaries
@@ -466,6 +466,7 @@ def _table_page(
         "shown": shown,
         "headers": headers,
         "rows": rows,
+        "key_column": _key_column(info, shape, shown),
         "filters": filters,
         "operators": OPERATORS,
         "lookup_columns": _lookup_columns(info, sortable, shape.columns),
@@ -526,6 +527,15 @@ def _table_page(
         [[shape.cut(r)[p] for p in positions] for r in page.rows],
         table,
     )
+
+
+def _key_column(info: Table, shape: TableShape, shown: Sequence[str]) -> int | None:
+    """Where the rowid is among the columns shown (its cells link to the row page), or
+    None: then a column of its own shows each row's key."""
+    if info.without_rowid:
+        return None
+    name = shape.columns[0] if info.rowid_alias is None else info.columns[info.rowid_alias].name
+    return shown.index(name) if name in shown else None
 
 
 def _lookup_columns(info: Table, sortable: set[str], columns: Sequence[str]) -> list[str]:
