@@ -111,6 +111,7 @@ def test_browse_from_home_to_a_row(server: RunningServer, page: Page, data_dir: 
     assert _keys(page) == [str(i) for i in range(1, PAGE + 1)]
 
     # A filter through the form: year >= 2020, which the books_year index serves.
+    page.locator("#filter-panel summary").click()
     form = page.locator("#filter-form")
     form.locator("select[name=_filter_column]").select_option("year")
     form.locator("select[name=_filter_op]").select_option("ge")
@@ -139,6 +140,7 @@ def test_browse_from_home_to_a_row(server: RunningServer, page: Page, data_dir: 
     # A lookup through an index: one title, any case (the column is NOCASE).
     page.goto(server.url + "/browse/sample/books")
     (title,) = _sql(data_dir, "SELECT title FROM books WHERE id = 123")[0]
+    page.locator("#lookup-panel summary").click()
     lookup = page.locator("#lookup-form")
     lookup.locator("select[name=_lookup_column]").select_option("title")
     lookup.locator("input[name=_lookup_value]").fill(str(title).upper())

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                     if response is None or response.status != 200:
                         print(f"{path}: no page", file=sys.stderr)
                         return 1
+                    if width > 600:
+                        # Show the table page's forms, folded by default.
+                        for panel in page.locator("details.panel").all():
+                            panel.evaluate("e => e.open = true")
                     page.screenshot(path=str(args.out / name), full_page=full)
                 finally:
                     page.close()
