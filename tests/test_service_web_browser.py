@@ -20,11 +20,12 @@ from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 from examples.service.testing import RunningServer, serve_in_thread
 from examples.service.web.browser import chromium_context, find_chromium
+from examples.service.web.pages import SCAN_BUDGET
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
 
-ROWS = 400
+ROWS = 1200
 PAGE = 50
 
 
@@ -95,13 +96,13 @@ def test_browse_from_home_to_a_row(server: RunningServer, page: Page, data_dir: 
     # The database page: tables with their row counts, indexes.
     page.wait_for_url("**/browse/sample")
     tables = page.locator("#tables tbody tr").all_inner_texts()
-    assert any(t.startswith("books") and f"{ROWS}" in t for t in tables)
+    assert any(t.startswith("books") and f"{ROWS:,}" in t for t in tables)
     assert "books_title" in page.locator("#indexes").inner_text()
     page.get_by_role("link", name="books", exact=True).click()
 
     # The table page, in key order.
     page.wait_for_url("**/browse/sample/books")
-    assert page.locator("#total").inner_text() == f"{ROWS}"
+    assert page.locator("#total").inner_text() == f"{ROWS:,}"
     assert _keys(page) == [str(i) for i in range(1, PAGE + 1)]
     page.locator("#next").click()
     page.wait_for_url("**_next=*")
@@ -170,8 +171,13 @@ def test_browse_from_home_to_a_row(server: RunningServer, page: Page, data_dir: 
 def test_a_scan_says_so_and_continues(server: RunningServer, page: Page) -> None:
     page.goto(server.url + "/browse/sample/books?summary__contains=no-such-word&_size=10")
     assert page.locator("#scan-note").is_visible()
-    assert page.locator("#examined").inner_text() == f"{ROWS}"  # all rows, under the budget
+    assert page.locator("#examined").inner_text() == f"{SCAN_BUDGET:,}"
     assert page.locator("#no-rows").is_visible()
+    page.locator("#continue").click()
+    page.wait_for_url("**_next=*")
+    assert page.locator("#examined").inner_text() == f"{ROWS - SCAN_BUDGET:,}"
+    assert not page.locator("#partial").is_visible()
+    assert not page.locator("#next").is_visible()
     page.goto(server.url + "/browse/sample/reviews?body__contains=loop&_size=5")
     assert len(_keys(page)) == 5
     assert all("loop" in b for b in _column(page, "body"))

@@ -189,10 +189,12 @@ def parse_filter(
     table: Table, shape: TableShape, codec: str, name: str, text: str
 ) -> Filter | None:
     """The filter parameter `name=text` asks for, or None if `name` names no column and
-    no `column__op`."""
+    no `column__op`. A name that is a column's whole name is that column's equality,
+    even if it ends like an operator (`a__gt` of a column named so)."""
     column_name, op = name, "eq"
     head, sep, tail = name.rpartition("__")
-    if sep and tail in OPERATORS and head:
+    is_column = any(fold_identifier(c) == fold_identifier(name) for c in shape.columns)
+    if sep and tail in OPERATORS and head and not is_column:
         column_name, op = head, tail
     try:
         column = resolve_column(table, shape, codec, column_name)
