@@ -175,7 +175,7 @@ async def test_ranges_of_an_index(entry: Entry) -> None:
 def test_midpoints_are_strictly_between() -> None:
     binary = collation_key("BINARY", "utf-8")
     nocase = collation_key("NOCASE", "utf-8")
-    pairs: list[tuple[object, object]] = [
+    pairs: list[tuple[Any, Any]] = [
         (1, 3),
         (-(2**63), 2**62),
         (0.5, 0.75),
@@ -193,7 +193,7 @@ def test_midpoints_are_strictly_between() -> None:
         for lo, hi in pairs:
             if not key(lo) < key(hi):
                 continue
-            mid = between(lo, hi, key)
+            mid: Any = between(lo, hi, key)
             if mid is not None:
                 assert key(lo) < key(mid) < key(hi), (lo, hi, mid)
     assert between(1, 2, binary) is None

@@ -22,7 +22,6 @@ Theory of operation:
 
 from __future__ import annotations
 
-import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -100,7 +99,7 @@ class Order(ABC):
         (exclusive; None: to the end), at most `limit`, and whether that was all of them."""
 
     @abstractmethod
-    def _key(self, value: object) -> object:
+    def _key(self, value: object) -> Any:
         """The sort key of an order value."""
 
     @abstractmethod
@@ -247,7 +246,7 @@ class KeyOrder(Order):
             return row[0]
         return tuple(row[i] for i in self._pk)
 
-    def _key(self, value: object) -> object:
+    def _key(self, value: object) -> Any:
         if not self.table.without_rowid:
             return value
         assert isinstance(value, tuple)
@@ -393,7 +392,7 @@ class KeyOrder(Order):
         rows, ended = await self._rows_from(start, limit)
         if high is not None:
             top = self._key(high)
-            kept = [r for r in rows if self._key(self._row_key(r)) < top]  # type: ignore[operator]
+            kept = [r for r in rows if self._key(self._row_key(r)) < top]
             if len(kept) < len(rows):
                 return self._walked(kept), True
         return self._walked(rows), ended
@@ -430,7 +429,7 @@ class IndexOrder(Order):
         assert key is not None
         self._value_key = key
 
-    def _key(self, value: object) -> object:
+    def _key(self, value: object) -> Any:
         return (0,) if value is None else (1, self._value_key(value))
 
     def _top(self) -> object:
@@ -467,7 +466,7 @@ class IndexOrder(Order):
         bound = Bound(value, inclusive=True)
         if self.lower is not None:
             mine, theirs = self._key(value), self._key(self.lower.value)
-            if mine < theirs or (mine == theirs and not self.lower.inclusive):  # type: ignore[operator]
+            if mine < theirs or (mine == theirs and not self.lower.inclusive):
                 return self.lower
         return bound
 
@@ -512,7 +511,7 @@ class IndexOrder(Order):
             walked = self._walked(rows, {})
             if high is not None:
                 top = self._key(high)
-                kept = [w for w in walked if self._key(w.before.value) < top]  # type: ignore[operator]
+                kept = [w for w in walked if self._key(w.before.value) < top]
                 if len(kept) < len(walked):
                     return kept[:limit], len(kept) <= limit
             return walked[:limit], len(walked) <= limit
@@ -532,8 +531,3 @@ def _within(value: float, lower: Bound | None, upper: Bound | None) -> tuple[boo
         assert isinstance(hi, int | float)
         under = value < hi or (upper.inclusive and value == hi)
     return above, under
-
-
-def describe_cut(cut: Cut) -> str:
-    """A cut for a log line or an error message."""
-    return json.dumps([encode_cell(cut.value), cut.skip], default=str)
