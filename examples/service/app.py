@@ -26,6 +26,7 @@ from examples.service.queries.paging import encode_token
 from examples.service.routes import routers
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
+from examples.service.web import router as web_router
 
 __all__ = ["create_app"]
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers(settings):
         app.include_router(router)
+    app.include_router(web_router(settings))
     return app
 
 
