@@ -41,3 +41,9 @@ PORT ?= 8000
 .PHONY: demo
 demo: $(STAMP)
 	$(BIN)/python -m examples.service --port $(PORT)
+
+# PNGs of the browsing pages under docs/screenshots/ (not part of `make test`): starts the
+# demo on a fresh sample and drives the system's Chromium (apt-get install chromium).
+.PHONY: screenshots
+screenshots: $(STAMP)
+	$(BIN)/python -m examples.service.web.screenshots

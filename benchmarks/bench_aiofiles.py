@@ -1,15 +1,19 @@
-"""`bridge.open` against aiofiles on the same files, side by side, asyncio and uvloop.
+"""`bridge.open` against aiofiles and py-asyncfiles on the same files, side by side, asyncio
+and uvloop.
 
 Workloads (page cache hot; each run opens, works and closes; GC paused while timed):
 - sequential read of a large file in 64 KiB chunks (`await f.read(65536)` to the end);
-- random 4 KiB reads (`await f.seek(off)` then `await f.read(4096)`);
+- random 4 KiB reads (`seek(off)` then `await f.read(4096)`);
 - line iteration over a text file (`async for line in f`);
-- many small writes, then one flush (`await f.write(...)` ... `await f.flush()`), "w" mode.
+- many small writes, then one flush (`await f.write(...)` ... `await f.flush()`), "w" mode
+  (py-asyncfiles has no `flush`: its writes go out as they are made, and its close ends it).
 
-For each workload and loop the two contenders run alternated (aiofiles, ours, aiofiles,
-ours ...) and the table shows the median time per operation of each and the speed-up
-(aiofiles' time / ours). Our files use the loop's default backend (`AsyncFileIO`), kept
-across rounds as an application would keep it.
+For each workload and loop the contenders run alternated and the table shows the median
+time per operation of each, with the engine that runs its I/O, and each peer's time over
+ours. Ours is `bridge.open` on an `AsyncFileIO` of each engine ("threads": the worker pool;
+"uring": our ring), one per loop and engine, kept across rounds as an application would.
+py-asyncfiles (Cython over liburing) runs where it is installed; it has no `encoding`
+argument, so its text workloads use its default (UTF-8).
 
 Run: python benchmarks/bench_aiofiles.py [--quick] [--rounds N]
 """
@@ -17,6 +21,7 @@ Run: python benchmarks/bench_aiofiles.py [--quick] [--rounds N]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import sys
@@ -31,6 +36,12 @@ import aiofiles
 from _common import Contender, LoopRunners, alternate, atimed, print_table
 
 import bridge
+from bridge import AsyncFileIO
+
+try:
+    import asyncfiles
+except ImportError:  # pragma: no cover - an optional peer
+    asyncfiles = None
 
 CHUNK = 64 * 1024
 PAGE = 4096
@@ -69,23 +80,26 @@ async def sequential(opener: Opener, path: str) -> int:
 async def random_reads(opener: Opener, path: str, offsets: list[int]) -> None:
     async with opener(path, "rb") as f:
         for offset in offsets:
-            await f.seek(offset)
+            moved = f.seek(offset)  # a coroutine in aiofiles and ours, plain in py-asyncfiles
+            if not isinstance(moved, int):
+                await moved
             await f.read(PAGE)
 
 
 async def iterate_lines(opener: Opener, path: str) -> int:
     count = 0
-    async with opener(path, encoding="utf-8") as f:
+    async with opener(path, "r") as f:
         async for _line in f:
             count += 1
     return count
 
 
 async def small_writes(opener: Opener, path: str, lines: list[str]) -> None:
-    async with opener(path, "w", encoding="utf-8") as f:
+    async with opener(path, "w") as f:
         for line in lines:
             await f.write(line)
-        await f.flush()
+        if hasattr(f, "flush"):
+            await f.flush()
 
 
 def contender(
@@ -111,8 +125,16 @@ def main() -> None:
         rng = random.Random(42)
         offsets = [rng.randrange((big_mib << 20) // PAGE) * PAGE for _ in range(random_count)]
         lines = [f"record {i}: {'x' * (i % 40)}\n" for i in range(write_count)]
-        out = {"aiofiles": os.path.join(tmp, "out-a.txt"), "ours": os.path.join(tmp, "out-b.txt")}
-        openers: dict[str, Opener] = {"aiofiles": aiofiles.open, "ours": bridge.open}
+        engines = ["threads"] + (["uring"] if AsyncFileIO.uring_available() else [])
+        names = ["aiofiles", *(["asyncfiles"] if asyncfiles is not None else [])]
+        names += [f"ours-{engine}" for engine in engines]
+        out = {name: os.path.join(tmp, f"out-{name}.txt") for name in names}
+        labels = {
+            "aiofiles": ("aiofiles", "threads (default executor)"),
+            "asyncfiles": ("py-asyncfiles", "io_uring (liburing, Cython)"),
+            "ours-threads": ("bridge.open", "threads (4 workers)"),
+            "ours-uring": ("bridge.open", "io_uring (ours)"),
+        }
         workloads: list[tuple[str, int, Callable[[Opener, str], Awaitable[Any]]]] = [
             (
                 f"sequential read, 64 KiB chunks ({big_mib} MiB)",
@@ -136,28 +158,58 @@ def main() -> None:
             ),
         ]
         rows = []
+        ratios = []
         with LoopRunners() as runners:
+            backends = {
+                (loop, engine): AsyncFileIO(engine=engine)
+                for loop in runners.names
+                for engine in engines
+            }
+
+            def opener_of(loop: str, name: str) -> Opener:
+                if name == "aiofiles":
+                    return aiofiles.open
+                if name == "asyncfiles":
+                    assert asyncfiles is not None
+                    return asyncfiles.open
+                io = backends[loop, name.removeprefix("ours-")]
+                return functools.partial(bridge.open, io=io)
+
             for title, units, work in workloads:
                 for loop in runners.names:
                     print(f"{title} on {loop}", file=sys.stderr, flush=True)
+                    openers = {name: opener_of(loop, name) for name in names}
                     contenders = [
                         contender(
                             runners,
                             loop,
                             name,
-                            lambda o=opener, k=name, w=work: w(o, k),  # type: ignore[misc]
+                            lambda o=openers[name], k=name, w=work: w(o, k),  # type: ignore[misc]
                             units,
                         )
-                        for name, opener in openers.items()
+                        for name in names
                     ]
                     results = alternate(contenders, rounds)
-                    theirs = results["aiofiles"].median
-                    ours = results["ours"].median
-                    rows.append((title, loop, theirs * 1e6, ours * 1e6, f"{theirs / ours:.1f}x"))
+                    ours = results[f"ours-{engines[-1]}"].median
+                    for name in names:
+                        what, engine = labels[name]
+                        value = results[name].median
+                        rows.append((title, loop, what, engine, value * 1e6))
+                        if not name.startswith("ours"):
+                            ratios.append((title, loop, what, f"{value / ours:.2f}x"))
+            for (loop, _), io in backends.items():
+                runners.run(loop, io.aclose())
     print_table(
-        f"bridge.open vs aiofiles (median of {rounds} alternated rounds, page cache hot)",
-        ["workload", "loop", "aiofiles us/op", "bridge.open us/op", "speed-up"],
+        f"bridge.open vs aiofiles and py-asyncfiles (median of {rounds} alternated rounds, "
+        "page cache hot)",
+        ["workload", "loop", "library", "engine", "us/op"],
         rows,
+    )
+    print_table(
+        f"their time / ours (bridge.open, {labels[f'ours-{engines[-1]}'][1]}; above 1: ours "
+        "is faster)",
+        ["workload", "loop", "peer", "their time / ours"],
+        ratios,
     )
 
 

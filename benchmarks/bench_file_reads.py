@@ -1,16 +1,22 @@
 """Random 4 KiB reads of a 64 MiB file, page cache hot and cold, through every route.
 
-Contenders (alternated, medians): a raw `os.pread` loop; `block(ReadRange)` over `UnixIO`;
-`block` over `UringIO`, one `ReadRange` at a time and 32 preads in one `CompletionGroup`
-(one `io_uring_enter` per group), and the same group over `UnixIO`;
-`await drive(ReadRange)` over `AsyncFileIO`, one operation at a time and 32 at once;
-aiofiles (`seek` + `read`, its usual one-call-per-read use); `anyio.to_thread.run_sync(
-os.pread)`. The async ones run on asyncio and on uvloop. Cold runs evict the file with
-`posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
+Contenders (alternated, medians), each with the engine that runs its I/O:
+- a raw `os.pread` loop (the synchronous baseline); `block(ReadRange)` over `UnixIO`;
+- `block` over `UringIO`: one `ReadRange` at a time, and 32 or 128 preads in one
+  `CompletionGroup` (one `io_uring_enter` per group); the same groups over `UnixIO`;
+- `await drive(ReadRange)` over `AsyncFileIO`, on each engine ("threads": the worker pool;
+  "uring": our ring), one operation at a time and 32 or 128 at once (as many tasks), on
+  asyncio, uvloop and trio;
+- aiofiles (`seek` + `read` on a handle of its own per task: its thread hops through the
+  loop's default executor), one at a time and 32 or 128 tasks at once;
+- py-asyncfiles (Cython over liburing, `seek` + `read`, a handle per task), likewise,
+  where it is installed (asyncio and uvloop only: it has no trio face);
+- `anyio.to_thread.run_sync(os.pread)`, one at a time.
+Cold runs evict the file with `posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
 
 The 10,000 random offsets are measured in slices of 1,000 reads: each measured run is one
 slice by one contender, the contenders take turns on a slice, and each contender's median
-is over all its runs.
+is over all its runs. Handles of the peers are opened before the clock starts.
 
 Run: python benchmarks/bench_file_reads.py [--quick]
 """
@@ -19,17 +25,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiofiles
 import anyio.to_thread
+import trio
 from _common import Contender, LoopRunners, alternate, atimed, print_table, ratio, timed
 
 from bridge import AsyncFileIO, drive
@@ -37,9 +48,15 @@ from core import IO, Completion, CompletionGroup, Done, IOResult, block
 from core.io import File, OpenFlags, UnixIO, UringIO
 from core.ops import ReadRange
 
+try:
+    import asyncfiles
+except ImportError:  # pragma: no cover - an optional peer
+    asyncfiles = None
+
 FILE_SIZE = 64 << 20
 READ = 4096
 CONCURRENCY = 32
+WIDTHS = (32, 128)  # reads in flight for the concurrent contenders
 SLICE = 1_000  # reads per measured run; 10 slices make the 10,000 random offsets
 
 
@@ -93,6 +110,17 @@ def warm(path: str) -> None:
             pass
 
 
+@dataclass
+class Row:
+    """What a contender measures, for the tables."""
+
+    key: str
+    what: str
+    loop: str
+    engine: str
+    in_flight: int
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run")
@@ -109,172 +137,242 @@ def main() -> None:
         path = make_file(tmp)
         rng = random.Random(42)
         all_offsets = [rng.randrange(FILE_SIZE // READ) * READ for _ in range(10_000)]
+        slices = [all_offsets[i : i + SLICE] for i in range(0, len(all_offsets), SLICE)]
         fd = os.open(path, os.O_RDONLY)
         unix = UnixIO()
         unix_file = unix.open_file(path, OpenFlags.READ_ONLY)
         uring = UringIO() if UringIO.available() else None
         uring_file = uring.open_file(path, OpenFlags.READ_ONLY) if uring is not None else None
+        engines = ["threads"] + (["uring"] if AsyncFileIO.uring_available() else [])
 
         with LoopRunners() as runners:
-            # One backend per loop and engine: "drive1/asyncio" runs the worker pool,
-            # "drive1u/asyncio" the io_uring ring (where one can be set up).
-            engines = ["threads"] + (["uring"] if AsyncFileIO.uring_available() else [])
+            loops = [*runners.names, "trio"]
+            # One backend per loop and engine, kept across rounds as an application would.
             backends = {
-                f"{loop}{'' if engine == 'threads' else '+uring'}": AsyncFileIO(engine=engine)
-                for loop in runners.names
-                for engine in engines
+                (loop, engine): AsyncFileIO(engine=engine) for loop in loops for engine in engines
             }
-            files = {name: io.open_file(path, OpenFlags.READ_ONLY) for name, io in backends.items()}
+            files = {key: io.open_file(path, OpenFlags.READ_ONLY) for key, io in backends.items()}
+            calls: dict[str, int] = {}
+            rows: dict[str, Row] = {}
 
-            def contenders() -> list[Contender]:
-                n = SLICE
-                slices = [all_offsets[i : i + SLICE] for i in range(0, len(all_offsets), SLICE)]
-                calls: dict[str, int] = {}
+            def offsets_of(name: str) -> list[int]:
+                """Each contender's runs step through the same slices, in order."""
+                k = calls.get(name, 0)
+                calls[name] = k + 1
+                return slices[k % len(slices)]
 
-                class Offsets:
-                    """Each contender's runs step through the same slices, in order."""
+            def lanes(offsets: list[int], width: int) -> list[list[int]]:
+                return [offsets[i::width] for i in range(width)]
 
-                    def __init__(self, name: str) -> None:
-                        self.name = name
+            def run_async(loop: str, work: Callable[[], Awaitable[float]]) -> float:
+                if loop == "trio":
+                    return trio.run(work)
+                return runners.run(loop, work())
 
-                    def __iter__(self) -> Iterator[int]:
-                        k = calls.get(self.name, 0)
-                        calls[self.name] = k + 1
-                        return iter(slices[k % len(slices)])
+            async def gather(loop: str, coros: list[Awaitable[None]]) -> None:
+                if loop != "trio":
+                    await asyncio.gather(*coros)
+                    return
 
-                def raw() -> float:
-                    offsets = Offsets("raw")
+                async def one(coro: Awaitable[None]) -> None:
+                    await coro
 
-                    def work() -> None:
-                        pread = os.pread
-                        for off in offsets:
-                            pread(fd, READ, off)
+                async with trio.open_nursery() as nursery:
+                    for coro in coros:
+                        nursery.start_soon(one, coro)
 
-                    return timed(work, n)
+            def raw(name: str) -> float:
+                offsets = offsets_of(name)
 
-                def block_one(name: str, io: UnixIO | UringIO, f: File) -> float:
-                    offsets = Offsets(name)
+                def work() -> None:
+                    pread = os.pread
+                    for off in offsets:
+                        pread(fd, READ, off)
 
-                    def work() -> None:
-                        for off in offsets:
-                            block(ReadRange(f, off, READ), io)
+                return timed(work, len(offsets))
 
-                    return timed(work, n)
+            def block_one(name: str, io: UnixIO | UringIO, f: File) -> float:
+                offsets = offsets_of(name)
 
-                def block_batched(name: str, io: UnixIO | UringIO, f: File) -> float:
-                    offsets = list(Offsets(name))
-                    batches = [
-                        offsets[i : i + CONCURRENCY] for i in range(0, len(offsets), CONCURRENCY)
-                    ]
+                def work() -> None:
+                    for off in offsets:
+                        block(ReadRange(f, off, READ), io)
 
-                    def work() -> None:
-                        for batch in batches:
-                            block(ReadBatch(f, batch), io)
+                return timed(work, len(offsets))
 
-                    return timed(work, n)
+            def block_batched(name: str, io: UnixIO | UringIO, f: File, width: int) -> float:
+                offsets = offsets_of(name)
+                batches = [offsets[i : i + width] for i in range(0, len(offsets), width)]
 
-                def drive_one(loop: str, engine: str = "") -> float:
-                    io, f = backends[loop + engine], files[loop + engine]
-                    offsets = Offsets(f"drive1{engine}/{loop}")
+                def work() -> None:
+                    for batch in batches:
+                        block(ReadBatch(f, batch), io)
 
-                    async def work() -> None:
-                        for off in offsets:
-                            await drive(ReadRange(f, off, READ), io)
+                return timed(work, len(offsets))
 
-                    return runners.run(loop, atimed(work, n))
+            def drive_reads(name: str, loop: str, engine: str, width: int) -> float:
+                io, f = backends[loop, engine], files[loop, engine]
+                offsets = offsets_of(name)
 
-                def drive_many(loop: str, engine: str = "") -> float:
-                    io, f = backends[loop + engine], files[loop + engine]
-                    offsets = list(Offsets(f"drive32{engine}/{loop}"))
+                async def lane(part: list[int]) -> None:
+                    for off in part:
+                        await drive(ReadRange(f, off, READ), io)
 
-                    async def lane(part: list[int]) -> None:
-                        for off in part:
-                            await drive(ReadRange(f, off, READ), io)
+                async def work() -> None:
+                    await gather(loop, [lane(p) for p in lanes(offsets, width)])
 
-                    async def work() -> None:
-                        parts = [offsets[i::CONCURRENCY] for i in range(CONCURRENCY)]
-                        await asyncio.gather(*(lane(p) for p in parts))
+                return run_async(loop, lambda: atimed(work, len(offsets)))
 
-                    return runners.run(loop, atimed(work, n))
+            def peer_reads(name: str, loop: str, opener: Callable[..., Any], width: int) -> float:
+                offsets = offsets_of(name)
 
-                def aiofiles_reads(loop: str) -> float:
-                    offsets = Offsets(f"aiofiles/{loop}")
+                async def lane(f: Any, part: list[int]) -> None:
+                    for off in part:
+                        s = f.seek(off)
+                        if s is not None and hasattr(s, "__await__"):
+                            await s
+                        await f.read(READ)
 
-                    async def work() -> None:
-                        async with aiofiles.open(path, "rb") as f:
-                            for off in offsets:
-                                await f.seek(off)
-                                await f.read(READ)
+                async def work() -> float:
+                    parts = lanes(offsets, width)
+                    async with contextlib.AsyncExitStack() as stack:
+                        handles = [
+                            await stack.enter_async_context(opener(path, "rb")) for _ in parts
+                        ]
+                        start = time.perf_counter()
+                        await asyncio.gather(
+                            *(lane(f, p) for f, p in zip(handles, parts, strict=True))
+                        )
+                        elapsed = time.perf_counter() - start
+                    return elapsed / len(offsets)
 
-                    return runners.run(loop, atimed(work, n))
+                return run_async(loop, work)
 
-                def anyio_reads(loop: str) -> float:
-                    offsets = Offsets(f"anyio/{loop}")
+            def anyio_reads(name: str, loop: str) -> float:
+                offsets = offsets_of(name)
 
-                    async def work() -> None:
-                        run_sync = anyio.to_thread.run_sync
-                        for off in offsets:
-                            await run_sync(os.pread, fd, READ, off)
+                async def work() -> None:
+                    run_sync = anyio.to_thread.run_sync
+                    for off in offsets:
+                        await run_sync(os.pread, fd, READ, off)
 
-                    return runners.run(loop, atimed(work, n))
+                return run_async(loop, lambda: atimed(work, len(offsets)))
 
-                out = [
-                    Contender("raw", raw),
-                    Contender("block", lambda: block_one("block", unix, unix_file)),
-                    Contender("unix32", lambda: block_batched("unix32", unix, unix_file)),
-                ]
-                if uring is not None and uring_file is not None:
-                    out += [
-                        Contender("uring1", lambda: block_one("uring1", uring, uring_file)),
-                        Contender("uring32", lambda: block_batched("uring32", uring, uring_file)),
-                    ]
-                per_loop: list[tuple[str, Callable[[str], float]]] = [
-                    ("drive1", drive_one),
-                    ("drive32", drive_many),
-                    ("aiofiles", aiofiles_reads),
-                    ("anyio", anyio_reads),
-                ]
+            out: list[Contender] = []
 
-                def drive_one_uring(loop: str) -> float:
-                    return drive_one(loop, "+uring")
+            def add(
+                key: str, what: str, loop: str, engine: str, width: int, fn: Callable[[str], float]
+            ) -> None:
+                name = key if not loop else f"{key}/{loop}"
+                rows[name] = Row(key, what, loop, engine, width)
+                out.append(Contender(name, lambda: fn(name)))
 
-                def drive_many_uring(loop: str) -> float:
-                    return drive_many(loop, "+uring")
+            sync = "sync syscalls"
+            add("raw", "raw os.pread loop", "", sync, 1, raw)
+            add(
+                "block",
+                "block(ReadRange) over UnixIO",
+                "",
+                sync,
+                1,
+                lambda n: block_one(n, unix, unix_file),
+            )
+            for width in WIDTHS:
+                add(
+                    f"unix{width}",
+                    "block, preads in one group, over UnixIO",
+                    "",
+                    sync,
+                    width,
+                    lambda n, w=width: block_batched(n, unix, unix_file, w),
+                )
+            if uring is not None and uring_file is not None:
+                ring = "io_uring (UringIO)"
+                add(
+                    "uring1",
+                    "block(ReadRange) over UringIO",
+                    "",
+                    ring,
+                    1,
+                    lambda n: block_one(n, uring, uring_file),
+                )
+                for width in WIDTHS:
+                    add(
+                        f"uring{width}",
+                        "block, preads in one group, over UringIO",
+                        "",
+                        ring,
+                        width,
+                        lambda n, w=width: block_batched(n, uring, uring_file, w),
+                    )
+            for loop in loops:
+                for engine in engines:
+                    label = "io_uring (ours)" if engine == "uring" else "threads (4 workers)"
+                    suffix = "u" if engine == "uring" else ""
+                    for width in (1, *WIDTHS):
+                        add(
+                            f"drive{width}{suffix}",
+                            "drive(ReadRange) over AsyncFileIO",
+                            loop,
+                            label,
+                            width,
+                            lambda n, lp=loop, e=engine, w=width: drive_reads(n, lp, e, w),
+                        )
+                if loop == "trio":
+                    continue  # the peers below are asyncio libraries
+                for width in (1, *WIDTHS):
+                    add(
+                        f"aiofiles{width}",
+                        "aiofiles seek+read",
+                        loop,
+                        "threads (default executor)",
+                        width,
+                        lambda n, lp=loop, w=width: peer_reads(n, lp, aiofiles.open, w),
+                    )
+                    if asyncfiles is not None:
+                        add(
+                            f"asyncfiles{width}",
+                            "py-asyncfiles seek+read",
+                            loop,
+                            "io_uring (liburing, Cython)",
+                            width,
+                            lambda n, lp=loop, w=width: peer_reads(n, lp, asyncfiles.open, w),
+                        )
+                add(
+                    "anyio",
+                    "anyio.to_thread.run_sync(os.pread)",
+                    loop,
+                    "threads (default executor)",
+                    1,
+                    lambda n, lp=loop: anyio_reads(n, lp),
+                )
 
-                if "uring" in engines:
-                    per_loop += [("drive1u", drive_one_uring), ("drive32u", drive_many_uring)]
-                for loop in runners.names:
-                    for key, fn in per_loop:
-                        out.append(Contender(f"{key}/{loop}", lambda fn=fn, loop=loop: fn(loop)))
-                return out
-
-            labels = {
-                "raw": "raw os.pread loop",
-                "block": "block(ReadRange) over UnixIO",
-                "unix32": f"block, {CONCURRENCY} preads in one group, over UnixIO",
-                "uring1": "block(ReadRange) over UringIO, 1 at a time",
-                "uring32": f"block, {CONCURRENCY} preads in one group, over UringIO",
-                "drive1": "drive(ReadRange) over AsyncFileIO threads, 1 at a time",
-                "drive32": f"drive(ReadRange) over AsyncFileIO threads, {CONCURRENCY} at once",
-                "drive1u": "drive(ReadRange) over AsyncFileIO uring, 1 at a time",
-                "drive32u": f"drive(ReadRange) over AsyncFileIO uring, {CONCURRENCY} at once",
-                "aiofiles": "aiofiles seek+read, 1 at a time",
-                "anyio": "anyio.to_thread.run_sync(os.pread), 1 at a time",
-            }
-
-            def report(title: str, res: dict[str, object], rounds: int) -> dict[str, float]:
-                med = {name: r.median for name, r in res.items()}  # type: ignore[attr-defined]
-                rows = []
+            def report(title: str, res: dict[str, Any], rounds: int) -> dict[str, float]:
+                med = {name: r.median for name, r in res.items()}
+                table = []
                 for name, value in med.items():
-                    key, _, loop = name.partition("/")
-                    label = labels[key] + (f", {loop}" if loop else "")
-                    rows.append(
-                        [label, value * 1e6, ratio(value, med["raw"]), ratio(value, med["block"])]
+                    row = rows[name]
+                    table.append(
+                        [
+                            row.what,
+                            row.loop or "-",
+                            row.engine,
+                            row.in_flight,
+                            value * 1e6,
+                            ratio(med["raw"], value),
+                        ]
                     )
                 print_table(
                     f"{title}, {rounds} rounds, medians",
-                    ["contender", "us per read", "vs raw pread", "vs block/UnixIO"],
-                    rows,
+                    [
+                        "contender",
+                        "loop",
+                        "engine",
+                        "in flight",
+                        "us per read",
+                        "reads/s vs raw pread loop",
+                    ],
+                    table,
                 )
                 return med
 
@@ -282,20 +380,20 @@ def main() -> None:
             warm(path)
             hot = report(
                 f"4 KiB random reads, hot page cache ({SLICE:,} reads per run)",
-                alternate(contenders(), hot_rounds),
+                alternate(out, hot_rounds),
                 hot_rounds,
             )
             print("cold page cache", file=sys.stderr)
             cold = report(
                 f"4 KiB random reads, cold page cache ({SLICE:,} reads per run, "
                 "file evicted before each run)",
-                alternate(contenders(), cold_rounds, warmup=0, before_each=lambda: evict(path)),
+                alternate(out, cold_rounds, warmup=0, before_each=lambda: evict(path)),
                 cold_rounds,
             )
 
-            rows = []
+            summary = []
             for loop in runners.names:
-                rows += [
+                summary += [
                     [
                         f"hot: drive 1 at a time / block over UnixIO, {loop}",
                         ratio(hot[f"drive1/{loop}"], hot["block"]),
@@ -303,26 +401,40 @@ def main() -> None:
                     ],
                     [
                         f"hot: aiofiles / drive 1 at a time, {loop}",
-                        ratio(hot[f"aiofiles/{loop}"], hot[f"drive1/{loop}"]),
+                        ratio(hot[f"aiofiles1/{loop}"], hot[f"drive1/{loop}"]),
                         ">= 30x",
                     ],
                     [
                         f"cold: raw pread loop / drive {CONCURRENCY} at once, {loop}",
-                        ratio(cold["raw"], cold[f"drive32/{loop}"]),
+                        ratio(cold["raw"], cold[f"drive{CONCURRENCY}/{loop}"]),
                         ">= 1.50x",
                     ],
                 ]
-            print_table("targets", ["ratio", "measured", "target"], rows)
-            if uring is not None:
-                print_table(
-                    f"UringIO, {CONCURRENCY} preads per io_uring_enter, against the sync loop",
-                    ["ratio", "measured"],
-                    [
-                        [f"{cache}: raw pread loop / {labels[key]}", ratio(m["raw"], m[key])]
-                        for cache, m in (("hot", hot), ("cold", cold))
-                        for key in ("uring32", "uring1")
-                    ],
-                )
+            print_table("targets", ["ratio", "measured", "target"], summary)
+
+            peers = []
+            for cache, m in (("hot", hot), ("cold", cold)):
+                for width in (1, *WIDTHS):
+                    for loop in runners.names:
+                        ours = (
+                            f"drive{width}u/{loop}"
+                            if "uring" in engines
+                            else f"drive{width}/{loop}"
+                        )
+                        for peer in ("aiofiles", "asyncfiles"):
+                            if f"{peer}{width}/{loop}" in m:
+                                peers.append(
+                                    [
+                                        f"{cache}: {rows[f'{peer}{width}/{loop}'].what} / ours "
+                                        f"({rows[ours].engine}), {width} in flight, {loop}",
+                                        ratio(m[f"{peer}{width}/{loop}"], m[ours]),
+                                    ]
+                                )
+            print_table(
+                "peers: their time per read / ours (above 1: ours is faster)",
+                ["ratio", "measured"],
+                peers,
+            )
 
             if "uring" in engines:
                 print_table(
@@ -330,17 +442,20 @@ def main() -> None:
                     ["ratio", "measured"],
                     [
                         [
-                            f"{cache}: {labels[key]} / uring, {loop}",
-                            ratio(m[f"{key}/{loop}"], m[f"{key}u/{loop}"]),
+                            f"{cache}: {width} in flight, {loop}",
+                            ratio(m[f"drive{width}/{loop}"], m[f"drive{width}u/{loop}"]),
                         ]
                         for cache, m in (("hot", hot), ("cold", cold))
-                        for key in ("drive1", "drive32")
-                        for loop in runners.names
+                        for width in (1, *WIDTHS)
+                        for loop in loops
                     ],
                 )
 
-            for name, io in backends.items():
-                runners.run(name.partition("+")[0], io.aclose())
+            for (loop, _), io in backends.items():
+                if loop == "trio":
+                    io.close()
+                else:
+                    runners.run(loop, io.aclose())
         unix.close()
         if uring is not None:
             uring.close()

@@ -8,7 +8,9 @@ a process of its own, reading the same sample database (100,000 books; 20,000 wi
 data access differs:
 - ours: `examples.service`, every read an `await drive(op)` of the storage engine's
   operations over one `AsyncFileIO` (the database opened as `make demo` opens it: mutable,
-  with the shared lock taken for each read);
+  with the shared lock taken for each read), once per engine of `AsyncFileIO` (`--engine
+  threads|uring|both`, default both: "threads" the worker pool, "uring" the io_uring ring;
+  each its own process, the engine chosen through what `engine="auto"` picks);
 - aiosqlite: a pool of connections (4 by default, like our 4 workers), each query one
   `execute_fetchall` (one hop to the connection's thread and back).
 
@@ -55,7 +57,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
     from fastapi.responses import Response
 
     from bridge.rows import dumps
-    from examples.service.queries.paging import encode_token
+    from examples.service.queries.paging import encode_entry_token
 
     pool: list[aiosqlite.Connection] = []
     turn = 0
@@ -127,7 +129,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
         if len(found) > limit:
             del found[limit:]
             last = found[-1]
-            token = encode_token((last[3], last[4], last[0]))  # books_year's entry
+            token = encode_entry_token((last[3], last[4], last[0]))  # books_year's entry
         return reply(
             {
                 "database": "sample",
@@ -225,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, help="books in the sample (default 100000)")
     parser.add_argument("--connections", type=int, default=4, help="aiosqlite connections")
     parser.add_argument(
+        "--engine",
+        choices=["threads", "uring", "both"],
+        default="both",
+        help="the AsyncFileIO engine(s) of our service (default both)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=REPO / "data" / "bench", help="where the sample lives"
     )
     args = parser.parse_args(argv)
@@ -244,17 +252,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"creating the sample database ({rows} books) ...", flush=True)
         create_sample_database(sample, rows=rows)
 
-    ours_port, theirs_port = _free_port(), _free_port()
+    engines = ["threads", "uring"] if args.engine == "both" else [args.engine]
+    if "uring" in engines:
+        from bridge import AsyncFileIO
+
+        if not AsyncFileIO.uring_available():
+            print("io_uring cannot run here: measuring the threads engine only", flush=True)
+            engines.remove("uring")
+            if not engines:
+                engines = ["threads"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    ours = subprocess.Popen(
-        [
-            sys.executable, "-m", "examples.service",
-            "--port", str(ours_port), "--data-dir", str(data_dir),
-            "--log-level", "warning", "--no-access-log",
-        ],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    theirs = subprocess.Popen(
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    for engine in engines:
+        ports[f"ours-{engine}"] = port = _free_port()
+        # The service builds `AsyncFileIO()` ("auto"); this sets what "auto" picks.
+        launcher = (
+            "import sys, bridge._fileio as f; "
+            f"f.AUTO_URING = {engine == 'uring'}; "
+            "from examples.service.__main__ import main; sys.exit(main(sys.argv[1:]))"
+        )
+        procs[f"ours-{engine}"] = subprocess.Popen(
+            [
+                sys.executable, "-c", launcher,
+                "--port", str(port), "--data-dir", str(data_dir),
+                "--log-level", "warning", "--no-access-log",
+            ],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    ports["aiosqlite"] = theirs_port = _free_port()
+    procs["aiosqlite"] = subprocess.Popen(
         [
             sys.executable, __file__, "serve-aiosqlite",
             "--db", str(sample), "--port", str(theirs_port),
@@ -262,38 +289,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    names = list(procs)
     try:
-        _wait_ready(ours_port, ours, "the service")
-        _wait_ready(theirs_port, theirs, "the aiosqlite service")
+        for name, proc in procs.items():
+            _wait_ready(ports[name], proc, name)
         rng = random.Random(7)
         for path in _paths(rng, 30, rows):
-            a, b = _get(ours_port, path), _get(theirs_port, path)
-            if a != b:
-                raise SystemExit(f"the services disagree on {path}:\n{a}\n{b}")
+            bodies = [_get(ports[name], path) for name in names]
+            for name, body in zip(names, bodies, strict=True):
+                if body != bodies[-1]:
+                    raise SystemExit(
+                        f"{name} and aiosqlite disagree on {path}:\n{body}\n{bodies[-1]}"
+                    )
         try:
             import uvloop
 
             runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         except ImportError:
             runner = asyncio.Runner()
-        contenders = {"ours": ours_port, "aiosqlite": theirs_port}
         results: dict[tuple[str, int], list[LoadResult]] = {}
         with runner:
-            for port in contenders.values():  # warm both up
+            for port in ports.values():  # warm them up
                 runner.run(run_load("127.0.0.1", port, _paths(rng, 300, rows), 16))
             for concurrency in CONCURRENCY:
                 for r in range(rounds):
-                    order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+                    shift = r % len(names)  # rotate who goes first
+                    order = names[shift:] + names[:shift]
                     paths = _paths(random.Random(1000 * concurrency + r), requests, rows)
                     for name in order:
-                        result = runner.run(
-                            run_load("127.0.0.1", contenders[name], paths, concurrency)
-                        )
+                        result = runner.run(run_load("127.0.0.1", ports[name], paths, concurrency))
                         results.setdefault((name, concurrency), []).append(result)
     finally:
-        for proc in (ours, theirs):
+        for proc in procs.values():
             proc.terminate()
-        for proc in (ours, theirs):
+        for proc in procs.values():
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -302,30 +331,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"\n{rows} books; {rounds} rounds of {requests} requests per concurrency, "
-        f"alternating; medians. aiosqlite: {args.connections} connections.\n"
+        f"rotating; medians. aiosqlite: {args.connections} connections; ours: AsyncFileIO "
+        "with 4 workers (threads) or one ring (uring).\n"
     )
-    header = (
-        "| connections | ours req/s | aiosqlite req/s | ratio | ours p50 ms | "
-        "aiosqlite p50 ms | ours p99 ms | aiosqlite p99 ms |"
-    )
-    print(header)
-    print("|" + " --- |" * 8)
+
+    def med(rs: list[LoadResult], f: Any) -> float:
+        return statistics.median(f(x) for x in rs)
+
+    labels = {"ours-threads": "ours, threads", "ours-uring": "ours, io_uring"}
+    labels["aiosqlite"] = "aiosqlite"
+    print("| connections | service | engine | req/s | vs aiosqlite | p50 ms | p99 ms |")
+    print("|" + " --- |" * 7)
     for concurrency in CONCURRENCY:
-        ours_r = results[("ours", concurrency)]
-        theirs_r = results[("aiosqlite", concurrency)]
-
-        def med(rs: list[LoadResult], f: Any) -> float:
-            return statistics.median(f(x) for x in rs)
-
-        rate_a = med(ours_r, lambda x: x.rate)
-        rate_b = med(theirs_r, lambda x: x.rate)
-        print(
-            f"| {concurrency} | {rate_a:,.0f} | {rate_b:,.0f} | {rate_a / rate_b:.2f}x | "
-            f"{_fmt_ms(med(ours_r, lambda x: x.percentile(50)))} | "
-            f"{_fmt_ms(med(theirs_r, lambda x: x.percentile(50)))} | "
-            f"{_fmt_ms(med(ours_r, lambda x: x.percentile(99)))} | "
-            f"{_fmt_ms(med(theirs_r, lambda x: x.percentile(99)))} |"
-        )
+        base = med(results[("aiosqlite", concurrency)], lambda x: x.rate)
+        for name in names:
+            rs = results[(name, concurrency)]
+            rate = med(rs, lambda x: x.rate)
+            service, _, engine = labels[name].partition(", ")
+            engine = engine or f"threads ({args.connections} connections)"
+            print(
+                f"| {concurrency} | {service} | {engine} | {rate:,.0f} | {rate / base:.2f}x | "
+                f"{_fmt_ms(med(rs, lambda x: x.percentile(50)))} | "
+                f"{_fmt_ms(med(rs, lambda x: x.percentile(99)))} |"
+            )
     return 0
 
 

@@ -338,10 +338,11 @@ class AsyncFileIO(BackendBase):
     - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
-      one can be set up, else the pool, never raising. "auto" prefers the ring because it
-      measured faster on cold reads (`benchmarks/bench_file_reads.py`, drive over
-      AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on hot ones
-      (both read inline). `io.engine` says which runs.
+      one can be set up, else the pool, never raising (a ring refused at the first
+      submission after the probe passed also moves it to the pool). "auto" prefers the
+      ring because it measured faster on cold reads (`benchmarks/bench_file_reads.py`,
+      drive over AsyncFileIO, 32 at once: 1.6-2.7x on asyncio and uvloop) and the same on
+      hot ones (both read inline). `io.engine` says which runs.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
@@ -421,6 +422,7 @@ class AsyncFileIO(BackendBase):
         if engine == "uring" and reason is not None:
             raise _uring_engine.refuse(reason)
         uring = engine == "uring" or (engine == "auto" and AUTO_URING and reason is None)
+        self._auto = engine == "auto"
         self.engine = "uring" if uring else "threads"
         """Which engine runs: "uring" (one io_uring ring) or "threads" (the worker pool)."""
         self._uring = _uring_engine.UringEngine(self, max_in_flight) if uring else None
@@ -563,15 +565,32 @@ class AsyncFileIO(BackendBase):
         if self._uring is not None:
             try:
                 self._uring.submit(req, handle)
+            except IOResultError:
+                if not self._fall_back_to_threads():
+                    self._pool_submissions -= 1
+                    self._drop(req)
+                    raise
             except BaseException:
                 self._pool_submissions -= 1
                 self._drop(req)
                 raise
-            return
+            else:
+                return
         self._staged.append(req)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             handle.call_soon(self._flush, None)
+
+    def _fall_back_to_threads(self) -> bool:
+        """After the ring's lazy setup failed at a first submission (the probe's small ring
+        passed, the real one did not: `RLIMIT_MEMLOCK` before Linux 5.12, memory), an
+        `engine="auto"` backend moves to the pool for good; True if it did."""
+        uring = self._uring
+        if not self._auto or uring is None or not uring.never_started():
+            return False
+        self._uring = None
+        self.engine = "threads"
+        return True
 
     def _bind(self) -> LoopHandle:
         """Bind to the loop running on this thread (first use, or an idle backend moving on).

@@ -40,10 +40,16 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
   commits do) does not hold up another task's writes, so commits of many tasks overlap one
   WAL sync (group commit).
   Before Linux 6.9 (no `FTRUNCATE` opcode) truncate is a plain system call on the loop thread.
-- Cancellation: a driver that gives up aborts its completion and asks `when_settled`; that
-  queues an `IORING_OP_ASYNC_CANCEL` for every entry whose completion has finished while it
-  was in the ring. Whatever arrives later for such an entry is dropped (only then does its
-  buffer go). A request aborted while it waited for room never reaches the kernel.
+- Cancellation: every completion that reaches the ring carries an abort hook
+  (`Completion.on_abort`). Aborting it while its entry is in the ring (a driver giving up,
+  a group's `cancel()`, or a plain `abort()` with no driver stepping the operation any
+  more) schedules a flush that queues an `IORING_OP_ASYNC_CANCEL` for every such entry, in
+  the same loop pass (from another thread, through the loop's thread-safe call); a driver's
+  `when_settled` does the same at once. Whatever arrives later for a cancelled entry
+  (`-ECANCELED`, `-EINTR`, or its real result when the cancel came too late: `-EALREADY`,
+  `-ENOENT`) is dropped, and only then does its buffer go. `cancel_results` counts what
+  the cancels themselves returned. A request aborted while it waited for room never
+  reaches the kernel.
 - Closing: abort everything, cancel what is in the ring, and wait for every last completion
   entry (polling the eventfd, bounded by `settle_timeout` per quiet spell); only an empty
   ring is unmapped. A ring that cannot drain (a thread the ring refuses, a device that never
@@ -58,6 +64,7 @@ import functools
 import os
 import platform
 import select
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -144,14 +151,32 @@ class _Entry:
         self.cancelled = False  # an ASYNC_CANCEL has been queued for it
 
 
+class _AbortHook:
+    """The abort hook of every completion in the ring: tells the engine (held weakly, so a
+    completion never keeps it alive) that an entry may need cancelling."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: UringEngine) -> None:
+        self._engine = weakref.ref(engine)
+
+    def __call__(self, _: object) -> None:
+        engine = self._engine()
+        if engine is not None:
+            engine.aborted()
+
+
 class UringEngine:
     """The ring of one `AsyncFileIO`, driven from its loop thread."""
 
     __slots__ = (
+        "__weakref__",
         "_backend",
+        "_cancel_due",
         "_efd",
         "_flush_scheduled",
         "_handle",
+        "_hook",
         "_next_key",
         "_pass_barriers",
         "_pass_spans",
@@ -160,6 +185,8 @@ class UringEngine:
         "_settle_waiters",
         "_thread",
         "active",
+        "cancel_results",
+        "cancels",
         "enters",
         "limit",
         "pending",
@@ -186,6 +213,14 @@ class UringEngine:
         self.pending: deque[Request] = deque()  # waiting for room
         self.table: dict[int, _Entry] = {}  # user_data -> entry, ascending keys
         self.enters = 0
+        self._hook = _AbortHook(self)
+        self._cancel_due = False  # a completion in the ring was aborted since the last scan
+        self.cancels = 0  # ASYNC_CANCEL entries queued
+        self.cancel_results: dict[int, int] = {}  # what they returned -> how many times
+
+    def never_started(self) -> bool:
+        """True until a ring has been set up for this engine."""
+        return self._ring is None and self._thread == 0 and not self.busy()
 
     def _drop_file_ref(self, file: AsyncFile) -> None:
         backend = self._backend()
@@ -309,6 +344,7 @@ class UringEngine:
         key = self._next_key
         self._next_key = key + 1
         self.table[key] = entry
+        entry.req.completion.on_abort(self._hook)
         done = entry.done
         length = entry.total - done
         ring.queue(
@@ -330,9 +366,13 @@ class UringEngine:
         self._pass_barriers.clear()
         self._pass_spans.clear()
         ring = self._ring
-        if ring is None or not ring.queued:
+        if ring is None:
             return
         try:
+            if self._cancel_due:
+                self._queue_cancels()
+            if not ring.queued:
+                return
             self._enter(0, submit=True)
             self._reap()
         except Exception as exc:  # a bug here must not kill the loop (trio would crash)
@@ -375,9 +415,14 @@ class UringEngine:
         table = self.table
         finished: list[tuple[Request, int]] = []
         for key, res in batch:
+            if key == _CANCEL_KEY:
+                # 0: found and cancelled; -ENOENT: already done; -EALREADY: running, it
+                # comes back when it ends. Either way the entry's own result follows.
+                self.cancel_results[res] = self.cancel_results.get(res, 0) + 1
+                continue
             entry = table.pop(key, None)
             if entry is None:
-                continue  # one of our cancels
+                continue
             req = entry.req
             if req.completion.finished():
                 self._release(req)  # aborted: its buffer goes now, with the entry
@@ -435,12 +480,25 @@ class UringEngine:
 
     # -- settling and cancelling ----------------------------------------------------------
 
-    def cancel_abandoned(self) -> None:
+    def aborted(self) -> None:
+        """The abort hook: a completion in the ring was aborted. Its cancel goes with the
+        flush of this loop pass (posted to the loop from any other thread)."""
+        handle = self._handle
+        if self._ring is None or handle is None or not self.table:
+            return
+        self._cancel_due = True
+        if threading.get_ident() == self._thread and handle.is_current():
+            self._schedule_flush()
+        else:  # another thread, or the loop is not running: `post` copes with a closed loop
+            handle.post(self._flush, None)
+
+    def _queue_cancels(self) -> bool:
         """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
-        while in the ring; the next flush submits them."""
+        while in the ring; return whether any was queued."""
+        self._cancel_due = False
         ring = self._ring
         if ring is None:
-            return
+            return False
         queued = False
         for key, entry in list(self.table.items()):
             if not entry.cancelled and entry.req.completion.finished():
@@ -448,8 +506,14 @@ class UringEngine:
                 if ring.queued >= ring.sq_entries:
                     self._enter(0, submit=True)
                 ring.queue(OP_ASYNC_CANCEL, -1, 0, key, 0, _CANCEL_KEY)
+                self.cancels += 1
                 queued = True
-        if queued and self._handle is not None:
+        return queued
+
+    def cancel_abandoned(self) -> None:
+        """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
+        while in the ring; the next flush submits them."""
+        if self._queue_cancels() and self._handle is not None:
             self._schedule_flush()
 
     def when_settled(self, callback: Callable[[], object]) -> bool:

@@ -30,13 +30,16 @@ from types import TracebackType
 
 from core.errors import CompletionError, ErrorKind, IOResultError
 
-__all__ = ["Completion", "CompletionCallback", "CompletionGroup", "DoneCallback"]
+__all__ = ["AbortHook", "Completion", "CompletionCallback", "CompletionGroup", "DoneCallback"]
 
 CompletionCallback = Callable[[int | CompletionError], CompletionError | None]
 """Called once with the result (`int`) or the error; may return an error to replace success."""
 
 DoneCallback = Callable[["Completion"], object]
 """Called once with the finished completion, on the thread that finished it."""
+
+AbortHook = Callable[["Completion"], object]
+"""Called once with a completion that `abort()` finished, on the thread that aborted it."""
 
 
 _REGISTRATION_LOCK = threading.Lock()
@@ -64,7 +67,16 @@ _YIELD = _Kind.YIELD
 class Completion:
     """Tracks one I/O operation. Build with the `new_*` constructors, not directly."""
 
-    __slots__ = ("_callback", "_claim", "_group", "_kind", "_outcome", "_waiters", "buffer")
+    __slots__ = (
+        "_callback",
+        "_claim",
+        "_group",
+        "_kind",
+        "_on_abort",
+        "_outcome",
+        "_waiters",
+        "buffer",
+    )
 
     buffer: bytearray | memoryview | None
     """For a read, the buffer the data lands in; `None` for other kinds."""
@@ -83,6 +95,7 @@ class Completion:
         self._outcome: int | CompletionError | None = None
         self._waiters: list[DoneCallback] | None = None  # created by the first registration
         self._group: CompletionGroup | None = None
+        self._on_abort: AbortHook | None = None  # set by a backend that holds the I/O elsewhere
 
     # -- constructors -------------------------------------------------------------------
 
@@ -138,6 +151,18 @@ class Completion:
         if group is not None:
             group.cancel()
         self._finish(CompletionError(ErrorKind.ABORTED, f"{self._kind.value} aborted"))
+        hook = self._on_abort
+        if hook is not None:
+            self._on_abort = None
+            _run_done_callback(hook, self)
+
+    def on_abort(self, hook: AbortHook | None) -> None:
+        """Have `hook(self)` called once if `abort()` is called before this completion
+        finished, after the outcome is set (on the thread that aborts; an exception from it
+        goes to `sys.unraisablehook`). For a backend whose I/O stays in flight elsewhere
+        when its completion is given up (an io_uring entry), so that it can cancel that
+        I/O. One hook per completion: a later call replaces it; `None` removes it."""
+        self._on_abort = hook
 
     def _finish(self, outcome: int | CompletionError) -> None:
         try:

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import random
+import threading
+import weakref
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bridge import AsyncFileIO, InvalidArgumentError, _uring_engine, drive
@@ -221,3 +226,165 @@ async def test_overlapping_reads_and_writes_of_one_task_in_one_pass_keep_their_o
         await drive(lambda: Done(None) if done.finished() else IO(done), io)
     assert bytes(first) == b"AAAA" and bytes(second) == b"AABB"
     assert drained == [False, True, True, True, False]
+
+
+class Buffer(bytearray):
+    """A bytearray that can be watched with a weak reference."""
+
+
+def fifo(tmp_path: Path) -> Path:
+    """A FIFO nobody writes to: opened read-write, a read on it stays in the ring."""
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Give the loop turns until `predicate()` holds (a hang guard, not a timing)."""
+    for _ in range(20_000):
+        if predicate():
+            return
+        await anyio.sleep(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def an_abandoned_read_is_cancelled(tmp_path: Path) -> None:
+    io = AsyncFileIO(engine="uring", nowait=False)
+    engine = io._uring
+    assert engine is not None
+    f = io.open_file(fifo(tmp_path))
+    buffer = Buffer(16)
+    alive = weakref.ref(buffer)
+    c = f.pread(0, Completion.new_read(buffer))
+    await until(lambda: engine.enters > 0 and len(engine.table) == 1, "the read in the ring")
+    # No driver steps this read: the completion alone is aborted, then everything that
+    # referenced the buffer from outside is dropped.
+    c.abort()
+    del c, buffer
+    gc.collect()
+    assert alive() is not None  # the kernel may still write there
+    await until(lambda: not engine.table, "the cancelled read came back")
+    gc.collect()
+    assert alive() is None
+    assert engine.cancels == 1 and engine.cancel_results == {0: 1}
+    assert io.in_flight == 0 and not engine.busy()
+    await io.aclose()
+    f.close()
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_an_aborted_ring_read_is_cancelled_with_no_driver_left(tmp_path: Path) -> None:
+    await an_abandoned_read_is_cancelled(tmp_path)
+
+
+@needs_uring
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_an_aborted_ring_read_is_cancelled_with_no_driver_left_on_trio(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    await an_abandoned_read_is_cancelled(tmp_path)
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_an_abort_from_another_thread_cancels_through_the_loop(tmp_path: Path) -> None:
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        engine = io._uring
+        assert engine is not None
+        f = io.open_file(fifo(tmp_path))
+        c = f.pread(0, Completion.new_read(bytearray(8)))
+        await until(lambda: len(engine.table) == 1 and engine.enters > 0, "in the ring")
+        thread = threading.Thread(target=c.abort)
+        thread.start()
+        thread.join()
+        await until(lambda: not engine.table, "the cancelled read came back")
+        assert engine.cancel_results == {0: 1}
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_a_cancelled_drive_over_a_blocked_read_settles_and_close_is_prompt(
+    tmp_path: Path,
+) -> None:
+    io = AsyncFileIO(engine="uring", nowait=False, settle_timeout=30)
+    engine = io._uring
+    assert engine is not None
+    f = io.open_file(fifo(tmp_path))
+    task = asyncio.create_task(drive(ReadRange(f, 0, 64), io))
+    await until(lambda: len(engine.table) == 1 and engine.enters > 0, "in the ring")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The drive waited for the kernel to give the entry back (its settle timeout is far
+    # longer than this test may take), so nothing is left in the ring.
+    assert not engine.table and engine.cancel_results == {0: 1}
+    blocked = [f.pread(0, Completion.new_read(bytearray(8))) for _ in range(3)]
+    await until(lambda: len(engine.table) == 3, "three more in the ring")
+    await io.aclose()  # aborts, cancels and drains them; unmaps an empty ring
+    assert all(c.failed() for c in blocked)
+    assert not engine.table and engine._ring is None
+    assert not _uring_engine._STRANDED
+    assert engine.cancel_results == {0: 4}
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_a_storm_of_aborted_groups_and_blocked_reads_stays_byte_exact(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(99)
+    data = rng.randbytes(1 << 20)
+    path = tmp_path / "storm.bin"
+    path.write_bytes(data)
+    io = AsyncFileIO(engine="uring", nowait=False, max_in_flight=48)
+    engine = io._uring
+    assert engine is not None
+    f = io.open_file(path, OpenFlags.READ_ONLY)
+    pipe = io.open_file(fifo(tmp_path))
+
+    async def batch(seed: int) -> int:
+        r = random.Random(seed)
+        group = CompletionGroup()
+        reads = []
+        for _ in range(r.randrange(1, 12)):
+            off, size = r.randrange(len(data)), r.randrange(1, 9000)
+            buf = bytearray(size)
+            c = Completion.new_read(buf)
+            group.add(c)
+            reads.append((off, size, buf, c))
+        stuck = Completion.new_read(bytearray(4))
+        group.add(stuck)
+        built = group.build()
+        for off, _, _, c in reads:
+            f.pread(off, c)
+        pipe.pread(0, stuck)
+        for _ in range(r.randrange(3)):
+            await asyncio.sleep(0)
+        if r.random() < 0.3:
+            r.choice(reads)[3].abort()  # one child given up on its own
+        # Then nobody waits for the pipe: the group is aborted, no driver involved.
+        for _ in range(r.randrange(8)):
+            await asyncio.sleep(0)
+        built.abort()
+        exact = 0
+        for off, size, buf, c in reads:
+            if c.succeeded():
+                got = c.result()
+                assert bytes(buf[:got]) == data[off : off + size]
+                exact += 1
+        return exact
+
+    try:
+        results = await asyncio.gather(*(batch(seed) for seed in range(150)))
+        await until(lambda: not engine.table and not engine.busy(), "every entry came back")
+    finally:
+        await io.aclose()
+    assert sum(results) > 150
+    # Every pipe read that reached the ring was cancelled there (one waiting for room
+    # never reaches it); each cancel came back with one of the answers we handle.
+    assert engine.cancels > 0
+    assert sum(engine.cancel_results.values()) == engine.cancels
+    assert set(engine.cancel_results) <= {0, -errno.ENOENT, -errno.EALREADY}
+    assert io.in_flight == 0 and io.pending == 0

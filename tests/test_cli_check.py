@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -462,3 +464,24 @@ def test_index_comparison_with_deferred_reads_and_a_small_cache(tmp_path: Path) 
         db.close()
     assert problems == _check(path)
     assert [p.where for p in problems] == ["index w_c"]
+
+
+@pytest.mark.parametrize("immutable", [False, True])
+def test_cli_agrees_with_sqlite_on_an_empty_file(tmp_path: Path, immutable: bool) -> None:
+    """A 0-byte file is a valid empty database: sqlite3 opens it and says `ok`, and so must
+    `ioresult check`, rather than report a missing page 1."""
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    assert _sqlite_says_ok(path)
+    flags = ["--immutable"] if immutable else []
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *flags, "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == f"ok: {path}: 0 pages (an empty database), no problems found\n"
+    assert result.stderr == ""
+    assert path.read_bytes() == b""  # checking wrote nothing

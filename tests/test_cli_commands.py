@@ -4,8 +4,11 @@ on small databases written by sqlite3, including corrupt ones."""
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
+import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -26,11 +29,35 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return create_sample_database(tmp_path_factory.mktemp("cli") / "sample.db", rows=ROWS)
 
 
-def ioresult(*args: str | Path, entry_point: bool = False) -> subprocess.CompletedProcess[str]:
+# rich's switches for a console that is not a terminal; a run without `terminal` clears them,
+# so its stderr is a plain pipe whatever the environment of the test run says.
+TERMINAL_SWITCHES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "NO_COLOR")
+
+
+def ioresult(
+    *args: str | Path, entry_point: bool = False, terminal: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line. With `terminal=N`, rich takes stderr for an interactive
+    terminal N columns wide, as it does for a real one."""
     command = [str(SCRIPT)] if entry_point else [sys.executable, "-m", "bridge.cli"]
+    env = {k: v for k, v in os.environ.items() if k not in TERMINAL_SWITCHES}
+    if terminal is not None:
+        env.update(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", COLUMNS=str(terminal))
     return subprocess.run(
-        [*command, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+        [*command, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
     )
+
+
+def screen_lines(stderr: str) -> list[str]:
+    """What a terminal showed on the way: each redraw of the progress line, without the
+    control sequences."""
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stderr)
+    return [line for line in re.split(r"[\r\n]", plain) if line.strip()]
 
 
 def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -155,12 +182,130 @@ def test_usage_errors(sample: Path) -> None:
     result = ioresult("export", sample, "books", "--format", "xml")
     assert result.returncode == 2
     assert "invalid choice: 'xml'" in result.stderr
-    result = ioresult("export", sample, "books", "--page-rows", "0")
-    assert result.returncode == 1
-    assert "--page-rows must be at least 1" in result.stderr
     result = ioresult()
     assert result.returncode == 2
     assert "usage: ioresult" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["export", "{db}", "books", "--page-rows", "0"],
+            "argument --page-rows: must be at least 1, got 0",
+        ),
+        (
+            ["export", "{db}", "books", "--page-rows", "-3"],
+            "argument --page-rows: must be at least 1, got -3",
+        ),
+        (
+            ["export", "{db}", "books", "--page-rows", "many"],
+            "argument --page-rows: not a whole number: 'many'",
+        ),
+        (
+            ["check", "{db}", "--max-problems", "0"],
+            "argument --max-problems: must be at least 1, got 0",
+        ),
+    ],
+)
+def test_bad_option_values_are_usage_errors(sample: Path, args: list[str], message: str) -> None:
+    """The help says a usage error exits 2; an option value out of range is one."""
+    result = ioresult(*(a.format(db=sample) for a in args))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: ioresult ")
+    assert result.stderr.rstrip().endswith(message)
+    assert result.stdout == ""
+
+
+def test_version() -> None:
+    result = ioresult("--version", entry_point=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ioresult {importlib.metadata.version('ioresult')}"
+
+
+def test_export_to_an_output_that_cannot_be_written(sample: Path, tmp_path: Path) -> None:
+    """One line that says why, exit status 1 (the command failed), no traceback."""
+    missing = tmp_path / "no" / "such" / "dir" / "books.csv"
+    result = ioresult("export", sample, "books", "-o", missing)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ioresult export: error: cannot write {missing}: No such file or directory\n"
+    )
+    assert not missing.parent.exists()
+
+    result = ioresult("export", sample, "books", "--output", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == f"ioresult export: error: cannot write {tmp_path}: Is a directory\n"
+
+
+def test_export_refuses_to_overwrite_its_database(sample: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.db"
+    shutil.copy(sample, copy)
+    before = copy.read_bytes()
+    result = ioresult("export", copy, "books", "-o", copy)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ioresult export: error: {copy} is the database being exported; choose another output\n"
+    )
+    assert copy.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def numbers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A table of 100,000 small rows: a total of six digits, as in the demo's sample."""
+    path = tmp_path_factory.mktemp("cli") / "numbers.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+    conn.executemany("INSERT INTO numbers VALUES (?)", ((i,) for i in range(100_000)))
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_export_progress_shows_the_whole_total(numbers: Path, columns: int) -> None:
+    """On a terminal of 80 (or 60) columns the bar and the description give way; the
+    count of rows done out of the total is never cut."""
+    result = ioresult("export", numbers, "numbers", "-o", os.devnull, terminal=columns)
+    assert result.returncode == 0, result.stderr
+    lines = screen_lines(result.stderr)
+    # On 60 columns the description is the one cut ("expor…").
+    assert lines[0].startswith("export numbers " if columns == 80 else "expor")
+    assert "100000/100000 rows 100%" in lines[-2], lines  # the last line: "wrote ..."
+    assert all(len(line) <= columns for line in lines), lines
+
+
+def test_check_shows_progress_on_a_terminal_only(sample: Path) -> None:
+    pages = sample.stat().st_size // 4096
+    shown = ioresult("check", sample, terminal=80)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"ok: {sample}: {pages} pages")
+    lines = screen_lines(shown.stderr)
+    assert lines[0].startswith("check ")
+    assert f"{pages}/{pages} pages 100%" in lines[-1]
+
+    piped = ioresult("check", sample)
+    assert piped.returncode == 0
+    assert piped.stderr == ""
+    assert piped.stdout == shown.stdout
+
+    assert ioresult("check", sample, "--no-progress", terminal=80).stderr == ""
+
+
+def test_schema_shows_progress_on_a_terminal_only(sample: Path) -> None:
+    shown = ioresult("schema", sample, terminal=80)
+    assert shown.returncode == 0, shown.stderr
+    lines = screen_lines(shown.stderr)
+    assert "counting rows 0/3 tables" in lines[0]
+    assert re.search(r"counting rows of reviews 3/3 tables, [1-9]\d* pages read", lines[-1])
+    assert f"table books, {ROWS} rows" in shown.stdout
+
+    piped = ioresult("schema", sample)
+    assert piped.returncode == 0
+    assert piped.stderr == ""
+    assert f"table books, {ROWS} rows" in piped.stdout
+    # Nothing to count, nothing to show.
+    assert ioresult("schema", sample, "--no-counts", terminal=80).stderr == ""
 
 
 def test_export_into_a_closed_pipe(sample: Path) -> None:

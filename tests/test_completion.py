@@ -263,3 +263,43 @@ def test_from_os_error_keeps_errno_and_path() -> None:
     err = CompletionError.from_os_error(exc, "open")
     assert err.errno == 2 and err.path == "/nope" and err.__cause__ is exc
     assert "open failed" in str(err)
+
+
+def test_an_abort_hook_runs_once_and_only_for_an_abort(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core import CompletionGroup
+
+    seen: list[tuple[str, Completion]] = []
+    c = Completion.new_read(bytearray(4))
+    c.on_abort(lambda x: seen.append(("first", x)))
+    c.on_abort(lambda x: seen.append(("second", x)))  # replaces the first
+    c.abort()
+    c.abort()
+    assert seen == [("second", c)] and c.failed()
+
+    for finish in (lambda d: d.complete(1), lambda d: d.error(eio())):
+        done = Completion.new_write()
+        done.on_abort(lambda x: seen.append(("never", x)))
+        finish(done)
+        done.abort()  # already finished: no hook
+    removed = Completion.new_write()
+    removed.on_abort(lambda x: seen.append(("never", x)))
+    removed.on_abort(None)
+    removed.abort()
+    assert [name for name, _ in seen] == ["second"]
+
+    group = CompletionGroup()
+    children = [Completion.new_read(bytearray(1)) for _ in range(3)]
+    for child in children:
+        child.on_abort(lambda x: seen.append(("child", x)))
+        group.add(child)
+    group.build().abort()  # the group's abort aborts each child, hooks included
+    assert [x for name, x in seen if name == "child"] == children
+
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    raising = Completion.new_sync()
+    raising.on_abort(lambda x: 1 / 0)
+    raising.abort()  # never raises into the caller
+    assert raising.failed() and len(reported) == 1

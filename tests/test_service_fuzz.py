@@ -68,7 +68,7 @@ from core.storage import Database
 from core.storage.check import check_database
 from examples.service import models
 from examples.service.app import create_app
-from examples.service.queries.paging import encode_token
+from examples.service.queries.paging import encode_entry_token
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 
@@ -366,7 +366,7 @@ _keys = st.one_of(
 )
 """Row keys: rowids and primary keys that are there, and every other shape."""
 _tokens = st.one_of(
-    st.builds(encode_token, st.lists(_cells, max_size=4)),
+    st.builds(encode_entry_token, st.lists(_cells, max_size=4)),
     st.text(alphabet=string.ascii_letters + string.digits + "-_=", max_size=16),
     _keys,
 )

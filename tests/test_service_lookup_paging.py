@@ -204,7 +204,7 @@ async def _search(
     query = [*params, ("limit", "2")]
     first: dict[str, Any] | None = None
     while True:
-        r = await client.get(f"/databases/sample/tables/{table}/lookup", params=query)
+        r = await client.get(f"/databases/sample/tables/{table}/lookup", params=tuple(query))
         assert r.status_code == 200, r.text
         body = r.json()
         first = first or body
@@ -261,6 +261,6 @@ async def test_a_search_on_leading_columns(
 async def test_a_search_its_index_cannot_answer_is_a_422(
     sample: httpx.AsyncClient, table: str, params: list[tuple[str, str]], says: str
 ) -> None:
-    r = await sample.get(f"/databases/sample/tables/{table}/lookup", params=params)
+    r = await sample.get(f"/databases/sample/tables/{table}/lookup", params=tuple(params))
     assert r.status_code == 422, r.text
     assert says in r.json()["detail"]

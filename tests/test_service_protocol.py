@@ -10,7 +10,7 @@ import re
 import shutil
 import sqlite3
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -206,7 +206,7 @@ async def test_a_corrupt_page_mid_export_logs_one_line_and_ends_the_response(
     make_wide_database(data / "uploads" / "wide.db", rows=600, width=3000)
     _corrupt_wide(data)
     app = create_app(Settings.from_env({}, data_dir=data, create_sample=False, export_page_rows=50))
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     requested = False
 
     async def receive() -> dict[str, Any]:
@@ -217,7 +217,7 @@ async def test_a_corrupt_page_mid_export_logs_one_line_and_ends_the_response(
         await asyncio.Event().wait()  # the client stays
         raise AssertionError("unreachable")
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     async with LifespanManager(app) as manager:

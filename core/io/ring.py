@@ -43,10 +43,12 @@ import os
 import platform
 import struct
 import sys
+from collections.abc import Callable
 
 from core.errors import IOResultError
 
 __all__ = [
+    "IO_URING_DISABLED",
     "OP_ASYNC_CANCEL",
     "OP_FSYNC",
     "OP_FTRUNCATE",
@@ -56,6 +58,7 @@ __all__ = [
     "SQE_IO_DRAIN",
     "Ring",
     "iovec_array",
+    "setup_refusal_hint",
 ]
 
 _SYSCALLS = {"x86_64": (425, 426, 427), "aarch64": (425, 426, 427)}
@@ -145,8 +148,40 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
+def _no_libc(*args: int) -> int:
+    raise _os_error(errno.ENOSYS, "io_uring needs Linux")
+
+
+_ENTER: Callable[..., int] = _LIBC.syscall if _LIBC is not None else _no_libc
+"""`syscall(2)` itself, for `Ring.enter` (a `Ring` is never made where `_LIBC` is None)."""
+
+
+IO_URING_DISABLED = "/proc/sys/kernel/io_uring_disabled"
+"""The sysctl (Linux 6.6+) that refuses io_uring to everyone (2) or to processes outside
+`kernel.io_uring_group` (1), with `EPERM`."""
+
+
 def _os_error(code: int, what: str) -> OSError:
     return OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def setup_refusal_hint(code: int) -> str:
+    """Why `io_uring_setup` most likely failed with `code`, for the error message ("" when
+    there is nothing to add). Never raises."""
+    if code == errno.EPERM:
+        try:
+            with open(IO_URING_DISABLED, encoding="ascii") as f:
+                disabled = f.read().strip()
+        except (OSError, ValueError):
+            disabled = "0"
+        if disabled not in ("", "0"):
+            return f" (kernel.io_uring_disabled = {disabled})"
+        return " (a seccomp filter, as container runtimes install, or a security module)"
+    if code == errno.ENOSYS:
+        return " (a kernel built without io_uring, or before Linux 5.1)"
+    if code == errno.ENOMEM:
+        return " (before Linux 5.12 ring memory counts against RLIMIT_MEMLOCK: see ulimit -l)"
+    return ""
 
 
 def iovec_array(segments: list[tuple[int, int]]) -> tuple[ctypes.Array[_IOVec], int]:
@@ -224,7 +259,7 @@ class Ring:
             params = _Params()  # before 6.1: a plain ring is still ordered enough on x86-64
             fd = _syscall(setup_no, entries, ctypes.addressof(params))
         if fd < 0:
-            raise _os_error(-fd, "io_uring_setup")
+            raise _os_error(-fd, "io_uring_setup" + setup_refusal_hint(-fd))
         self.fd = fd
         self._maps: list[tuple[int, int]] = []
         self._views: list[memoryview] = []
@@ -333,7 +368,10 @@ class Ring:
         head = sq32[self._sq_head_i]
         sq32[self._sq_tail_i] = self._sq_tail  # a plain store suffices: see the module doc
         to_submit = self.queued if submit else 0
-        ret = _syscall(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS)
+        # The foreign call itself, not `_syscall`: this is the one call per batch of I/O.
+        ret = _ENTER(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS, 0, 0)
+        if ret < 0:
+            ret = -ctypes.get_errno()
         taken = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
         self.queued -= taken
         if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):

@@ -20,9 +20,15 @@ Theory of operation:
   early only at the end of the file, a write that takes nothing is `EIO`); a negative
   result is `completion.error(CompletionError.from_os_error(...))` naming errno, path and
   offset.
-- Cancellation: `cancel(cs)` aborts the completions at once and submits an
-  `IORING_OP_ASYNC_CANCEL` for each entry still in flight; whatever the kernel returns for
-  an abandoned entry later is dropped (only then is its buffer let go).
+- Cancellation: every submitted completion carries an abort hook (`Completion.on_abort`).
+  Aborting it while its entry is in flight (`cancel(cs)`, a driver giving up, a group's
+  `cancel()`, or a plain `abort()` with nothing stepping the operation any more) queues an
+  `IORING_OP_ASYNC_CANCEL` for that entry's `user_data`; on the ring's own thread, outside
+  a call into the ring, it goes to the kernel at once (submitted, not reaped), otherwise
+  with the next `step()`/wait. Whatever the kernel returns for an abandoned entry later
+  (`-ECANCELED`, `-EINTR`, or its real result when the cancel came too late: `-EALREADY`,
+  `-ENOENT`) is dropped, and only then is its buffer let go. `cancel_results` counts what
+  the cancels themselves returned.
 - `close()` aborts and cancels everything in flight, waits for every last completion entry,
   and only then unmaps the ring and closes its descriptor. Dropped unclosed, the backend
   does the same from a finalizer. The ring belongs to the thread that set it up (see
@@ -34,6 +40,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 import weakref
 from collections.abc import Iterable, Sequence
 
@@ -116,6 +123,21 @@ class _Entry:
         self.cancelled = False  # an ASYNC_CANCEL has been queued for it
 
 
+class _AbortHook:
+    """The abort hook of every completion an engine submits: tells the engine (held weakly,
+    so a completion never keeps it alive) that an entry of its may need cancelling."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: _Engine) -> None:
+        self._engine = weakref.ref(engine)
+
+    def __call__(self, _: Completion) -> None:
+        engine = self._engine()
+        if engine is not None:
+            engine.aborted()
+
+
 class _Engine:
     """The ring, the table of entries in flight, submission and reaping.
 
@@ -123,15 +145,22 @@ class _Engine:
     """
 
     __slots__ = (
+        "__weakref__",
+        "cancel_due",
+        "cancel_results",
+        "cancels",
+        "depth",
         "enters",
         "forks",
         "has_ftruncate",
+        "hook",
         "inflight",
         "next_key",
         "pid",
         "ring",
         "submissions",
         "table",
+        "thread",
     )
 
     def __init__(self, ring: Ring) -> None:
@@ -141,9 +170,15 @@ class _Engine:
         self.next_key = _CANCEL_KEY + 1
         self.pid = os.getpid()
         self.forks = _FORKS[0]
+        self.thread = threading.get_ident()  # the only thread the ring accepts
         self.has_ftruncate = OP_FTRUNCATE in ring.ops
         self.enters = 0
         self.submissions = 0
+        self.hook = _AbortHook(self)
+        self.cancel_due = False  # a completion in the table was aborted since the last scan
+        self.depth = 0  # inside a call into the ring (flush, close): the hook only flags
+        self.cancels = 0  # ASYNC_CANCEL entries queued
+        self.cancel_results: dict[int, int] = {}  # what they returned -> how many times
 
     def usable(self, what: str) -> Ring:
         """The ring. Raises `CompletionError` (`CLOSED`) after `close()`, `IOResultError` in
@@ -170,6 +205,7 @@ class _Engine:
         key = self.next_key
         self.next_key = key + 1
         self.table[key] = entry
+        entry.completion.on_abort(self.hook)
         ring.queue(opcode, entry.file.fd, off, addr, length, key)
 
     def _resubmit(self, entry: _Entry) -> None:
@@ -182,11 +218,17 @@ class _Engine:
         completions finished."""
         ring = self.usable("io_uring_enter")
         finished = 0
-        while (excess := self.inflight + ring.queued - ring.cq_entries) > 0:
-            self._enter(ring, excess, submit=False)
-            finished += self._finish_reaped(ring)
-        self._enter(ring, min_complete, submit=True)
-        return finished + self._finish_reaped(ring)
+        self.depth += 1
+        try:
+            if self.cancel_due:
+                self._queue_cancels(ring, True)
+            while (excess := self.inflight + ring.queued - ring.cq_entries) > 0:
+                self._enter(ring, excess, submit=False)
+                finished += self._finish_reaped(ring)
+            self._enter(ring, min_complete, submit=True)
+            return finished + self._finish_reaped(ring)
+        finally:
+            self.depth -= 1
 
     def _enter(self, ring: Ring, min_complete: int, submit: bool) -> None:
         taken = ring.enter(min_complete, submit)
@@ -203,9 +245,14 @@ class _Engine:
         finished = 0
         table = self.table
         for key, res in batch:
+            if key == _CANCEL_KEY:
+                # 0: found and cancelled; -ENOENT: already done; -EALREADY: running, it
+                # comes back when it ends. Either way the entry's own result follows.
+                self.cancel_results[res] = self.cancel_results.get(res, 0) + 1
+                continue
             entry = table.pop(key, None)
             if entry is None or entry.completion.finished():
-                continue  # our own cancel, or an abandoned entry: its buffer goes now
+                continue  # an abandoned entry (-ECANCELED, -EINTR, ...): its buffer goes now
             if self._settle(entry, res):
                 finished += 1
         return finished
@@ -237,18 +284,64 @@ class _Engine:
             c.complete(done)
         return True
 
+    def aborted(self) -> None:
+        """The abort hook: an entry's completion was aborted. On the ring's thread, outside
+        any call into the ring, its cancel goes to the kernel now (submitted only: reaping
+        would run other completions' callbacks inside `abort()`); otherwise the next flush
+        sends it."""
+        self.cancel_due = True
+        ring = self.ring
+        if (
+            ring is None
+            or self.depth
+            or self.forks != _FORKS[0]
+            or threading.get_ident() != self.thread
+        ):
+            return
+        self.depth += 1
+        try:
+            self._queue_cancels(ring, False)
+            # Submit only while every entry's completion entry still fits in the CQ ring.
+            if ring.queued and self.inflight + ring.queued <= ring.cq_entries:
+                self._enter(ring, 0, submit=True)
+        finally:
+            self.depth -= 1
+
+    def _queue_cancels(self, ring: Ring, may_flush: bool) -> None:
+        """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
+        while in flight. A full submission queue is flushed first if `may_flush`, else the
+        rest waits for the next flush."""
+        self.cancel_due = False
+        table = self.table
+        for key, entry in list(table.items()):
+            if entry.cancelled or not entry.completion.finished() or key not in table:
+                continue
+            if ring.queued >= ring.sq_entries:
+                if not may_flush:
+                    self.cancel_due = True
+                    return
+                self.flush(0)
+                if key not in table:
+                    continue  # it came back meanwhile
+            entry.cancelled = True
+            ring.queue(OP_ASYNC_CANCEL, -1, 0, key, 0, _CANCEL_KEY)
+            self.cancels += 1
+
     def cancel_abandoned(self) -> None:
         """Queue an ASYNC_CANCEL for every entry whose completion finished (was aborted)
         while in flight, and submit them."""
-        ring = self.usable("cancel")
-        for key, entry in list(self.table.items()):
-            if not entry.cancelled and entry.completion.finished():
-                entry.cancelled = True
-                while ring.queued >= ring.sq_entries:
-                    self.flush(0)
-                ring.queue(OP_ASYNC_CANCEL, -1, 0, key, 0, _CANCEL_KEY)
-        if ring.queued:
-            self.flush(0)
+        self.usable("cancel")
+        self.cancel_due = True
+        self.flush(0)
+
+    def abort_quietly(self, cs: Iterable[Completion]) -> None:
+        """Abort `cs` with their hooks only flagging: the caller sends the cancels at once."""
+        self.depth += 1
+        try:
+            for c in cs:
+                c.abort()
+        finally:
+            self.depth -= 1
 
     def shutdown(self, strict: bool) -> None:
         """Abort and cancel everything in flight, wait for every completion entry, then
@@ -263,8 +356,7 @@ class _Engine:
             return
         if self.forks == _FORKS[0]:
             try:
-                for entry in list(self.table.values()):
-                    entry.completion.abort()
+                self.abort_quietly([entry.completion for entry in self.table.values()])
                 self.cancel_abandoned()
                 while self.busy():
                     self.flush(1)
@@ -427,6 +519,18 @@ class UringIO(BackendBase):
         return self._engine.submissions
 
     @property
+    def cancels(self) -> int:
+        """How many `IORING_OP_ASYNC_CANCEL` entries this backend queued (one per entry whose
+        completion was aborted while the kernel held it)."""
+        return self._engine.cancels
+
+    @property
+    def cancel_results(self) -> dict[int, int]:
+        """What those cancels returned, counted: 0 (found and cancelled), `-ENOENT` (it had
+        finished), `-EALREADY` (running; it comes back when it ends)."""
+        return dict(self._engine.cancel_results)
+
+    @property
     def in_flight(self) -> int:
         """Entries queued or submitted whose completion entry has not arrived."""
         ring = self._engine.ring
@@ -474,11 +578,10 @@ class UringIO(BackendBase):
     def cancel(self, cs: Iterable[Completion]) -> None:
         """Abort every unfinished completion in `cs` at once and ask the kernel to cancel
         the entries still in flight for them (their late results are dropped)."""
-        for c in cs:
-            if not c.finished():
-                c.abort()
-        if self._engine.busy():
-            self._engine.cancel_abandoned()
+        engine = self._engine
+        engine.abort_quietly(cs)
+        if engine.busy():
+            engine.cancel_abandoned()
 
     def close(self) -> None:
         """Cancel and drain everything in flight, unmap the ring, close every file;

@@ -32,6 +32,7 @@ from examples.service.query_check import reject_unknown_query
 from examples.service.routes import routers
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
+from examples.service.web import router as web_router
 
 __all__ = ["create_app"]
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dependencies=[Depends(reject_unknown_query)],
             responses={422: ERROR_RESPONSES[422]},
         )
+    app.include_router(web_router(settings))
     return app
 
 

@@ -63,15 +63,16 @@ def to_value(value: object, column: str) -> object:
     elif isinstance(value, models.SpecialFloat):
         value = {"$float": value.float_}
     if isinstance(value, dict):
-        try:
-            if value.get("$base64") is True:
+        if value.get("$base64") is True:
+            try:
                 # Strict: a value that is not base64 is refused, not half-decoded.
                 return base64.b64decode(str(value.get("encoded")), validate=True)
-            value = decode_cell(value)
-        except (ValueError, binascii.Error) as exc:
-            if value.get("$base64") is True:
+            except (ValueError, binascii.Error):
                 why = "a blob's `encoded` must be standard base64"
                 raise ServiceError(422, f"column {column!r}: {why}") from None
+        try:
+            value = decode_cell(value)
+        except ValueError as exc:
             raise ServiceError(422, f"column {column!r}: {exc}") from None
     kind = type(value)
     if kind is int:

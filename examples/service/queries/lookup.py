@@ -27,7 +27,7 @@ from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
 from examples.service.queries.describe import find_table, lookup_columns
-from examples.service.queries.paging import decode_token, encode_token
+from examples.service.queries.paging import decode_entry_token, encode_entry_token
 
 __all__ = ["Search", "lookup"]
 
@@ -207,7 +207,7 @@ async def _index_lookup(
     A page is one seek: to the start of the search, or straight past the index entry the
     previous page ended on (its token), never a count of rows to skip."""
     equal: tuple[object, ...] = search.eq
-    after = None if search.after is None else decode_token(search.after)
+    after = None if search.after is None else decode_entry_token(search.after)
     page = await entry.db.index_page(
         table.name if index is None else index.name,
         equal=equal,
@@ -216,7 +216,7 @@ async def _index_lookup(
         limit=search.limit,
         after=after,
     )
-    token = None if page.next_after is None else encode_token(page.next_after)
+    token = None if page.next_after is None else encode_entry_token(page.next_after)
     strategy = "primary key" if index is None else "index"
     return _page(entry, table, shape, strategy, index, page.rows, token)
 
@@ -238,7 +238,7 @@ async def _rowid_lookup(
         rows = [r for r in rows if r[0] < stop or (upper.inclusive and r[0] == stop)]  # type: ignore[operator]
     page = rows[: search.limit]
     more = len(rows) > search.limit
-    token = encode_token([page[-1][0]]) if more and page else None
+    token = encode_entry_token([page[-1][0]]) if more and page else None
     return _page(entry, table, shape, "rowid", None, page, token)
 
 
@@ -255,7 +255,7 @@ def _scan_start(lower: Bound | None, after: str | None) -> int | None:
         else:
             start = math.floor(lo)
     if after is not None:
-        entry = decode_token(after)
+        entry = decode_entry_token(after)
         value = entry[0]
         if len(entry) != 1 or type(value) is not int:
             raise ServiceError(422, f"after={after!r} is not a next_after value of this search")

@@ -8,7 +8,9 @@ Rules:
 - A lookup's `next_after` is opaque to clients: unpadded base64url of the JSON array of
   the index entry the page ended on (the index's columns, then the rowid or primary key),
   so the next page seeks straight past it; never a count of rows to skip. Only
-  `decode_token` reads one.
+  `decode_entry_token` reads one.
+- The web pages' sorted pages continue from a cut, `[value, skip]` (`encode_token`,
+  `decode_token`): the value to continue from and how many rows with it were shown.
 - A parameter that does not parse is a `ServiceError` 422 that names the parameter; so is
   one longer than `MAX_KEY_TEXT` characters, or JSON nested too deep for the parser
   (thousands of `[`), which is refused, never a 500.
@@ -27,7 +29,9 @@ from examples.service.errors import ServiceError
 
 __all__ = [
     "MAX_KEY_TEXT",
+    "decode_entry_token",
     "decode_token",
+    "encode_entry_token",
     "encode_key",
     "encode_token",
     "key_param",
@@ -95,14 +99,14 @@ def key_param(key: object) -> str:
     return key_text if isinstance(key_text := key, str) else json.dumps(encode_key(key))
 
 
-def encode_token(entry: Sequence[object]) -> str:
+def encode_entry_token(entry: Sequence[object]) -> str:
     """A lookup's `next_after`: the index entry (index columns, then rowid or primary key)
     of the last row returned, or `[rowid]` for a lookup by rowid."""
     raw = json.dumps([encode_cell(v) for v in entry], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_token(after: str) -> tuple[object, ...]:
+def decode_entry_token(after: str) -> tuple[object, ...]:
     """The index entry of a lookup's `next_after`; raises `ServiceError` 422."""
     _check_length(after, "after")
     try:
@@ -117,6 +121,28 @@ def decode_token(after: str) -> tuple[object, ...]:
             if type(v) is float and math.isnan(v):
                 raise ValueError
         return entry
+    except (ValueError, TypeError, RecursionError):
+        raise ServiceError(
+            422, f"after={after!r} is not a next_after value from a previous page"
+        ) from None
+
+
+def encode_token(value: object, skip: int) -> str:
+    """A sorted page's cut (the web pages' `_next`): continue from `value`, past `skip`
+    rows with it already shown."""
+    raw = json.dumps([encode_cell(value), skip], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(after: str) -> tuple[object, int]:
+    """The value and skip of a cut made by `encode_token`; raises `ServiceError` 422."""
+    _check_length(after, "after")
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
+        value, skip = raw
+        if type(skip) is not int or skip < 0:
+            raise ValueError
+        return decode_cell(value), skip
     except (ValueError, TypeError, RecursionError):
         raise ServiceError(
             422, f"after={after!r} is not a next_after value from a previous page"

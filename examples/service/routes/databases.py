@@ -1,4 +1,5 @@
-"""The service's index and the `/databases` collection: which databases, and what is in one.
+"""The `/databases` collection: which databases, and what is in one. (The home page, `/`,
+is the browsing pages' own: `web/`.)
 
 Rules:
 - Reading a database's description leases it, like any other read: a database replaced
@@ -7,26 +8,18 @@ Rules:
 """
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
 
 from examples.service import models
 from examples.service.errors import ERROR_RESPONSES
 from examples.service.queries.describe import database_detail, summaries
-from examples.service.responses import json_response
 from examples.service.routes.params import DatabaseName, databases_of
 
 __all__ = ["router"]
 
 
 def router() -> APIRouter:
-    """`GET /`, `GET /databases` and `GET /databases/{database}`."""
+    """`GET /databases` and `GET /databases/{database}`."""
     router = APIRouter(tags=["databases"])
-
-    @router.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return json_response(
-            {"databases": "/databases", "docs": "/docs", "openapi": "/openapi.json"}
-        )
 
     @router.get(
         "/databases",

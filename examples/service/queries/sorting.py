@@ -1,0 +1,533 @@
+"""Orders a table can be walked in, forward and backward, with keyset positions.
+
+Theory of operation:
+- An `Order` is a walk over a table's rows: its key order (rowid, or the primary key of a
+  WITHOUT ROWID table) or the order of an index's first column (`IndexOrder`), optionally
+  narrowed to a range of that column by a filter. A `Cut` is a place between two rows: the
+  value of the order's column and how many rows with that value come before it (`skip`),
+  so a page deep into a run of equal values (a year, say) still knows where it stands.
+  Cuts are what `_next`/`_prev` tokens carry (`token`/`cut_of`), never offsets.
+- `forward(cut, n)` reads the `n` rows after a cut: one storage read from the cut's value
+  (plus the rows of its run already shown, skipped).
+- `backward(cut, n)` finds the `n` rows before a cut. The storage engine's cursors only
+  move forward, so it looks for a lower bound `x` below the cut such that the rows from
+  `x` up to the cut are at least `n` and at most `WINDOW` times `n`: galloping down, then
+  bisecting between values (`midpoints.py`); each probe reads at most that many rows.
+  When no value separates the bounds (a long run of one value), it reads forward from
+  the last bound with at most `BACKWARD_CAP` rows; a walk that would need more is refused
+  (422) rather than reading without bound.
+- NULLs come first in an index (as in `ORDER BY`): an unbounded walk of an index starts
+  with them; a range (a filter on the column) holds none.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.storage import Bound, Index, Row, Table, collation_key
+from examples.service.databases import Entry
+from examples.service.encoding import decode_cell, encode_cell
+from examples.service.errors import ServiceError
+from examples.service.queries.midpoints import BOTTOM, below, between
+from examples.service.queries.paging import decode_token, encode_token
+
+__all__ = ["BACKWARD_CAP", "Cut", "IndexOrder", "KeyOrder", "Order", "Walked"]
+
+WINDOW = 4
+"""A backward probe reads at most WINDOW * n + 1 rows."""
+BACKWARD_CAP = 10_000
+"""The most rows one backward walk reads when no bisection can narrow its window."""
+MAX_PROBES = 64
+"""Probes of one backward walk before it reads forward from the best bound found."""
+RUN_CAP = 50_000
+"""The deepest position in a run of one value a page may start from: the run is read
+from its start (an index is searched by value, not by what follows the value)."""
+
+_MIN_ROWID = -(1 << 63)
+_MAX_ROWID = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A place between rows: after `skip` rows whose order value is `value`, before the
+    rest (key orders: skip 0 is just before the row with that key, 1 just after)."""
+
+    value: object
+    skip: int
+
+
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """A row met by a walk, and the cuts just before and just after it."""
+
+    row: Row
+    before: Cut
+    after: Cut
+
+
+class Order(ABC):
+    """A walk over a table's rows in one order (see the module docstring)."""
+
+    column: str
+    """The column the rows are ordered by, as the table's rows name it."""
+    index: str | None
+    """The index walked, or None for the table's key order."""
+
+    def __init__(self, entry: Entry, table: Table) -> None:
+        self.entry = entry
+        self.table = table
+        self.reads = 0
+        """Storage reads made (each one `drive`)."""
+
+    # -- what each order knows ------------------------------------------------------
+
+    @abstractmethod
+    async def forward(self, cut: Cut | None, n: int) -> tuple[list[Walked], bool]:
+        """Up to `n` rows after `cut` (None: from the start), and whether the walk ended."""
+
+    @abstractmethod
+    async def _tail(self, cut: Cut) -> list[Walked]:
+        """The rows before `cut` that share its value (for a key order, its own row)."""
+
+    @abstractmethod
+    async def _window(self, low: object, high: object, limit: int) -> tuple[list[Walked], bool]:
+        """Rows with values from `low` (inclusive; `BOTTOM`: from the start) to `high`
+        (exclusive; None: to the end), at most `limit`, and whether that was all of them."""
+
+    @abstractmethod
+    def _key(self, value: object) -> Any:
+        """The sort key of an order value."""
+
+    @abstractmethod
+    def _top(self) -> object:
+        """A value above every value of the order, to gallop down from."""
+
+    @abstractmethod
+    def encode_value(self, value: object) -> object:
+        """An order value as JSON."""
+
+    @abstractmethod
+    def decode_value(self, value: object) -> object:
+        """The inverse of `encode_value`; raises `ValueError`."""
+
+    # -- tokens ---------------------------------------------------------------------
+
+    def token(self, cut: Cut) -> str:
+        """`cut` as an opaque URL parameter."""
+        return encode_token(self.encode_value(cut.value), cut.skip)
+
+    def cut_of(self, token: str, what: str) -> Cut:
+        """The cut a token names; `ServiceError` 422 naming parameter `what`, or if it is
+        deeper than `RUN_CAP` rows into a run of one value."""
+        try:
+            value, skip = decode_token(token)
+        except ServiceError:
+            raise ServiceError(
+                422, f"{what}={token!r} is not a position from a link of these pages"
+            ) from None
+        try:
+            cut = Cut(self.decode_value(value), skip)
+        except (ValueError, TypeError):
+            raise ServiceError(422, f"{what}={token!r} is not a position in this order") from None
+        if skip > RUN_CAP:
+            raise ServiceError(
+                422,
+                f"{what} is {skip} rows into a run of one value of {self.column!r}; pages "
+                f"start at most {RUN_CAP} rows into one: filter on another column instead",
+            )
+        return cut
+
+    # -- backward ----------------------------------------------------------------------
+
+    async def backward(self, cut: Cut | None, n: int) -> tuple[list[Walked], bool]:
+        """The last `n` rows before `cut` (None: the end), in order, and whether they are
+        the first rows of the walk."""
+        tail = [] if cut is None else await self._tail(cut)
+        if len(tail) >= n:
+            return tail[-n:], False
+        high = None if cut is None else cut.value
+        if cut is not None and cut.value is None:
+            return tail, True  # the NULL run is where every index walk starts
+        need = n - len(tail)
+        rows, at_start = await self._last(high, need)
+        return (rows + tail)[-n:], at_start
+
+    def _below(self, value: object, attempt: int, step: int) -> object:
+        return below(value, attempt, step, self._key)
+
+    def _ordered(self, low: object, middle: object, high: object) -> bool:
+        """Whether `low` < `middle` < `high` in the order's values (probes included)."""
+        try:
+            return bool(self._key(low) < self._key(middle) < self._key(high))
+        except TypeError:
+            return False
+
+    def _between(self, lo: object, hi: object) -> object | None:
+        return between(lo, hi, self._key)
+
+    async def _last(self, high: object, n: int) -> tuple[list[Walked], bool]:
+        """The last `n` rows below `high` (None: the top)."""
+        most = WINDOW * n
+        too_many: object = None  # a bound known to hold more than `most` rows below high
+        too_few: object = self._top() if high is None else high
+        attempt = 0
+        jump: object = None
+        for _ in range(MAX_PROBES):
+            jumped = jump is not None
+            if jump is not None:
+                # The last row a too-full window read is a real value above its bound: if
+                # it has too few rows above it, the rows from the bound up to the cut are
+                # fewer than a window and a page, and the read below is short.
+                probe, jump = jump, None
+            elif too_many is None:
+                probe = self._below(too_few, attempt, n)
+                attempt += 1
+            else:
+                probe = self._between(too_many, too_few)
+                if probe is None:
+                    break
+            rows, complete = await self._window(probe, high, most)
+            if probe is BOTTOM:
+                if complete:
+                    return rows[-n:], len(rows) <= n
+                too_many = BOTTOM
+                break
+            if complete and len(rows) >= n:
+                return rows[-n:], False
+            if complete:
+                too_few = probe
+                if jumped:
+                    break
+            else:
+                too_many = probe
+                last = rows[-1].before.value if rows else None
+                if not jumped and last is not None and self._ordered(probe, last, too_few):
+                    jump = last
+        start = BOTTOM if too_many is None else too_many
+        rows, complete = await self._window(start, high, BACKWARD_CAP)
+        if not complete:
+            raise ServiceError(
+                422,
+                f"walking back from here would read more than {BACKWARD_CAP} rows of one "
+                f"value of {self.column!r}; walk forward instead",
+            )
+        return rows[-n:], start is BOTTOM and len(rows) <= n
+
+
+class KeyOrder(Order):
+    """The table's key order: rowid, or primary key for a WITHOUT ROWID table. A rowid
+    range (a filter on the rowid) narrows it."""
+
+    def __init__(
+        self,
+        entry: Entry,
+        table: Table,
+        column: str,
+        lower: Bound | None = None,
+        upper: Bound | None = None,
+    ) -> None:
+        super().__init__(entry, table)
+        self.column = column
+        self.index = None
+        self.lower = lower
+        self.upper = upper
+        self._pk = [c.column for c in table.primary_key if c.column is not None]
+        codec = entry.db.db.codec
+        self._keys = [
+            collation_key(table.columns[i].collation or "BINARY", codec) for i in self._pk
+        ]
+
+    def _row_key(self, row: Row) -> object:
+        if not self.table.without_rowid:
+            return row[0]
+        return tuple(row[i] for i in self._pk)
+
+    def _key(self, value: object) -> Any:
+        if not self.table.without_rowid:
+            return value
+        assert isinstance(value, tuple)
+        return tuple(
+            (0,) if v is None else (1, key(v)) for key, v in zip(self._keys, value, strict=True)
+        )
+
+    def _top(self) -> object:
+        return _MAX_ROWID if not self.table.without_rowid else b"\xff" * 8
+
+    # A WITHOUT ROWID key is bisected on its first column; a run of one first value is
+    # read forward from its start (with the cap).
+    def _first(self, value: object) -> object:
+        return value[0] if isinstance(value, tuple) else value
+
+    def _first_key(self, value: Any) -> Any:
+        return self._keys[0](value)
+
+    def _ordered(self, low: object, middle: object, high: object) -> bool:
+        if not self.table.without_rowid:
+            return super()._ordered(low, middle, high)
+        key, first = self._first_key, self._first
+        try:
+            return bool(key(first(low)) < key(first(middle)) < key(first(high)))
+        except TypeError:
+            return False
+
+    def _below(self, value: object, attempt: int, step: int) -> object:
+        if not self.table.without_rowid:
+            return super()._below(value, attempt, step)
+        return below(self._first(value), attempt, step, self._first_key)
+
+    def _between(self, lo: object, hi: object) -> object | None:
+        if not self.table.without_rowid:
+            return super()._between(lo, hi)
+        return between(self._first(lo), self._first(hi), self._first_key)
+
+    def encode_value(self, value: object) -> object:
+        if isinstance(value, tuple):
+            return [encode_cell(v) for v in value]
+        return value
+
+    def decode_value(self, value: object) -> object:
+        if not self.table.without_rowid:
+            if type(value) is not int:
+                raise ValueError("a rowid is an integer")
+            return value
+        if not isinstance(value, list) or len(value) != len(self._pk):
+            raise ValueError("not a primary key")
+        return tuple(decode_cell(v) for v in value)
+
+    def _walked(self, rows: Sequence[Row]) -> list[Walked]:
+        out = []
+        for row in rows:
+            key = self._row_key(row)
+            out.append(Walked(row, Cut(key, 0), Cut(key, 1)))
+        return out
+
+    def _in_range(self, row: Row) -> tuple[bool, bool]:
+        """(at or above the lower bound, at or below the upper bound) for a rowid range."""
+        rowid = row[0]
+        assert isinstance(rowid, int)
+        return _within(rowid, self.lower, self.upper)
+
+    async def _scan(self, after: object, limit: int) -> list[Row]:
+        self.reads += 1
+        return await self.entry.db.scan(self.table.name, after=after, limit=limit)
+
+    async def _get(self, key: object) -> Row | None:
+        self.reads += 1
+        return await self.entry.db.get(self.table.name, key)
+
+    def _lower_after(self) -> int | None:
+        """The rowid to scan after for the lower bound (None: from the start)."""
+        if self.lower is None:
+            return None
+        lo = self.lower.value
+        assert isinstance(lo, int | float)
+        if math.isinf(lo):
+            return None if lo < 0 else _MAX_ROWID
+        if self.lower.inclusive and float(lo).is_integer():
+            return max(_MIN_ROWID, math.floor(lo) - 1)
+        return math.floor(lo)
+
+    async def _rows_from(self, start: object, limit: int) -> tuple[list[Row], bool]:
+        """Rows with key >= `start` (BOTTOM: from the start, narrowed by the range), up to
+        `limit`, stopped at the range's upper bound; and whether the walk ended."""
+        first: list[Row] = []
+        after: object
+        if start is BOTTOM:
+            after = self._lower_after() if not self.table.without_rowid else None
+        elif self.table.without_rowid:
+            assert isinstance(start, tuple)
+            if None not in start:
+                row = await self._get(start)
+                first = [row] if row is not None else []
+            after = start
+        else:
+            assert isinstance(start, int)
+            after = start - 1 if start > _MIN_ROWID else None
+            floor = self._lower_after()
+            if floor is not None and (after is None or after < floor):
+                after = floor
+        rows = first + await self._scan(after, limit + 1 - len(first))
+        ended = len(rows) <= limit
+        if self.upper is not None and not self.table.without_rowid:
+            kept = [r for r in rows if self._in_range(r)[1]]
+            ended = ended or len(kept) < len(rows)
+            rows = kept
+        return rows[:limit], ended
+
+    async def forward(self, cut: Cut | None, n: int) -> tuple[list[Walked], bool]:
+        if cut is None:
+            start: object = BOTTOM
+        elif self.table.without_rowid:
+            if cut.skip == 0:
+                start = cut.value
+            else:
+                rows = await self._scan(cut.value, n + 1)
+                return self._walked(rows[:n]), len(rows) <= n
+        else:
+            assert isinstance(cut.value, int)
+            start = cut.value + (1 if cut.skip else 0)
+            if start > _MAX_ROWID:
+                return [], True
+        rows, ended = await self._rows_from(start, n)
+        return self._walked(rows), ended
+
+    async def _tail(self, cut: Cut) -> list[Walked]:
+        if cut.skip == 0:
+            return []
+        row = await self._get(cut.value)
+        return self._walked([row]) if row is not None else []
+
+    async def _window(self, low: object, high: object, limit: int) -> tuple[list[Walked], bool]:
+        start = low
+        if not self.table.without_rowid and isinstance(low, float):
+            start = _MIN_ROWID if low < _MIN_ROWID else math.ceil(low)
+            if low > _MAX_ROWID:
+                return [], True
+        if self.table.without_rowid and low is not BOTTOM:
+            start = _pad(low, len(self._pk))
+        rows, ended = await self._rows_from(start, limit)
+        if high is not None:
+            top = self._key(high)
+            kept = [r for r in rows if self._key(self._row_key(r)) < top]
+            if len(kept) < len(rows):
+                return self._walked(kept), True
+        return self._walked(rows), ended
+
+
+def _pad(value: object, width: int) -> tuple[object, ...]:
+    """A probe of a WITHOUT ROWID key: its leading values, then NULLs (which sort first),
+    so that a scan after it starts at the first key with those leading values."""
+    values = value if isinstance(value, tuple) else (value,)
+    return (*values, *([None] * (width - len(values))))
+
+
+class IndexOrder(Order):
+    """The order of an index's first column (ascending), optionally within a range."""
+
+    def __init__(
+        self,
+        entry: Entry,
+        table: Table,
+        index: Index,
+        column: str,
+        position: int,
+        lower: Bound | None = None,
+        upper: Bound | None = None,
+        key: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(entry, table)
+        self.column = column
+        self.index = index.name
+        self.position = position
+        """Where the column's value is in a stored row."""
+        self.lower = lower
+        self.upper = upper
+        assert key is not None
+        self._value_key = key
+
+    def _key(self, value: object) -> Any:
+        return (0,) if value is None else (1, self._value_key(value))
+
+    def _top(self) -> object:
+        return b"\xff" * 8 if self.upper is None else self.upper.value
+
+    def encode_value(self, value: object) -> object:
+        return encode_cell(value)
+
+    def decode_value(self, value: object) -> object:
+        return decode_cell(value)
+
+    async def _index_scan(self, lower: Bound | None, upper: Bound | None, limit: int) -> list[Row]:
+        self.reads += 1
+        return await self.entry.db.index_scan(
+            self.index or "", lower=lower, upper=upper, limit=limit
+        )
+
+    def _walked(self, rows: Sequence[Row], counts: dict[object, int]) -> list[Walked]:
+        """Rows from a read that started at the first row of each value run it holds
+        (`counts` carries runs already counted before these rows)."""
+        out = []
+        for row in rows:
+            value = row[self.position]
+            k = self._key(value)
+            seen = counts.get(k, 0)
+            counts[k] = seen + 1
+            out.append(Walked(row, Cut(value, seen), Cut(value, seen + 1)))
+        return out
+
+    def _floor(self, value: object) -> Bound | None:
+        """The lower bound for a read from `value` (BOTTOM: the range's own)."""
+        if value is BOTTOM:
+            return self.lower
+        bound = Bound(value, inclusive=True)
+        if self.lower is not None:
+            mine, theirs = self._key(value), self._key(self.lower.value)
+            if mine < theirs or (mine == theirs and not self.lower.inclusive):
+                return self.lower
+        return bound
+
+    async def forward(self, cut: Cut | None, n: int) -> tuple[list[Walked], bool]:
+        if cut is None:
+            rows = await self._index_scan(self.lower, self.upper, n + 1)
+            return self._walked(rows[:n], {}), len(rows) <= n
+        if cut.value is None:  # in the NULL run: count from the start
+            rows = await self._index_scan(None, self.upper, cut.skip + n + 1)
+            walked = self._walked(rows, {})[cut.skip :]
+            return walked[:n], len(walked) <= n
+        rows = await self._index_scan(self._floor(cut.value), self.upper, cut.skip + n + 1)
+        counts: dict[object, int] = {}
+        walked = self._walked(rows, counts)
+        # Skip the rows of the cut's run already shown; a crafted token may not match.
+        start = 0
+        target = self._key(cut.value)
+        while (
+            start < len(walked)
+            and start < cut.skip
+            and self._key(walked[start].before.value) == target
+        ):
+            start += 1
+        walked = walked[start:]
+        return walked[:n], len(walked) <= n
+
+    async def _tail(self, cut: Cut) -> list[Walked]:
+        if cut.skip == 0:
+            return []
+        if cut.value is None:
+            rows = await self._index_scan(None, None, cut.skip)
+            return [w for w in self._walked(rows, {}) if w.before.value is None]
+        equal = Bound(cut.value, inclusive=True)
+        rows = await self._index_scan(equal, equal, cut.skip)
+        return self._walked(rows, {})
+
+    async def _window(self, low: object, high: object, limit: int) -> tuple[list[Walked], bool]:
+        upper = self.upper if high is None else Bound(high, inclusive=False)
+        if low is BOTTOM and self.lower is None and self.upper is None:
+            # From the very start: the NULL run first, which no range holds.
+            rows = await self._index_scan(None, None, limit + 1)
+            walked = self._walked(rows, {})
+            if high is not None:
+                top = self._key(high)
+                kept = [w for w in walked if self._key(w.before.value) < top]
+                if len(kept) < len(walked):
+                    return kept[:limit], len(kept) <= limit
+            return walked[:limit], len(walked) <= limit
+        rows = await self._index_scan(self._floor(low), upper, limit + 1)
+        return self._walked(rows[:limit], {}), len(rows) <= limit
+
+
+def _within(value: float, lower: Bound | None, upper: Bound | None) -> tuple[bool, bool]:
+    above = True
+    if lower is not None:
+        lo = lower.value
+        assert isinstance(lo, int | float)
+        above = value > lo or (lower.inclusive and value == lo)
+    under = True
+    if upper is not None:
+        hi = upper.value
+        assert isinstance(hi, int | float)
+        under = value < hi or (upper.inclusive and value == hi)
+    return above, under
