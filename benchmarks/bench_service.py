@@ -57,7 +57,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
     from fastapi.responses import Response
 
     from bridge.rows import dumps
-    from examples.service.queries.paging import encode_token
+    from examples.service.queries.paging import encode_entry_token
 
     pool: list[aiosqlite.Connection] = []
     turn = 0
@@ -128,9 +128,8 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
         token = None
         if len(found) > limit:
             del found[limit:]
-            last = found[-1][4]
-            run = sum(1 for r in found if r[4] == last)
-            token = encode_token(last, run)
+            last = found[-1]
+            token = encode_entry_token((last[3], last[4], last[0]))  # books_year's entry
         return reply(
             {
                 "database": "sample",

@@ -47,7 +47,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import NamedTuple, Self, TypeVar
 
 import anyio
 import sniffio
@@ -76,6 +76,7 @@ __all__ = [
     "DEFAULT_PAGE_ROWS",
     "AsyncDatabase",
     "AsyncTransaction",
+    "IndexPage",
     "TableShape",
     "decode_cell",
     "dumps",
@@ -88,6 +89,14 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_ROWS = 256
 """Rows per `scan` operation when iterating a table."""
+
+
+class IndexPage(NamedTuple):
+    """A page of `AsyncDatabase.index_page`."""
+
+    rows: list[Row]
+    next_after: tuple[object, ...] | None
+    """The index entry to pass as `after` for the next page; None on the last page."""
 
 
 def row_key(table: Table, row: Row) -> object:
@@ -233,6 +242,25 @@ class AsyncDatabase:
         return await self._drive(
             self.db.index_scan(index, equal=equal, lower=lower, upper=upper, limit=limit)
         )
+
+    async def index_page(
+        self,
+        index: str,
+        *,
+        equal: Sequence[object] = (),
+        lower: Bound | None = None,
+        upper: Bound | None = None,
+        limit: int,
+        after: Sequence[object] | None = None,
+    ) -> IndexPage:
+        """Up to `limit` rows found through `index` after the index entry `after` (the
+        `last_entry` of the page before; None for the first page), with what continues
+        them: one seek, however deep the page (see `Database.index_scan`)."""
+        op = self.db.index_scan(
+            index, equal=equal, lower=lower, upper=upper, limit=limit, after=after
+        )
+        rows = await self._drive(op)
+        return IndexPage(rows, op.last_entry if op.more else None)
 
     async def count(self, table: str) -> int:
         """The number of rows in `table`."""

@@ -15,13 +15,18 @@ Theory of operation:
   parameters the schema does not know, and repeated ones. An upload's body is a small
   valid database, a damaged, truncated or padded copy of one, bytes past the upload
   limit, or what the generator made.
+- Writes are enabled (a write token), so the fuzz writes too: most write requests carry
+  the token and a body aimed at a table's columns (rows, and batches of changes), the
+  rest a wrong or no token, or what the generator made. Only the temporary copies are
+  written.
 - Every answer must have a status the schema documents for its operation and never a 5xx
   (nothing here is corrupt or locked); a body the schema describes must match it; an
   error must be JSON whose `detail` says what was wrong. A page's `next` link is followed
   and held to the same. Every distinct upload the service accepts is read back through
   every reading endpoint, since accepting a file promises that it can be read. After the
-  run the service still answers `GET /databases`, holds no lease, and keeps exactly the
-  uploads it serves.
+  run the service still answers `GET /databases`, holds no lease, keeps exactly the
+  uploads it serves, and the sample it wrote passes `core.storage`'s check and SQLite's
+  `PRAGMA integrity_check`.
 - The application serves a temporary data directory (copies, and uploads bounded by a
   small `max_upload_bytes`); the files it was copied from are checked to be untouched.
 - Deterministic: hypothesis runs derandomized, so the same number of examples sends the
@@ -57,9 +62,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from core import block
+from core.io import UnixIO
+from core.storage import Database
+from core.storage.check import check_database
 from examples.service import models
 from examples.service.app import create_app
-from examples.service.queries.paging import encode_token
+from examples.service.queries.paging import encode_entry_token
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 
@@ -84,9 +93,25 @@ CHECKS = [
 ]
 
 
+TOKEN = "fuzz-write-token"
+"""The test application's write token."""
+
+WRITES = {
+    "POST /databases/{database}/tables/{table}/rows",
+    "PATCH /databases/{database}/tables/{table}/rows/{key}",
+    "DELETE /databases/{database}/tables/{table}/rows/{key}",
+    "POST /databases/{database}/batch",
+}
+"""The operations that need the write token."""
+
+
 def _settings(data_dir: Path) -> Settings:
     return Settings.from_env(
-        {}, data_dir=data_dir, create_sample=False, max_upload_bytes=UPLOAD_LIMIT
+        {},
+        data_dir=data_dir,
+        create_sample=False,
+        max_upload_bytes=UPLOAD_LIMIT,
+        write_token=TOKEN,
     )
 
 
@@ -193,6 +218,26 @@ def _make_zoo_database(path: Path) -> Path:
     return path
 
 
+def _add_notes(path: Path) -> Path:
+    """A table of the sample the storage engine writes with all it keeps in step: a
+    UNIQUE and a NOT NULL column, a blob, a DEFAULT, and an index of its own (the sample's
+    other writable table, `authors`, has no index)."""
+    with closing(sqlite3.connect(path)) as con:
+        con.executescript(
+            """
+            CREATE TABLE notes (
+                id INTEGER PRIMARY KEY,
+                title TEXT NOT NULL UNIQUE,
+                body BLOB,
+                score REAL DEFAULT 0.5
+            );
+            CREATE INDEX notes_score ON notes (score);
+            INSERT INTO notes (title, body, score) VALUES ('a', x'00ff', 1), ('b', NULL, 2);
+            """
+        )
+    return path
+
+
 def _make_empty_database(path: Path) -> Path:
     """A database whose only table is empty, on pages of 1024 bytes."""
     with closing(sqlite3.connect(path)) as con:
@@ -210,6 +255,8 @@ class Target(NamedTuple):
     lookup_columns: tuple[str, ...]
     keys: tuple[str, ...]
     values: tuple[str, ...]
+    columns: tuple[str, ...]
+    writable: bool
 
 
 def _targets(schema: schemathesis.BaseSchema) -> list[Target]:
@@ -231,8 +278,35 @@ def _targets(schema: schemathesis.BaseSchema) -> list[Target]:
             keys = tuple(_row_key(table, columns, row) for columns, row in rows)
             values = {str(v) for _, row in rows for v in row if not isinstance(v, dict)}
             columns = tuple(reversed(table["lookup_columns"]))
-            targets.append(Target(name, table["name"], columns, keys, tuple(sorted(values))))
+            declared = tuple(c["name"] for c in table["columns"])
+            writable = _writable(detail, table)
+            targets.append(
+                Target(
+                    name, table["name"], columns, keys, tuple(sorted(values)), declared, writable
+                )
+            )
     return sorted(targets, key=lambda t: -len(t.lookup_columns))
+
+
+def _writable(detail: dict[str, Any], table: dict[str, Any]) -> bool:
+    """Whether the storage engine will likely write `table` (see docs/writing.md, "What is
+    refused"), judged from its description."""
+    indexes = {i["name"]: i for i in detail["indexes"]}
+    sql = (table["sql"] or "").upper()
+    return (
+        detail["text_encoding"] == "utf-8"
+        and not table["without_rowid"]
+        and not table["virtual"]
+        and not table["name"].startswith("sqlite_")
+        and all(c["generated"] is None for c in table["columns"])
+        and "REFERENCES" not in sql
+        and "CHECK" not in sql
+        and not detail["triggers"]
+        and not any(
+            indexes[i]["partial"] or any(c["name"] is None for c in indexes[i]["columns"])
+            for i in table["indexes"]
+        )
+    )
 
 
 def _has_rows(table: dict[str, Any]) -> bool:
@@ -292,11 +366,11 @@ _keys = st.one_of(
 )
 """Row keys: rowids and primary keys that are there, and every other shape."""
 _tokens = st.one_of(
-    st.builds(encode_token, _cells, st.integers(min_value=-2, max_value=2**64)),
+    st.builds(encode_entry_token, st.lists(_cells, max_size=4)),
     st.text(alphabet=string.ascii_letters + string.digits + "-_=", max_size=16),
     _keys,
 )
-"""Lookup page tokens: well-formed ones of any value and skip, and not."""
+"""Lookup page tokens: well-formed ones of any entry, and not."""
 _values = st.one_of(
     st.integers(min_value=1945, max_value=2030).map(str),
     _numbers,
@@ -373,7 +447,12 @@ def _aimed(
 ) -> Case[Any]:
     """A generated request, mostly aimed at a table that is there (see `AIMS`)."""
     case = draw(generated)
-    target = draw(st.sampled_from(targets))
+    label = f"{case.method} {case.operation.path}"
+    if label in WRITES and draw(AIMS) == "aimed":
+        # Writes aim at the tables the engine writes, else they are all refused alike.
+        target = draw(st.sampled_from([t for t in targets if t.writable] or targets))
+    else:
+        target = draw(st.sampled_from(targets))
     aimed_path = {"database": target.database, "table": target.table}
     if target.keys:
         aimed_path["key"] = draw(st.sampled_from(target.keys))
@@ -413,13 +492,61 @@ def _aimed(
             for name in search:
                 aimed = draw(AIMS) == "aimed" and target.values
                 query[name] = draw(st.sampled_from(target.values) if aimed else ODD_QUERY[name])
-    unknown = draw(st.dictionaries(_unknown_names, st.text(max_size=10), max_size=2))
-    query.update({k: v for k, v in unknown.items() if k not in query})
+    if draw(AIMS) == "odd":  # refused (422) whatever else the request holds
+        unknown = draw(st.dictionaries(_unknown_names, st.text(max_size=10), max_size=2))
+        query.update({k: v for k, v in unknown.items() if k not in query})
     case.query = query
     if case.method == "PUT" and draw(AIMS) != "generated":
         case.body = draw(bodies)
         case.media_type = "application/octet-stream"
+    if label in WRITES:
+        aim = draw(AIMS)
+        headers = dict(case.headers or {})
+        if aim == "aimed":
+            headers["Authorization"] = f"Bearer {TOKEN}"
+        elif aim == "odd":
+            headers["Authorization"] = draw(st.sampled_from(["Bearer wrong-token", TOKEN, ""]))
+        case.headers = headers
+        if case.method != "DELETE" and draw(AIMS) == "aimed":
+            if case.method == "POST" and case.operation.path.endswith("/batch"):
+                case.body = {"changes": draw(st.lists(_change(target), min_size=1, max_size=3))}
+            else:
+                case.body = {"values": draw(_row_values(target))}
+            case.media_type = "application/json"
     return case
+
+
+_write_cells = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([{"$float": "Infinity"}, {"$float": "-Infinity"}]),
+    st.text(max_size=8),
+    st.none(),
+    st.binary(max_size=8).map(lambda b: {"$base64": True, "encoded": base64.b64encode(b).decode()}),
+)
+"""Values a write may carry: every kind SQLite stores."""
+
+
+def _row_values(target: Target) -> st.SearchStrategy[dict[str, Any]]:
+    """Values for some of `target`'s columns (or for a column it does not have)."""
+    names = st.sampled_from(target.columns) if target.columns else st.just("nope")
+    values = st.one_of(_write_cells, st.sampled_from(target.values or ("x",)))
+    return st.dictionaries(
+        st.one_of(names, names, names, st.just("nope")), values, min_size=1, max_size=4
+    )
+
+
+@st.composite
+def _change(draw: st.DrawFn, target: Target) -> dict[str, Any]:
+    """One change of a batch on `target`, mostly well-formed."""
+    op = draw(st.sampled_from(["insert", "update", "delete"]))
+    change: dict[str, Any] = {"op": op, "table": target.table}
+    if op != "insert":
+        keys = [int(k) for k in target.keys if k.lstrip("-").isdigit()]
+        change["key"] = draw(st.sampled_from(keys) if keys else st.integers(-2, 400))
+    if op != "delete":
+        change["values"] = draw(_row_values(target))
+    return change
 
 
 # -- what every answer must be ------------------------------------------------------------
@@ -507,9 +634,9 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _check_healthy(schema: schemathesis.BaseSchema, data: Path, sample_digest: str) -> None:
+def _check_healthy(schema: schemathesis.BaseSchema, data: Path) -> None:
     """The service still answers, holds no lease, left no temporary file behind, keeps
-    exactly the uploads it serves, and never wrote the sample."""
+    exactly the uploads it serves, and the sample it wrote is sound."""
     served = [
         models.DatabaseSummary.model_validate(d) for d in _get(schema, "GET /databases").json()
     ]
@@ -517,10 +644,31 @@ def _check_healthy(schema: schemathesis.BaseSchema, data: Path, sample_digest: s
     operation = schema.find_operation_by_label("GET /databases")
     assert operation is not None and operation.app is not None
     assert operation.app.state.databases.leases() == 0
-    uploads = sorted(p.name for p in (data / "uploads").iterdir())
+    uploads = sorted(p.name for p in (data / "uploads").iterdir() if p.suffix == ".db")
     assert uploads == sorted(f"{d.name}.db" for d in served if d.source == "upload")
-    assert sorted(p.name for p in data.iterdir()) == ["sample.db", "uploads"]
-    assert _digest(data / "sample.db") == sample_digest
+    logs = {p.name for p in (data / "uploads").iterdir() if p.suffix != ".db"}
+    assert {name.rsplit(".db-", 1)[0] + ".db" for name in logs} <= set(uploads), logs
+    assert sorted(p.name for p in data.iterdir() if p.name != "sample.db-wal") == [
+        "sample.db",
+        "uploads",
+    ]
+    for path in [data / "sample.db", *sorted((data / "uploads").glob("*.db"))]:
+        _check_sound(path)
+
+
+def _check_sound(path: Path) -> None:
+    """The database passes the storage engine's check and SQLite's integrity check."""
+    io = UnixIO()
+    try:
+        db = block(Database.open(io, path), io)
+        try:
+            assert block(check_database(db), io) == []
+        finally:
+            db.close()
+    finally:
+        io.close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 # -- the fuzz -----------------------------------------------------------------------------
@@ -531,7 +679,7 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The files each test's data directory is copied from, made once."""
     made = tmp_path_factory.mktemp("originals")
     return {
-        "sample": create_sample_database(made / "sample.db", rows=SAMPLE_ROWS),
+        "sample": _add_notes(create_sample_database(made / "sample.db", rows=SAMPLE_ROWS)),
         "tiny": _make_tiny_database(made / "tiny.db"),
         "zoo": _make_zoo_database(made / "zoo.db"),
         "empty": _make_empty_database(made / "empty.db"),
@@ -573,10 +721,9 @@ def served(
 def test_served_databases_read_back(served: tuple[schemathesis.BaseSchema, Path]) -> None:
     """What the fuzz aims at reads back through every reading endpoint."""
     schema, data = served
-    sample_digest = _digest(data / "sample.db")
     for name in ("sample", "tiny", "zoo"):
         _read_back(schema, name)
-    _check_healthy(schema, data, sample_digest)
+    _check_healthy(schema, data)
 
 
 @pytest.mark.parametrize("label", _operation_labels())
@@ -591,7 +738,6 @@ def test_fuzz_operation(
     schema, data = served
     operation = schema.find_operation_by_label(label)
     assert operation is not None, f"{label} is not in the schema"
-    sample_digest = _digest(data / "sample.db")
     generated = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
@@ -599,6 +745,7 @@ def test_fuzz_operation(
     bodies = _bodies({name: originals[name].read_bytes() for name in ("tiny", "zoo", "empty")})
     requests = _aimed(generated, _targets(schema), bodies)
     read_back: set[bytes] = set()
+    written = 0
 
     @settings(
         max_examples=fuzz_examples,
@@ -610,8 +757,11 @@ def test_fuzz_operation(
     )
     @given(case=requests)
     def fuzz(case: Case[Any]) -> None:
+        nonlocal written
         response = case.call(allow_redirects=False)
         _validate(case, response)
+        if label in WRITES and response.status_code < 300:
+            written += 1
         if isinstance(link := _next_link(response), str):  # the next page must work too
             query = dict(parse_qsl(urlsplit(link).query))
             following = operation.Case(path_parameters=case.path_parameters, query=query)
@@ -631,4 +781,6 @@ def test_fuzz_operation(
             f"'{request.node.nodeid}' --fuzz-examples={fuzz_examples}{seeded}"
         )
         raise
-    _check_healthy(schema, data, sample_digest)
+    if label in WRITES and fuzz_examples >= 100:
+        assert written, f"no request to {label} was written: the fuzz missed every table"
+    _check_healthy(schema, data)

@@ -555,3 +555,59 @@ def test_stepping_after_done_or_abort(people: Path) -> None:
     with pytest.raises(StateMachineError, match="after it failed"):
         scan.step()
     assert block(db.count("people"), memory) == 6  # the database is still usable
+
+
+def _index_pages(
+    db: Database, io: UnixIO, index: str, limit: int, **search: object
+) -> list[list[object]]:
+    """Every row the search finds, a page of `limit` at a time, each page continuing after
+    the `last_entry` of the one before while `more` says there is one."""
+    pages: list[list[object]] = []
+    after = None
+    while True:
+        op = db.index_scan(index, limit=limit, after=after, **search)  # type: ignore[arg-type]
+        rows = block(op, io)
+        pages.append(rows)
+        if not op.more:
+            assert len(rows) <= limit
+            return pages
+        assert len(rows) == limit and op.last_entry is not None
+        after = op.last_entry
+
+
+def test_index_scan_pages_by_entry(people: Path) -> None:
+    io = UnixIO()
+    db = open_db(io, people)
+    every = block(db.index_scan("people_height_desc"), io)
+    for limit in (1, 2, 5):
+        pages = _index_pages(db, io, "people_height_desc", limit)
+        assert [r for page in pages for r in page] == every
+    # Equal values of the first column: the rowid in the entry tells them apart.
+    ada = block(db.index_scan("people_name", equal=["ada"]), io)
+    pages = _index_pages(db, io, "people_name", 1, equal=["ADA"])
+    assert [r for page in pages for r in page] == ada and len(pages) == 2
+    ranged = _index_pages(db, io, "people_height_desc", 1, lower=Bound(1.7), upper=Bound(1.8))
+    assert [r[0] for page in ranged for r in page] == [
+        r[0]
+        for r in block(db.index_scan("people_height_desc", lower=Bound(1.7), upper=Bound(1.8)), io)
+    ]
+    # An entry from before the search's start does not take it further back.
+    op = db.index_scan("people_name", equal=["dave"], after=("Ada", 1))
+    assert [r[0] for r in block(op, io)] == [5]
+    db.close()
+
+
+def test_index_scan_searches_a_without_rowid_table_by_primary_key(people: Path) -> None:
+    io = UnixIO()
+    db = open_db(io, people)
+    expected = sqlite_rows(people, "SELECT * FROM pairs WHERE b = 2 ORDER BY b, a")
+    assert block(db.index_scan("pairs", equal=[2]), io) == expected
+    assert block(db.index_scan("pairs", lower=Bound(3)), io) == sqlite_rows(
+        people, "SELECT * FROM pairs WHERE b >= 3 ORDER BY b, a"
+    )
+    pages = _index_pages(db, io, "pairs", 3, equal=["2"])  # affinity: '2' is the integer 2
+    assert [r for page in pages for r in page] == expected
+    op = db.index_scan("pairs", equal=[2], limit=1)
+    block(op, io)
+    assert op.last_entry == (2, expected[0][0])  # the primary key (b, a), not the whole row
+    db.close()

@@ -162,19 +162,27 @@ class Database(SharedState):
         lower: Bound | None = None,
         upper: Bound | None = None,
         limit: int | None = None,
+        after: Sequence[object] | None = None,
     ) -> IndexScan:
         """An operation: the rows of the indexed table whose index entry has its leading
         columns equal to `equal` and, if given, the next column within `lower`/`upper`,
-        in index order.
+        in index order. `index` may also name a WITHOUT ROWID table: its primary key is
+        searched, in its own B-tree.
 
         Values compare under the index's collations, after the column's affinity is
         applied, exactly as `WHERE a = ? AND b > ?` compares them in SQLite: a NULL in
         `equal` or as a bound matches nothing, and NULLs never fall in a range. A partial
         index only holds the rows its WHERE clause selects.
+
+        Keyset paging: after it is done, the operation's `last_entry` is the index record
+        of the last row returned and `more` says whether `limit` stopped it before another
+        match; the same search with `after=` that record seeks straight past it.
         """
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        return IndexScan(self, index, tuple(equal), lower, upper, limit)
+        return IndexScan(
+            self, index, tuple(equal), lower, upper, limit, None if after is None else tuple(after)
+        )
 
     def begin(self) -> Begin:
         """An operation: start a write transaction; `Done(WriteTransaction)`.

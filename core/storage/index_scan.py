@@ -10,6 +10,12 @@ Theory of operation:
   `ROWS_PER_STEP` rows.
 - An equality lookup whose pages are all cached is answered from the cache alone first
   (`SharedState.index_rows_from_cache`); on a miss the cursors do the work.
+- Keyset paging: `last_entry` is the index record of the last row returned and `more`
+  says whether a matching entry follows it; a scan given `after=` that record seeks
+  straight past it (never further back than the search's own start), so a deep page
+  costs what the first does.
+- A WITHOUT ROWID table's name searches its own B-tree by primary key: the entry is the
+  row, nothing is fetched.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from core.storage.btree import BTreeCursor
 from core.storage.collation import KeyPlan, apply_affinity, field_key
 from core.storage.errors import CorruptDatabaseError, SchemaError
 from core.storage.queries import ROWS_PER_STEP
-from core.storage.schema import Index, RowBuilder, Table, pk_positions
+from core.storage.record import Value
+from core.storage.schema import Index, RowBuilder, Schema, Table, pk_positions
 from core.storage.shared import MISS, Row, SharedState
 from core.storage.transaction import FIRST_PHASE, ReadTransaction
 
@@ -64,6 +71,7 @@ class IndexScan(ReadTransaction[list[Row]]):
     """The operation `Database.index_scan` returns; `Done(list of rows)`."""
 
     __slots__ = (
+        "_after",
         "_builder",
         "_cursor",
         "_equal",
@@ -73,6 +81,7 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_index",
         "_limit",
         "_lower",
+        "_own_tree",
         "_pk_plan",
         "_pk_positions",
         "_plan",
@@ -84,6 +93,8 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_table_cursor",
         "_upper",
         "index",
+        "last_entry",
+        "more",
     )
 
     def __init__(
@@ -94,9 +105,17 @@ class IndexScan(ReadTransaction[list[Row]]):
         lower: Bound | None,
         upper: Bound | None,
         limit: int | None,
+        after: tuple[object, ...] | None = None,
     ) -> None:
         super().__init__(db)
         self.index = index
+        self._after = after
+        self._own_tree = False
+        self.last_entry: tuple[object, ...] | None = None
+        """The index record (index columns, then rowid or primary key) of the last row
+        returned; None when no row was, or the cache answered."""
+        self.more = False
+        """True when the scan stopped at `limit` with another matching entry next."""
         self._equal = equal
         self._lower = lower
         self._upper = upper
@@ -125,6 +144,7 @@ class IndexScan(ReadTransaction[list[Row]]):
             and self._lower is None
             and self._upper is None
             and self._limit is None
+            and self._after is None
         ):
             db = self.db
             if db is not None and db.immutable and not db.closed:
@@ -136,13 +156,18 @@ class IndexScan(ReadTransaction[list[Row]]):
     def _resolve(self) -> None:
         db = self._db()
         schema = db.schema
-        index = schema.index(self.index)
+        index = _own_tree_of(schema, self.index)
+        self._own_tree = index is not None
+        if index is None:
+            index = schema.index(self.index)
         table = schema.table(index.table)
         self._index = index
         self._table = table
         self._builder = db.row_builder(table)
-        plan = db.key_plan(table, index)
+        plan = db.key_plan(table, None if self._own_tree else index)
         self._rows = []
+        self.last_entry = None
+        self.more = False
         self._state = _IX_SEEK
         columns = index.columns
         equal = self._equal
@@ -165,7 +190,7 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._prefix = prefix
         self._hi = None
         if not ranged:
-            self._seek = (prefix, False)
+            self._seek = self._past_after(plan, (prefix, False))
             return
         column = columns[len(equal)]
         key = field_key(column.collation, db.codec, column.descending)
@@ -185,8 +210,28 @@ class IndexScan(ReadTransaction[list[Row]]):
         else:
             lo = (key(lo_value), lower.inclusive) if lower is not None else (key(None), False)
             hi = None if upper is None else (key(hi_value), upper.inclusive)
-        self._seek = (prefix, False) if lo is None else (prefix + lo[0], not lo[1])
+        self._seek = self._past_after(
+            plan, (prefix, False) if lo is None else (prefix + lo[0], not lo[1])
+        )
         self._hi = hi
+
+    def _past_after(
+        self, plan: KeyPlan, seek: tuple[tuple[object, ...], bool]
+    ) -> tuple[tuple[object, ...], bool]:
+        """Where to seek: past the entry `after`, unless the search starts later anyway
+        (a token from another search never reaches before the search's own start)."""
+        if self._after is None:
+            return seek
+        values: list[Value] = []
+        for v in self._after:
+            if v is not None and type(v) not in (int, float, str, bytes):
+                raise SchemaError(f"after must hold the values of an index entry, got {v!r}")
+            values.append(v)  # type: ignore[arg-type]
+        after = plan.key(values)
+        probe, gt = seek
+        head = after[: len(probe)]
+        later = head > probe if gt else after >= probe
+        return (after, True) if later else seek
 
     def _make_cursors(self) -> tuple[BTreeCursor, BTreeCursor]:
         db = self._db()
@@ -210,7 +255,12 @@ class IndexScan(ReadTransaction[list[Row]]):
         builder = self._builder
         assert builder is not None
         if self._cursor is None or self._table_cursor is None:
-            if self._lower is None and self._upper is None and self._limit is None:
+            if (
+                self._lower is None
+                and self._upper is None
+                and self._limit is None
+                and self._after is None
+            ):
                 cached = self._db().index_rows_from_cache(self.index, self._equal)
                 if cached is not MISS:
                     self._rows = cached
@@ -232,7 +282,7 @@ class IndexScan(ReadTransaction[list[Row]]):
                     return pending
                 self._state = _IX_ENTRY
             elif state is _IX_ENTRY:
-                if not cursor.valid or (limit is not None and len(rows) >= limit):
+                if not cursor.valid:
                     self._state = _IX_DONE
                     return None
                 key = cursor.sort_key()
@@ -248,7 +298,18 @@ class IndexScan(ReadTransaction[list[Row]]):
                     if field > bound or (not hi[1] and field == bound):
                         self._state = _IX_DONE
                         return None
+                if limit is not None and len(rows) >= limit:
+                    self.more = True  # checked after the bounds: this entry matches
+                    self._state = _IX_DONE
+                    return None
                 record = cursor.record_values()
+                if self._own_tree:
+                    # The entry is the whole row; its key is the primary key alone.
+                    self.last_entry = tuple(record[: len(self._pk_positions)])
+                    rows.append(builder.build_without_rowid(record))
+                    self._state = _IX_NEXT
+                    continue
+                self.last_entry = tuple(record)
                 if builder.without_rowid:
                     try:
                         pk = [record[p] for p in self._pk_positions]
@@ -298,6 +359,18 @@ class IndexScan(ReadTransaction[list[Row]]):
 
     def _value(self) -> list[Row]:
         return self._rows
+
+
+def _own_tree_of(schema: Schema, name: str) -> Index | None:
+    """For a WITHOUT ROWID table called `name`: its primary key as an index over its own
+    B-tree; else None."""
+    try:
+        table = schema.table(name)
+    except SchemaError:
+        return None
+    if not table.without_rowid or not table.primary_key:
+        return None
+    return Index(table.name, table.name, table.root_page, None, True, table.primary_key, None)
 
 
 def _bad_entry(cursor: BTreeCursor, what: str) -> CorruptDatabaseError:

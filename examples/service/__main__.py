@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="where the sample and uploads live")
     parser.add_argument("--rows", type=int, help="books in the sample made on first run")
     parser.add_argument(
+        "--write-token",
+        help="enable writes; each write request must send 'Authorization: Bearer TOKEN' "
+        "(default: IORESULT_WRITE_TOKEN; unset, the service only reads)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     parser.add_argument(
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         ("port", "port"),
         ("data_dir", "data_dir"),
         ("rows", "sample_rows"),
+        ("write_token", "write_token"),
     ):
         value = getattr(args, option)
         if value is not None:
@@ -90,8 +96,11 @@ class _AnnouncingServer(uvicorn.Server):
         databases = getattr(self.app.state, "databases", None)
         count = len(databases.entries) if databases is not None else 0
         url = f"http://{host}:{port}"
+        settings = getattr(self.app.state, "settings", None)
+        writes = settings is not None and settings.writes_enabled
         print(
-            f"Serving {count} database(s). API: {url}/databases  Docs: {url}/docs",
+            f"Serving {count} database(s). API: {url}/databases  Docs: {url}/docs  "
+            + ("Writes: on (bearer token)" if writes else "Writes: off (--write-token)"),
             flush=True,
         )
 

@@ -7,7 +7,9 @@ Theory of operation:
   backend's small worker pool.
 - `create_app` only assembles: the routers (`routes/`, one per resource) run the queries
   (`queries/`), `errors.py` turns what they raise into HTTP errors, and the databases
-  served and their leases live in `databases.py`.
+  served and their leases live in `databases.py`. Every API route refuses unknown query
+  parameters (`query_check.py`), and answers HEAD as GET without a body
+  (`head_requests.py`).
 - The settings are fixed when the application is made (`app.state.settings`); the lifespan
   reads them from there, and sets `app.state.databases` and `app.state.io` for the routes.
 """
@@ -17,12 +19,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bridge import AsyncFileIO
+from examples.service.body_limit import BodyLimitMiddleware
 from examples.service.databases import Databases
-from examples.service.errors import install_error_handlers
+from examples.service.docs_pages import install_docs
+from examples.service.errors import ERROR_RESPONSES, install_error_handlers
+from examples.service.head_requests import HeadMiddleware
 from examples.service.queries.paging import encode_token
+from examples.service.query_check import reject_unknown_query
 from examples.service.routes import routers
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
@@ -55,11 +61,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A trailing "/" is not dropped by a redirect: a name or key that ends in one (sent
         # as %2F, which servers decode) would be answered for the name without it.
         redirect_slashes=False,
+        # Served from local files instead of a CDN (`docs_pages.py`).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app)
+    app.add_middleware(HeadMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_write_bytes)
     for router in routers(settings):
-        app.include_router(router)
+        # Every endpoint refuses query parameters it does not take (422, documented).
+        app.include_router(
+            router,
+            dependencies=[Depends(reject_unknown_query)],
+            responses={422: ERROR_RESPONSES[422]},
+        )
     app.include_router(web_router(settings))
     return app
 

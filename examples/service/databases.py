@@ -4,7 +4,10 @@ Rules:
 - One `AsyncFileIO` (the application's) carries every read and write.
 - The sample (`sample.db`) is opened mutable, so the storage engine takes its shared lock
   for each read and notices a writer's changes; uploads (`uploads/NAME.db`) are opened
-  immutable: the service is the only writer and never writes one in place.
+  immutable: the service is the only writer and never writes one in place. With writes
+  enabled (a write token is set), every database is opened writable instead, and a
+  rollback-journal database is converted to WAL mode once, when it is opened (this
+  engine writes WAL only); its `-wal` file goes with it when it is deleted or replaced.
 - A request *leases* the database it reads (`lease`, or `acquire`/`release`): a database
   replaced by a new upload, or deleted, stays open until its last reader is done, and only
   then closes.
@@ -31,7 +34,7 @@ import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
 from core import CompletionError, IOResultError
-from core.storage import SchemaTooLargeError, StorageError
+from core.storage import DatabaseBusyError, SchemaLimits, SchemaTooLargeError, StorageError
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
 
@@ -147,17 +150,46 @@ class Databases:
 
     async def _open(self, name: str, path: Path, source: Literal["sample", "upload"]) -> None:
         try:
-            db = await AsyncDatabase.open(
-                self.io,
+            db = await self._open_served(
                 path,
-                immutable=source == "upload",
-                cache_pages=self.settings.cache_pages,
                 schema_limits=self.settings.schema_limits if source == "upload" else None,
+                upload=source == "upload",
             )
         except (StorageError, CompletionError) as exc:
             log.error("not serving %s (%s): %s", name, path, exc)
             return
         self.entries[name] = Entry(name, path, source, db)
+
+    async def _open_served(
+        self, path: Path, *, schema_limits: SchemaLimits | None, upload: bool = True
+    ) -> AsyncDatabase:
+        """Open a database to serve. Without writes, an upload is immutable and the sample
+        a live database; with writes, every database is writable and in WAL mode (a
+        rollback-journal file is converted once: this engine writes WAL only). Raises what
+        `AsyncDatabase.open` and `Database.convert_to_wal` raise."""
+        writable = self.settings.writes_enabled
+        db = await AsyncDatabase.open(
+            self.io,
+            path,
+            immutable=upload and not writable,
+            writable=writable,
+            cache_pages=self.settings.cache_pages,
+            schema_limits=schema_limits,
+        )
+        if writable:
+            try:
+                if await bridge.drive(db.db.convert_to_wal(), self.io):
+                    log.warning("converted %s to WAL mode to write it", path.name)
+            except DatabaseBusyError as exc:
+                # Another connection holds it: serve it anyway; its writes are refused
+                # (422, rollback-journal mode) until it is converted at the next start.
+                log.warning(
+                    "not converting %s to WAL mode (%s): writes to it are refused", path.name, exc
+                )
+            except BaseException:
+                db.close()
+                raise
+        return db
 
     def close(self) -> None:
         """Close every database (readers still running fail at their next read)."""
@@ -253,13 +285,9 @@ class Databases:
             temporary.unlink(missing_ok=True)
             raise
         try:
-            db = await AsyncDatabase.open(
-                self.io,
-                final,
-                immutable=True,
-                cache_pages=self.settings.cache_pages,
-                schema_limits=self.settings.schema_limits,
-            )
+            # A log left by the database this one replaces must not be read as its own.
+            _remove_log(final)
+            db = await self._open_served(final, schema_limits=self.settings.schema_limits)
         except BaseException:
             # It was valid a moment ago; whatever stopped us (a cancellation, say), the
             # upload did not happen: do not leave a file that is not served.
@@ -331,7 +359,14 @@ class Databases:
         if entry is None:
             raise UnknownDatabaseError(f"no uploaded database named {name!r}")
         entry.path.unlink(missing_ok=True)
+        _remove_log(entry.path)
         self._retire(entry)
+
+
+def _remove_log(path: Path) -> None:
+    """Remove the WAL and wal-index files of database `path`, if any."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 _SCHEMA_SETTINGS = {

@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from core import CompletionError
 from core.storage import (
+    ConstraintError,
     CorruptDatabaseError,
     DatabaseBusyError,
     HotJournalError,
@@ -40,7 +41,13 @@ from examples.service.databases import (
     UploadTooLargeError,
 )
 
-__all__ = ["ERROR_RESPONSES", "ServiceError", "error_response", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ServiceError",
+    "error_response",
+    "install_error_handlers",
+    "storage_error",
+]
 
 log = logging.getLogger("examples.service")
 
@@ -83,7 +90,7 @@ def error_response(
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status, exc.detail, exc.page, exc.headers)
+    return error_response(exc.status, _without_paths(request, exc.detail), exc.page, exc.headers)
 
 
 async def _unknown_database(request: Request, exc: Exception) -> Response:
@@ -104,23 +111,50 @@ async def _invalid_upload(request: Request, exc: Exception) -> Response:
     return error_response(422, str(exc), exc.page)
 
 
+def _without_paths(request: Request, text: str) -> str:
+    """`text` with the server's file paths replaced by the names they are served under: a
+    client knows the database by its name, and the server's layout is none of its
+    business."""
+    databases = getattr(request.app.state, "databases", None)
+    if databases is not None:
+        for entry in databases.entries.values():
+            text = text.replace(str(entry.path), entry.name)
+        settings = databases.settings
+        text = text.replace(str(settings.data_dir), "<data>")
+    return text
+
+
 async def _storage_error(request: Request, exc: Exception) -> Response:
     database = request.path_params.get("database", "?")
+    response = storage_error(database, exc)
+    return error_response(
+        response.status,
+        _without_paths(request, response.detail),
+        response.page,
+        response.headers,
+    )
+
+
+def storage_error(database: str, exc: Exception) -> ServiceError:
+    """The HTTP error for storage error `exc` met while serving `database` (what it is
+    answered with; logged here when a user cannot fix it)."""
     if isinstance(exc, CorruptDatabaseError):
         log.error("database %r is corrupt: %s", database, exc)
         where = f" (page {exc.page})" if exc.page is not None else ""
         detail = f"database {database!r} is corrupt{where}: {exc.detail}"
-        return error_response(500, detail, exc.page)
+        return ServiceError(500, detail, page=exc.page)
     if isinstance(exc, DatabaseBusyError):
-        detail = f"database {database!r} is busy: {exc}"
-        return error_response(503, detail, headers={"Retry-After": "1"})
+        detail = f"database {database!r} is busy: another connection holds its lock ({exc})"
+        return ServiceError(503, detail, headers={"Retry-After": "1"})
     if isinstance(exc, HotJournalError):
         log.error("database %r: %s", database, exc)
-        return error_response(503, f"database {database!r} needs recovery by SQLite first: {exc}")
+        return ServiceError(503, f"database {database!r} needs recovery by SQLite first: {exc}")
+    if isinstance(exc, ConstraintError):
+        return ServiceError(409, f"{exc} (constraint: {exc.constraint}); nothing was changed")
     if isinstance(exc, SchemaError | UnsupportedError):
-        return error_response(422, str(exc))
+        return ServiceError(422, str(exc))
     log.error("database %r: %s", database, exc)
-    return error_response(500, f"database {database!r}: {exc}")
+    return ServiceError(500, f"database {database!r}: {exc}")
 
 
 async def _read_error(request: Request, exc: Exception) -> Response:
@@ -140,6 +174,10 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     where = f"{request.method} {request.url.path}"
     if exc.status_code == 404:
         detail = f"no endpoint at {where}; the endpoints are listed at /docs"
+    elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's answer to a body that is not text (bytes that are not UTF-8): for
+        # the caller it is a body that is not JSON, as malformed JSON is (422).
+        return error_response(422, "the request body is not JSON (UTF-8 text)")
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"

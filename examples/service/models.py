@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 __all__ = [
+    "BatchRequest",
+    "BatchResponse",
     "Blob",
     "Cell",
+    "Change",
+    "ChangeResult",
     "ColumnInfo",
     "CountResponse",
     "DatabaseDetail",
@@ -21,11 +25,14 @@ __all__ = [
     "ErrorResponse",
     "IndexColumnInfo",
     "IndexInfo",
+    "InputCell",
     "LookupPage",
     "RowResponse",
+    "RowValues",
     "RowsPage",
     "SpecialFloat",
     "TableInfo",
+    "WrittenRow",
 ]
 
 
@@ -166,11 +173,15 @@ class LookupPage(BaseModel):
 
     database: str
     table: str
-    column: str
-    strategy: Literal["index", "rowid"] = Field(
-        description='"index": an index was searched; "rowid": the table itself, by rowid.'
+    column: str = Field(description="The first column searched.")
+    searched: list[str] = Field(description="The columns searched, in order.")
+    strategy: Literal["index", "rowid", "primary key"] = Field(
+        description='"index": an index was searched; "rowid": the table itself, by rowid; '
+        '"primary key": a WITHOUT ROWID table itself, by its first primary-key column.'
     )
-    index: str | None = Field(description="The index searched (null for the rowid).")
+    index: str | None = Field(
+        description="The index searched (null for the rowid or the primary key)."
+    )
     index_columns: list[str]
     columns: list[str]
     rows: list[list[Cell]]
@@ -195,3 +206,69 @@ class CountResponse(BaseModel):
     database: str
     table: str
     count: int
+
+
+# -- writes ------------------------------------------------------------------------------
+
+InputCell = StrictInt | StrictFloat | StrictStr | Blob | SpecialFloat | None
+"""A value to write: as `Cell`, but a JSON true or false is no value (SQLite has none)."""
+
+
+class RowValues(BaseModel):
+    """The body of an insert or an update: column names to values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: dict[str, InputCell] = Field(
+        description="Column name to value. An insert leaves the others to their DEFAULT "
+        "(or NULL); an update changes only the columns named."
+    )
+
+
+class WrittenRow(BaseModel):
+    """A row as a write left it."""
+
+    database: str
+    table: str
+    key: int = Field(description="The row's rowid: its key in `/rows/{key}`.")
+    columns: list[str]
+    row: list[Cell]
+
+
+class Change(BaseModel):
+    """One change of a batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["insert", "update", "delete"]
+    table: str
+    key: StrictInt | None = Field(
+        default=None, description="The rowid, for an update or a delete (not for an insert)."
+    )
+    values: dict[str, InputCell] | None = Field(
+        default=None, description="Column name to value, for an insert or an update."
+    )
+
+
+class BatchRequest(BaseModel):
+    """Changes to make in one transaction: all of them, or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    changes: list[Change] = Field(min_length=1)
+
+
+class ChangeResult(BaseModel):
+    """What one change of a batch did."""
+
+    op: Literal["insert", "update", "delete"]
+    table: str
+    key: int
+    row: list[Cell] | None = Field(description="The row as written; null for a delete.")
+
+
+class BatchResponse(BaseModel):
+    """A committed batch: each change's result, in order."""
+
+    database: str
+    results: list[ChangeResult]

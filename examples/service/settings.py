@@ -13,6 +13,8 @@ command-line options (`python -m examples.service --help`).
 | `IORESULT_MAX_SCHEMA_BYTES` | 262144 (256 KiB) | an upload's largest schema SQL |
 | `IORESULT_MAX_SCHEMA_OBJECTS` | 2000 | an upload's most tables, indexes, views, triggers |
 | `IORESULT_MAX_TABLE_COLUMNS` | 2000 | the most columns of one table of an upload |
+| `IORESULT_WRITE_TOKEN` | unset | enables writes; every write must carry it as a bearer token |
+| `IORESULT_MAX_WRITE_BYTES` | 1048576 (1 MiB) | the largest JSON body of a write |
 """
 
 from __future__ import annotations
@@ -60,9 +62,21 @@ class Settings:
     100,000-book sample, so after warming up every read is a cache hit)."""
     workers: int = 4
     """Worker threads of the AsyncFileIO, for reads that miss the page cache."""
+    write_token: str | None = None
+    """Writes are enabled only with a token, and every write request must carry it
+    (`Authorization: Bearer <token>`); None: the service only reads."""
+    max_write_bytes: int = 1024 * 1024
+    """The largest JSON body of a write request (a row, a batch)."""
+    max_batch_changes: int = 1000
+    """The most changes one batch may hold."""
     nowait: bool | None = None
     """The AsyncFileIO's `nowait`: None tries RWF_NOWAIT reads inline where the platform
     has them; False sends every read to the workers."""
+
+    @property
+    def writes_enabled(self) -> bool:
+        """Whether the service writes (a write token is set)."""
+        return self.write_token is not None
 
     @property
     def schema_limits(self) -> SchemaLimits:
@@ -93,6 +107,8 @@ class Settings:
             values["data_dir"] = Path(env["IORESULT_DATA_DIR"])
         if "IORESULT_HOST" in env:
             values["host"] = env["IORESULT_HOST"]
+        if env.get("IORESULT_WRITE_TOKEN"):
+            values["write_token"] = env["IORESULT_WRITE_TOKEN"]
         for name, field in (
             ("IORESULT_SAMPLE_ROWS", "sample_rows"),
             ("IORESULT_PORT", "port"),
@@ -102,6 +118,7 @@ class Settings:
             ("IORESULT_MAX_SCHEMA_BYTES", "max_schema_bytes"),
             ("IORESULT_MAX_SCHEMA_OBJECTS", "max_schema_objects"),
             ("IORESULT_MAX_TABLE_COLUMNS", "max_table_columns"),
+            ("IORESULT_MAX_WRITE_BYTES", "max_write_bytes"),
         ):
             if name in env:
                 try:
@@ -130,5 +147,11 @@ class Settings:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
         if self.cache_pages < 1:
             raise SettingsError(f"cache_pages must be positive, got {self.cache_pages}")
+        if self.write_token is not None and len(self.write_token) < 8:
+            raise SettingsError("the write token must be at least 8 characters long")
+        if self.max_write_bytes < 1:
+            raise SettingsError(f"max_write_bytes must be positive, got {self.max_write_bytes}")
+        if self.max_batch_changes < 1:
+            raise SettingsError(f"max_batch_changes must be positive, got {self.max_batch_changes}")
         if self.export_page_rows < 1:
             raise SettingsError(f"export_page_rows must be positive, got {self.export_page_rows}")

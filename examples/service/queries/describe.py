@@ -5,9 +5,10 @@ Rules:
   database; `database_detail` and `table_detail` read the schema again first, so a
   mutable database's changes show.
 - A table is named in any case (`find_table`); an unknown one is a 404 that lists the
-  tables there are.
+  tables there are; a view is a 422 that says views are listed but not readable.
 - `lookup_columns` are the columns a lookup can search without reading the whole table:
-  the rowid, and the first column of each index. `lookup.py` refuses any other.
+  the rowid (or a WITHOUT ROWID table's first primary-key column), and the first column
+  of each index. `lookup.py` refuses any other.
 """
 
 from __future__ import annotations
@@ -29,10 +30,22 @@ __all__ = [
 
 
 def find_table(entry: Entry, name: str) -> Table:
-    """Table `name` (any case) of `entry`; raises `ServiceError` 404 naming the tables."""
+    """Table `name` (any case) of `entry`; raises `ServiceError` 404 naming the tables,
+    or 422 for a view (listed, but not readable without a SQL engine)."""
+    schema = entry.db.schema
     try:
-        return entry.db.schema.table(name)
+        return schema.table(name)
     except SchemaError:
+        folded = fold_identifier(name)
+        view = next((v for v in schema.views if fold_identifier(v) == folded), None)
+        if view is not None:
+            # The view exists; reading it would take a SQL engine to run its SELECT.
+            raise ServiceError(
+                422,
+                f"{view!r} in database {entry.name!r} is a view: views are listed but cannot "
+                "be read, since reading one means running its SELECT and this service has "
+                "no SQL engine; read the tables it selects from instead",
+            ) from None
         tables = ", ".join(t.name for t in entry.db.schema.tables) or "none"
         raise ServiceError(
             404, f"no table {name!r} in database {entry.name!r}; its tables are: {tables}"
@@ -93,12 +106,15 @@ async def table_detail(entry: Entry, name: str) -> models.TableInfo:
 
 def lookup_columns(entry: Entry, table: Table) -> list[str]:
     """The columns of `table` a lookup can search: the rowid (under the name its rows show
-    it with: `_rowid_` where a column is named rowid), then each index's first."""
+    it with: `_rowid_` where a column is named rowid) or a WITHOUT ROWID table's first
+    primary-key column, then each index's first."""
     names: list[str] = []
     if table.rowid_alias is not None:
         names.append(table.columns[table.rowid_alias].name)
     elif not table.without_rowid:
         names.append(TableShape(table).columns[0])
+    elif table.primary_key and table.primary_key[0].name is not None:
+        names.append(table.primary_key[0].name)  # its own B-tree is keyed by it
     for index in entry.db.schema.indexes_of(table.name):
         first = index.columns[0].name if index.columns else None
         if first is not None and fold_identifier(first) not in {fold_identifier(n) for n in names}:

@@ -5,7 +5,8 @@ Rules:
   however they end: finished, failed, or closed because the client went away.
 - The first page is read before the response starts (`start_export`), so that an error
   found there is still a proper HTTP error; after that, a failed read can only end the
-  response early (the transfer is incomplete), and is logged.
+  response early (the transfer is incomplete): it is logged in one line and raised as
+  `responses.ResponseCut`, which ends the response without a traceback.
 - Memory stays flat whatever the table's size: each chunk is one `scan` of
   `export_page_rows` rows, and a client that goes away stops the reading at once (the
   cancellation reaches the `drive` in progress, which aborts its read).
@@ -19,10 +20,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core import CompletionError
 from core.storage import StorageError, Table
 from examples.service.databases import Databases, Entry
 from examples.service.encoding import TableShape
 from examples.service.queries.describe import find_table
+from examples.service.responses import ResponseCut
 
 __all__ = ["Export", "ExportFormat", "export_chunks", "start_export"]
 
@@ -32,7 +35,7 @@ ExportFormat = Literal["ndjson", "csv"]
 """The formats an export is written in."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Export:
     """An export under way: its lease on `entry`, and the pages of `table` still to read
     after `first` (None for an empty table)."""
@@ -43,6 +46,19 @@ class Export:
     shape: TableShape
     first: list[Any] | None
     pages: AsyncIterator[list[Any]]
+    closed: bool = False
+
+    async def close(self) -> None:
+        """Stop the reading and end the lease; idempotent. The response calls it however
+        it ends, even when its chunks were never asked for (a HEAD, a client gone before
+        the first)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.pages.aclose()  # type: ignore[attr-defined]
+        finally:
+            self.databases.release(self.entry)
 
 
 async def start_export(databases: Databases, database: str, table: str, page_rows: int) -> Export:
@@ -82,9 +98,10 @@ async def export_chunks(export: Export, format: ExportFormat) -> AsyncIterator[b
                 if page is None:
                     break
                 yield encode(page)
-    except StorageError as exc:
+    except (StorageError, CompletionError) as exc:
+        # The response has started: one line for the log, and a cut response for the
+        # client (no traceback: there is nothing more to say than this).
         log.error("export of %s from %r stopped: %s", shape.table.name, export.entry.name, exc)
-        raise
+        raise ResponseCut(str(exc)) from None
     finally:
-        await pages.aclose()  # type: ignore[attr-defined]
-        export.databases.release(export.entry)
+        await export.close()

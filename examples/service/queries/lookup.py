@@ -6,12 +6,13 @@ Rules:
   column is refused (422), because answering would mean reading the whole table.
 - Values are compared as SQLite compares `WHERE column = ?` with a text parameter: the
   storage engine's `index_scan` applies the column's affinity, then the index's collation.
-- Paging an index pins the column after the equality (the first column for a range, the
-  second for an `eq` on a multi-column index): the next page starts at the last page's
-  value of it, skipping the rows with that value already returned. With nothing to pin
-  (an `eq` on a one-column index, or on one whose second column is an expression, whose
-  value a row does not hold), or when the last value is NULL (which cannot be a bound),
-  the skip counts from the start instead. The token says both (`paging.py`).
+- A search names one column, or the first N columns of an index (or primary key) in
+  order, with an `eq` value for each, or for all but the last and a range on the last.
+- A WITHOUT ROWID table is searched by the leading columns of its primary key in its own
+  B-tree (`strategy` "primary key"), like an index whose entries are the rows.
+- Paging is by key: a page's token is the index entry (index columns, then rowid or
+  primary key) of its last row, and the next page seeks straight past it, so page 1,000
+  of a run of equal values costs what page 1 does (`paging.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.storage import Bound, Index, Table, collation_key, fold_identifier
+from core.storage import Bound, Index, IndexColumn, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
 from examples.service.queries.describe import find_table, lookup_columns
-from examples.service.queries.paging import decode_token, encode_token
+from examples.service.queries.paging import decode_entry_token, encode_entry_token
 
 __all__ = ["Search", "lookup"]
 
@@ -35,20 +36,27 @@ _MAX_ROWID = (1 << 63) - 1
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    """A lookup's parameters: `eq`, or a range of at most one lower and one upper bound."""
+    """A lookup's parameters: the leading columns of an index (or primary key) searched,
+    `eq` values for all of them, or for all but the last and a range of at most one lower
+    and one upper bound on the last."""
 
-    column: str
-    eq: str | None
+    columns: tuple[str, ...]
+    eq: tuple[str, ...]
     lower: Bound | None
     upper: Bound | None
     limit: int
     after: str | None
 
+    @property
+    def column(self) -> str:
+        """The first column searched."""
+        return self.columns[0]
+
     @classmethod
     def of(
         cls,
-        column: str,
-        eq: str | None,
+        columns: Sequence[str],
+        eq: Sequence[str],
         gt: str | None,
         ge: str | None,
         lt: str | None,
@@ -57,11 +65,25 @@ class Search:
         after: str | None,
     ) -> Search:
         """The search the query parameters ask for; raises `ServiceError` 422 for a
-        combination that asks for none, or for two."""
-        if eq is not None and any(v is not None for v in (gt, ge, lt, le)):
-            raise ServiceError(422, "give either eq or a range (gt/ge, lt/le), not both")
-        if eq is None and all(v is None for v in (gt, ge, lt, le)):
-            raise ServiceError(422, "give eq, or a range with gt/ge and/or lt/le")
+        combination that asks for none, or for two, or whose `eq` values do not fit its
+        columns."""
+        ranged = any(v is not None for v in (gt, ge, lt, le))
+        if not columns:
+            raise ServiceError(422, "give the column to search")
+        if len(columns) == 1:
+            if eq and ranged:
+                raise ServiceError(422, "give either eq or a range (gt/ge, lt/le), not both")
+            if not eq and not ranged:
+                raise ServiceError(422, "give eq, or a range with gt/ge and/or lt/le")
+        want = len(columns) - 1 if ranged else len(columns)
+        if len(eq) != want:
+            named = ", ".join(columns)
+            raise ServiceError(
+                422,
+                f"searching {len(columns)} column(s) ({named}) takes one eq per column, or one "
+                f"fewer and a range (gt/ge, lt/le) on the last; got {len(eq)} eq value(s)"
+                f"{' and a range' if ranged else ''}",
+            )
         if gt is not None and ge is not None:
             raise ServiceError(422, "give at most one of gt and ge")
         if lt is not None and le is not None:
@@ -70,7 +92,7 @@ class Search:
         lower = Bound(ge, inclusive=True) if ge is not None else lower
         upper = Bound(lt, inclusive=False) if lt is not None else None
         upper = Bound(le, inclusive=True) if le is not None else upper
-        return cls(column, eq, lower, upper, limit, after)
+        return cls(tuple(columns), tuple(eq), lower, upper, limit, after)
 
 
 async def lookup(
@@ -80,11 +102,18 @@ async def lookup(
     info = find_table(entry, table)
     shape = entry.shape(info.name)
     if _is_rowid_column(info, search.column):
+        if len(search.columns) > 1:
+            raise ServiceError(
+                422, f"{search.column!r} is the rowid: a lookup by it searches that one column"
+            )
         payload = await _rowid_lookup(entry, info, shape, search)
+    elif _is_primary_key_prefix(info, search.columns):
+        payload = await _index_lookup(entry, info, shape, None, search)
     else:
-        index = _choose_index(entry, info, search.column)
+        index = _choose_index(entry, info, search.columns)
         payload = await _index_lookup(entry, info, shape, index, search)
     payload["column"] = search.column
+    payload["searched"] = list(search.columns)
     token = payload["next_after"]
     payload["next"] = None if token is None else link(token)
     return payload
@@ -94,17 +123,22 @@ def _page(
     entry: Entry,
     table: Table,
     shape: TableShape,
+    strategy: str,
     index: Index | None,
     rows: Sequence[Any],
     token: str | None,
 ) -> dict[str, Any]:
     """The body of a lookup's page, but for `column` and `next`, which `lookup` adds."""
+    if strategy == "primary key":
+        index_columns = [str(c.name) for c in table.primary_key]
+    else:
+        index_columns = [] if index is None else [c.name or c.expression for c in index.columns]
     return {
         "database": entry.name,
         "table": table.name,
-        "strategy": "rowid" if index is None else "index",
+        "strategy": strategy,
         "index": None if index is None else index.name,
-        "index_columns": [] if index is None else [c.name or c.expression for c in index.columns],
+        "index_columns": index_columns,
         "columns": shape.columns,
         "rows": shape.rows(rows),
         "next_after": token,
@@ -120,100 +154,82 @@ def _is_rowid_column(table: Table, column: str) -> bool:
     return folded in ("rowid", "_rowid_", "oid") and table.column_index(column) is None
 
 
-def _choose_index(entry: Entry, table: Table, column: str) -> Index:
-    """The index to search `column` with: the narrowest whose first column it is."""
-    if table.column_index(column) is None:
-        raise ServiceError(
-            422,
-            f"table {table.name!r} has no column {column!r}; its columns are: "
-            f"{', '.join(table.column_names)}",
-        )
-    folded = fold_identifier(column)
-    candidates = [
-        i
-        for i in entry.db.schema.indexes_of(table.name)
-        if i.columns
-        and i.columns[0].name is not None
-        and fold_identifier(i.columns[0].name) == folded
-    ]
+def _is_primary_key_prefix(table: Table, columns: Sequence[str]) -> bool:
+    """Whether `columns` lead a WITHOUT ROWID table's primary key: its own B-tree is
+    keyed by them."""
+    if not table.without_rowid or len(columns) > len(table.primary_key):
+        return False
+    return _leads(table.primary_key, columns)
+
+
+def _leads(key: Sequence[IndexColumn], columns: Sequence[str]) -> bool:
+    """Whether the first columns of `key` are the table columns `columns`, in order."""
+    for part, column in zip(key, columns, strict=False):
+        if part.name is None or fold_identifier(part.name) != fold_identifier(column):
+            return False
+    return len(key) >= len(columns)
+
+
+def _choose_index(entry: Entry, table: Table, columns: Sequence[str]) -> Index:
+    """The index to search `columns` with: the narrowest they lead."""
+    for column in columns:
+        if table.column_index(column) is None:
+            raise ServiceError(
+                422,
+                f"table {table.name!r} has no column {column!r}; its columns are: "
+                f"{', '.join(table.column_names)}",
+            )
+    candidates = [i for i in entry.db.schema.indexes_of(table.name) if _leads(i.columns, columns)]
     if not candidates:
         usable = ", ".join(lookup_columns(entry, table)) or "none"
+        if len(columns) == 1:
+            raise ServiceError(
+                422,
+                f"no index of table {table.name!r} starts with column {columns[0]!r}, so it "
+                f"cannot be searched without reading the whole table; columns that can: "
+                f"{usable}",
+            )
         raise ServiceError(
             422,
-            f"no index of table {table.name!r} starts with column {column!r}, so it cannot be "
-            f"searched without reading the whole table; columns that can: {usable}",
+            f"no index (nor primary key) of table {table.name!r} starts with the columns "
+            f"{', '.join(columns)} in that order, so they cannot be searched without reading "
+            f"the whole table; the first column of a search can be: {usable}",
         )
     candidates.sort(key=lambda i: (i.where is not None, len(i.columns), i.name))
     return candidates[0]
 
 
 async def _index_lookup(
-    entry: Entry, table: Table, shape: TableShape, index: Index, search: Search
+    entry: Entry, table: Table, shape: TableShape, index: Index | None, search: Search
 ) -> dict[str, Any]:
-    equal: tuple[object, ...] = () if search.eq is None else (search.eq,)
-    pin = len(equal) if len(equal) < len(index.columns) else None
-    if pin is not None and index.columns[pin].column is None:
-        pin = None  # an expression: the rows do not hold its value to continue from
-    lower, upper, skip = search.lower, search.upper, 0
-    if search.after is not None:
-        value, skip = decode_token(search.after)
-        if pin is not None and value is not None:
-            bound = Bound(value, inclusive=True)
-            if index.columns[pin].descending:
-                upper = bound
-            else:
-                lower = bound
-        elif pin is not None and search.eq is None:
-            raise ServiceError(422, f"after={search.after!r} does not fit this search")
-    rows = await entry.db.index_scan(
-        index.name, equal=equal, lower=lower, upper=upper, limit=skip + search.limit + 1
+    """Search `index`, or with None a WITHOUT ROWID table's own B-tree by primary key.
+
+    A page is one seek: to the start of the search, or straight past the index entry the
+    previous page ended on (its token), never a count of rows to skip."""
+    equal: tuple[object, ...] = search.eq
+    after = None if search.after is None else decode_entry_token(search.after)
+    page = await entry.db.index_page(
+        table.name if index is None else index.name,
+        equal=equal,
+        lower=search.lower,
+        upper=search.upper,
+        limit=search.limit,
+        after=after,
     )
-    more = len(rows) > skip + search.limit
-    page = rows[skip : skip + search.limit]
-    token = None
-    if more and page:
-        token = _index_token(entry, table, index, pin, rows[: skip + len(page)])
-    return _page(entry, table, shape, index, page, token)
-
-
-def _index_token(
-    entry: Entry, table: Table, index: Index, pin: int | None, returned: Sequence[Any]
-) -> str:
-    """The `next_after` of a page of an index lookup; `returned` ends with that page."""
-    if pin is None:
-        return encode_token(None, len(returned))
-    column = index.columns[pin]
-    position = _row_position(table, column.column)
-    key = collation_key(column.collation, entry.db.db.codec)
-    last = returned[-1][position]
-    if last is None:
-        # NULLs sort first and cannot be a bound: count from the start instead.
-        return encode_token(None, len(returned))
-    run = 0
-    # Rows already returned with the last value, on this page and before it.
-    last_key = key(last)
-    for r in reversed(returned):
-        if r[position] is None or key(r[position]) != last_key:
-            break
-        run += 1
-    return encode_token(last, run)
-
-
-def _row_position(table: Table, column: int | None) -> int:
-    """Where table column `column` is in a stored row."""
-    assert column is not None
-    return column if table.without_rowid else column + 1
+    token = None if page.next_after is None else encode_entry_token(page.next_after)
+    strategy = "primary key" if index is None else "index"
+    return _page(entry, table, shape, strategy, index, page.rows, token)
 
 
 async def _rowid_lookup(
     entry: Entry, table: Table, shape: TableShape, search: Search
 ) -> dict[str, Any]:
-    if search.eq is not None:
-        value = _rowid_of(search.eq, "eq")
+    if search.eq:
+        value = _rowid_of(search.eq[0], "eq")
         found = None
         if isinstance(value, int) or (math.isfinite(value) and value.is_integer()):
             found = await entry.db.get(table.name, int(value))
-        return _page(entry, table, shape, None, [found] if found is not None else [], None)
+        return _page(entry, table, shape, "rowid", None, [found] if found is not None else [], None)
     start = _scan_start(search.lower, search.after)
     upper = search.upper
     stop = None if upper is None else _rowid_of(upper.value, "the upper bound")
@@ -222,8 +238,8 @@ async def _rowid_lookup(
         rows = [r for r in rows if r[0] < stop or (upper.inclusive and r[0] == stop)]  # type: ignore[operator]
     page = rows[: search.limit]
     more = len(rows) > search.limit
-    token = encode_token(page[-1][0], 0) if more and page else None
-    return _page(entry, table, shape, None, page, token)
+    token = encode_entry_token([page[-1][0]]) if more and page else None
+    return _page(entry, table, shape, "rowid", None, page, token)
 
 
 def _scan_start(lower: Bound | None, after: str | None) -> int | None:
@@ -239,8 +255,9 @@ def _scan_start(lower: Bound | None, after: str | None) -> int | None:
         else:
             start = math.floor(lo)
     if after is not None:
-        value, _ = decode_token(after)
-        if type(value) is not int:
+        entry = decode_entry_token(after)
+        value = entry[0]
+        if len(entry) != 1 or type(value) is not int:
             raise ServiceError(422, f"after={after!r} is not a next_after value of this search")
         start = value if start is None else max(start, value)
     return start

@@ -5,9 +5,12 @@ Rules:
   integer), or for a WITHOUT ROWID table a JSON array of its primary-key values (one JSON
   value, or bare text, for a one-column key). In a body it is the same JSON
   (`encode_key`); in a URL, the JSON text (`key_param`).
-- A lookup's `next_after` is opaque to clients: unpadded base64url of the JSON
-  `[value, skip]`, the value to continue from and how many rows with it were already
-  returned. Only `decode_token` reads one.
+- A lookup's `next_after` is opaque to clients: unpadded base64url of the JSON array of
+  the index entry the page ended on (the index's columns, then the rowid or primary key),
+  so the next page seeks straight past it; never a count of rows to skip. Only
+  `decode_entry_token` reads one.
+- The web pages' sorted pages continue from a cut, `[value, skip]` (`encode_token`,
+  `decode_token`): the value to continue from and how many rows with it were shown.
 - A parameter that does not parse is a `ServiceError` 422 that names the parameter; so is
   one longer than `MAX_KEY_TEXT` characters, or JSON nested too deep for the parser
   (thousands of `[`), which is refused, never a 500.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+from collections.abc import Sequence
 
 from core.storage import Table
 from examples.service.encoding import decode_cell, encode_cell
@@ -24,7 +29,9 @@ from examples.service.errors import ServiceError
 
 __all__ = [
     "MAX_KEY_TEXT",
+    "decode_entry_token",
     "decode_token",
+    "encode_entry_token",
     "encode_key",
     "encode_token",
     "key_param",
@@ -92,14 +99,43 @@ def key_param(key: object) -> str:
     return key_text if isinstance(key_text := key, str) else json.dumps(encode_key(key))
 
 
+def encode_entry_token(entry: Sequence[object]) -> str:
+    """A lookup's `next_after`: the index entry (index columns, then rowid or primary key)
+    of the last row returned, or `[rowid]` for a lookup by rowid."""
+    raw = json.dumps([encode_cell(v) for v in entry], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_entry_token(after: str) -> tuple[object, ...]:
+    """The index entry of a lookup's `next_after`; raises `ServiceError` 422."""
+    _check_length(after, "after")
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))
+        if not isinstance(raw, list) or not raw:
+            raise ValueError
+        entry = tuple(decode_cell(v) for v in raw)
+        for v in entry:
+            # Only what a record holds: SQLite stores no NaN, and JSON's true is no value.
+            if v is not None and type(v) not in (int, float, str, bytes):
+                raise ValueError
+            if type(v) is float and math.isnan(v):
+                raise ValueError
+        return entry
+    except (ValueError, TypeError, RecursionError):
+        raise ServiceError(
+            422, f"after={after!r} is not a next_after value from a previous page"
+        ) from None
+
+
 def encode_token(value: object, skip: int) -> str:
-    """A lookup's `next_after`: continue from `value`, past `skip` rows already returned."""
+    """A sorted page's cut (the web pages' `_next`): continue from `value`, past `skip`
+    rows with it already shown."""
     raw = json.dumps([encode_cell(value), skip], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_token(after: str) -> tuple[object, int]:
-    """The value and skip of a lookup's `next_after`; raises `ServiceError` 422."""
+    """The value and skip of a cut made by `encode_token`; raises `ServiceError` 422."""
     _check_length(after, "after")
     try:
         raw = json.loads(base64.urlsafe_b64decode(after.encode() + b"=" * (-len(after) % 4)))

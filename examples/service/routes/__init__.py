@@ -16,7 +16,7 @@ Rules:
 
 from fastapi import APIRouter
 
-from examples.service.routes import databases, exports, rows, tables, uploads
+from examples.service.routes import databases, exports, rows, tables, uploads, writes
 from examples.service.settings import Settings
 
 __all__ = ["routers"]
@@ -30,4 +30,5 @@ def routers(settings: Settings) -> list[APIRouter]:
         rows.router(settings),
         exports.router(settings),
         uploads.router(settings),
+        writes.router(settings),
     ]

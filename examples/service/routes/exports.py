@@ -57,6 +57,7 @@ def router(settings: Settings) -> APIRouter:
         filename = f"{started.table.name}.{format}"
         return ClosingStreamingResponse(
             export_chunks(started, format),
+            on_close=started.close,
             media_type=_MEDIA_TYPES[format],
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )

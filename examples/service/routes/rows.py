@@ -49,11 +49,25 @@ _LOOKUP_DOC = (
     "rowid), never by reading the whole table; the response names the index. Give "
     "`eq`, or any of `gt`/`ge` and `lt`/`le`. Values are compared as SQLite compares "
     "`WHERE column = ?` with a text parameter: the column's affinity applies first, "
-    "then the index's collation (so a NOCASE index matches any case). Page with "
-    "`after` = the previous page's `next_after`."
+    "then the index's collation (so a NOCASE index matches any case). Repeat `column` "
+    "(and `eq`) to search the leading columns of an index or of a WITHOUT ROWID table's "
+    "primary key: `column=book_id&column=reviewer&eq=11&ge=c`. Page with `after` = the "
+    "previous page's `next_after`, a key: each page is one seek, however deep."
 )
-Column = Annotated[str, Query(description="An indexed column (see `lookup_columns`).")]
-Equal = Annotated[str | None, Query(description="Rows whose value equals this.")]
+Column = Annotated[
+    list[str],
+    Query(
+        description="An indexed column (see `lookup_columns`). Repeat it to search the "
+        "first columns of an index or primary key, in order."
+    ),
+]
+Equal = Annotated[
+    list[str],
+    Query(
+        description="Rows whose value equals this; one per column, or one fewer with a "
+        "range on the last column."
+    ),
+]
 Above = Annotated[str | None, Query(description="Lower bound, exclusive.")]
 AtLeast = Annotated[str | None, Query(description="Lower bound, inclusive.")]
 Below = Annotated[str | None, Query(description="Upper bound, exclusive.")]
@@ -119,7 +133,7 @@ def router(settings: Settings) -> APIRouter:
         database: DatabaseName,
         table: TableName,
         column: Column,
-        eq: Equal = None,
+        eq: Equal = [],  # noqa: B006 (FastAPI copies a parameter's default)
         gt: Above = None,
         ge: AtLeast = None,
         lt: Below = None,

@@ -1,0 +1,51 @@
+"""Query parameters an endpoint does not take are refused, never ignored.
+
+Rules:
+- `reject_unknown_query` is a dependency of every API route: it compares the request's
+  query parameters with those the matched route declares (its own and its
+  dependencies'), and answers 422 naming the ones it does not take. A misspelt `limt`,
+  or a Datasette habit like `_sort=title`, would otherwise be silently ignored and
+  copied into every `next` link.
+- The declared names are read once per route from FastAPI's dependency tree.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from examples.service.errors import ServiceError
+
+__all__ = ["reject_unknown_query"]
+
+_DECLARED: dict[int, frozenset[str]] = {}
+"""The query parameter names of each route seen, by the route's id."""
+
+
+def _declared(dependant: Dependant) -> set[str]:
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Raise `ServiceError` 422 naming each query parameter the route does not declare."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    declared = _DECLARED.get(id(route))
+    if declared is None:
+        declared = _DECLARED[id(route)] = frozenset(_declared(route.dependant))
+    unknown = sorted({k for k in request.query_params if k not in declared})
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        takes = ", ".join(sorted(declared)) or "none"
+        raise ServiceError(
+            422,
+            f"unknown query parameter(s) {names}: {request.method} {request.url.path} "
+            f"takes: {takes}",
+        )
