@@ -51,6 +51,7 @@ from examples.service.web.params import (
     parse_table_params,
     split_suffix,
 )
+from examples.service.web.session import session_csrf, writes_enabled
 
 __all__ = ["SCAN_BUDGET", "router"]
 
@@ -125,6 +126,39 @@ def row_url(database: str, table: str, key: str, fmt: str | None = None) -> str:
     """The row page of the row whose key is `key` as URL text (or its `fmt` variant)."""
     path = _variant(f"/browse/{_seg(database)}/{_seg(table)}/row/{_seg(key)}", fmt)
     return path if fmt is not None or _plain(key) else path + "?_format=html"
+
+
+def insert_form_url(database: str, table: str) -> str:
+    """The form that inserts a row into the table."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_insert"
+
+
+def edit_form_url(database: str, table: str, key: str) -> str:
+    """The form that edits the row whose rowid is `key`."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_edit/{_seg(key)}"
+
+
+def delete_form_url(database: str, table: str, key: str) -> str:
+    """The page that asks to confirm the delete of the row whose rowid is `key`."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_delete/{_seg(key)}"
+
+
+def _write_actions(
+    request: Request, database: str, info: Table, key: str | None = None
+) -> dict[str, Any] | None:
+    """The action bar's links: None while the service does not write (or cannot write
+    this table); else the unlock form, or the insert, edit and delete links."""
+    if not writes_enabled(request) or info.without_rowid or info.virtual:
+        return None
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return {
+        "unlocked": session_csrf(request) is not None,
+        "unlock_url": "/browse/_unlock",
+        "next": here,
+        "insert_url": insert_form_url(database, info.name),
+        "edit_url": None if key is None else edit_form_url(database, info.name, key),
+        "delete_url": None if key is None else delete_form_url(database, info.name, key),
+    }
 
 
 def _absolute(request: Request, url: str) -> str:
@@ -467,6 +501,7 @@ def _table_page(
         "headers": headers,
         "rows": rows,
         "key_column": _key_column(info, shape, shown),
+        "actions": _write_actions(request, db, info),
         "filters": filters,
         "operators": OPERATORS,
         "lookup_columns": _lookup_columns(info, sortable, shape.columns),
@@ -549,7 +584,7 @@ def _without_format(items: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k != "_format"]
 
 
-async def _row_view(entry: Entry, table: str, key: str) -> View:
+async def _row_view(request: Request, entry: Entry, table: str, key: str) -> View:
     body = await one_row(entry, table, key)
     info = find_table(entry, table)
     columns: list[str] = body["columns"]
@@ -566,6 +601,7 @@ async def _row_view(entry: Entry, table: str, key: str) -> View:
             "database_url": database_url(entry.name),
             "table_url": table_url(entry.name, info.name),
             "fields": fields,
+            "actions": _write_actions(request, entry.name, info, key),
             "json_url": row_url(entry.name, info.name, key, "json"),
             "csv_url": row_url(entry.name, info.name, key, "csv"),
         },
@@ -637,7 +673,7 @@ def router(settings: Settings) -> APIRouter:
         async def build() -> View:
             check_known(items, ["_format"])
             with databases_of(request).lease(database) as entry:
-                return await _row_view(entry, table, _format(items, key)[0])
+                return await _row_view(request, entry, table, _format(items, key)[0])
 
         return await _answer(request, items, key, build)
 
