@@ -259,14 +259,16 @@ def router(settings: Settings) -> APIRouter:
     """The unlock form and the insert, edit and delete forms (GET shows, POST writes)."""
     router = APIRouter(include_in_schema=False)
 
-    def unlock_page(request: Request, status: int = 200, error: str = "") -> Response:
+    def unlock_page(
+        request: Request, status: int = 200, error: str = "", back: str | None = None
+    ) -> Response:
         return _page(
             request,
             "unlock.html",
             "Unlock writes",
             {
                 "unlock_url": UNLOCK_URL,
-                "next": _safe_next(request.query_params.get("next")),
+                "next": _safe_next(back or request.query_params.get("next")),
                 "error": error,
                 "enabled": session.writes_enabled(request),
             },
@@ -284,9 +286,11 @@ def router(settings: Settings) -> APIRouter:
         except ServiceError as exc:
             return await _error_page(request, exc)
         if not session.writes_enabled(request):
-            return unlock_page(request, 403, "writes are disabled: the service has no write token")
+            error = "writes are disabled: the service has no write token"
+            return unlock_page(request, 403, error, form.get("next"))
         if not session.check_token(request, form.get("token", "")):
-            return unlock_page(request, 403, "that is not the service's write token")
+            error = "that is not the service's write token"
+            return unlock_page(request, 403, error, form.get("next"))
         answer = RedirectResponse(_safe_next(form.get("next")), status_code=303)
         session.unlock(request, answer)
         return answer
