@@ -36,6 +36,7 @@ from examples.service.databases import Entry
 from examples.service.encoding import TableShape, dumps, encode_cell
 from examples.service.errors import ServiceError
 from examples.service.queries.browse import Browse, BrowsePage, browse, sortable_columns
+from examples.service.queries.counts import cached_count
 from examples.service.queries.describe import database_detail, find_table, summaries
 from examples.service.queries.filters import OPERATORS
 from examples.service.queries.paging import encode_key, key_param
@@ -291,15 +292,20 @@ async def _home_view(request: Request) -> View:
 
 
 async def _count(entry: Entry, table: Table) -> int | None:
-    """The table's row count, or None if the storage engine cannot read its rows."""
+    """The table's row count, or None if the storage engine cannot read its rows; kept
+    until the database changes (`queries/counts.py`)."""
     if table.virtual:
         return None
-    try:
-        # Reading a row is what a table with a virtual generated column refuses.
-        await entry.db.scan(table.name, limit=1)
-        return await entry.db.count(table.name)
-    except (SchemaError, UnsupportedError):
-        return None
+
+    async def count() -> int | None:
+        try:
+            # Reading a row is what a table with a virtual generated column refuses.
+            await entry.db.scan(table.name, limit=1)
+            return await entry.db.count(table.name)
+        except (SchemaError, UnsupportedError):
+            return None
+
+    return await cached_count(entry, table, count)
 
 
 async def _database_view(entry: Entry) -> View:
@@ -420,7 +426,9 @@ async def _table_view(
         SCAN_BUDGET,
     )
     page = await browse(entry, info.name, query)
-    total = await entry.db.count(info.name)
+    total = await _count(entry, info)
+    if total is None:  # a table the engine cannot count: its error, as before
+        total = await entry.db.count(info.name)
     return _table_page(request, entry, info, items, params.columns, page, total)
 
 
