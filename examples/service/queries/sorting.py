@@ -53,6 +53,8 @@ RUN_CAP = 50_000
 """The deepest position in a run of one value a page may start from: the run is read
 from its start (an index is searched by value, not by what follows the value)."""
 
+_UNSET = object()
+"""No bound known yet (NULL is a value a bound may have)."""
 _MIN_ROWID = -(1 << 63)
 _MAX_ROWID = (1 << 63) - 1
 
@@ -195,7 +197,7 @@ class Order(ABC):
         an index entry (`IndexOrder`), else the order's own value."""
         lv = self if level is None else level
         most = WINDOW * n
-        too_many: object = None  # a bound known to hold more than `most` rows below high
+        too_many: object = _UNSET  # a bound known to hold more than `most` rows below high
         too_few: object = lv._top() if high is None else high
         attempt = 0
         jump: object = None
@@ -206,7 +208,7 @@ class Order(ABC):
                 # it has too few rows above it, the rows from the bound up to the cut are
                 # fewer than a window and a page, and the read below is short.
                 probe, jump = jump, None
-            elif too_many is None:
+            elif too_many is _UNSET:
                 probe = lv._below(too_few, attempt, n)
                 attempt += 1
             else:
@@ -228,17 +230,21 @@ class Order(ABC):
             if complete:
                 too_few = probe
                 if jumped:
+                    # From the last bound up to `high`: at most a window and a page.
+                    rows, complete = await lv._window(too_many, high, most + n)
+                    if complete:
+                        return rows[-n:], False
                     break
             else:
                 too_many = probe
                 last = lv._value_of(rows[-1]) if rows else None
                 if not jumped and last is not None and lv._ordered(probe, last, too_few):
                     jump = last
-        if too_many is not None and too_many is not BOTTOM:
+        if too_many is not _UNSET and too_many is not BOTTOM:
             found = await self._after_run(level, too_many, high, n)
             if found is not None:
                 return found[-n:], False
-        start = BOTTOM if too_many is None else too_many
+        start = BOTTOM if too_many is _UNSET else too_many
         rows, complete = await lv._window(start, high, BACKWARD_CAP)
         if not complete:
             raise ServiceError(
@@ -616,6 +622,8 @@ class IndexOrder(Order):
         for j in range(len(entry) - 1, 0, -1):
             if len(found) >= need:
                 return (found + own)[-n:], False
+            if entry[j] is None:
+                continue  # nothing sorts below NULL
             level = _Level(self, entry[:j])
             more, _ = await self._last(entry[j], need - len(found), level)
             found = more + found
@@ -644,9 +652,10 @@ class IndexOrder(Order):
         last = run[-1].before.entry
         assert last is not None
         limit = WINDOW * n
-        rows = await self._index_scan(self.lower, self.upper, limit + 1, last)
-        after: list[Walked] = []
         region = _Level(self, prefix)
+        lower, upper = region.bounds(high)
+        rows = await self._index_scan(lower, upper, limit + 1, last)
+        after: list[Walked] = []
         for w in self._walked(rows):
             if not region.holds(w, high):
                 return run + after
@@ -702,6 +711,18 @@ class _Level:
             return False
         return high is None or self._key(entry[self.part]) < self._key(high)
 
+    def bounds(self, high: object) -> tuple[Bound | None, Bound | None]:
+        """The range of the order's value a read of this level needs: the prefix's own
+        value (so that the storage engine stops at the end of its run), or below `high`
+        for the order's value itself."""
+        order = self.order
+        if not self.prefix:
+            upper = order.upper if high is None else Bound(high, inclusive=False)
+            return order.lower, upper
+        if self.prefix[0] is None:
+            return order.lower, order.upper  # no bound holds NULL: the walk's own range
+        return Bound(self.prefix[0]), Bound(self.prefix[0])
+
     def _top(self) -> object:
         last = self.part == len(self.order._parts) - 1
         if last and not self.order.table.without_rowid:
@@ -738,7 +759,8 @@ class _Level:
             after = (*self.prefix, max(_MIN_ROWID, math.ceil(low)) - 1)
         else:
             after = (*self.prefix, low, *([None] * (width - self.part - 1)))
-        rows = await order._index_scan(order.lower, order.upper, limit + 1, after)
+        lower, upper = self.bounds(high)
+        rows = await order._index_scan(lower, upper, limit + 1, after)
         kept: list[Walked] = []
         for w in order._walked(rows):
             if not self.holds(w, high):
