@@ -33,25 +33,25 @@ PAGE = 20
 class CountingDatabase(AsyncDatabase):
     """Counts the rows the storage engine returns."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("returned",)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.rows = 0
+        self.returned = 0
 
     async def index_scan(self, index: str, **kwargs: Any) -> list[Row]:
         rows = await super().index_scan(index, **kwargs)
-        self.rows += len(rows)
+        self.returned += len(rows)
         return rows
 
     async def index_page(self, index: str, **kwargs: Any) -> IndexPage:
         page = await super().index_page(index, **kwargs)
-        self.rows += len(page.rows)
+        self.returned += len(page.rows)
         return page
 
     async def get(self, table: str, key: object) -> Row | None:
         row = await super().get(table, key)
-        self.rows += row is not None
+        self.returned += row is not None
         return row
 
 
@@ -69,7 +69,7 @@ def _make(path: Path) -> None:
         )
         # A run of RUN rows of 2000 between smaller and larger years; rowids not in
         # the order of the run, and tags in runs of their own inside it.
-        rows = [(1000 + i % 7, i) for i in range(BEFORE)]
+        rows: list[tuple[int | None, int]] = [(1000 + i % 7, i) for i in range(BEFORE)]
         rows += [(2000, i) for i in range(RUN)]
         rows += [(3000 + i % 5, i) for i in range(AFTER)]
         rows += [(None, i) for i in range(40)]
@@ -143,9 +143,9 @@ async def _cost(entry: Entry, read: Any) -> tuple[int, int, list[Row]]:
     db = entry.db
     assert isinstance(db, CountingDatabase)
     db.db.pager.invalidate()
-    rows_before, pages_before = db.rows, db.db.pager.reads
+    rows_before, pages_before = db.returned, db.db.pager.reads
     walked, _ = await read()
-    return db.rows - rows_before, db.db.pager.reads - pages_before, [w.row for w in walked]
+    return db.returned - rows_before, db.db.pager.reads - pages_before, [w.row for w in walked]
 
 
 def _cut(order: IndexOrder, row: Row, skip: int) -> Cut:
