@@ -3,19 +3,22 @@
 Theory of operation:
 - An `Order` is a walk over a table's rows: its key order (rowid, or the primary key of a
   WITHOUT ROWID table) or the order of an index's first column (`IndexOrder`), optionally
-  narrowed to a range of that column by a filter. A `Cut` is a place between two rows: the
-  value of the order's column and how many rows with that value come before it (`skip`),
-  so a page deep into a run of equal values (a year, say) still knows where it stands.
-  Cuts are what `_next`/`_prev` tokens carry (`token`/`cut_of`), never offsets.
-- `forward(cut, n)` reads the `n` rows after a cut: one storage read from the cut's value
-  (plus the rows of its run already shown, skipped).
+  narrowed to a range of that column by a filter. A `Cut` is a place between two rows:
+  just before or just after a row's key (key orders) or its whole index entry (index
+  orders: the index values, then the rowid or primary key). Cuts are what
+  `_next`/`_prev` tokens carry (`token`/`cut_of`), never offsets or counts.
+- `forward(cut, n)` reads the `n` rows after a cut: one storage read, seeking past the
+  cut's key or entry.
 - `backward(cut, n)` finds the `n` rows before a cut. The storage engine's cursors only
   move forward, so it looks for a lower bound `x` below the cut such that the rows from
   `x` up to the cut are at least `n` and at most `WINDOW` times `n`: galloping down, then
   bisecting between values (`midpoints.py`); each probe reads at most that many rows.
-  When no value separates the bounds (a long run of one value), it reads forward from
-  the last bound with at most `BACKWARD_CAP` rows; a walk that would need more is refused
-  (422) rather than reading without bound.
+  An index order does this part by part of the entry (`_Level`): the rows sharing all of
+  the cut's entry but its rowid first, bisected on rowids, then one part less, up to the
+  order's value; a run no probe can split is walked into the same way, from its end.
+  A key order of a WITHOUT ROWID table bisects its first key column only: there, a run
+  of one value is read forward from the last bound with at most `BACKWARD_CAP` rows, and
+  a walk that would need more is refused (422) rather than reading without bound.
 - NULLs come first in an index (as in `ORDER BY`): an unbounded walk of an index starts
   with them; a range (a filter on the column) holds none.
 """
