@@ -52,10 +52,6 @@ BACKWARD_CAP = 10_000
 """The most rows one backward walk reads when no bisection can narrow its window."""
 MAX_PROBES = 64
 """Probes of one backward walk before it reads forward from the best bound found."""
-RUN_CAP = 50_000
-"""The deepest position in a run of one value a page may start from: the run is read
-from its start (an index is searched by value, not by what follows the value)."""
-
 _UNSET = object()
 """No bound known yet (NULL is a value a bound may have)."""
 _MIN_ROWID = -(1 << 63)
@@ -135,8 +131,7 @@ class Order(ABC):
         return encode_token(self.encode_value(cut.value), cut.skip)
 
     def cut_of(self, token: str, what: str) -> Cut:
-        """The cut a token names; `ServiceError` 422 naming parameter `what`, or if it is
-        deeper than `RUN_CAP` rows into a run of one value."""
+        """The cut a token names; `ServiceError` 422 naming parameter `what`."""
         try:
             value, skip = decode_token(token)
         except ServiceError:
@@ -147,12 +142,8 @@ class Order(ABC):
             cut = Cut(self.decode_value(value), skip)
         except (ValueError, TypeError):
             raise ServiceError(422, f"{what}={token!r} is not a position in this order") from None
-        if skip > RUN_CAP:
-            raise ServiceError(
-                422,
-                f"{what} is {skip} rows into a run of one value of {self.column!r}; pages "
-                f"start at most {RUN_CAP} rows into one: filter on another column instead",
-            )
+        if skip not in (0, 1):
+            raise ServiceError(422, f"{what}={token!r} is not a position in this order")
         return cut
 
     # -- backward ----------------------------------------------------------------------
