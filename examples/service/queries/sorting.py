@@ -31,8 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.storage import Bound, Index, Row, Table, collation_key
-from core.storage.schema import pk_positions, pk_suffix
+from core.storage import Bound, Index, IndexColumn, Row, Table, collation_key
 from examples.service.databases import Entry
 from examples.service.encoding import decode_cell, encode_cell
 from examples.service.errors import ServiceError
@@ -470,7 +469,7 @@ class IndexOrder(Order):
         codec = entry.db.db.codec
         parts = list(index.columns)
         if table.without_rowid:
-            parts += pk_suffix(table, index)
+            parts += _pk_suffix(table, index)
         shift = 0 if table.without_rowid else 1
         alias = table.rowid_alias
         # Where each part of an entry is in a stored row (the rowid is at 0); every
@@ -482,7 +481,10 @@ class IndexOrder(Order):
         if not table.without_rowid:
             self._parts.append(0)
             self._part_keys.append(_same)
-        self._pk_parts = pk_positions(table, index) if table.without_rowid else []
+        # Where each primary key column is in an entry, to find an entry's row.
+        self._pk_parts = [
+            next(j for j, c in enumerate(parts) if _same_column(c, pk)) for pk in table.primary_key
+        ]
 
     def _key(self, value: object) -> Any:
         return (0,) if value is None else (1, self._value_key(value))
@@ -761,6 +763,16 @@ class _Level:
                 return kept[:limit], len(kept) <= limit
             kept.append(w)
         return kept[:limit], len(kept) <= limit
+
+
+def _same_column(a: IndexColumn, b: IndexColumn) -> bool:
+    return a.column == b.column and a.collation == b.collation
+
+
+def _pk_suffix(table: Table, index: Index) -> list[IndexColumn]:
+    """The primary key columns SQLite appends to the entries of an index of a WITHOUT
+    ROWID table: those the index does not already hold (with the same collation)."""
+    return [pk for pk in table.primary_key if not any(_same_column(c, pk) for c in index.columns)]
 
 
 def _same(value: Any) -> Any:

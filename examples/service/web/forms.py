@@ -26,8 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from core.storage import Column, Table
-from core.storage.collation import Affinity
+from core.storage import Affinity, Column, Table
 from examples.service.databases import Entry
 from examples.service.errors import ServiceError
 from examples.service.queries.changes import delete_row, insert_row, parse_row_key, update_row
@@ -39,10 +38,10 @@ from examples.service.web import session
 from examples.service.web.cells import cell
 from examples.service.web.pages import (
     CSS_URL,
-    _error_page,
     database_url,
     delete_form_url,
     edit_form_url,
+    error_page,
     insert_form_url,
     row_url,
     table_url,
@@ -284,7 +283,7 @@ def router(settings: Settings) -> APIRouter:
         try:
             form = await _form(request)
         except ServiceError as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
         if not session.writes_enabled(request):
             error = "writes are disabled: the service has no write token"
             return unlock_page(request, 403, error, form.get("next"))
@@ -323,7 +322,7 @@ def router(settings: Settings) -> APIRouter:
                 context = insert_context(entry, info, _blank_fields(info), csrf)
                 return _page(request, "row_form.html", f"Insert · {info.name}", context)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     @router.post("/browse/{database}/{table}/_insert")
     async def insert(request: Request, database: str, table: str) -> Response:
@@ -345,7 +344,7 @@ def router(settings: Settings) -> APIRouter:
                 url = row_url(entry.name, info.name, str(written["key"]))
                 return RedirectResponse(url, status_code=303)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     def edit_context(
         entry: Entry, info: Table, key: int, fields: list[Field], csrf: str, error: str = ""
@@ -379,7 +378,7 @@ def router(settings: Settings) -> APIRouter:
                 context = edit_context(entry, info, rowid, fields, csrf)
                 return _page(request, "row_form.html", f"Edit {rowid} · {info.name}", context)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     @router.post("/browse/{database}/{table}/_edit/{key}")
     async def edit(request: Request, database: str, table: str, key: str) -> Response:
@@ -403,7 +402,7 @@ def router(settings: Settings) -> APIRouter:
                 url = row_url(entry.name, info.name, str(written["key"]))
                 return RedirectResponse(url, status_code=303)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     def delete_context(
         entry: Entry,
@@ -444,7 +443,7 @@ def router(settings: Settings) -> APIRouter:
                 context = delete_context(entry, info, rowid, body, csrf)
                 return _page(request, "delete.html", f"Delete {rowid} · {info.name}", context)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     @router.post("/browse/{database}/{table}/_delete/{key}")
     async def delete(request: Request, database: str, table: str, key: str) -> Response:
@@ -467,7 +466,7 @@ def router(settings: Settings) -> APIRouter:
                     return _page(request, "delete.html", title, context, status, headers)
                 return RedirectResponse(table_url(entry.name, info.name), status_code=303)
         except Exception as exc:
-            return await _error_page(request, exc)
+            return await error_page(request, exc)
 
     del settings  # the forms' limits are the API's, read from the application
     return router

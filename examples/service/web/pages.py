@@ -196,7 +196,7 @@ def _respond(request: Request, fmt: Format, view: View) -> Response:
     return templates.TemplateResponse(request, view.template, context)
 
 
-async def _error_page(request: Request, exc: Exception) -> Response:
+async def error_page(request: Request, exc: Exception) -> Response:
     """`exc` as an HTML page, with the status and message the API would answer."""
     handlers = request.app.exception_handlers
     handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
@@ -234,14 +234,14 @@ async def _answer(
     except ServiceError as exc:
         if split_suffix(segment or "")[1] is not None:
             raise  # a .json or .csv page: the API's error
-        return await _error_page(request, exc)
+        return await error_page(request, exc)
     if fmt != "html":
         view = await build()
         return view if isinstance(view, Response) else _respond(request, fmt, view)
     try:
         view = await build()
     except Exception as exc:
-        return await _error_page(request, exc)
+        return await error_page(request, exc)
     return view if isinstance(view, Response) else _respond(request, fmt, view)
 
 
