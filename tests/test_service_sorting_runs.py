@@ -216,3 +216,16 @@ async def test_walks_match_sqlite(entry: Entry, db_file: Path, n: int) -> None:
         expected = _expected(db_file, sql)
         assert [r[0] for r in await _forward(order, n)] == expected, index
         assert [r[0] for r in await _backward(order, n)] == expected, index
+
+
+async def test_a_cut_before_or_after_a_row_keeps_the_row_on_its_side(entry: Entry) -> None:
+    for table, index, position in (("t", "t_year_tag", 2), ("w", "w_year", 1)):
+        order = _order(entry, table, index, position)
+        rows = await _forward(order, 500)
+        for middle in (rows[10], rows[BEFORE + 2500], rows[-5]):
+            ahead, _ = await order.forward(_cut(order, middle, 0), 3)
+            assert ahead[0].row == middle, index
+            behind, _ = await order.backward(_cut(order, middle, 1), 3)
+            assert behind[-1].row == middle, index
+            behind, _ = await order.backward(_cut(order, middle, 0), 3)
+            assert [w.row for w in behind] == rows[rows.index(middle) - 3 : rows.index(middle)]

@@ -483,7 +483,8 @@ class IndexOrder(Order):
             self._part_keys.append(_same)
         # Where each primary key column is in an entry, to find an entry's row.
         self._pk_parts = [
-            next(j for j, c in enumerate(parts) if _same_column(c, pk)) for pk in table.primary_key
+            next(j for j, c in enumerate(parts) if _same_column(c, pk))
+            for pk in (table.primary_key if table.without_rowid else ())
         ]
 
     def _key(self, value: object) -> Any:
