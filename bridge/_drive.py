@@ -43,9 +43,11 @@ from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
     DRIVING,
+    PassBudget,
     abort_quietly,
     check_seconds,
     refuse_second_driver,
+    thread_budget,
     when_settled_of,
 )
 from bridge._errors import DriveTimeoutError, EventLoopError
@@ -114,9 +116,14 @@ async def drive(
     # The commonest run is one step to `Done` (a cache hit): it skips the setup below.
     # The first time slice starts before that step. With a timeout, the timer is armed
     # before the first step, as ever (its deadline counts from the call).
+    # Steps share a per-pass budget (`PassBudget`): past it, the first step waits a turn.
     started = perf_counter()
+    budget = thread_budget()
+    if not budget.armed or budget.loop is not loop:
+        budget.arm(loop, started)
     result: Done[T] | IO | None = None
-    if timeout is None:
+    if timeout is None and started <= budget.end:
+        budget.stepped += 1
         result = step()
         if type(result) is Done:
             return result.value
@@ -135,6 +142,10 @@ async def drive(
     key = id(op)
     DRIVING.add(key)  # before the first await: from here on a second driver is refused
     try:
+        if result is None and budget.loop is loop and perf_counter() > budget.end:
+            # This pass has stepped long enough: take the first step in a later one.
+            await _pass_turn(op, io, loop, waiter, timeout, budget)
+            slice_end = perf_counter() + time_slice
         while True:
             if result is None:
                 result = step()
@@ -185,11 +196,52 @@ async def drive(
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
             if c.get_error() is not None:
                 after_finished(op, c)  # raises
-            slice_end = perf_counter() + time_slice
+            now = perf_counter()
+            if not budget.armed or budget.loop is not loop:
+                budget.arm(loop, now)
+            elif now > budget.end:
+                # Woken in a pass that has stepped long enough: step in a later one.
+                await _pass_turn(op, io, loop, waiter, timeout, budget)
+                now = perf_counter()
+            else:
+                budget.stepped += 1
+            slice_end = now + time_slice
     finally:
         DRIVING.discard(key)
         if timer is not None:
             timer.cancel()
+
+
+async def _pass_turn(
+    op: object,
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+    waiter: _AsyncioWaiter | None,
+    timeout: float | None,
+    budget: PassBudget,
+) -> None:
+    """Park until a pass has step budget left (`PassBudget`), arming it if it is fresh; a
+    cancellation or an expired timeout meanwhile gives up on `op`, as any turn does."""
+    while True:
+        fut: Future[None] = loop.create_future()
+        budget.waiting.append(fut)
+        if waiter is not None:
+            waiter.fut = fut  # so that the timeout's timer wakes it too
+        try:
+            await fut
+        except BaseException as exc:
+            fut.cancel()  # the refill skips it
+            await _give_up_asyncio(op, None, exc, io, loop)
+            raise
+        if waiter is not None and waiter.expired:
+            await _time_out_asyncio(op, None, io, loop, timeout)
+        now = perf_counter()
+        if not budget.armed or budget.loop is not loop:
+            budget.arm(loop, now)
+            return
+        if now <= budget.end:
+            budget.stepped += 1
+            return
 
 
 class _AsyncioWaiter:

@@ -80,6 +80,7 @@ from core.io.ring import (
     OP_FTRUNCATE,
     OP_READ,
     OP_WRITE,
+    SQE_ASYNC,
     SQE_IO_DRAIN,
     Ring,
 )
@@ -275,7 +276,9 @@ class UringEngine:
                     return
                 anchor = ctypes.c_char.from_buffer(view)  # also pins a bytearray's size
                 addr = ctypes.addressof(anchor)
-                flags = self._order(req, False, size)
+                # In a kernel worker: an attempt inside our enter would copy a page-cache
+                # hit, or start the read-ahead of a miss, on the loop thread.
+                flags = self._order(req, False, size) | SQE_ASYNC
                 self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, flags)
             case Kind.WRITE:
                 buffers = req.buffers
@@ -435,7 +438,7 @@ class UringEngine:
             done = entry.done + res
             if res and done < entry.total and entry.opcode in (OP_READ, OP_WRITE):
                 entry.done = done  # a short transfer: the rest, as a worker's loop would
-                self._queue(entry, req.pos, 0)
+                self._queue(entry, req.pos, SQE_ASYNC if entry.opcode == OP_READ else 0)
                 self._schedule_flush()
                 continue
             if res == 0 and done < entry.total and entry.opcode == OP_WRITE:
