@@ -91,13 +91,16 @@ class Fixture:
 class Sample:
     """One setup's figures for one round."""
 
-    def __init__(self, lags: list[float], seconds: float, ops: int, nbytes: int) -> None:
+    def __init__(
+        self, lags: list[float], seconds: float, cpu: float, ops: int, nbytes: int
+    ) -> None:
         self.p50 = percentile(lags, 50)
         self.p99 = percentile(lags, 99)
         self.max = max(lags)
         self.ticks = len(lags)
         self.mbps = nbytes / seconds / 1e6 if seconds else 0.0
         self.opsps = ops / seconds if seconds else 0.0
+        self.cpu_per_op = cpu / ops if ops else 0.0  # the loop thread's CPU seconds per op
 
 
 # -- asyncio and uvloop ---------------------------------------------------------------------
@@ -105,9 +108,10 @@ class Sample:
 
 async def measure_asyncio(
     work: Callable[[], Awaitable[object]] | None, batches: int, before: Callable[[], object]
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, float]:
     """Ticker lags while `work()` runs `batches` times (or alone for as many ticks as
-    about 50 ms per batch gives); returns (lags, seconds spent in `work`)."""
+    about 50 ms per batch gives); returns (lags, seconds spent in `work`, CPU seconds the
+    loop thread spent meanwhile)."""
     lags: list[float] = []
     done = False
 
@@ -118,7 +122,7 @@ async def measure_asyncio(
             await asyncio.sleep(TICK)
             lags.append(max(0.0, perf_counter() - due))
 
-    spent = 0.0
+    spent = cpu = 0.0
     task = asyncio.get_running_loop().create_task(ticker())
     await asyncio.sleep(0.005)
     for _ in range(batches):
@@ -131,11 +135,13 @@ async def measure_asyncio(
         await asyncio.sleep(0.002)
         del lags[mark:]
         start = perf_counter()
+        cpu_start = time.thread_time()
         await pending
         spent += perf_counter() - start
+        cpu += time.thread_time() - cpu_start
     done = True
     await task
-    return lags, spent
+    return lags, spent, cpu
 
 
 # -- trio -----------------------------------------------------------------------------------
@@ -146,14 +152,14 @@ def run_trio(
     file: File | None,
     plans: list[list[tuple[int, int]]],
     before: Callable[[], object],
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, float]:
     import trio
 
     lags: list[float] = []
-    spent = 0.0
+    spent = cpu = 0.0
 
     async def main() -> None:
-        nonlocal spent
+        nonlocal spent, cpu
         done = False
 
         async def ticker() -> None:
@@ -178,14 +184,16 @@ def run_trio(
                 await trio.sleep(0.002)
                 del lags[mark:]
                 start = perf_counter()
+                cpu_start = time.thread_time()
                 async with trio.open_nursery() as nursery:
                     for op in ops:
                         nursery.start_soon(one, op)
                 spent += perf_counter() - start
+                cpu += time.thread_time() - cpu_start
             done = True
 
     trio.run(main)
-    return lags, spent
+    return lags, spent, cpu
 
 
 # -- per-callback CPU time (asyncio) --------------------------------------------------------
@@ -288,10 +296,10 @@ def main() -> None:
             gc.collect()
             if loop == "trio":
                 if cache == "idle":
-                    lags, spent = run_trio(None, None, plans, before)
+                    lags, spent, cpu = run_trio(None, None, plans, before)
                 else:
                     key = (loop, engine)
-                    lags, spent = run_trio(backends[key], files[key], plans, before)
+                    lags, spent, cpu = run_trio(backends[key], files[key], plans, before)
             else:
                 work: Callable[[], Awaitable[object]] | None = None
                 if cache != "idle":
@@ -313,9 +321,9 @@ def main() -> None:
                         # The operations (and their buffers) are made before the clock starts.
                         return batch([ReadRange(file, off, n) for off, n in queue.pop(0)])
 
-                lags, spent = runners.run(loop, measure_asyncio(work, batches, before))
+                lags, spent, cpu = runners.run(loop, measure_asyncio(work, batches, before))
             ops = 0 if cache == "idle" else OPS * batches
-            return Sample(lags, spent, ops, 0 if cache == "idle" else nbytes)
+            return Sample(lags, spent, cpu, ops, 0 if cache == "idle" else nbytes)
 
         order = setups()
         samples: dict[tuple[str, str, str], list[Sample]] = {s: [] for s in order}
@@ -330,6 +338,7 @@ def main() -> None:
 
         rows = []
         for (loop, engine, cache), values in samples.items():
+            cpu_us = f"{median([v.cpu_per_op for v in values]) * 1e6:.0f}"
             rows.append(
                 [
                     loop,
@@ -340,6 +349,7 @@ def main() -> None:
                     median([v.max for v in values]) * 1e3,
                     "-" if cache == "idle" else f"{median([v.mbps for v in values]):.0f}",
                     "-" if cache == "idle" else f"{median([v.opsps for v in values]):.0f}",
+                    "-" if cache == "idle" else cpu_us,
                     int(median([v.ticks for v in values])),
                 ]
             )
@@ -349,7 +359,18 @@ def main() -> None:
         print_table(
             f"1 ms ticker lag while {OPS} concurrent reads (4 KiB and 256 KiB) run through "
             f"drive (target: p99 < 2 ms); medians of {rounds} rounds x {batches} batches",
-            ["loop", "engine", "cache", "p50 ms", "p99 ms", "max ms", "MB/s", "ops/s", "ticks"],
+            [
+                "loop",
+                "engine",
+                "cache",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "MB/s",
+                "ops/s",
+                "loop CPU us/op",
+                "ticks",
+            ],
             rows,
         )
 

@@ -229,8 +229,7 @@ async def _pass_turn(
             waiter.fut = fut  # so that the timeout's timer wakes it too
         try:
             await fut
-        except BaseException as exc:
-            fut.cancel()  # the refill skips it
+        except BaseException as exc:  # a cancelled Future is done: the refill skips it
             await _give_up_asyncio(op, None, exc, io, loop)
             raise
         if waiter is not None and waiter.expired:

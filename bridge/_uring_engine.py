@@ -359,7 +359,10 @@ class UringEngine:
             self._flush_scheduled = True
             handle = self._handle
             assert handle is not None
-            handle.call_soon(self._flush, None)
+            try:
+                handle.call_soon(self._flush, None)
+            except RuntimeError:  # its loop is closed: `close()` submits what is queued
+                self._flush_scheduled = False
 
     def _flush(self, _: object = None) -> None:
         """Loop callback, once per pass with something queued: one enter for all of it,
