@@ -73,7 +73,9 @@ from bridge._drive_common import (
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
 from bridge._fileio_common import (
+    FINISH_PER_CALLBACK,
     AsyncioLoopHandle,
+    Finisher,
     Kind,
     LoopHandle,
     Request,
@@ -435,6 +437,8 @@ class AsyncFileIO(BackendBase):
         self._threads: list[threading.Thread] = []
         self._done: deque[_Batch] = deque()  # finished by workers, not yet delivered
         self._wake_pending = False  # a `_deliver_done` is posted and has not run yet
+        # Requests back from the workers whose completions are still to be finished.
+        self._finisher = Finisher(self._finish_request, FINISH_PER_CALLBACK)
         reason = None if engine == "threads" else _uring_engine.unavailable_reason()
         if engine == "uring" and reason is not None:
             raise _uring_engine.refuse(reason)
@@ -748,14 +752,21 @@ class AsyncFileIO(BackendBase):
     # -- results (loop thread) --------------------------------------------------------------
 
     def _deliver_done(self, _: object = None) -> None:
-        """Loop callback (one wake-up): deliver every batch the workers have finished."""
+        """Loop callback (one wake-up): take back every batch the workers have finished,
+        then finish their completions, at most `FINISH_PER_CALLBACK` in this callback (the
+        rest in the next passes: `Finisher`)."""
         self._wake_pending = False
         done = self._done
         while done:
             self._deliver(done.popleft())
+        try:
+            self._finisher.run(self._handle)
+        except Exception as exc:  # a bug here must not kill the loop (trio would crash)
+            report_unraisable(exc, "Exception while delivering AsyncFileIO results", self)
 
     def _deliver(self, batch: _Batch) -> None:
-        """Finish a batch's completions, on the loop thread."""
+        """Take a batch back (room in flight, settle waiters) and queue its completions to
+        be finished, on the loop thread."""
         try:
             if batch.delivered:
                 return
@@ -763,19 +774,25 @@ class AsyncFileIO(BackendBase):
             del self._outstanding[batch.seq]
             self._in_flight -= len(batch.requests)
             self._feed()  # keep the workers busy before running callbacks
+            finisher = self._finisher
             for req in batch.requests:
-                self._drop(req)
                 if req.skipped:
-                    continue
-                error = req.error
-                if error is None:
-                    req.completion.complete(req.result)
+                    self._drop(req)
                 else:
-                    req.completion.error(translate_error(error, req))
+                    finisher.add(req, req.result)
             if self._settle_waiters:
                 self._fire_settle_waiters()
         except Exception as exc:  # a bug here must not kill the loop (trio would crash)
             report_unraisable(exc, "Exception while delivering AsyncFileIO results", self)
+
+    def _finish_request(self, req: Request, result: int) -> None:
+        """Finish the completion of a request a worker ran (loop thread)."""
+        self._drop(req)
+        error = req.error
+        if error is None:
+            req.completion.complete(result)
+        else:
+            req.completion.error(translate_error(error, req))
 
     def _drop(self, req: Request) -> None:
         """A request no longer holds its file; the last one closes a closed file's fd."""
@@ -827,6 +844,7 @@ class AsyncFileIO(BackendBase):
         self._finalizer.detach()
         self._closed = True
         self._shut_down = True
+        self._finisher.drain()  # came back already: finished with their results
         self._abort_waiting()
         for batch in list(self._outstanding.values()):
             for req in batch.requests:

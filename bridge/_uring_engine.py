@@ -72,7 +72,15 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from bridge._drive_common import report_unraisable
-from bridge._fileio_common import Kind, LoopHandle, Request, split_settle_waiters, translate_error
+from bridge._fileio_common import (
+    FINISH_PER_CALLBACK,
+    Finisher,
+    Kind,
+    LoopHandle,
+    Request,
+    split_settle_waiters,
+    translate_error,
+)
 from core.errors import IOResultError
 from core.io.ring import (
     OP_ASYNC_CANCEL,
@@ -175,6 +183,7 @@ class UringEngine:
         "_backend",
         "_cancel_due",
         "_efd",
+        "_finisher",
         "_flush_scheduled",
         "_handle",
         "_hook",
@@ -218,6 +227,8 @@ class UringEngine:
         self._cancel_due = False  # a completion in the ring was aborted since the last scan
         self.cancels = 0  # ASYNC_CANCEL entries queued
         self.cancel_results: dict[int, int] = {}  # what they returned -> how many times
+        # Reaped requests whose completions are still to be finished.
+        self._finisher = Finisher(self._finish_reaped, FINISH_PER_CALLBACK)
 
     def never_started(self) -> bool:
         """True until a ring has been set up for this engine."""
@@ -449,10 +460,17 @@ class UringEngine:
             self.active -= 1
             finished.append((req, req.base + done if entry.opcode == OP_READ else done))
         self._feed()  # fill the room before callbacks run: FIFO order for waiters
+        finisher = self._finisher
         for req, result in finished:
-            self._finish(req, result, counted=False)
+            finisher.add(req, result)
         if self._settle_waiters:
             self._fire_settle_waiters()
+        # At most FINISH_PER_CALLBACK completions now, the rest in the next passes.
+        finisher.run(self._handle)
+
+    def _finish_reaped(self, req: Request, result: int) -> None:
+        """Finish a request whose completion entry was reaped (`Finisher`)."""
+        self._finish(req, result, counted=False)
 
     def _finish(self, req: Request, result: int, counted: bool = True) -> None:
         """Finish a request's completion; `counted`: its room is still to give back."""
@@ -557,6 +575,7 @@ class UringEngine:
         """Abort, cancel, wait for every completion entry, then unmap the ring and close
         the eventfd. Each quiet spell waits at most `settle_timeout`; a ring that does not
         drain (or refuses this thread) is stranded, never unmapped. Idempotent."""
+        self._finisher.drain()  # reaped already: finished with their results
         self.abort_all()
         ring = self._ring
         if ring is None:
