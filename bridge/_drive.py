@@ -6,6 +6,11 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   a thread hop 50+ us). So that one busy operation cannot starve others, a run of finished
   steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
   default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
+- The drives on one asyncio/uvloop loop also share a step budget per loop pass
+  (`PassBudget`, 0.5 ms): a drive about to take its first step, or to step after a wait,
+  in a pass that has already stepped that long parks until a later pass. So 200 tasks
+  started or woken in one pass spread over several short passes (timers and I/O callbacks
+  run in between) instead of one long pass; they step in the order they parked.
 - An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
   one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
   Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
@@ -220,15 +225,21 @@ async def _pass_turn(
     timeout: float | None,
     budget: PassBudget,
 ) -> None:
-    """Park until a pass has step budget left (`PassBudget`), arming it if it is fresh; a
-    cancellation or an expired timeout meanwhile gives up on `op`, as any turn does."""
+    """Wait until a pass has step budget left (`PassBudget`), arming it if it is fresh:
+    parked until a refill wakes this drive, then, if that pass is spent already, one turn
+    at a time (so the drives woken together keep their order). A cancellation or an
+    expired timeout meanwhile gives up on `op`, as any turn does."""
+    fut: Future[None] | None = loop.create_future()
+    budget.waiting.append(fut)
+    if waiter is not None:
+        waiter.fut = fut  # so that the timeout's timer wakes it too
     while True:
-        fut: Future[None] = loop.create_future()
-        budget.waiting.append(fut)
-        if waiter is not None:
-            waiter.fut = fut  # so that the timeout's timer wakes it too
         try:
-            await fut
+            if fut is not None:
+                await fut
+                fut = None
+            else:
+                await _one_turn()
         except BaseException as exc:  # a cancelled Future is done: the refill skips it
             await _give_up_asyncio(op, None, exc, io, loop)
             raise

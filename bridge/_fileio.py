@@ -14,6 +14,9 @@ then complete on the thread that polls):
   what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
   one larger than the whole budget goes to the pool; so a hundred tasks each reading a
   cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
+  A read larger than `inline_max` (64 KiB) is never tried inline while a loop runs here:
+  its copy (about 50 us for a cached 256 KiB) is made by a worker, or by the kernel's own
+  worker for the ring, not on the loop thread.
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
   file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
@@ -24,10 +27,13 @@ then complete on the thread that polls):
   A worker takes a whole batch, runs its calls in order, and posts it back with one wake-up
   of the loop (batches that finish while a wake-up is pending ride along with it), where
   `complete()` / `error()` run: completion callbacks always run on the loop thread, so
-  nothing above needs a lock. Requests submitted by one task in one step (a group's
-  children, a write and its sync) form a *unit*: a unit is never split across batches,
-  which keeps it in order and lets its group finish in one wake-up; separate units are
-  spread over the workers so independent cold reads run in parallel.
+  nothing above needs a lock. One wake-up finishes at most `FINISH_PER_CALLBACK` (64)
+  completions and leaves the rest for the next passes (`Finisher`): each finished
+  completion wakes a task that steps in the next pass, and 200 of them in one callback
+  would make one long callback and one long pass. Requests submitted by one task in one
+  step (a group's children, a write and its sync) form a *unit*: a unit is never split
+  across batches, which keeps it in order and lets its group finish in one wake-up;
+  separate units are spread over the workers so independent cold reads run in parallel.
 - At most `max_in_flight` requests are with the workers. Beyond that, submissions wait in a
   pending queue that is fed as results come back: `File.pread` and friends never block.
 - A request whose completion finished before a worker reached it (aborted) is skipped. A
