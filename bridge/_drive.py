@@ -7,7 +7,7 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
   default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
 - The drives on one asyncio/uvloop loop also share a step budget per loop pass
-  (`PassBudget`, 0.5 ms): a drive about to take its first step, or to step after a wait,
+  (`PassBudget`, 0.25 ms): a drive about to take its first step, or to step after a wait,
   in a pass that has already stepped that long parks until a later pass. So 200 tasks
   started or woken in one pass spread over several short passes (timers and I/O callbacks
   run in between) instead of one long pass; they step in the order they parked.

@@ -40,7 +40,7 @@ DEFAULT_TIME_SLICE = 0.002
 DEFAULT_SETTLE_TIMEOUT = 1.0
 """Seconds a cancelled drive waits for work already in a worker to come back."""
 
-DEFAULT_PASS_BUDGET = 0.0005
+DEFAULT_PASS_BUDGET = 0.00025
 """Seconds the drives on one asyncio loop may step in one loop pass, all together."""
 
 
