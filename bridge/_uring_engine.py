@@ -15,11 +15,13 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
   needs a lock: at most `FINISH_PER_CALLBACK` per callback, the rest in the next passes
   (`Finisher`, as the pool does). The eventfd is drained *before* reaping, so an entry
   posted after the reap signals again and is never missed.
-- Reads carry `IOSQE_ASYNC`: the kernel runs them in its io-wq workers instead of first
-  trying them inside our `io_uring_enter`, where a page-cache hit would copy, and a miss
-  start its read-ahead, on the loop thread (measured: one enter of 200 cold reads of 4 and
-  256 KiB held the loop 6-18 ms; with the flag, well under 1 ms, and the reads ran faster
-  since the copies ran on the other core).
+- Reads larger than the backend's `inline_max` (64 KiB) carry `IOSQE_ASYNC`: the kernel
+  runs them in its io-wq workers instead of first trying them inside our `io_uring_enter`,
+  where a page-cache hit would copy, and a miss start its read-ahead, on the loop thread
+  (measured: one enter of 200 cold reads of 4 and 256 KiB held the loop 6-18 ms; with the
+  flag on the large ones, under 1 ms, and the reads ran faster since the copies ran on the
+  other core). Smaller reads keep the attempt inside the enter: it costs little, and a hit
+  finishes without a hand-off to a kernel worker.
 - Why no `DEFER_TASKRUN` (measured on Linux 6.18): with it, the eventfd does fire, but
   each `io_uring_enter(min_complete=0)` runs at most 20 pieces of deferred work, so 100
   finished reads took five wake-ups of the loop instead of one. Without it, the kernel posts
@@ -201,6 +203,7 @@ class UringEngine:
         "_settle_waiters",
         "_thread",
         "active",
+        "async_above",
         "cancel_results",
         "cancels",
         "enters",
@@ -225,6 +228,9 @@ class UringEngine:
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
         self.limit = max_in_flight
+        # Reads larger than this run in the kernel's workers (IOSQE_ASYNC): the backend's
+        # inline_max, past which a copy is not made on the loop thread.
+        self.async_above: int = backend.inline_max
         self.active = 0  # requests in the ring (queued or submitted), not yet finished
         self.pending: deque[Request] = deque()  # waiting for room
         self.table: dict[int, _Entry] = {}  # user_data -> entry, ascending keys
@@ -295,7 +301,9 @@ class UringEngine:
                 addr = ctypes.addressof(anchor)
                 # In a kernel worker: an attempt inside our enter would copy a page-cache
                 # hit, or start the read-ahead of a miss, on the loop thread.
-                flags = self._order(req, False, size) | SQE_ASYNC
+                flags = self._order(req, False, size)
+                if size > self.async_above:
+                    flags |= SQE_ASYNC
                 self._queue(_Entry(req, OP_READ, addr, size, (view, anchor)), req.pos, flags)
             case Kind.WRITE:
                 buffers = req.buffers
@@ -458,7 +466,10 @@ class UringEngine:
             done = entry.done + res
             if res and done < entry.total and entry.opcode in (OP_READ, OP_WRITE):
                 entry.done = done  # a short transfer: the rest, as a worker's loop would
-                self._queue(entry, req.pos, SQE_ASYNC if entry.opcode == OP_READ else 0)
+                flags = (
+                    SQE_ASYNC if entry.opcode == OP_READ and entry.total > self.async_above else 0
+                )
+                self._queue(entry, req.pos, flags)
                 self._schedule_flush()
                 continue
             if res == 0 and done < entry.total and entry.opcode == OP_WRITE:
