@@ -24,6 +24,7 @@ from bridge._fileio import DEFAULT_INLINE_MAX
 from bridge._fileio_common import FINISH_PER_CALLBACK, Finisher
 from core import Completion, Done
 from core.io import OpenFlags
+from core.io.ring import OP_READ, SQE_ASYNC, Ring
 from core.ops import ReadRange
 
 pytestmark = pytest.mark.usefixtures("file_engine")
@@ -134,6 +135,32 @@ def test_a_large_read_outside_any_loop_is_still_tried_inline(data_file: Path, da
             pytest.skip("this file system refuses RWF_NOWAIT reads")
         assert c.finished()
         assert bytes(c.buffer) == data[: 256 << 10]  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_the_ring_runs_large_reads_in_kernel_workers(
+    data_file: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not AsyncFileIO.uring_available():
+        pytest.skip("no io_uring here")
+    queued: list[tuple[int, int]] = []  # (length, flags) of each read entry
+    queue = Ring.queue
+
+    def recording(
+        ring: Ring, opcode: int, fd: int, off: int, addr: int, length: int, key: int, flags: int = 0
+    ) -> None:
+        if opcode == OP_READ:
+            queued.append((length, flags))
+        queue(ring, opcode, fd, off, addr, length, key, flags)
+
+    monkeypatch.setattr(Ring, "queue", recording)
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        small, large = await asyncio.gather(
+            drive(ReadRange(f, 0, 4096), io), drive(ReadRange(f, 0, 256 << 10), io)
+        )
+    assert small == data[:4096] and large == data[: 256 << 10]
+    assert sorted(queued) == [(4096, 0), (256 << 10, SQE_ASYNC)]
 
 
 @pytest.mark.parametrize("bad", [-1, True, 1.5, "64"])
