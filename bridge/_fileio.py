@@ -14,9 +14,12 @@ then complete on the thread that polls):
   what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
   one larger than the whole budget goes to the pool; so a hundred tasks each reading a
   cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
-  A read larger than `inline_max` (64 KiB) is never tried inline while a loop runs here:
-  its copy (about 50 us for a cached 256 KiB) is made by a worker, or by the kernel's own
-  worker for the ring, not on the loop thread.
+  A read larger than `inline_max` (by default the whole `inline_budget`) is never tried
+  inline while a loop runs here: its copy is made by a worker, or by the kernel's own
+  worker for the ring, not on the loop thread. Measured on two cores (bench_loop_lag),
+  sending 256 KiB reads there cost the loop less CPU but lagged it more (the workers'
+  hand-offs and copies compete with it for the cores), so the default keeps them inline,
+  where the per-pass budget bounds them (about 50 us per cached 256 KiB).
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
   file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
@@ -96,7 +99,6 @@ from core.io.unix import open_fd, unlink_path
 
 __all__ = [
     "DEFAULT_INLINE_BUDGET",
-    "DEFAULT_INLINE_MAX",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_WORKERS",
     "AsyncFile",
@@ -115,9 +117,6 @@ AUTO_URING = True
 DEFAULT_INLINE_BUDGET = 1 << 20
 """Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
 
-DEFAULT_INLINE_MAX = 64 << 10
-"""The largest read tried inline; larger ones go to the pool or the ring, so that their copy
-runs off the loop thread (a cached 256 KiB read copies for about 50 us here)."""
 
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
@@ -352,10 +351,11 @@ class AsyncFileIO(BackendBase):
       in one loop pass; a read that does not fit in what is left waits for the next pass
       (one larger than the whole budget goes to the pool), so many operations reading at
       once cannot hold the loop for long.
-    - `inline_max` (default 64 KiB): the largest read tried inline. A larger one goes to
-      the pool or the ring while an event loop runs on this thread, so that its copy is
-      made off the loop thread (outside a loop, where nothing else could run, it is still
-      tried inline).
+    - `inline_max` (default None: the whole `inline_budget`): the largest read tried
+      inline. A larger one goes to the pool or the ring while an event loop runs on this
+      thread, so that its copy is made off the loop thread (outside a loop, where nothing
+      else could run, it is still tried inline). Worth lowering where spare cores can take
+      the copies; on two busy cores it lagged the loop more (`bench_loop_lag.py`).
     - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
@@ -386,7 +386,7 @@ class AsyncFileIO(BackendBase):
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         nowait: bool | None = None,
         inline_budget: int = DEFAULT_INLINE_BUDGET,
-        inline_max: int = DEFAULT_INLINE_MAX,
+        inline_max: int | None = None,
         engine: str = "auto",
     ) -> None:
         if engine not in ("auto", "uring", "threads"):
@@ -411,8 +411,12 @@ class AsyncFileIO(BackendBase):
             or inline_budget < 0
         ):
             raise InvalidArgumentError(f"inline_budget must be an int >= 0, got {inline_budget!r}")
+        if inline_max is None:
+            inline_max = inline_budget
         if isinstance(inline_max, bool) or not isinstance(inline_max, int) or inline_max < 0:
-            raise InvalidArgumentError(f"inline_max must be an int >= 0, got {inline_max!r}")
+            raise InvalidArgumentError(
+                f"inline_max must be None or an int >= 0, got {inline_max!r}"
+            )
         super().__init__()
         self.inline_max = inline_max
         self.workers = workers

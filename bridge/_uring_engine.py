@@ -15,7 +15,7 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
   needs a lock: at most `FINISH_PER_CALLBACK` per callback, the rest in the next passes
   (`Finisher`, as the pool does). The eventfd is drained *before* reaping, so an entry
   posted after the reap signals again and is never missed.
-- Reads larger than the backend's `inline_max` (64 KiB) carry `IOSQE_ASYNC`: the kernel
+- Reads larger than 64 KiB (`ASYNC_ABOVE`) carry `IOSQE_ASYNC`: the kernel
   runs them in its io-wq workers instead of first trying them inside our `io_uring_enter`,
   where a page-cache hit would copy, and a miss start its read-ahead, on the loop thread
   (measured: one enter of 200 cold reads of 4 and 256 KiB held the loop 6-18 ms; with the
@@ -104,10 +104,13 @@ from core.io.ring import (
 if TYPE_CHECKING:
     from bridge._fileio import AsyncFile, AsyncFileIO
 
-__all__ = ["UringEngine", "refuse", "unavailable_reason"]
+__all__ = ["ASYNC_ABOVE", "UringEngine", "refuse", "unavailable_reason"]
 
 _CANCEL_KEY = 0
 """The `user_data` of our own cancel entries, whose results nobody waits for."""
+
+ASYNC_ABOVE = 64 << 10
+"""Reads larger than this run in the kernel's workers (`IOSQE_ASYNC`), not inside our enter."""
 
 _MAX_ENTRIES = 4096
 _STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
@@ -228,9 +231,7 @@ class UringEngine:
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
         self.limit = max_in_flight
-        # Reads larger than this run in the kernel's workers (IOSQE_ASYNC): the backend's
-        # inline_max, past which a copy is not made on the loop thread.
-        self.async_above: int = backend.inline_max
+        self.async_above = ASYNC_ABOVE
         self.active = 0  # requests in the ring (queued or submitted), not yet finished
         self.pending: deque[Request] = deque()  # waiting for room
         self.table: dict[int, _Entry] = {}  # user_data -> entry, ascending keys

@@ -20,7 +20,6 @@ import trio
 
 from bridge import AsyncFileIO, DriveTimeoutError, InvalidArgumentError, drive
 from bridge._drive_common import PassBudget, thread_budget
-from bridge._fileio import DEFAULT_INLINE_MAX
 from bridge._fileio_common import FINISH_PER_CALLBACK, Finisher
 from core import Completion, Done
 from core.io import OpenFlags
@@ -93,11 +92,11 @@ class RecordingIO(AsyncFileIO):
 
 
 @pytest.mark.asyncio
-async def test_a_large_read_never_goes_through_the_inline_path(
+async def test_a_read_over_inline_max_never_goes_through_the_inline_path(
     data_file: Path, data: bytes
 ) -> None:
     RecordingIO.inline_sizes = []
-    async with RecordingIO() as io:
+    async with RecordingIO(inline_max=64 << 10) as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         if not io.nowait:
             pytest.skip("this platform has no RWF_NOWAIT")
@@ -110,7 +109,24 @@ async def test_a_large_read_never_goes_through_the_inline_path(
     assert small == data[4096:8192]
     assert b"".join(large) == data  # byte-exact
     assert RecordingIO.inline_sizes  # the small read was tried inline
-    assert max(RecordingIO.inline_sizes) <= DEFAULT_INLINE_MAX
+    assert max(RecordingIO.inline_sizes) <= 64 << 10
+
+
+@pytest.mark.asyncio
+async def test_by_default_a_cached_read_within_the_budget_is_inline(
+    data_file: Path, data: bytes
+) -> None:
+    async with AsyncFileIO() as io:
+        assert io.inline_max == io.inline_budget
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        if not io.nowait:
+            pytest.skip("this platform has no RWF_NOWAIT")
+        assert await drive(ReadRange(f, 0, 4096), io) == data[:4096]
+        if not f._nowait:
+            pytest.skip("this file system refuses RWF_NOWAIT reads")
+        await asyncio.sleep(0)  # a fresh pass: the whole budget
+        assert await drive(ReadRange(f, 0, 256 << 10), io) == data[: 256 << 10]
+        assert io.pool_submissions == 0
 
 
 @pytest.mark.asyncio
@@ -125,7 +141,7 @@ async def test_inline_max_sets_the_largest_inline_read(data_file: Path, data: by
 
 def test_a_large_read_outside_any_loop_is_still_tried_inline(data_file: Path, data: bytes) -> None:
     # No loop runs here: nothing could run meanwhile, and no pool could be reached.
-    with AsyncFileIO() as io:
+    with AsyncFileIO(inline_max=4096) as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         if not io.nowait:
             pytest.skip("this platform has no RWF_NOWAIT")
@@ -155,6 +171,7 @@ async def test_the_ring_runs_large_reads_in_kernel_workers(
 
     monkeypatch.setattr(Ring, "queue", recording)
     async with AsyncFileIO(engine="uring", nowait=False) as io:
+        assert io._uring is not None and io._uring.async_above == 64 << 10
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         small, large = await asyncio.gather(
             drive(ReadRange(f, 0, 4096), io), drive(ReadRange(f, 0, 256 << 10), io)
