@@ -114,7 +114,7 @@ DEFAULT_MAX_IN_FLIGHT = 256
 AUTO_URING = True
 """Whether `engine="auto"` picks io_uring where a ring can be set up (see `AsyncFileIO`)."""
 
-DEFAULT_INLINE_BUDGET = 1 << 20
+DEFAULT_INLINE_BUDGET = 256 << 10
 """Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
 
 
@@ -347,10 +347,11 @@ class AsyncFileIO(BackendBase):
       work already inside a worker's system call.
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
-    - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop thread
-      in one loop pass; a read that does not fit in what is left waits for the next pass
-      (one larger than the whole budget goes to the pool), so many operations reading at
-      once cannot hold the loop for long.
+    - `inline_budget` (default 256 KiB): bytes that inline reads may copy on the loop
+      thread in one loop pass; a read that does not fit in what is left waits for the next
+      pass (one larger than the whole budget goes to the pool), so many operations reading
+      at once cannot hold the loop for long. 256 KiB (about 50-100 us of copying) measured
+      half the ticker lag of 1 MiB at about the same throughput (`bench_loop_lag.py`).
     - `inline_max` (default None: the whole `inline_budget`): the largest read tried
       inline. A larger one goes to the pool or the ring while an event loop runs on this
       thread, so that its copy is made off the loop thread (outside a loop, where nothing
