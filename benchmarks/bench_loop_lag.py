@@ -9,14 +9,18 @@ read once before) or cold (dropped with `POSIX_FADV_DONTNEED` before each batch)
 Setups: event loop (asyncio, uvloop, trio) x engine (`"threads"`, `"uring"` where a ring can
 be set up) x cache (hot, cold), plus the ticker alone per loop. Each round runs every setup
 once, in an order rotated round by round; each setup's figures are the medians over the
-rounds of its per-round p50, p99 and max lag and of its throughput (MB/s and ops/s over
-the batches' wall time, the ticker running).
+rounds of its per-round p50, p99 and max lag, of its throughput (MB/s and ops/s over the
+batches' wall time, the ticker running) and of the loop thread's CPU time per read. What
+the benchmark itself does on the loop outside the reads (filling or dropping the cache,
+making the operations, freeing the last batch's buffers) is left out of the lags.
 
 A second table (asyncio only, where every callback is a Python `Handle`) times the CPU
 each loop callback takes (`time.thread_time` around `Handle._run`): the bridge's callbacks
 and the tasks' steps it runs. Its figures carry the instrument's own cost.
 
 Run: python benchmarks/bench_loop_lag.py [--quick] [--rounds N]
+(`--quick`: 5 rounds of 8 batches, about a minute; `LAG_DETAIL=1` also prints each round's
+p99/max and the slowest callbacks by name.)
 """
 
 from __future__ import annotations
