@@ -117,7 +117,6 @@ AUTO_URING = True
 DEFAULT_INLINE_BUDGET = 256 << 10
 """Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
 
-
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 _HAVE_NOWAIT = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
 # After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
@@ -355,8 +354,9 @@ class AsyncFileIO(BackendBase):
     - `inline_max` (default None: the whole `inline_budget`): the largest read tried
       inline. A larger one goes to the pool or the ring while an event loop runs on this
       thread, so that its copy is made off the loop thread (outside a loop, where nothing
-      else could run, it is still tried inline). Worth lowering where spare cores can take
-      the copies; on two busy cores it lagged the loop more (`bench_loop_lag.py`).
+      else could run, it is tried inline if it fits the budget). Worth lowering where
+      spare cores can take the copies; on two busy cores it lagged the loop more
+      (`bench_loop_lag.py`).
     - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
