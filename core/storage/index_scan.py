@@ -6,8 +6,12 @@ Theory of operation:
   order (affinity first, then collation; a DESC column walks its value range backwards); a
   NULL in either matches nothing, as in SQL.
 - `_work` seeks the first entry, then per entry: stop past the prefix or the upper bound,
-  fetch the row by rowid (or by primary key for WITHOUT ROWID), move on. It yields every
-  `ROWS_PER_STEP` rows.
+  fetch the row by rowid, move on. It yields every `ROWS_PER_STEP` rows.
+- A WITHOUT ROWID table is fetched in batch instead: the scan first collects every entry's
+  primary key (in index order), then looks the rows up in primary-key order, so that keys
+  on the same leaf are found on that leaf (one bisect) and the table's pages are visited
+  once each, in order, rather than once per row from the root in random order (which, on a
+  table larger than the cache, read a page per row). The rows go back in index order.
 - An equality lookup whose pages are all cached is answered from the cache alone first
   (`SharedState.index_rows_from_cache`); on a miss the cursors do the work.
 """
@@ -15,13 +19,16 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 
 from core.completion import Completion
+from core.errors import InternalError
 from core.result import Done
 from core.state_machine import TransitionResult
 from core.storage.btree import BTreeCursor
 from core.storage.collation import KeyPlan, apply_affinity, field_key
 from core.storage.errors import CorruptDatabaseError, SchemaError
+from core.storage.page import LEAF_FLAG
 from core.storage.queries import ROWS_PER_STEP
 from core.storage.schema import Index, RowBuilder, Table, pk_positions
 from core.storage.shared import MISS, Row, SharedState
@@ -49,6 +56,8 @@ class _IndexState(enum.Enum):
     FETCH = "fetch"
     RECORD = "record"
     NEXT = "next"
+    SORT = "sort"
+    LOOKUP = "lookup"
     DONE = "done"
 
 
@@ -57,6 +66,8 @@ _IX_ENTRY = _IndexState.ENTRY
 _IX_FETCH = _IndexState.FETCH
 _IX_RECORD = _IndexState.RECORD
 _IX_NEXT = _IndexState.NEXT
+_IX_SORT = _IndexState.SORT
+_IX_LOOKUP = _IndexState.LOOKUP
 _IX_DONE = _IndexState.DONE
 
 
@@ -67,18 +78,22 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_builder",
         "_cursor",
         "_equal",
-        "_fetch_probe",
         "_fetch_rowid",
+        "_fetched",
         "_hi",
         "_index",
         "_limit",
+        "_lookup_pos",
         "_lower",
+        "_order",
         "_pk_plan",
         "_pk_positions",
         "_plan",
         "_prefix",
+        "_probes",
         "_rows",
         "_seek",
+        "_seeking",
         "_state",
         "_table",
         "_table_cursor",
@@ -115,7 +130,13 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._plan: KeyPlan | None = None
         self._pk_positions: list[int] = []
         self._fetch_rowid = 0
-        self._fetch_probe: tuple[object, ...] = ()
+        # WITHOUT ROWID: the primary keys in index order, the order to look them up in,
+        # and the rows found so far (by index position).
+        self._probes: list[tuple[object, ...]] = []
+        self._order: list[int] = []
+        self._fetched: list[Row | None] = []
+        self._lookup_pos = 0
+        self._seeking = False
 
     def _advance(self) -> TransitionResult[list[Row]]:
         # An equality lookup answered from the cache on an immutable database finishes in
@@ -143,6 +164,11 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._builder = db.row_builder(table)
         plan = db.key_plan(table, index)
         self._rows = []
+        self._probes = []
+        self._order = []
+        self._fetched = []
+        self._lookup_pos = 0
+        self._seeking = False
         self._state = _IX_SEEK
         columns = index.columns
         equal = self._equal
@@ -220,8 +246,10 @@ class IndexScan(ReadTransaction[list[Row]]):
         else:
             cursor, table_cursor = self._cursor, self._table_cursor
         rows = self._rows
+        probes = self._probes
         limit = self._limit
-        first = len(rows)
+        batched = builder.without_rowid
+        done = 0  # entries or rows handled in this step
         while True:
             state = self._state
             if state is _IX_SEEK:
@@ -232,69 +260,121 @@ class IndexScan(ReadTransaction[list[Row]]):
                     return pending
                 self._state = _IX_ENTRY
             elif state is _IX_ENTRY:
-                if not cursor.valid or (limit is not None and len(rows) >= limit):
-                    self._state = _IX_DONE
-                    return None
+                if not cursor.valid or (limit is not None and len(rows) + len(probes) >= limit):
+                    self._state = _IX_SORT if batched else _IX_DONE
+                    continue
                 key = cursor.sort_key()
                 prefix = self._prefix
                 n = len(prefix)
                 if key[:n] != prefix:
-                    self._state = _IX_DONE
-                    return None
+                    self._state = _IX_SORT if batched else _IX_DONE
+                    continue
                 hi = self._hi
                 if hi is not None:
                     bound = hi[0]
                     field = key[n : n + len(bound)]
                     if field > bound or (not hi[1] and field == bound):
-                        self._state = _IX_DONE
-                        return None
+                        self._state = _IX_SORT if batched else _IX_DONE
+                        continue
                 record = cursor.record_values()
-                if builder.without_rowid:
+                if batched:
                     try:
                         pk = [record[p] for p in self._pk_positions]
                     except IndexError:
                         raise _bad_entry(cursor, "is shorter than the primary key") from None
                     assert self._pk_plan is not None
-                    self._fetch_probe = self._pk_plan.probe(pk)
+                    probes.append(self._pk_plan.probe(pk))
+                    done += 1
+                    self._state = _IX_NEXT
                 else:
                     last = record[-1] if record else None
                     if type(last) is not int:
                         raise _bad_entry(cursor, f"ends in {last!r}, not a rowid")
                     self._fetch_rowid = last
-                self._state = _IX_FETCH
+                    self._state = _IX_FETCH
             elif state is _IX_FETCH:
-                if builder.without_rowid:
-                    probe = self._fetch_probe
-                    pending = table_cursor.seek_key(probe)
-                    if pending is not None:
-                        return pending
-                    if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
-                        raise _missing_row(cursor, probe)
-                    rows.append(builder.build_without_rowid(table_cursor.record_values()))
-                    self._state = _IX_NEXT
-                else:
-                    rowid = self._fetch_rowid
-                    pending = table_cursor.seek_rowid(rowid)
-                    if pending is not None:
-                        return pending
-                    if not table_cursor.valid or table_cursor.rowid() != rowid:
-                        raise _missing_row(cursor, rowid)
-                    self._state = _IX_RECORD
+                rowid = self._fetch_rowid
+                pending = table_cursor.seek_rowid(rowid)
+                if pending is not None:
+                    return pending
+                if not table_cursor.valid or table_cursor.rowid() != rowid:
+                    raise _missing_row(cursor, rowid)
+                self._state = _IX_RECORD
             elif state is _IX_RECORD:
                 pending = table_cursor.load_record()
                 if pending is not None:
                     return pending
                 rows.append(builder.build(self._fetch_rowid, table_cursor.record_values()))
+                done += 1
                 self._state = _IX_NEXT
             elif state is _IX_NEXT:
-                if len(rows) - first >= ROWS_PER_STEP:
+                if done >= ROWS_PER_STEP:
                     return Completion.new_yield()  # let the event loop run; resume here
                 pending = cursor.next()
                 if pending is not None:
                     return pending
                 self._state = _IX_ENTRY
+            elif state is _IX_SORT:
+                # Sorting compares sort keys (a DESC field compares in Python): once per
+                # scan, far cheaper than a descent from the root per row.
+                self._order = sorted(range(len(probes)), key=probes.__getitem__)
+                self._fetched = [None] * len(probes)
+                self._lookup_pos = 0
+                self._state = _IX_LOOKUP
+            elif state is _IX_LOOKUP:
+                pending = self._lookup(cursor, table_cursor, builder, done)
+                if pending is not None:
+                    return pending
+                fetched = self._fetched
+                self._rows = [row for row in fetched if row is not None]
+                if len(self._rows) != len(fetched):
+                    raise InternalError("a WITHOUT ROWID index scan lost a row")
+                self._fetched = []
+                self._state = _IX_DONE
             else:
                 return None
+
+    def _lookup(
+        self, cursor: BTreeCursor, table_cursor: BTreeCursor, builder: RowBuilder, done: int
+    ) -> Completion | None:
+        """Look the collected primary keys up in key order; a completion to wait for (a
+        page read, or a yield every `ROWS_PER_STEP` rows), None when every row is found.
+        A key on the leaf the cursor is on is found there with one bisect; only a key past
+        that leaf seeks from the root."""
+        probes = self._probes
+        order = self._order
+        fetched = self._fetched
+        pos = self._lookup_pos
+        end = len(order)
+        try:
+            while pos < end:
+                if done >= ROWS_PER_STEP:
+                    return Completion.new_yield()
+                j = order[pos]
+                probe = probes[j]
+                found = False
+                if not self._seeking and table_cursor.valid:
+                    leaf = table_cursor.pages[-1]
+                    # Only on a leaf: an interior page's keys have subtrees between them.
+                    keys = table_cursor.page_keys(leaf) if leaf.kind & LEAF_FLAG else []
+                    i = bisect_left(keys, probe, table_cursor.idxs[-1]) if keys else 0
+                    if i < len(keys):
+                        table_cursor.set_cell(i)
+                        found = True
+                if not found:
+                    self._seeking = True
+                    pending = table_cursor.seek_key(probe)
+                    if pending is not None:
+                        return pending
+                    self._seeking = False
+                if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
+                    raise _missing_row(cursor, probe)
+                fetched[j] = builder.build_without_rowid(table_cursor.record_values())
+                pos += 1
+                done += 1
+            return None
+        finally:
+            self._lookup_pos = pos
 
     def _value(self) -> list[Row]:
         return self._rows

@@ -280,7 +280,8 @@ class ReadTransaction(Machine[T]):
         match phase:
             case ReadPhase.BEGIN:
                 db = self._prepare()
-                db.check_open()
+                if db.closed:
+                    db.check_open()
                 if db.immutable and db.loaded_schema is not None:
                     self._begin_work()
                     return None
@@ -439,7 +440,8 @@ class ReadTransaction(Machine[T]):
     def _db(self) -> SharedState:
         db = self.db
         assert db is not None
-        db.check_open()
+        if db.closed:  # `check_open` inline: this runs once per phase of every read
+            db.check_open()
         return db
 
     def _begin_work(self) -> None:
