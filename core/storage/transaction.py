@@ -32,6 +32,8 @@ import enum
 import os
 from typing import TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, InternalError
 from core.io.backend import File, OpenFlags
@@ -141,6 +143,7 @@ class _SchemaLoad:
                 return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ReadTransaction(Machine[T]):
     """The outline every read operation follows (see the module docstring). A subclass
     writes `_resolve` (names and cursors, once the schema is current), `_work` (the query:
@@ -511,6 +514,7 @@ class ReadTransaction(Machine[T]):
         return self._start_wal_header(db)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WriteLockedTransaction(ReadTransaction[T]):
     """The outline run under SQLite's EXCLUSIVE lock, for the operations that change the
     file (`Begin`, `CheckpointDatabase`, `ConvertToWal`).
