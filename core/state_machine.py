@@ -210,9 +210,10 @@ class Machine(Generic[T]):
         name = type(self).__name__
         if self._lifecycle is _FINISHED:
             raise StateMachineError(f"{name} stepped after it finished")
-        raise StateMachineError(
-            f"{name} stepped after it failed with {self._failure!r}"
-        ) from self._failure
+        error = StateMachineError(f"{name} stepped after it failed with {self._failure!r}")
+        # Chained by hand: compiled by mypyc, `raise ... from` drops the cause.
+        error.__cause__ = self._failure
+        raise error
 
     def _fail(self, error: BaseException, rollback: bool, abandoned: bool) -> None:
         self._lifecycle = _FAILED
