@@ -42,6 +42,8 @@ COMPILED_MODULES = [
     "core/storage/btree.py",
     "core/storage/record.py",
     "core/storage/collation.py",
+    "core/storage/locking.py",
+    "core/storage/database.py",
     "core/storage/transaction.py",
     "core/storage/queries.py",
     "core/storage/index_scan.py",

@@ -26,7 +26,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 import aiofiles
 import anyio.to_thread
