@@ -78,6 +78,9 @@ class OptionalBuildExt(build_ext):
     needs the one shared library, so a partial build would not import."""
 
     def run(self) -> None:
+        # Never reuse a library left in build/ by an earlier build: it may be older than
+        # the source.
+        self.force = True
         try:
             super().run()
         except Exception as exc:  # no compiler, a compile error: ship plain Python
