@@ -42,6 +42,7 @@ COMPILED_MODULES = [
     "core/storage/btree.py",
     "core/storage/record.py",
     "core/storage/collation.py",
+    "core/storage/schema.py",
     "core/storage/locking.py",
     "core/storage/database.py",
     "core/storage/transaction.py",
