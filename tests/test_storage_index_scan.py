@@ -87,3 +87,33 @@ def test_index_range_and_limit_keep_index_order(database: Path) -> None:
     finally:
         io.close()
     assert [r[3] for r in rows] == list(range(100, 150))
+
+
+def test_a_range_smaller_than_the_file_is_looked_up_in_key_order(database: Path) -> None:
+    """Fewer entries than the file has pages: the rows are looked up (in primary-key
+    order) rather than picked out of a scan of the whole table."""
+    from core.storage.index_scan import Bound
+
+    io = UnixIO()
+    try:
+        db = block(Database.open(io, database, cache_pages=CACHE_PAGES), io)
+        try:
+            block(db.read_schema(), io)
+            assert db.pager.page_count > 300
+            before = db.pager.reads
+            rows = block(db.index_scan("t_w", lower=Bound(1000), upper=Bound(1300, False)), io)
+            reads = db.pager.reads - before
+        finally:
+            db.close()
+    finally:
+        io.close()
+    c = sqlite3.connect(database)
+    try:
+        expected = c.execute(
+            "SELECT k, n, v, w FROM t INDEXED BY t_w WHERE w >= 1000 AND w < 1300 ORDER BY w"
+        ).fetchall()
+    finally:
+        c.close()
+    assert [tuple(r) for r in rows] == expected
+    print(f"page reads for 300 rows: {reads}")
+    assert reads < len(expected)  # keys on the same leaf share its read

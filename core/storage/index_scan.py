@@ -12,6 +12,9 @@ Theory of operation:
   on the same leaf are found on that leaf (one bisect) and the table's pages are visited
   once each, in order, rather than once per row from the root in random order (which, on a
   table larger than the cache, read a page per row). The rows go back in index order.
+  When there are at least as many keys as the file has pages, one pass over the whole table
+  costs less than that: the rows are picked out of a scan of the table by their primary-key
+  values (the same stored values in the index entry and in the row).
 - An equality lookup whose pages are all cached is answered from the cache alone first
   (`SharedState.index_rows_from_cache`); on a miss the cursors do the work.
 """
@@ -30,6 +33,7 @@ from core.storage.collation import KeyPlan, apply_affinity, field_key
 from core.storage.errors import CorruptDatabaseError, SchemaError
 from core.storage.page import LEAF_FLAG
 from core.storage.queries import ROWS_PER_STEP
+from core.storage.record import Value
 from core.storage.schema import Index, RowBuilder, Table, pk_positions
 from core.storage.shared import MISS, Row, SharedState
 from core.storage.transaction import FIRST_PHASE, ReadTransaction
@@ -58,6 +62,7 @@ class _IndexState(enum.Enum):
     NEXT = "next"
     SORT = "sort"
     LOOKUP = "lookup"
+    JOIN = "join"
     DONE = "done"
 
 
@@ -68,6 +73,7 @@ _IX_RECORD = _IndexState.RECORD
 _IX_NEXT = _IndexState.NEXT
 _IX_SORT = _IndexState.SORT
 _IX_LOOKUP = _IndexState.LOOKUP
+_IX_JOIN = _IndexState.JOIN
 _IX_DONE = _IndexState.DONE
 
 
@@ -82,12 +88,15 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_fetched",
         "_hi",
         "_index",
+        "_join_moving",
+        "_join_started",
         "_limit",
         "_lookup_pos",
         "_lower",
         "_order",
         "_pk_plan",
         "_pk_positions",
+        "_pks",
         "_plan",
         "_prefix",
         "_probes",
@@ -98,6 +107,7 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_table",
         "_table_cursor",
         "_upper",
+        "_wanted",
         "index",
     )
 
@@ -137,6 +147,10 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._fetched: list[Row | None] = []
         self._lookup_pos = 0
         self._seeking = False
+        self._pks: list[tuple[Value, ...]] = []
+        self._wanted: dict[tuple[Value, ...], int] = {}
+        self._join_started = False
+        self._join_moving = True
 
     def _advance(self) -> TransitionResult[list[Row]]:
         # An equality lookup answered from the cache on an immutable database finishes in
@@ -169,6 +183,10 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._fetched = []
         self._lookup_pos = 0
         self._seeking = False
+        self._pks = []
+        self._wanted = {}
+        self._join_started = False
+        self._join_moving = True
         self._state = _IX_SEEK
         columns = index.columns
         equal = self._equal
@@ -284,6 +302,7 @@ class IndexScan(ReadTransaction[list[Row]]):
                         raise _bad_entry(cursor, "is shorter than the primary key") from None
                     assert self._pk_plan is not None
                     probes.append(self._pk_plan.probe(pk))
+                    self._pks.append(tuple(pk))
                     done += 1
                     self._state = _IX_NEXT
                 else:
@@ -315,14 +334,24 @@ class IndexScan(ReadTransaction[list[Row]]):
                     return pending
                 self._state = _IX_ENTRY
             elif state is _IX_SORT:
+                self._fetched = [None] * len(probes)
+                if len(probes) > ROWS_PER_STEP and len(probes) >= self._db().pager.page_count:
+                    wanted = {pk: j for j, pk in enumerate(self._pks)}
+                    if len(wanted) == len(probes):  # (a duplicate key: look rows up instead)
+                        table_cursor = self._scan_cursor()
+                        self._wanted = wanted
+                        self._state = _IX_JOIN
+                        continue
                 # Sorting compares sort keys (a DESC field compares in Python): once per
                 # scan, far cheaper than a descent from the root per row.
                 self._order = sorted(range(len(probes)), key=probes.__getitem__)
-                self._fetched = [None] * len(probes)
                 self._lookup_pos = 0
                 self._state = _IX_LOOKUP
-            elif state is _IX_LOOKUP:
-                pending = self._lookup(cursor, table_cursor, builder, done)
+            elif state is _IX_LOOKUP or state is _IX_JOIN:
+                if state is _IX_LOOKUP:
+                    pending = self._lookup(cursor, table_cursor, builder, done)
+                else:
+                    pending = self._join(cursor, table_cursor, builder, done)
                 if pending is not None:
                     return pending
                 fetched = self._fetched
@@ -333,6 +362,55 @@ class IndexScan(ReadTransaction[list[Row]]):
                 self._state = _IX_DONE
             else:
                 return None
+
+    def _scan_cursor(self) -> BTreeCursor:
+        """A cursor with read-ahead over the whole table, replacing the one for lookups."""
+        db = self._db()
+        table = self._table
+        assert table is not None
+        cursor = BTreeCursor(
+            db.pager,
+            table.root_page,
+            table=False,
+            codec=db.codec,
+            key_plan=self._pk_plan,
+            scan=True,
+        )
+        self._table_cursor = cursor
+        return cursor
+
+    def _join(
+        self, cursor: BTreeCursor, table_cursor: BTreeCursor, builder: RowBuilder, done: int
+    ) -> Completion | None:
+        """Pick the rows out of one scan of the whole table by their primary-key values; a
+        completion to wait for (a page read, or a yield every `ROWS_PER_STEP` rows), None
+        when the table has been read. Raises `CorruptDatabaseError` if an entry's row is
+        not in the table."""
+        npk = len(self._pk_positions)
+        wanted = self._wanted
+        fetched = self._fetched
+        while True:
+            if self._join_moving:
+                pending = table_cursor.next() if self._join_started else table_cursor.rewind()
+                if pending is not None:
+                    return pending
+                self._join_started = True
+                self._join_moving = False
+            if not table_cursor.valid:
+                break
+            record = table_cursor.record_values()
+            j = wanted.get(tuple(record[:npk]))
+            if j is not None:
+                fetched[j] = builder.build_without_rowid(record)
+            self._join_moving = True
+            done += 1
+            if done >= ROWS_PER_STEP:
+                return Completion.new_yield()
+        for j, row in enumerate(fetched):
+            if row is None:
+                raise _missing_row(cursor, self._pks[j])
+        self._wanted = {}
+        return None
 
     def _lookup(
         self, cursor: BTreeCursor, table_cursor: BTreeCursor, builder: RowBuilder, done: int
