@@ -264,7 +264,7 @@ class IndexScan(ReadTransaction[list[Row]]):
         else:
             cursor, table_cursor = self._cursor, self._table_cursor
         rows = self._rows
-        probes = self._probes
+        pks = self._pks
         limit = self._limit
         batched = builder.without_rowid
         done = 0  # entries or rows handled in this step
@@ -278,7 +278,7 @@ class IndexScan(ReadTransaction[list[Row]]):
                     return pending
                 self._state = _IX_ENTRY
             elif state is _IX_ENTRY:
-                if not cursor.valid or (limit is not None and len(rows) + len(probes) >= limit):
+                if not cursor.valid or (limit is not None and len(rows) + len(pks) >= limit):
                     self._state = _IX_SORT if batched else _IX_DONE
                     continue
                 key = cursor.sort_key()
@@ -300,9 +300,7 @@ class IndexScan(ReadTransaction[list[Row]]):
                         pk = [record[p] for p in self._pk_positions]
                     except IndexError:
                         raise _bad_entry(cursor, "is shorter than the primary key") from None
-                    assert self._pk_plan is not None
-                    probes.append(self._pk_plan.probe(pk))
-                    self._pks.append(tuple(pk))
+                    pks.append(tuple(pk))
                     done += 1
                     self._state = _IX_NEXT
                 else:
@@ -334,16 +332,20 @@ class IndexScan(ReadTransaction[list[Row]]):
                     return pending
                 self._state = _IX_ENTRY
             elif state is _IX_SORT:
-                self._fetched = [None] * len(probes)
-                if len(probes) > ROWS_PER_STEP and len(probes) >= self._db().pager.page_count:
-                    wanted = {pk: j for j, pk in enumerate(self._pks)}
-                    if len(wanted) == len(probes):  # (a duplicate key: look rows up instead)
+                self._fetched = [None] * len(pks)
+                if len(pks) > ROWS_PER_STEP and len(pks) >= self._db().pager.page_count:
+                    wanted = {pk: j for j, pk in enumerate(pks)}
+                    if len(wanted) == len(pks):  # (a duplicate key: look rows up instead)
                         table_cursor = self._scan_cursor()
                         self._wanted = wanted
                         self._state = _IX_JOIN
                         continue
-                # Sorting compares sort keys (a DESC field compares in Python): once per
-                # scan, far cheaper than a descent from the root per row.
+                # The keys as the table's sort keys. Sorting compares them (a DESC field
+                # compares in Python): once per scan, far cheaper than a descent from the
+                # root per row.
+                plan = self._pk_plan
+                assert plan is not None
+                probes = self._probes = [plan.probe(pk) for pk in pks]
                 self._order = sorted(range(len(probes)), key=probes.__getitem__)
                 self._lookup_pos = 0
                 self._state = _IX_LOOKUP
