@@ -548,20 +548,3 @@ def _own_tree_of(schema: Schema, name: str) -> Index | None:
     if not table.without_rowid or not table.primary_key:
         return None
     return Index(table.name, table.name, table.root_page, None, True, table.primary_key, None)
-
-
-def _bad_entry(cursor: BTreeCursor, what: str) -> CorruptDatabaseError:
-    return CorruptDatabaseError(
-        f"an entry of the index rooted at page {cursor.root} {what}",
-        page=cursor.pages[-1].number if cursor.pages else None,
-        path=cursor.pager.path,
-    )
-
-
-def _missing_row(cursor: BTreeCursor, key: object) -> CorruptDatabaseError:
-    return CorruptDatabaseError(
-        f"an entry of the index rooted at page {cursor.root} points at a row ({key!r}) "
-        "that is not in the table",
-        page=cursor.pages[-1].number if cursor.pages else None,
-        path=cursor.pager.path,
-    )
