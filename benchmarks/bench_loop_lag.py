@@ -38,7 +38,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from _common import LoopRunners, median, parse_args, percentile, print_table
 
