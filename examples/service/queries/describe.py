@@ -13,8 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from core.storage import Index, SchemaError, Table, fold_identifier
-from core.storage.collation import KNOWN_COLLATIONS
+from core.storage import KNOWN_COLLATIONS, Index, SchemaError, Table, fold_identifier
 from examples.service import models
 from examples.service.databases import Databases, Entry
 from examples.service.encoding import TableShape
