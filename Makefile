@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest clean soak
+.PHONY: install test lint typecheck pytest clean soak compiled test-compiled
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,32 @@ soak: $(STAMP)
 	$(BIN)/python -m core.sim.soak --seeds 10000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CVENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The compiled build: a wheel whose hot modules mypyc compiled (setup.py lists them),
+# installed (not editable) with the development tools into .venv-compiled. The editable
+# install in .venv stays plain Python; `core.COMPILED` says which one runs.
+CVENV := .venv-compiled
+CBIN := $(CVENV)/bin
+
+compiled: $(STAMP)
+	rm -rf build dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	test -x $(CBIN)/python || $(PYTHON) -m venv $(CVENV)
+	$(CBIN)/python -m pip install --quiet --upgrade pip
+	$(CBIN)/python -m pip install --quiet --force-reinstall --no-deps dist/ioresult-*.whl
+	$(CBIN)/python -m pip install --quiet "$$(ls dist/ioresult-*.whl)[dev]"
+	$(CBIN)/python -P -c "import core, sys; sys.exit(0 if core.COMPILED else 'not compiled')"
+
+# The whole suite against the installed compiled build, run from a scratch directory
+# holding only links to tests/, examples/ and benchmarks/, so that `core` and `bridge`
+# come from the wheel and never from this checkout (tests/test_compiled.py checks it).
+test-compiled: compiled
+	rm -rf $(CVENV)/run && mkdir -p $(CVENV)/run
+	cp pyproject.toml $(CVENV)/run/
+	for d in tests examples benchmarks docs; do ln -s "$(CURDIR)/$$d" $(CVENV)/run/$$d; done
+	cd $(CVENV)/run && IORESULT_EXPECT_COMPILED=1 $(CURDIR)/$(CBIN)/python -m pytest \
+		-p no:cacheprovider --rootdir . -c pyproject.toml tests
 
 # The service: creates the sample database under data/ on first run (a few seconds), then
 # serves it on http://127.0.0.1:8000 (PORT=... to change; docs at /docs).

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 import aiofiles
 import anyio.to_thread

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from _common import Contender, alternate, parse_args, print_table, ratio, timed
 

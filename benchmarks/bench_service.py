@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(REPO))
 
 from benchmarks.loadgen import LoadResult, run_load  # noqa: E402
 
@@ -261,14 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             engines.remove("uring")
             if not engines:
                 engines = ["threads"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The servers run outside the checkout with it appended to their path, as this script
+    # does, so that an installed (compiled) build is the one they import.
+    env = dict(os.environ)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, int] = {}
     for engine in engines:
         ports[f"ours-{engine}"] = port = _free_port()
         # The service builds `AsyncFileIO()` ("auto"); this sets what "auto" picks.
         launcher = (
-            "import sys, bridge._fileio as f; "
+            f"import sys; sys.path.append({str(REPO)!r}); import bridge._fileio as f; "
             f"f.AUTO_URING = {engine == 'uring'}; "
             "from examples.service.__main__ import main; sys.exit(main(sys.argv[1:]))"
         )
@@ -278,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--port", str(port), "--data-dir", str(data_dir),
                 "--log-level", "warning", "--no-access-log",
             ],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+            cwd=data_dir, env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip
     ports["aiosqlite"] = theirs_port = _free_port()
     procs["aiosqlite"] = subprocess.Popen(
@@ -287,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--db", str(sample), "--port", str(theirs_port),
             "--connections", str(args.connections),
         ],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        cwd=data_dir, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     names = list(procs)
     try:

@@ -33,7 +33,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from core import block
 from core.io import UnixIO

@@ -6,6 +6,11 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   a thread hop 50+ us). So that one busy operation cannot starve others, a run of finished
   steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
   default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
+- The drives on one asyncio/uvloop loop also share a step budget per loop pass
+  (`PassBudget`, 0.25 ms): a drive about to take its first step, or to step after a wait,
+  in a pass that has already stepped that long parks until a later pass. So 200 tasks
+  started or woken in one pass spread over several short passes (timers and I/O callbacks
+  run in between) instead of one long pass; they step in the order they parked.
 - An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
   one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
   Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
@@ -32,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import types
 from asyncio import AbstractEventLoop, CancelledError, Future
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from threading import get_ident
 from time import perf_counter
 from typing import TYPE_CHECKING, TypeVar
@@ -43,9 +48,12 @@ from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
     DRIVING,
+    THREAD_STATE,
+    PassBudget,
     abort_quietly,
     check_seconds,
     refuse_second_driver,
+    thread_budget,
     when_settled_of,
 )
 from bridge._errors import DriveTimeoutError, EventLoopError
@@ -90,7 +98,10 @@ async def drive(
     before touching `op`, if another `drive` is running the same operation object;
     `TypeError` if `op` is not an operation.
     """
-    step = as_step(op)
+    # `as_step` inline: one call fewer per operation.
+    step: Callable[[], Done[T] | IO] | None = getattr(op, "step", None)
+    if step is None or not callable(step):
+        step = as_step(op)
     if timeout is not None:
         timeout = check_seconds(timeout, "timeout")
     if id(op) in DRIVING:
@@ -114,9 +125,14 @@ async def drive(
     # The commonest run is one step to `Done` (a cache hit): it skips the setup below.
     # The first time slice starts before that step. With a timeout, the timer is armed
     # before the first step, as ever (its deadline counts from the call).
+    # Steps share a per-pass budget (`PassBudget`): past it, the first step waits a turn.
     started = perf_counter()
+    budget = getattr(THREAD_STATE, "budget", None) or thread_budget()
+    if not budget.armed or budget.loop is not loop:
+        budget.arm(loop, started)
     result: Done[T] | IO | None = None
-    if timeout is None:
+    if timeout is None and started <= budget.end:
+        budget.stepped += 1
         result = step()
         if type(result) is Done:
             return result.value
@@ -135,6 +151,10 @@ async def drive(
     key = id(op)
     DRIVING.add(key)  # before the first await: from here on a second driver is refused
     try:
+        if result is None and budget.loop is loop and perf_counter() > budget.end:
+            # This pass has stepped long enough: take the first step in a later one.
+            await _pass_turn(op, io, loop, waiter, timeout, budget)
+            slice_end = perf_counter() + time_slice
         while True:
             if result is None:
                 result = step()
@@ -185,11 +205,57 @@ async def drive(
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
             if c.get_error() is not None:
                 after_finished(op, c)  # raises
-            slice_end = perf_counter() + time_slice
+            now = perf_counter()
+            if not budget.armed or budget.loop is not loop:
+                budget.arm(loop, now)
+            elif now > budget.end:
+                # Woken in a pass that has stepped long enough: step in a later one.
+                await _pass_turn(op, io, loop, waiter, timeout, budget)
+                now = perf_counter()
+            else:
+                budget.stepped += 1
+            slice_end = now + time_slice
     finally:
         DRIVING.discard(key)
         if timer is not None:
             timer.cancel()
+
+
+async def _pass_turn(
+    op: object,
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+    waiter: _AsyncioWaiter | None,
+    timeout: float | None,
+    budget: PassBudget,
+) -> None:
+    """Wait until a pass has step budget left (`PassBudget`), arming it if it is fresh:
+    parked until a refill wakes this drive, then, if that pass is spent already, one turn
+    at a time (so the drives woken together keep their order). A cancellation or an
+    expired timeout meanwhile gives up on `op`, as any turn does."""
+    fut: Future[None] | None = loop.create_future()
+    budget.waiting.append(fut)
+    if waiter is not None:
+        waiter.fut = fut  # so that the timeout's timer wakes it too
+    while True:
+        try:
+            if fut is not None:
+                await fut
+                fut = None
+            else:
+                await _one_turn()
+        except BaseException as exc:  # a cancelled Future is done: the refill skips it
+            await _give_up_asyncio(op, None, exc, io, loop)
+            raise
+        if waiter is not None and waiter.expired:
+            await _time_out_asyncio(op, None, io, loop, timeout)
+        now = perf_counter()
+        if not budget.armed or budget.loop is not loop:
+            budget.arm(loop, now)
+            return
+        if now <= budget.end:
+            budget.stepped += 1
+            return
 
 
 class _AsyncioWaiter:

@@ -14,6 +14,12 @@ then complete on the thread that polls):
   what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
   one larger than the whole budget goes to the pool; so a hundred tasks each reading a
   cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
+  A read larger than `inline_max` (by default the whole `inline_budget`) is never tried
+  inline while a loop runs here: its copy is made by a worker, or by the kernel's own
+  worker for the ring, not on the loop thread. Measured on two cores (bench_loop_lag),
+  sending 256 KiB reads there cost the loop less CPU but lagged it more (the workers'
+  hand-offs and copies compete with it for the cores), so the default keeps them inline,
+  where the per-pass budget bounds them (about 50 us per cached 256 KiB).
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
   file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
@@ -24,10 +30,13 @@ then complete on the thread that polls):
   A worker takes a whole batch, runs its calls in order, and posts it back with one wake-up
   of the loop (batches that finish while a wake-up is pending ride along with it), where
   `complete()` / `error()` run: completion callbacks always run on the loop thread, so
-  nothing above needs a lock. Requests submitted by one task in one step (a group's
-  children, a write and its sync) form a *unit*: a unit is never split across batches,
-  which keeps it in order and lets its group finish in one wake-up; separate units are
-  spread over the workers so independent cold reads run in parallel.
+  nothing above needs a lock. One wake-up finishes at most `FINISH_PER_CALLBACK` (64)
+  completions and leaves the rest for the next passes (`Finisher`): each finished
+  completion wakes a task that steps in the next pass, and 200 of them in one callback
+  would make one long callback and one long pass. Requests submitted by one task in one
+  step (a group's children, a write and its sync) form a *unit*: a unit is never split
+  across batches, which keeps it in order and lets its group finish in one wake-up;
+  separate units are spread over the workers so independent cold reads run in parallel.
 - At most `max_in_flight` requests are with the workers. Beyond that, submissions wait in a
   pending queue that is fed as results come back: `File.pread` and friends never block.
 - A request whose completion finished before a worker reached it (aborted) is skipped. A
@@ -73,7 +82,9 @@ from bridge._drive_common import (
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
 from bridge._fileio_common import (
+    FINISH_PER_CALLBACK,
     AsyncioLoopHandle,
+    Finisher,
     Kind,
     LoopHandle,
     Request,
@@ -103,7 +114,7 @@ DEFAULT_MAX_IN_FLIGHT = 256
 AUTO_URING = True
 """Whether `engine="auto"` picks io_uring where a ring can be set up (see `AsyncFileIO`)."""
 
-DEFAULT_INLINE_BUDGET = 1 << 20
+DEFAULT_INLINE_BUDGET = 256 << 10
 """Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
 
 _RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
@@ -164,7 +175,7 @@ class AsyncFile(FileBase):
         if self._nowait:
             backend = self._backend
             size = len(buffer)
-            if size <= backend._inline_left:
+            if size <= backend._inline_left and size <= backend.inline_max:
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
                 except OSError as exc:
@@ -186,6 +197,10 @@ class AsyncFile(FileBase):
         backend = self._backend
         if self._nowait:
             size = len(buffer)
+            if size > backend.inline_max and backend._loop_here():
+                # Too large to copy on the loop thread: the pool or the ring copies it.
+                backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
+                return c
             if size <= backend._inline_left:
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
@@ -331,10 +346,17 @@ class AsyncFileIO(BackendBase):
       work already inside a worker's system call.
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
-    - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop thread
-      in one loop pass; a read that does not fit in what is left waits for the next pass
-      (one larger than the whole budget goes to the pool), so many operations reading at
-      once cannot hold the loop for long.
+    - `inline_budget` (default 256 KiB): bytes that inline reads may copy on the loop
+      thread in one loop pass; a read that does not fit in what is left waits for the next
+      pass (one larger than the whole budget goes to the pool), so many operations reading
+      at once cannot hold the loop for long. 256 KiB (about 50-100 us of copying) measured
+      half the ticker lag of 1 MiB at about the same throughput (`bench_loop_lag.py`).
+    - `inline_max` (default None: the whole `inline_budget`): the largest read tried
+      inline. A larger one goes to the pool or the ring while an event loop runs on this
+      thread, so that its copy is made off the loop thread (outside a loop, where nothing
+      else could run, it is tried inline if it fits the budget). Worth lowering where
+      spare cores can take the copies; on two busy cores it lagged the loop more
+      (`bench_loop_lag.py`).
     - `engine` (default "auto"): what runs the I/O that does not complete inline: "threads"
       (the worker pool), "uring" (one io_uring ring, `bridge._uring_engine`; raises
       `IOResultError` naming why where no ring can be set up), or "auto": the ring where
@@ -365,6 +387,7 @@ class AsyncFileIO(BackendBase):
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT,
         nowait: bool | None = None,
         inline_budget: int = DEFAULT_INLINE_BUDGET,
+        inline_max: int | None = None,
         engine: str = "auto",
     ) -> None:
         if engine not in ("auto", "uring", "threads"):
@@ -389,7 +412,14 @@ class AsyncFileIO(BackendBase):
             or inline_budget < 0
         ):
             raise InvalidArgumentError(f"inline_budget must be an int >= 0, got {inline_budget!r}")
+        if inline_max is None:
+            inline_max = inline_budget
+        if isinstance(inline_max, bool) or not isinstance(inline_max, int) or inline_max < 0:
+            raise InvalidArgumentError(
+                f"inline_max must be None or an int >= 0, got {inline_max!r}"
+            )
         super().__init__()
+        self.inline_max = inline_max
         self.workers = workers
         self.inline_budget = inline_budget
         # Bytes inline reads may still copy in this loop pass; reset once per pass.
@@ -418,6 +448,8 @@ class AsyncFileIO(BackendBase):
         self._threads: list[threading.Thread] = []
         self._done: deque[_Batch] = deque()  # finished by workers, not yet delivered
         self._wake_pending = False  # a `_deliver_done` is posted and has not run yet
+        # Requests back from the workers whose completions are still to be finished.
+        self._finisher = Finisher(self._finish_request, FINISH_PER_CALLBACK)
         reason = None if engine == "threads" else _uring_engine.unavailable_reason()
         if engine == "uring" and reason is not None:
             raise _uring_engine.refuse(reason)
@@ -592,6 +624,17 @@ class AsyncFileIO(BackendBase):
         self.engine = "threads"
         return True
 
+    def _loop_here(self) -> bool:
+        """Whether an event loop runs on this thread that the backend is (or can be) bound to."""
+        handle = self._handle
+        if handle is not None and handle.is_current():
+            return True
+        try:
+            self._bind()
+        except EventLoopError:
+            return False
+        return True
+
     def _bind(self) -> LoopHandle:
         """Bind to the loop running on this thread (first use, or an idle backend moving on).
 
@@ -720,14 +763,21 @@ class AsyncFileIO(BackendBase):
     # -- results (loop thread) --------------------------------------------------------------
 
     def _deliver_done(self, _: object = None) -> None:
-        """Loop callback (one wake-up): deliver every batch the workers have finished."""
+        """Loop callback (one wake-up): take back every batch the workers have finished,
+        then finish their completions, at most `FINISH_PER_CALLBACK` in this callback (the
+        rest in the next passes: `Finisher`)."""
         self._wake_pending = False
         done = self._done
         while done:
             self._deliver(done.popleft())
+        try:
+            self._finisher.run(self._handle)
+        except Exception as exc:  # a bug here must not kill the loop (trio would crash)
+            report_unraisable(exc, "Exception while delivering AsyncFileIO results", self)
 
     def _deliver(self, batch: _Batch) -> None:
-        """Finish a batch's completions, on the loop thread."""
+        """Take a batch back (room in flight, settle waiters) and queue its completions to
+        be finished, on the loop thread."""
         try:
             if batch.delivered:
                 return
@@ -735,19 +785,25 @@ class AsyncFileIO(BackendBase):
             del self._outstanding[batch.seq]
             self._in_flight -= len(batch.requests)
             self._feed()  # keep the workers busy before running callbacks
+            finisher = self._finisher
             for req in batch.requests:
-                self._drop(req)
                 if req.skipped:
-                    continue
-                error = req.error
-                if error is None:
-                    req.completion.complete(req.result)
+                    self._drop(req)
                 else:
-                    req.completion.error(translate_error(error, req))
+                    finisher.add(req, req.result)
             if self._settle_waiters:
                 self._fire_settle_waiters()
         except Exception as exc:  # a bug here must not kill the loop (trio would crash)
             report_unraisable(exc, "Exception while delivering AsyncFileIO results", self)
+
+    def _finish_request(self, req: Request, result: int) -> None:
+        """Finish the completion of a request a worker ran (loop thread)."""
+        self._drop(req)
+        error = req.error
+        if error is None:
+            req.completion.complete(result)
+        else:
+            req.completion.error(translate_error(error, req))
 
     def _drop(self, req: Request) -> None:
         """A request no longer holds its file; the last one closes a closed file's fd."""
@@ -799,6 +855,7 @@ class AsyncFileIO(BackendBase):
         self._finalizer.detach()
         self._closed = True
         self._shut_down = True
+        self._finisher.drain()  # came back already: finished with their results
         self._abort_waiting()
         for batch in list(self._outstanding.values()):
             for req in batch.requests:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge._drive import Resolver
-from bridge._drive_common import when_settled_of
+from bridge._drive_common import report_unraisable, when_settled_of
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import Buffer
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from bridge._fileio import AsyncFile
 
 __all__ = [
+    "FINISH_PER_CALLBACK",
     "AsyncioLoopHandle",
+    "Finisher",
     "Kind",
     "LoopHandle",
     "Request",
@@ -109,6 +112,76 @@ class AsyncioLoopHandle:
             self.loop.remove_reader(fd)
         except RuntimeError:  # closed between the check and the call (uvloop raises)
             pass
+
+
+FINISH_PER_CALLBACK = 64
+"""Completions one loop callback of an engine finishes; the rest wait for the next pass."""
+
+
+class Finisher:
+    """Finishes the completions of requests that came back (from the workers or the ring)
+    on the loop thread, at most `limit` per loop callback.
+
+    Finishing a completion wakes the drive waiting on it, whose next step then runs in the
+    next loop pass: a wake-up of 200 requests at once would make one long callback followed
+    by a long pass. So an engine hands what came back to `add` and calls `run`, which
+    finishes the first `limit` and schedules itself (`call_soon`) for the rest; requests
+    that come back meanwhile queue behind them, so completions finish in the order they
+    came back. The bookkeeping (room in flight, settle waiters) is the engine's, done when
+    the request came back; only `finish(req, result)` waits here.
+    """
+
+    __slots__ = ("_finish", "_handle", "limit", "queue", "scheduled")
+
+    def __init__(self, finish: Callable[[Request, int], object], limit: int) -> None:
+        self._finish = finish
+        self._handle: LoopHandle | None = None
+        self.limit = limit
+        self.queue: deque[tuple[Request, int]] = deque()
+        self.scheduled = False  # a `_again` is on the loop
+
+    def add(self, req: Request, result: int) -> None:
+        self.queue.append((req, result))
+
+    def run(self, handle: LoopHandle | None) -> None:
+        """Finish up to `limit` queued completions (on the loop thread); schedule the rest
+        on `handle`'s loop, or finish them all now without a loop to come back on."""
+        if self.scheduled:
+            return  # the scheduled callback finishes them, in order
+        queue = self.queue
+        finish = self._finish
+        count = self.limit
+        while queue and count:
+            req, result = queue.popleft()
+            finish(req, result)
+            count -= 1
+        if queue:
+            if handle is None:
+                self.drain()
+                return
+            try:
+                handle.call_soon(self._again, None)
+            except RuntimeError:  # its loop is closed: nobody is left to wait a turn for
+                self.drain()
+                return
+            self._handle = handle
+            self.scheduled = True
+
+    def _again(self, _: object = None) -> None:
+        """Loop callback: the next share."""
+        self.scheduled = False
+        try:
+            self.run(self._handle)
+        except Exception as exc:  # a bug here must not kill the loop (trio would crash)
+            report_unraisable(exc, "Exception while finishing AsyncFileIO completions", self)
+
+    def drain(self) -> None:
+        """Finish everything queued now (closing)."""
+        queue = self.queue
+        finish = self._finish
+        while queue:
+            req, result = queue.popleft()
+            finish(req, result)
 
 
 class Kind(enum.Enum):

@@ -24,7 +24,7 @@ the sub-step yields *or* raises, so re-entry starts from the same state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from core.completion import Completion
@@ -35,18 +35,26 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 
-class Done(Generic[T_co]):
+class _Frozen:
+    """Refuses attribute assignment; the subclasses write their one slot through its
+    descriptor (a compiled class cannot define `__setattr__` next to `Generic`)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
+
+
+class Done(_Frozen, Generic[T_co]):
     """The operation finished with `value`."""
 
     __slots__ = ("value",)
-    __match_args__ = ("value",)
+    # A ClassVar tuple, so `case Done(v):` also matches the compiled class.
+    __match_args__: ClassVar[tuple[str]] = ("value",)
     value: T_co
 
     def __init__(self, value: T_co) -> None:
         _set_done_value(self, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Done is immutable; cannot set {name!r}")
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Done and bool(other.value == self.value)
@@ -58,18 +66,15 @@ class Done(Generic[T_co]):
         return f"Done({self.value!r})"
 
 
-class IO:
+class IO(_Frozen):
     """The operation is waiting for `completion`; step it again once that has finished."""
 
     __slots__ = ("completion",)
-    __match_args__ = ("completion",)
+    __match_args__: ClassVar[tuple[str]] = ("completion",)
     completion: Completion
 
     def __init__(self, completion: Completion) -> None:
         _set_io_completion(self, completion)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"IO is immutable; cannot set {name!r}")
 
     def __eq__(self, other: object) -> bool:
         return type(other) is IO and other.completion is self.completion
@@ -82,8 +87,8 @@ class IO:
 
 
 # Writing through the slot descriptors keeps construction cheap while `__setattr__` refuses.
-_set_done_value: Callable[[Any, Any], None] = Done.__dict__["value"].__set__
-_set_io_completion: Callable[[Any, Any], None] = IO.__dict__["completion"].__set__
+_set_done_value: Callable[[Any, Any], None] = vars(Done)["value"].__set__
+_set_io_completion: Callable[[Any, Any], None] = vars(IO)["completion"].__set__
 
 IOResult: TypeAlias = Done[T] | IO
 """What `step()` returns: `Done[T]` when finished, `IO` when waiting for a completion."""

@@ -44,6 +44,8 @@ from __future__ import annotations
 import enum
 from typing import Final, Generic, Literal, Protocol, TypeAlias, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, StateMachineError
 from core.result import IO, Done
@@ -93,6 +95,7 @@ _FINISHED = Phase.FINISHED
 _FAILED = Phase.FAILED
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Machine(Generic[T]):
     """Base of every operation: subclasses implement `_advance`, and may override
     `_start`, `_rollback` and `_finalize` (see the module docstring)."""
@@ -207,9 +210,10 @@ class Machine(Generic[T]):
         name = type(self).__name__
         if self._lifecycle is _FINISHED:
             raise StateMachineError(f"{name} stepped after it finished")
-        raise StateMachineError(
-            f"{name} stepped after it failed with {self._failure!r}"
-        ) from self._failure
+        error = StateMachineError(f"{name} stepped after it failed with {self._failure!r}")
+        # Chained by hand: compiled by mypyc, `raise ... from` drops the cause.
+        error.__cause__ = self._failure
+        raise error
 
     def _fail(self, error: BaseException, rollback: bool, abandoned: bool) -> None:
         self._lifecycle = _FAILED
@@ -238,6 +242,7 @@ class Transition(Protocol[T_co]):
         ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StateMachine(Machine[T]):
     """Wraps a `Transition` into an operation on the kernel: `step()` returns `Done` or
     `IO`, never `Continue`.

@@ -417,6 +417,30 @@ async def test_lookup_equal_pages_an_index_whose_second_column_is_an_expression(
     assert _leases(client) == 0
 
 
+async def test_an_index_in_a_collation_the_engine_lacks_is_not_offered_for_lookups(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # A file may declare an index in any collation (here the name is changed in the file
+    # after sqlite3 wrote it). Such an index cannot be walked in its order: the table
+    # must not offer its column for lookups, and a lookup on it says which columns can.
+    path = tmp_path / "odd.db"
+    with closing(sqlite3.connect(path)) as con:
+        con.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        con.execute("CREATE INDEX t_b ON t (b COLLATE NOCASE)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(5)])
+        con.commit()
+    body = path.read_bytes()
+    assert body.count(b"NOCASE") == 1
+    body = body.replace(b"NOCASE", b"NOCASX")
+    assert (await client.put("/databases/odd", content=body)).status_code == 201
+    table = (await client.get("/databases/odd/tables/t")).json()
+    assert table["lookup_columns"] == ["rowid"]
+    r = await client.get("/databases/odd/tables/t/lookup", params={"column": "b", "eq": "v1"})
+    assert r.status_code == 422, r.text
+    assert "columns that can: rowid" in r.json()["detail"]
+    assert _leases(client) == 0
+
+
 # -- export --------------------------------------------------------------------------------
 
 

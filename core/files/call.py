@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
@@ -65,6 +67,7 @@ class FileLock:
         return IO(turn)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FileCall(Machine[T]):
     """Base of every file call: subclasses implement `_begin`, `_advance` and `_rollback`.
 

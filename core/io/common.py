@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, StrPath
@@ -17,6 +19,7 @@ from core.io.backend import Buffer, StrPath
 __all__ = ["BackendBase", "FileBase", "pwritev_as_group", "read_buffer"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FileBase:
     """Closed and read-only checks and context-manager use for a `File`."""
 
@@ -85,6 +88,7 @@ def read_buffer(c: Completion) -> bytearray | memoryview:
     return buffer
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BackendBase:
     """Closed checks, context-manager use and the waiting helpers of an `IOBackend`.
 

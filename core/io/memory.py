@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import Buffer, OpenFlags, StrPath
@@ -25,6 +27,7 @@ __all__ = ["MemoryFile", "MemoryIO", "MemoryYieldIO"]
 _Action: TypeAlias = Callable[..., int]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryFile(FileBase):
     """A file of a `MemoryIO` or `MemoryYieldIO`."""
 
@@ -97,6 +100,7 @@ def _check_offset(pos: int, what: str, path: str) -> None:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemoryIO(BackendBase):
     """Files in memory; every completion finishes inline, during its submission."""
 

@@ -55,6 +55,7 @@ __all__ = [
     "OP_READ",
     "OP_WRITE",
     "OP_WRITEV",
+    "SQE_ASYNC",
     "SQE_IO_DRAIN",
     "Ring",
     "iovec_array",
@@ -79,6 +80,7 @@ _ENTER_GETEVENTS = 1 << 0
 _REGISTER_PROBE = 8
 _REGISTER_EVENTFD = 4
 SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
+SQE_ASYNC = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
 _PROBE_OPS = 256
 _OP_SUPPORTED = 1
 _OFF_SQ_RING = 0

@@ -14,6 +14,8 @@ import os
 import stat
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
@@ -94,6 +96,7 @@ def unlink_path(name: str) -> None:
         raise CompletionError.from_os_error(exc, "unlink", path=name) from exc
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UnixFile(FileBase):
     """A file opened by `UnixIO`; each method makes its system calls before returning."""
 
@@ -190,6 +193,7 @@ def write_fully(fd: int, buffers: Sequence[Buffer], pos: int) -> int:
     return written
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UnixIO(BackendBase):
     """Real files with blocking system calls; every completion finishes inline.
 

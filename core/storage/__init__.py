@@ -7,7 +7,7 @@ writable=True)`, then `db.begin()` gives a `WriteTransaction` whose `insert`, `u
 `delete`, `execute_ddl` and `commit` are operations too. See `docs/storage.md`.
 """
 
-from core.storage.collation import Affinity
+from core.storage.collation import KNOWN_COLLATIONS, Affinity
 from core.storage.collation import field_key as collation_key
 from core.storage.commit import Commit, SyncLog
 from core.storage.database import (
@@ -41,6 +41,7 @@ from core.storage.write_transaction import Begin, TransactionState, WriteTransac
 __all__ = [
     "DEFAULT_CACHE_PAGES",
     "DEFAULT_READAHEAD",
+    "KNOWN_COLLATIONS",
     "Affinity",
     "Begin",
     "Bound",

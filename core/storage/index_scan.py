@@ -6,8 +6,15 @@ Theory of operation:
   order (affinity first, then collation; a DESC column walks its value range backwards); a
   NULL in either matches nothing, as in SQL.
 - `_work` seeks the first entry, then per entry: stop past the prefix or the upper bound,
-  fetch the row by rowid (or by primary key for WITHOUT ROWID), move on. It yields every
-  `ROWS_PER_STEP` rows.
+  fetch the row by rowid, move on. It yields every `ROWS_PER_STEP` rows.
+- A WITHOUT ROWID table is fetched in batch instead: the scan first collects every entry's
+  primary key (in index order), then looks the rows up in primary-key order, so that keys
+  on the same leaf are found on that leaf (one bisect) and the table's pages are visited
+  once each, in order, rather than once per row from the root in random order (which, on a
+  table larger than the cache, read a page per row). The rows go back in index order.
+  When there are at least as many keys as the file has pages, one pass over the whole table
+  costs less than that: the rows are picked out of a scan of the table by their primary-key
+  values (the same stored values in the index entry and in the row).
 - An equality lookup whose pages are all cached is answered from the cache alone first
   (`SharedState.index_rows_from_cache`); on a miss the cursors do the work.
 - Keyset paging: `last_entry` is the index record of the last row returned and `more`
@@ -21,13 +28,16 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 
 from core.completion import Completion
+from core.errors import InternalError
 from core.result import Done
 from core.state_machine import TransitionResult
 from core.storage.btree import BTreeCursor
 from core.storage.collation import KeyPlan, apply_affinity, field_key
 from core.storage.errors import CorruptDatabaseError, SchemaError
+from core.storage.page import LEAF_FLAG
 from core.storage.queries import ROWS_PER_STEP
 from core.storage.record import Value
 from core.storage.schema import Index, RowBuilder, Schema, Table, pk_positions
@@ -56,6 +66,9 @@ class _IndexState(enum.Enum):
     FETCH = "fetch"
     RECORD = "record"
     NEXT = "next"
+    SORT = "sort"
+    LOOKUP = "lookup"
+    JOIN = "join"
     DONE = "done"
 
 
@@ -64,6 +77,9 @@ _IX_ENTRY = _IndexState.ENTRY
 _IX_FETCH = _IndexState.FETCH
 _IX_RECORD = _IndexState.RECORD
 _IX_NEXT = _IndexState.NEXT
+_IX_SORT = _IndexState.SORT
+_IX_LOOKUP = _IndexState.LOOKUP
+_IX_JOIN = _IndexState.JOIN
 _IX_DONE = _IndexState.DONE
 
 
@@ -75,23 +91,31 @@ class IndexScan(ReadTransaction[list[Row]]):
         "_builder",
         "_cursor",
         "_equal",
-        "_fetch_probe",
         "_fetch_rowid",
+        "_fetched",
         "_hi",
         "_index",
+        "_join_moving",
+        "_join_started",
         "_limit",
+        "_lookup_pos",
         "_lower",
+        "_order",
         "_own_tree",
         "_pk_plan",
         "_pk_positions",
+        "_pks",
         "_plan",
         "_prefix",
+        "_probes",
         "_rows",
         "_seek",
+        "_seeking",
         "_state",
         "_table",
         "_table_cursor",
         "_upper",
+        "_wanted",
         "index",
         "last_entry",
         "more",
@@ -134,7 +158,17 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._plan: KeyPlan | None = None
         self._pk_positions: list[int] = []
         self._fetch_rowid = 0
-        self._fetch_probe: tuple[object, ...] = ()
+        # WITHOUT ROWID: the primary keys in index order, the order to look them up in,
+        # and the rows found so far (by index position).
+        self._probes: list[tuple[object, ...]] = []
+        self._order: list[int] = []
+        self._fetched: list[Row | None] = []
+        self._lookup_pos = 0
+        self._seeking = False
+        self._pks: list[tuple[Value, ...]] = []
+        self._wanted: dict[tuple[Value, ...], int] = {}
+        self._join_started = False
+        self._join_moving = True
 
     def _advance(self) -> TransitionResult[list[Row]]:
         # An equality lookup answered from the cache on an immutable database finishes in
@@ -168,6 +202,15 @@ class IndexScan(ReadTransaction[list[Row]]):
         self._rows = []
         self.last_entry = None
         self.more = False
+        self._probes = []
+        self._order = []
+        self._fetched = []
+        self._lookup_pos = 0
+        self._seeking = False
+        self._pks = []
+        self._wanted = {}
+        self._join_started = False
+        self._join_moving = True
         self._state = _IX_SEEK
         columns = index.columns
         equal = self._equal
@@ -270,8 +313,10 @@ class IndexScan(ReadTransaction[list[Row]]):
         else:
             cursor, table_cursor = self._cursor, self._table_cursor
         rows = self._rows
+        pks = self._pks
         limit = self._limit
-        first = len(rows)
+        batched = builder.without_rowid and not self._own_tree
+        done = 0  # entries or rows handled in this step
         while True:
             state = self._state
             if state is _IX_SEEK:
@@ -283,94 +328,197 @@ class IndexScan(ReadTransaction[list[Row]]):
                 self._state = _IX_ENTRY
             elif state is _IX_ENTRY:
                 if not cursor.valid:
-                    self._state = _IX_DONE
-                    return None
+                    self._state = _IX_SORT if batched else _IX_DONE
+                    continue
                 key = cursor.sort_key()
                 prefix = self._prefix
                 n = len(prefix)
                 if key[:n] != prefix:
-                    self._state = _IX_DONE
-                    return None
+                    self._state = _IX_SORT if batched else _IX_DONE
+                    continue
                 hi = self._hi
                 if hi is not None:
                     bound = hi[0]
                     field = key[n : n + len(bound)]
                     if field > bound or (not hi[1] and field == bound):
-                        self._state = _IX_DONE
-                        return None
-                if limit is not None and len(rows) >= limit:
+                        self._state = _IX_SORT if batched else _IX_DONE
+                        continue
+                if limit is not None and len(rows) + len(pks) >= limit:
                     self.more = True  # checked after the bounds: this entry matches
-                    self._state = _IX_DONE
-                    return None
+                    self._state = _IX_SORT if batched else _IX_DONE
+                    continue
                 record = cursor.record_values()
                 if self._own_tree:
                     # The entry is the whole row; its key is the primary key alone.
                     self.last_entry = tuple(record[: len(self._pk_positions)])
                     rows.append(builder.build_without_rowid(record))
+                    done += 1
                     self._state = _IX_NEXT
                     continue
                 self.last_entry = tuple(record)
-                if builder.without_rowid:
+                if batched:
                     try:
                         pk = [record[p] for p in self._pk_positions]
                     except IndexError:
                         raise _bad_entry(cursor, "is shorter than the primary key") from None
-                    assert self._pk_plan is not None
-                    self._fetch_probe = self._pk_plan.probe(pk)
+                    pks.append(tuple(pk))
+                    done += 1
+                    self._state = _IX_NEXT
                 else:
                     last = record[-1] if record else None
                     if type(last) is not int:
                         raise _bad_entry(cursor, f"ends in {last!r}, not a rowid")
                     self._fetch_rowid = last
-                self._state = _IX_FETCH
+                    self._state = _IX_FETCH
             elif state is _IX_FETCH:
-                if builder.without_rowid:
-                    probe = self._fetch_probe
-                    pending = table_cursor.seek_key(probe)
-                    if pending is not None:
-                        return pending
-                    if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
-                        raise _missing_row(cursor, probe)
-                    rows.append(builder.build_without_rowid(table_cursor.record_values()))
-                    self._state = _IX_NEXT
-                else:
-                    rowid = self._fetch_rowid
-                    pending = table_cursor.seek_rowid(rowid)
-                    if pending is not None:
-                        return pending
-                    if not table_cursor.valid or table_cursor.rowid() != rowid:
-                        raise _missing_row(cursor, rowid)
-                    self._state = _IX_RECORD
+                rowid = self._fetch_rowid
+                pending = table_cursor.seek_rowid(rowid)
+                if pending is not None:
+                    return pending
+                if not table_cursor.valid or table_cursor.rowid() != rowid:
+                    raise _missing_row(cursor, rowid)
+                self._state = _IX_RECORD
             elif state is _IX_RECORD:
                 pending = table_cursor.load_record()
                 if pending is not None:
                     return pending
                 rows.append(builder.build(self._fetch_rowid, table_cursor.record_values()))
+                done += 1
                 self._state = _IX_NEXT
             elif state is _IX_NEXT:
-                if len(rows) - first >= ROWS_PER_STEP:
+                if done >= ROWS_PER_STEP:
                     return Completion.new_yield()  # let the event loop run; resume here
                 pending = cursor.next()
                 if pending is not None:
                     return pending
                 self._state = _IX_ENTRY
+            elif state is _IX_SORT:
+                self._fetched = [None] * len(pks)
+                if len(pks) > ROWS_PER_STEP and len(pks) >= self._db().pager.page_count:
+                    wanted = {pk: j for j, pk in enumerate(pks)}
+                    if len(wanted) == len(pks):  # (a duplicate key: look rows up instead)
+                        table_cursor = self._scan_cursor()
+                        self._wanted = wanted
+                        self._state = _IX_JOIN
+                        continue
+                # The keys as the table's sort keys. Sorting compares them (a DESC field
+                # compares in Python): once per scan, far cheaper than a descent from the
+                # root per row.
+                plan = self._pk_plan
+                assert plan is not None
+                probes = self._probes = [plan.probe(pk) for pk in pks]
+                self._order = sorted(range(len(probes)), key=probes.__getitem__)
+                self._lookup_pos = 0
+                self._state = _IX_LOOKUP
+            elif state is _IX_LOOKUP or state is _IX_JOIN:
+                if state is _IX_LOOKUP:
+                    pending = self._lookup(cursor, table_cursor, builder, done)
+                else:
+                    pending = self._join(cursor, table_cursor, builder, done)
+                if pending is not None:
+                    return pending
+                fetched = self._fetched
+                self._rows = [row for row in fetched if row is not None]
+                if len(self._rows) != len(fetched):
+                    raise InternalError("a WITHOUT ROWID index scan lost a row")
+                self._fetched = []
+                self._state = _IX_DONE
             else:
                 return None
 
+    def _scan_cursor(self) -> BTreeCursor:
+        """A cursor with read-ahead over the whole table, replacing the one for lookups."""
+        db = self._db()
+        table = self._table
+        assert table is not None
+        cursor = BTreeCursor(
+            db.pager,
+            table.root_page,
+            table=False,
+            codec=db.codec,
+            key_plan=self._pk_plan,
+            scan=True,
+        )
+        self._table_cursor = cursor
+        return cursor
+
+    def _join(
+        self, cursor: BTreeCursor, table_cursor: BTreeCursor, builder: RowBuilder, done: int
+    ) -> Completion | None:
+        """Pick the rows out of one scan of the whole table by their primary-key values; a
+        completion to wait for (a page read, or a yield every `ROWS_PER_STEP` rows), None
+        when the table has been read. Raises `CorruptDatabaseError` if an entry's row is
+        not in the table."""
+        npk = len(self._pk_positions)
+        wanted = self._wanted
+        fetched = self._fetched
+        while True:
+            if self._join_moving:
+                pending = table_cursor.next() if self._join_started else table_cursor.rewind()
+                if pending is not None:
+                    return pending
+                self._join_started = True
+                self._join_moving = False
+            if not table_cursor.valid:
+                break
+            record = table_cursor.record_values()
+            j = wanted.get(tuple(record[:npk]))
+            if j is not None:
+                fetched[j] = builder.build_without_rowid(record)
+            self._join_moving = True
+            done += 1
+            if done >= ROWS_PER_STEP:
+                return Completion.new_yield()
+        for j, row in enumerate(fetched):
+            if row is None:
+                raise _missing_row(cursor, self._pks[j])
+        self._wanted = {}
+        return None
+
+    def _lookup(
+        self, cursor: BTreeCursor, table_cursor: BTreeCursor, builder: RowBuilder, done: int
+    ) -> Completion | None:
+        """Look the collected primary keys up in key order; a completion to wait for (a
+        page read, or a yield every `ROWS_PER_STEP` rows), None when every row is found.
+        A key on the leaf the cursor is on is found there with one bisect; only a key past
+        that leaf seeks from the root."""
+        probes = self._probes
+        order = self._order
+        fetched = self._fetched
+        pos = self._lookup_pos
+        end = len(order)
+        try:
+            while pos < end:
+                if done >= ROWS_PER_STEP:
+                    return Completion.new_yield()
+                j = order[pos]
+                probe = probes[j]
+                found = False
+                if not self._seeking and table_cursor.valid:
+                    leaf = table_cursor.pages[-1]
+                    # Only on a leaf: an interior page's keys have subtrees between them.
+                    keys = table_cursor.page_keys(leaf) if leaf.kind & LEAF_FLAG else []
+                    i = bisect_left(keys, probe, table_cursor.idxs[-1]) if keys else 0
+                    if i < len(keys):
+                        table_cursor.set_cell(i)
+                        found = True
+                if not found:
+                    self._seeking = True
+                    pending = table_cursor.seek_key(probe)
+                    if pending is not None:
+                        return pending
+                    self._seeking = False
+                if not table_cursor.valid or table_cursor.sort_key()[: len(probe)] != probe:
+                    raise _missing_row(cursor, probe)
+                fetched[j] = builder.build_without_rowid(table_cursor.record_values())
+                pos += 1
+                done += 1
+            return None
+        finally:
+            self._lookup_pos = pos
+
     def _value(self) -> list[Row]:
         return self._rows
-
-
-def _own_tree_of(schema: Schema, name: str) -> Index | None:
-    """For a WITHOUT ROWID table called `name`: its primary key as an index over its own
-    B-tree; else None."""
-    try:
-        table = schema.table(name)
-    except SchemaError:
-        return None
-    if not table.without_rowid or not table.primary_key:
-        return None
-    return Index(table.name, table.name, table.root_page, None, True, table.primary_key, None)
 
 
 def _bad_entry(cursor: BTreeCursor, what: str) -> CorruptDatabaseError:
@@ -388,3 +536,15 @@ def _missing_row(cursor: BTreeCursor, key: object) -> CorruptDatabaseError:
         page=cursor.pages[-1].number if cursor.pages else None,
         path=cursor.pager.path,
     )
+
+
+def _own_tree_of(schema: Schema, name: str) -> Index | None:
+    """For a WITHOUT ROWID table called `name`: its primary key as an index over its own
+    B-tree; else None."""
+    try:
+        table = schema.table(name)
+    except SchemaError:
+        return None
+    if not table.without_rowid or not table.primary_key:
+        return None
+    return Index(table.name, table.name, table.root_page, None, True, table.primary_key, None)

@@ -719,7 +719,7 @@ class RowBuilder:
         "_alias",
         "_defaults",
         "_order",
-        "_real",
+        "_real_columns",
         "_simple",
         "_stored",
         "_unsupported_defaults",
@@ -742,7 +742,7 @@ class RowBuilder:
         self._alias = table.rowid_alias
         self._defaults: list[Value] = [c.default for c in table.columns]
         self._stored = len(table.columns)
-        self._real = [i for i, c in enumerate(table.columns) if c.affinity is Affinity.REAL]
+        self._real_columns = [i for i, c in enumerate(table.columns) if c.affinity is Affinity.REAL]
         # WITHOUT ROWID: record position of each column in declaration order.
         order: list[int] = []
         if table.without_rowid:
@@ -751,7 +751,7 @@ class RowBuilder:
             record_cols = [c for c in pk_cols if c is not None] + rest
             order = [record_cols.index(i) for i in range(len(table.columns))]
         self._order = order
-        self._simple = self._alias is None and not self._real and not table.without_rowid
+        self._simple = self._alias is None and not self._real_columns and not table.without_rowid
         unsupported = [i for i, c in enumerate(table.columns) if not c.default_supported]
         self._unsupported_defaults: list[int] | None = unsupported or None
 
@@ -773,7 +773,7 @@ class RowBuilder:
         alias = self._alias
         if alias is not None:
             values[alias] = rowid
-        for i in self._real:
+        for i in self._real_columns:
             v = values[i]
             if type(v) is int:
                 values[i] = float(v)
@@ -785,7 +785,7 @@ class RowBuilder:
         if n < self._stored:
             self._check_defaults(n)
         out = [record[p] if p < n else self._defaults[i] for i, p in enumerate(self._order)]
-        for i in self._real:
+        for i in self._real_columns:
             v = out[i]
             if type(v) is int:
                 out[i] = float(v)

@@ -25,6 +25,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import File, IOBackend, OpenFlags
@@ -67,6 +69,7 @@ MISS = Lookup.MISS
 _TEXT_AS_IS = frozenset({Affinity.TEXT, Affinity.BLOB, None})
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SharedState:
     """The state every operation on one database file shares; `Database` is its handle."""
 

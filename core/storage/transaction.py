@@ -32,6 +32,8 @@ import enum
 import os
 from typing import TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, InternalError
 from core.io.backend import File, OpenFlags
@@ -141,6 +143,7 @@ class _SchemaLoad:
                 return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ReadTransaction(Machine[T]):
     """The outline every read operation follows (see the module docstring). A subclass
     writes `_resolve` (names and cursors, once the schema is current), `_work` (the query:
@@ -280,7 +283,8 @@ class ReadTransaction(Machine[T]):
         match phase:
             case ReadPhase.BEGIN:
                 db = self._prepare()
-                db.check_open()
+                if db.closed:
+                    db.check_open()
                 if db.immutable and db.loaded_schema is not None:
                     self._begin_work()
                     return None
@@ -439,7 +443,8 @@ class ReadTransaction(Machine[T]):
     def _db(self) -> SharedState:
         db = self.db
         assert db is not None
-        db.check_open()
+        if db.closed:  # `check_open` inline: this runs once per phase of every read
+            db.check_open()
         return db
 
     def _begin_work(self) -> None:
@@ -509,6 +514,7 @@ class ReadTransaction(Machine[T]):
         return self._start_wal_header(db)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WriteLockedTransaction(ReadTransaction[T]):
     """The outline run under SQLite's EXCLUSIVE lock, for the operations that change the
     file (`Begin`, `CheckpointDatabase`, `ConvertToWal`).

@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-from core.storage import Index, SchemaError, Table, fold_identifier
+from core.storage import KNOWN_COLLATIONS, Index, SchemaError, Table, fold_identifier
 from examples.service import models
 from examples.service.databases import Databases, Entry
 from examples.service.encoding import TableShape
@@ -23,6 +23,7 @@ __all__ = [
     "database_detail",
     "find_table",
     "lookup_columns",
+    "searchable_indexes",
     "summaries",
     "summary",
     "table_detail",
@@ -104,6 +105,17 @@ async def table_detail(entry: Entry, name: str) -> models.TableInfo:
     return _table_info(entry, find_table(entry, name))
 
 
+def searchable_indexes(entry: Entry, table: Table) -> list[Index]:
+    """The indexes of `table` a lookup can walk: those whose columns all use a collation
+    the storage engine has (an index in another, which a file may declare, cannot be
+    searched in its own order)."""
+    return [
+        index
+        for index in entry.db.schema.indexes_of(table.name)
+        if all(c.collation in KNOWN_COLLATIONS for c in index.columns)
+    ]
+
+
 def lookup_columns(entry: Entry, table: Table) -> list[str]:
     """The columns of `table` a lookup can search: the rowid (under the name its rows show
     it with: `_rowid_` where a column is named rowid) or a WITHOUT ROWID table's first
@@ -115,7 +127,7 @@ def lookup_columns(entry: Entry, table: Table) -> list[str]:
         names.append(TableShape(table).columns[0])
     elif table.primary_key and table.primary_key[0].name is not None:
         names.append(table.primary_key[0].name)  # its own B-tree is keyed by it
-    for index in entry.db.schema.indexes_of(table.name):
+    for index in searchable_indexes(entry, table):
         first = index.columns[0].name if index.columns else None
         if first is not None and fold_identifier(first) not in {fold_identifier(n) for n in names}:
             names.append(first)

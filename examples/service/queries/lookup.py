@@ -26,7 +26,7 @@ from core.storage import Bound, Index, IndexColumn, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
-from examples.service.queries.describe import find_table, lookup_columns
+from examples.service.queries.describe import find_table, lookup_columns, searchable_indexes
 from examples.service.queries.paging import decode_entry_token, encode_entry_token
 
 __all__ = ["Search", "lookup"]
@@ -179,7 +179,7 @@ def _choose_index(entry: Entry, table: Table, columns: Sequence[str]) -> Index:
                 f"table {table.name!r} has no column {column!r}; its columns are: "
                 f"{', '.join(table.column_names)}",
             )
-    candidates = [i for i in entry.db.schema.indexes_of(table.name) if _leads(i.columns, columns)]
+    candidates = [i for i in searchable_indexes(entry, table) if _leads(i.columns, columns)]
     if not candidates:
         usable = ", ".join(lookup_columns(entry, table)) or "none"
         if len(columns) == 1:

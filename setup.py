@@ -1,0 +1,95 @@
+"""Builds `ioresult`, compiling the hot modules with mypyc where it can.
+
+The Python source is the one source of truth: every module below also runs unchanged as
+plain Python. A wheel built from source compiles them; it falls back to plain Python when
+mypyc or a C compiler is missing, a build fails, or `IORESULT_PURE=1` is set. An editable
+install is always plain Python, because a compiled module next to its `.py` file would
+shadow it. docs/performance-compiled.md lists what compiles and why the rest does not.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+# Left interpreted: `core/errors.py` (the bridge's errors inherit from both an ioresult
+# error and a builtin one, which a compiled base's layout forbids), `core/io/ring.py`
+# (ctypes structures), `core/io/uring.py` (it hands itself to `weakref.finalize`, and a
+# compiled class takes no weak references), `core/storage/tx_reads.py` (its statements
+# subclass the interpreted write side), and everything not on a hot path.
+COMPILED_MODULES = [
+    # The model: results, completions and groups, the kernel, `block`.
+    "core/result.py",
+    "core/completion.py",
+    "core/state_machine.py",
+    "core/driver.py",
+    # The backends.
+    "core/io/common.py",
+    "core/io/memory.py",
+    "core/io/unix.py",
+    # The storage engine's read path: pager, cache, B-tree cursors, record codec, queries.
+    "core/storage/header.py",
+    "core/storage/page.py",
+    "core/storage/node.py",
+    "core/storage/cache.py",
+    "core/storage/pager.py",
+    "core/storage/wal.py",
+    "core/storage/shared.py",
+    "core/storage/btree.py",
+    "core/storage/record.py",
+    "core/storage/collation.py",
+    "core/storage/schema.py",
+    "core/storage/locking.py",
+    "core/storage/database.py",
+    "core/storage/transaction.py",
+    "core/storage/queries.py",
+    "core/storage/index_scan.py",
+    # The file-call path of the file objects, and the read operations.
+    "core/files/call.py",
+    "core/files/raw.py",
+    "core/ops/read.py",
+]
+
+
+def _editable() -> bool:
+    return any(arg in ("editable_wheel", "develop") for arg in sys.argv)
+
+
+def _ext_modules() -> list[Any]:
+    if os.environ.get("IORESULT_PURE", "") not in ("", "0") or _editable():
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        print("ioresult: mypyc is not installed; building plain Python", file=sys.stderr)
+        return []
+    try:
+        return list(mypycify(COMPILED_MODULES, opt_level="3", debug_level="0"))
+    except (Exception, SystemExit) as exc:  # a type error mypyc refuses, say
+        print(f"ioresult: mypyc failed ({exc!r}); building plain Python", file=sys.stderr)
+        return []
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the compiled modules, or none of them if any fails: each module's stub
+    needs the one shared library, so a partial build would not import."""
+
+    def run(self) -> None:
+        # Never reuse a library left in build/ by an earlier build: it may be older than
+        # the source.
+        self.force = True
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, a compile error: ship plain Python
+            print(f"ioresult: compiling failed ({exc}); building plain Python", file=sys.stderr)
+            for ext in self.extensions:
+                path = self.get_ext_fullpath(ext.name)
+                if os.path.exists(path):
+                    os.remove(path)
+
+
+setup(ext_modules=_ext_modules(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,127 @@
+"""How many Python calls one I/O costs, from the caller down to the syscall and back.
+
+Counted with `sys.setprofile` ('call' events: Python functions, generator and coroutine
+resumptions; builtins do not count), so the figures are deterministic. Each test fails if a
+count grows past its budget; lower a budget when a change makes the path shorter. A
+compiled build (`core.COMPILED`) makes fewer calls still: its functions are not Python
+frames.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections import Counter
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import bridge
+import core
+from bridge import AsyncFileIO, drive
+from core import block
+from core.io import OpenFlags, UnixIO
+from core.ops import ReadRange
+from core.storage import Database
+
+# Plain Python; before the calls were trimmed: 20, 15, 63.
+BUDGET_FILE_READ = 20
+BUDGET_DRIVE_READ_RANGE = 14
+BUDGET_DB_GET = 58
+
+
+class Calls(Counter[str]):
+    """A profile function counting 'call' events by file and function. Install it with
+    `sys.setprofile` directly around the measured code (a helper would count itself)."""
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            code = frame.f_code
+            self[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
+
+
+def report(what: str, calls: Counter[str], budget: int) -> int:
+    total = calls.total()
+    print(f"{what}: {total} Python calls (budget {budget}, compiled={core.COMPILED})")
+    for name, n in calls.most_common():
+        print(f"  {n:3d} {name}")
+    return total
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> str:
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * 64)
+    return str(path)
+
+
+@pytest.mark.asyncio
+async def test_bridge_open_read(data_file: str) -> None:
+    async with bridge.open(data_file, "rb") as f:
+
+        async def one() -> object:
+            await f.seek(0)
+            data = await f.read(4096)
+            assert len(data) == 4096
+            await f.seek(0)
+            return data
+
+        await one()
+        await f.seek(0)
+        calls = Calls()
+        sys.setprofile(calls)
+        try:
+            data = await f.read(4096)
+        finally:
+            sys.setprofile(None)
+        assert data == (bytes(range(256)) * 16)
+    total = report("await f.read(4096)", calls, BUDGET_FILE_READ)
+    assert total <= BUDGET_FILE_READ
+
+
+@pytest.mark.asyncio
+async def test_drive_read_range(data_file: str) -> None:
+    io = AsyncFileIO(engine="threads")
+    try:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        try:
+            await drive(ReadRange(f, 4096, 4096), io)  # warm the page cache
+            calls = Calls()
+            sys.setprofile(calls)
+            try:
+                data = await drive(ReadRange(f, 4096, 4096), io)
+            finally:
+                sys.setprofile(None)
+            assert data == bytes(range(256)) * 16
+        finally:
+            f.close()
+    finally:
+        io.close()
+    total = report("await drive(ReadRange(...), io)", calls, BUDGET_DRIVE_READ_RANGE)
+    assert total <= BUDGET_DRIVE_READ_RANGE
+
+
+def test_block_db_get(tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)")
+        c.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 50) for i in range(5000)])
+    c.close()
+    io = UnixIO()
+    try:
+        db = block(Database.open(io, path), io)
+        assert block(db.get("t", 1234), io) is not None
+        calls = Calls()
+        sys.setprofile(calls)
+        try:
+            row = block(db.get("t", 1234), io)
+        finally:
+            sys.setprofile(None)
+        assert row is not None
+        db.close()
+    finally:
+        io.close()
+    total = report("block(db.get(...), UnixIO())", calls, BUDGET_DB_GET)
+    assert total <= BUDGET_DB_GET
