@@ -1,7 +1,8 @@
 """The browsing pages in a real browser: Debian's Chromium, driven by Playwright.
 
 One browser and one server for the module. The walk is what a person does: home, a
-database, a table, the next page, a filter, a sort, a lookup, a row. Without Chromium the
+database, a table, the next page, a filter, a sort, a lookup, a row; and on a server
+that writes, unlock, insert, edit and delete a row. Without Chromium the
 tests skip (saying how to install it), except under CI (`CI` set), where they fail.
 """
 
@@ -194,6 +195,101 @@ def test_the_page_fits_a_phone(server: RunningServer, context: BrowserContext) -
         assert box.evaluate("e => e.scrollWidth > e.clientWidth")
     finally:
         phone.close()
+
+
+WRITE_TOKEN = "browser-write-token"
+
+
+@pytest.fixture(scope="module")
+def write_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway database with a plain table to write, served with a write token."""
+    data = tmp_path_factory.mktemp("browser-writes")
+    (data / "uploads").mkdir()
+    conn = sqlite3.connect(data / "uploads" / "shop.db")
+    try:
+        conn.executescript(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER);"
+            "INSERT INTO items (name, qty) VALUES ('apple', 3), ('pear', NULL);"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    return data
+
+
+@pytest.fixture(scope="module")
+def write_server(write_dir: Path) -> Iterator[RunningServer]:
+    settings = Settings.from_env(
+        {}, data_dir=write_dir, create_sample=False, write_token=WRITE_TOKEN
+    )
+    with serve_in_thread(create_app(settings)) as running:
+        yield running
+
+
+def _fields(page: Page) -> dict[str, str]:
+    return dict(
+        zip(
+            page.locator("#row th").all_inner_texts(),
+            page.locator("#row td.value").all_inner_texts(),
+            strict=True,
+        )
+    )
+
+
+def test_unlock_insert_edit_and_delete(
+    write_server: RunningServer, page: Page, write_dir: Path
+) -> None:
+    table = write_server.url + "/browse/shop/items"
+    page.goto(table)
+    # Locked: the action bar offers only the unlock form; a wrong token is refused.
+    assert page.locator("#insert-link").count() == 0
+    bar = page.locator("#table-actions")
+    bar.locator("input[name=token]").fill("not-the-token")
+    bar.get_by_role("button", name="Unlock writes").click()
+    assert "not the service's write token" in page.locator("#detail").inner_text()
+    page.locator("#unlock-form input[name=token]").fill(WRITE_TOKEN)
+    page.locator("#unlock-form").get_by_role("button", name="Unlock writes").click()
+    page.wait_for_url("**/browse/shop/items")
+
+    # Insert: the id is left to its default, qty is NULL.
+    page.locator("#insert-link").click()
+    page.wait_for_url("**/_insert")
+    page.locator('input[data-column="name"]').fill("plum <b>ripe</b>")
+    page.get_by_label("qty is NULL").check()
+    page.get_by_role("button", name="Insert").click()
+    page.wait_for_url("**/browse/shop/items/row/3")
+    fields = _fields(page)
+    assert fields["name"] == "plum <b>ripe</b>"
+    assert fields["qty"] == "NULL"
+    assert page.locator("#row td.value.null").count() == 1
+
+    # Edit: qty becomes 12.
+    page.locator("#edit-link").click()
+    page.wait_for_url("**/_edit/3")
+    page.get_by_label("qty is NULL").uncheck()
+    page.locator('input[data-column="qty"]').fill("12")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/browse/shop/items/row/3")
+    assert _fields(page)["qty"] == "12"
+
+    # Delete, after ticking the confirmation.
+    page.locator("#delete-link").click()
+    page.wait_for_url("**/_delete/3")
+    page.get_by_label("Yes, delete this row").check()
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url("**/browse/shop/items")
+    assert page.locator("#total").inner_text() == "2"
+    assert _keys(page) == ["1", "2"]
+    page.goto(table + "/row/3")
+    assert page.locator("h1").inner_text() == "Error 404"
+    conn = sqlite3.connect(write_dir / "uploads" / "shop.db")
+    try:
+        assert conn.execute("SELECT id, name, qty FROM items").fetchall() == [
+            (1, "apple", 3),
+            (2, "pear", None),
+        ]
+    finally:
+        conn.close()
 
 
 def test_without_a_browser_skips_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -34,7 +34,13 @@ import bridge
 from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase
 from core import CompletionError, IOResultError
-from core.storage import DatabaseBusyError, SchemaLimits, SchemaTooLargeError, StorageError
+from core.storage import (
+    DatabaseBusyError,
+    SchemaLimits,
+    SchemaTooLargeError,
+    StorageError,
+    Table,
+)
 from examples.service.encoding import TableShape
 from examples.service.settings import Settings
 
@@ -91,7 +97,7 @@ class InvalidUploadError(ServedDatabaseError):
 class Entry:
     """A served database and the requests reading it."""
 
-    __slots__ = ("_shapes", "db", "name", "path", "retired", "source", "users")
+    __slots__ = ("_shapes", "counts", "db", "name", "path", "retired", "source", "users")
 
     def __init__(
         self, name: str, path: Path, source: Literal["sample", "upload"], db: AsyncDatabase
@@ -103,6 +109,8 @@ class Entry:
         self.users = 0
         self.retired = False
         self._shapes: dict[str, TableShape] = {}
+        self.counts: dict[str, tuple[Hashable, Table, int | None]] = {}
+        """Row counts by table, with the state they were counted in (`queries/counts.py`)."""
 
     def shape(self, table: str) -> TableShape:
         """How the rows of `table` (a name the schema has) are shown."""

@@ -214,7 +214,8 @@ def index_for(
     column: FilterColumn, indexes: Sequence[Index], partial_ok: bool = False
 ) -> Index | None:
     """The index that walks `column` in its own order: the narrowest complete index whose
-    first column it is, ascending and under the column's collation; None if none."""
+    first column it is, ascending and under the column's collation, of table columns
+    only; None if none."""
     if column.table_column is None:
         return None
     found = [
@@ -225,6 +226,8 @@ def index_for(
         and not index.columns[0].descending
         and (index.columns[0].collation or "BINARY").upper() == column.collation.upper()
         and (partial_ok or index.where is None)
+        # A walk's positions are index entries made from rows: no expressions.
+        and all(c.column is not None for c in index.columns)
     ]
     found.sort(key=lambda i: (len(i.columns), i.name))
     return found[0] if found else None

@@ -36,6 +36,7 @@ from examples.service.databases import Entry
 from examples.service.encoding import TableShape, dumps, encode_cell
 from examples.service.errors import ServiceError
 from examples.service.queries.browse import Browse, BrowsePage, browse, sortable_columns
+from examples.service.queries.counts import cached_count
 from examples.service.queries.describe import database_detail, find_table, summaries
 from examples.service.queries.filters import OPERATORS
 from examples.service.queries.paging import encode_key, key_param
@@ -51,6 +52,7 @@ from examples.service.web.params import (
     parse_table_params,
     split_suffix,
 )
+from examples.service.web.session import session_csrf, writes_enabled
 
 __all__ = ["SCAN_BUDGET", "router"]
 
@@ -127,6 +129,39 @@ def row_url(database: str, table: str, key: str, fmt: str | None = None) -> str:
     return path if fmt is not None or _plain(key) else path + "?_format=html"
 
 
+def insert_form_url(database: str, table: str) -> str:
+    """The form that inserts a row into the table."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_insert"
+
+
+def edit_form_url(database: str, table: str, key: str) -> str:
+    """The form that edits the row whose rowid is `key`."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_edit/{_seg(key)}"
+
+
+def delete_form_url(database: str, table: str, key: str) -> str:
+    """The page that asks to confirm the delete of the row whose rowid is `key`."""
+    return f"/browse/{_seg(database)}/{_seg(table)}/_delete/{_seg(key)}"
+
+
+def _write_actions(
+    request: Request, database: str, info: Table, key: str | None = None
+) -> dict[str, Any] | None:
+    """The action bar's links: None while the service does not write (or cannot write
+    this table); else the unlock form, or the insert, edit and delete links."""
+    if not writes_enabled(request) or info.without_rowid or info.virtual:
+        return None
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return {
+        "unlocked": session_csrf(request) is not None,
+        "unlock_url": "/browse/_unlock",
+        "next": here,
+        "insert_url": insert_form_url(database, info.name),
+        "edit_url": None if key is None else edit_form_url(database, info.name, key),
+        "delete_url": None if key is None else delete_form_url(database, info.name, key),
+    }
+
+
 def _absolute(request: Request, url: str) -> str:
     return str(request.base_url).rstrip("/") + url
 
@@ -161,7 +196,7 @@ def _respond(request: Request, fmt: Format, view: View) -> Response:
     return templates.TemplateResponse(request, view.template, context)
 
 
-async def _error_page(request: Request, exc: Exception) -> Response:
+async def error_page(request: Request, exc: Exception) -> Response:
     """`exc` as an HTML page, with the status and message the API would answer."""
     handlers = request.app.exception_handlers
     handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
@@ -199,14 +234,14 @@ async def _answer(
     except ServiceError as exc:
         if split_suffix(segment or "")[1] is not None:
             raise  # a .json or .csv page: the API's error
-        return await _error_page(request, exc)
+        return await error_page(request, exc)
     if fmt != "html":
         view = await build()
         return view if isinstance(view, Response) else _respond(request, fmt, view)
     try:
         view = await build()
     except Exception as exc:
-        return await _error_page(request, exc)
+        return await error_page(request, exc)
     return view if isinstance(view, Response) else _respond(request, fmt, view)
 
 
@@ -257,15 +292,20 @@ async def _home_view(request: Request) -> View:
 
 
 async def _count(entry: Entry, table: Table) -> int | None:
-    """The table's row count, or None if the storage engine cannot read its rows."""
+    """The table's row count, or None if the storage engine cannot read its rows; kept
+    until the database changes (`queries/counts.py`)."""
     if table.virtual:
         return None
-    try:
-        # Reading a row is what a table with a virtual generated column refuses.
-        await entry.db.scan(table.name, limit=1)
-        return await entry.db.count(table.name)
-    except (SchemaError, UnsupportedError):
-        return None
+
+    async def count() -> int | None:
+        try:
+            # Reading a row is what a table with a virtual generated column refuses.
+            await entry.db.scan(table.name, limit=1)
+            return await entry.db.count(table.name)
+        except (SchemaError, UnsupportedError):
+            return None
+
+    return await cached_count(entry, table, count)
 
 
 async def _database_view(entry: Entry) -> View:
@@ -386,7 +426,9 @@ async def _table_view(
         SCAN_BUDGET,
     )
     page = await browse(entry, info.name, query)
-    total = await entry.db.count(info.name)
+    total = await _count(entry, info)
+    if total is None:  # a table the engine cannot count: its error, as before
+        total = await entry.db.count(info.name)
     return _table_page(request, entry, info, items, params.columns, page, total)
 
 
@@ -467,6 +509,7 @@ def _table_page(
         "headers": headers,
         "rows": rows,
         "key_column": _key_column(info, shape, shown),
+        "actions": _write_actions(request, db, info),
         "filters": filters,
         "operators": OPERATORS,
         "lookup_columns": _lookup_columns(info, sortable, shape.columns),
@@ -549,7 +592,7 @@ def _without_format(items: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k != "_format"]
 
 
-async def _row_view(entry: Entry, table: str, key: str) -> View:
+async def _row_view(request: Request, entry: Entry, table: str, key: str) -> View:
     body = await one_row(entry, table, key)
     info = find_table(entry, table)
     columns: list[str] = body["columns"]
@@ -566,6 +609,7 @@ async def _row_view(entry: Entry, table: str, key: str) -> View:
             "database_url": database_url(entry.name),
             "table_url": table_url(entry.name, info.name),
             "fields": fields,
+            "actions": _write_actions(request, entry.name, info, key),
             "json_url": row_url(entry.name, info.name, key, "json"),
             "csv_url": row_url(entry.name, info.name, key, "csv"),
         },
@@ -637,7 +681,7 @@ def router(settings: Settings) -> APIRouter:
         async def build() -> View:
             check_known(items, ["_format"])
             with databases_of(request).lease(database) as entry:
-                return await _row_view(entry, table, _format(items, key)[0])
+                return await _row_view(request, entry, table, _format(items, key)[0])
 
         return await _answer(request, items, key, build)
 
