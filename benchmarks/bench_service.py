@@ -142,6 +142,7 @@ def aiosqlite_app(path: Path, connections: int) -> Any:
                 "rows": found,
                 "next_after": token,
                 "column": column,
+                "searched": [column],
                 "next": None
                 if token is None
                 else str(request.url.include_query_params(after=token)),
