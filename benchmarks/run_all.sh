@@ -2,13 +2,14 @@
 # Runs every benchmark (--quick unless FULL=1) on the plain build (.venv) and then on the
 # compiled one (.venv-compiled, built by `make compiled`), one after the other, and keeps
 # each one's printed tables under benchmarks/results/<build>/<bench>.md. Run it from the
-# repository root on an otherwise idle machine: `bash benchmarks/run_all.sh`.
+# repository root on an otherwise idle machine: `bash benchmarks/run_all.sh` (BENCHES=... and
+# BUILDS=plain|compiled narrow it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=--quick
 [ "${FULL:-0}" = 1 ] && quick=
 benches=${BENCHES:-"bench_drive bench_file_reads bench_aiofiles bench_storage bench_writes bench_wal bench_loop_lag bench_service"}
-for build in plain compiled; do
+for build in ${BUILDS:-plain compiled}; do
     python=.venv/bin/python
     [ "$build" = compiled ] && python=.venv-compiled/bin/python
     mkdir -p "benchmarks/results/$build"
