@@ -30,6 +30,7 @@ from examples.service.app import create_app
 from examples.service.encoding import decode_cell
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,13 +59,7 @@ def _settings(data_dir: Path, **overrides: Any) -> Settings:
 @pytest_asyncio.fixture
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(_settings(data_dir, max_upload_bytes=4 * 1024 * 1024))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
+    async with asgi_client(app) as c:
         yield c
 
 

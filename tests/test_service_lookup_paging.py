@@ -21,6 +21,7 @@ from examples.service.app import create_app
 from examples.service.encoding import decode_cell
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,13 +58,7 @@ async def runs(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     _make_runs(data / "sample.db")
     settings = Settings.from_env({}, data_dir=data, create_sample=False, cache_pages=8)
     app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
+    async with asgi_client(app) as c:
         yield c
 
 

@@ -24,6 +24,7 @@ from examples.service.app import create_app
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 from examples.service.testing import make_wide_database
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,13 +49,7 @@ def data_dir(tmp_path: Path, sample_file: Path) -> Path:
 @pytest_asyncio.fixture
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings.from_env({}, data_dir=data_dir, create_sample=False))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
+    async with asgi_client(app) as c:
         yield c
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from asgi_lifespan import LifespanManager
 
 from examples.service.app import create_app
 from examples.service.encoding import decode_cell
@@ -27,6 +26,7 @@ from examples.service.queries.paging import encode_token
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 from examples.service.web.pages import SCAN_BUDGET
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -82,12 +82,7 @@ def data_dir(tmp_path: Path, sample_file: Path) -> Path:
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings.from_env({}, data_dir=data_dir, create_sample=False)
     app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
+    async with asgi_client(app) as c:
         yield c
 
 

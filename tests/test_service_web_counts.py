@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from examples.service.app import create_app
 from examples.service.settings import Settings
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -49,13 +49,7 @@ async def _serve(data_dir: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncC
         {}, data_dir=data_dir, create_sample=False, cache_pages=16, **overrides
     )
     app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
+    async with asgi_client(app) as c:
         yield c
 
 

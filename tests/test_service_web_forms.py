@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from asgi_lifespan import LifespanManager
 
 from examples.service.app import create_app
 from examples.service.settings import Settings
 from examples.service.web.session import COOKIE
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -53,12 +53,7 @@ def data_dir(tmp_path: Path) -> Path:
 async def _serve(data_dir: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings.from_env({}, data_dir=data_dir, create_sample=False, **overrides)
     app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
+    async with asgi_client(app) as c:
         yield c
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from asgi_lifespan import LifespanManager
 
 from examples.service import models
 from examples.service.app import create_app
@@ -29,6 +28,7 @@ from examples.service.queries.changes import (
 )
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
+from tests.service_helpers import asgi_client
 
 pytestmark = pytest.mark.asyncio
 
@@ -72,13 +72,7 @@ def _settings(data_dir: Path, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def _serve(data_dir: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(_settings(data_dir, **overrides))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
-        ) as c,
-    ):
-        c.app = app  # type: ignore[attr-defined]
+    async with asgi_client(app) as c:
         yield c
 
 
