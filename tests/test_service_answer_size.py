@@ -270,3 +270,60 @@ async def test_the_setting_is_read_and_checked() -> None:
         Settings.from_env({"IORESULT_MAX_ANSWER_BYTES": "lots"})
     with pytest.raises(SettingsError, match="max_answer_bytes"):
         Settings.from_env({"IORESULT_MAX_ANSWER_BYTES": "0"})
+
+
+async def _follow_web(client: httpx.AsyncClient, url: str) -> tuple[list[list[Any]], int]:
+    """Every row the table pages' `.json` from `url` hold, following `next`."""
+    rows: list[list[Any]] = []
+    pages = 0
+    next_url: str | None = url
+    while next_url is not None:
+        answer = await client.get(next_url)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        pages += 1
+        assert body["rows"], "a page holds at least one row"
+        assert _rows_bytes(body["rows"]) + _rows_bytes(body["keys"]) <= MAX
+        assert len(answer.content) <= MAX + MARGIN
+        rows += _decoded(body["rows"])
+        next_url = body["next"]
+        assert pages <= ROWS, "the pages do not end"
+    return rows, pages
+
+
+async def test_table_pages_json_follow_the_bound(client: httpx.AsyncClient, db_path: Path) -> None:
+    rows, pages = await _follow_web(client, "/browse/sample/big.json?_size=1000")
+    assert rows == _expected(db_path, "SELECT id, kind, body FROM big ORDER BY id")
+    assert pages > 1
+    rows, pages = await _follow_web(client, "/browse/sample/keyed.json?_size=1000")
+    assert rows == _expected(db_path, "SELECT k, body FROM keyed ORDER BY k")
+    assert pages > 1
+    rows, pages = await _follow_web(client, "/browse/sample/big.json?_size=1000&_sort=kind")
+    assert rows == _expected(db_path, "SELECT id, kind, body FROM big ORDER BY kind, id")
+    assert pages > 1
+
+
+async def test_a_table_page_of_a_row_larger_than_the_bound_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    first = (await client.get("/browse/sample/mixed.json")).json()
+    assert [r[0] for r in first["rows"]] == [1]
+    _names_the_row(await client.get(first["next"]), "rowid 2")
+    csv = await client.get("/browse/sample/mixed.csv")
+    assert csv.status_code == 200
+    assert len(csv.text.splitlines()) == 2
+
+
+async def test_a_previous_table_page_ends_right_before_the_page(
+    client: httpx.AsyncClient,
+) -> None:
+    url: str = "/browse/sample/big.json?_size=1000"
+    for _ in range(3):
+        body = (await client.get(url)).json()
+        url = body["next"]
+    first_id = body["rows"][0][0]
+    back = (await client.get(body["previous"])).json()
+    ids = [r[0] for r in back["rows"]]
+    assert ids == list(range(first_id - len(ids), first_id))
+    assert 1 < len(ids) < first_id
+    assert _rows_bytes(back["rows"]) <= MAX

@@ -424,6 +424,7 @@ async def _table_view(
         params.after,
         params.before,
         SCAN_BUDGET,
+        settings.max_answer_bytes,
     )
     page = await browse(entry, info.name, query)
     total = await _count(entry, info)
