@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="where the sample and uploads live")
     parser.add_argument("--rows", type=int, help="books in the sample made on first run")
     parser.add_argument(
+        "--max-answer-bytes",
+        type=int,
+        help="the most JSON a page of rows or one row may answer with, in bytes "
+        "(default: IORESULT_MAX_ANSWER_BYTES or 8 MiB)",
+    )
+    parser.add_argument(
         "--write-token",
         help="enable writes; each write request must send 'Authorization: Bearer TOKEN' "
         "(default: IORESULT_WRITE_TOKEN; unset, the service only reads)",
@@ -47,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         ("port", "port"),
         ("data_dir", "data_dir"),
         ("rows", "sample_rows"),
+        ("max_answer_bytes", "max_answer_bytes"),
         ("write_token", "write_token"),
     ):
         value = getattr(args, option)
         if value is not None:
             overrides[field] = value
     try:
-        settings = Settings.from_env(**overrides)
+        settings = Settings.from_env(None, **overrides)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

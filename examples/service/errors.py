@@ -3,8 +3,9 @@
 Rules:
 - Every error is an HTTP error a user can act on, with the body `{"detail": ...}` (and
   `"page"` when a page is to blame): 404 for an unknown database, table or row, 422 for a
-  bad parameter (the message names it), 413 for an upload past the limit, 500 naming the
-  page for a corrupt database, 503 while a writer holds a database's lock.
+  bad parameter (the message names it), 413 for an upload past the limit or a row larger
+  than `max_answer_bytes`, 500 naming the page for a corrupt database, 503 while a
+  writer holds a database's lock.
 - Code that handles a request raises; it never builds an error response itself. Our own
   refusals are `ServiceError`s; the storage engine's, the served databases' and the
   framework's exceptions are translated here, at the boundary, and nowhere else.
@@ -43,6 +44,7 @@ from examples.service.databases import (
 
 __all__ = [
     "ERROR_RESPONSES",
+    "TOO_LARGE_RESPONSE",
     "ServiceError",
     "error_response",
     "install_error_handlers",
@@ -58,6 +60,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": models.ErrorResponse, "description": "A writer holds the database's lock."},
 }
 """The error answers of an endpoint that reads a database, for the OpenAPI schema."""
+
+TOO_LARGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": models.ErrorResponse,
+        "description": "A row alone is larger than `max_answer_bytes` of JSON (key named).",
+    },
+}
+"""The error answer of an endpoint that answers with rows, for the OpenAPI schema."""
 
 
 class ServiceError(Exception):

@@ -9,6 +9,7 @@ command-line options (`python -m examples.service --help`).
 | `IORESULT_PORT` | 8000 | port to listen on (0: any free port) |
 | `IORESULT_MAX_UPLOAD_BYTES` | 268435456 (256 MiB) | the largest upload accepted |
 | `IORESULT_MAX_LIMIT` | 1000 | the largest `limit` a page of rows may ask for |
+| `IORESULT_MAX_ANSWER_BYTES` | 8388608 (8 MiB) | the most JSON of rows one answer may hold |
 | `IORESULT_CACHE_PAGES` | 8192 | pages each database keeps in its page cache |
 | `IORESULT_MAX_SCHEMA_BYTES` | 262144 (256 KiB) | an upload's largest schema SQL |
 | `IORESULT_MAX_SCHEMA_OBJECTS` | 2000 | an upload's most tables, indexes, views, triggers |
@@ -49,6 +50,10 @@ class Settings:
     max_upload_bytes: int = 256 * 1024 * 1024
     default_limit: int = 100
     max_limit: int = 1000
+    max_answer_bytes: int = 8 * 1024 * 1024
+    """The most bytes of JSON the rows of one answer may take (estimated per cell while the
+    page is read): a page stops short of `limit` rows rather than pass it, and a single row
+    larger than this is refused (413)."""
     export_page_rows: int = 500
     """Rows per read (one `drive`) while exporting; also rows per chunk sent."""
     max_schema_bytes: int = 256 * 1024
@@ -114,6 +119,7 @@ class Settings:
             ("IORESULT_PORT", "port"),
             ("IORESULT_MAX_UPLOAD_BYTES", "max_upload_bytes"),
             ("IORESULT_MAX_LIMIT", "max_limit"),
+            ("IORESULT_MAX_ANSWER_BYTES", "max_answer_bytes"),
             ("IORESULT_CACHE_PAGES", "cache_pages"),
             ("IORESULT_MAX_SCHEMA_BYTES", "max_schema_bytes"),
             ("IORESULT_MAX_SCHEMA_OBJECTS", "max_schema_objects"),
@@ -142,6 +148,8 @@ class Settings:
             raise SettingsError(
                 f"default_limit ({self.default_limit}) must be 1..max_limit ({self.max_limit})"
             )
+        if self.max_answer_bytes < 1:
+            raise SettingsError(f"max_answer_bytes must be positive, got {self.max_answer_bytes}")
         for name in ("max_schema_bytes", "max_schema_objects", "max_table_columns"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")

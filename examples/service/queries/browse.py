@@ -10,18 +10,22 @@ Rules:
   are examined in vain, so a page examines at most `budget` rows: when the budget runs
   out before the page is full, the page says so (`partial`) and `resume` continues the
   scan from the last row examined.
+- A page also ends before a row that would take its JSON past `max_answer_bytes`
+  (`answer_size.py`), as if it were full; a row larger than that alone is a 413.
 - `after` continues in the page's own direction from a cut; `before` walks the other way
   from a cut (the previous page) and shows the rows in the page's order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.storage import Bound, Row, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
+from examples.service.queries.answer_size import AnswerBudget
 from examples.service.queries.describe import find_table
 from examples.service.queries.filters import Filter, FilterColumn, index_for, resolve_column
 from examples.service.queries.sorting import Cut, IndexOrder, KeyOrder, Order, Walked
@@ -44,6 +48,8 @@ class Browse:
     before: str | None = None
     """A token: the page before this cut, in the page's order."""
     budget: int = 1000
+    max_bytes: int = 8 * 1024 * 1024
+    """The most JSON the page's rows may take (`answer_size.py`)."""
 
 
 @dataclass(slots=True)
@@ -207,6 +213,14 @@ def _edges(walked: list[Walked], descending: bool) -> tuple[Cut | None, Cut | No
     return walked[0].before, walked[-1].after
 
 
+def _counted(table: Table, cells: Sequence[object]) -> Sequence[object]:
+    """The cells a page's JSON shows of a row: its own, and the key (`keys`) again for a
+    WITHOUT ROWID table (a rowid is a few digits, not counted)."""
+    if not table.without_rowid:
+        return cells
+    return [*cells, *(cells[c.column] for c in table.primary_key if c.column is not None)]
+
+
 async def _walk(
     order: Order, cut: Cut | None, backwards: bool, query: Browse, page: BrowsePage
 ) -> tuple[list[Walked], bool]:
@@ -216,8 +230,11 @@ async def _walk(
     checks = page.scanned_filters
     found: list[Walked] = []
     budget = max(query.budget, n)
+    size = AnswerBudget(page.table, query.max_bytes)
+    cut_row = page.shape.cut
     while True:
-        want = n - len(found) if not checks else min(max(n, 200), budget - page.examined)
+        scan = min(max(n, 200), budget - page.examined)
+        want = scan if checks else size.chunk(n - len(found))
         if want <= 0:
             break
         if backwards:
@@ -229,6 +246,10 @@ async def _walk(
             page.examined += 1
             cut = walked.before if backwards else walked.after
             if all(f.matches(walked.row) for f in query.filters):
+                if not size.take(walked.row, _counted(page.table, cut_row(walked.row))):
+                    # The page's JSON is full: it ends before this row, which is next.
+                    page.examined -= 1
+                    return found, True
                 found.append(walked)
                 if len(found) == n:
                     return found, not (ended and i == len(chunk) - 1)

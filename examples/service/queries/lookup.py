@@ -13,6 +13,8 @@ Rules:
 - Paging is by key: a page's token is the index entry (index columns, then rowid or
   primary key) of its last row, and the next page seeks straight past it, so page 1,000
   of a run of equal values costs what page 1 does (`paging.py`).
+- A page also ends before a row that would take its JSON past `max_answer_bytes`
+  (`answer_size.py`); its token is then the index entry of the last row it holds.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.storage import Bound, Index, IndexColumn, Table, fold_identifier
+from bridge.storage import IndexPage
+from core.storage import Bound, Index, IndexColumn, Row, Table, fold_identifier
 from examples.service.databases import Entry
 from examples.service.encoding import TableShape
 from examples.service.errors import ServiceError
+from examples.service.queries.answer_size import AnswerBudget, check_row
 from examples.service.queries.describe import find_table, lookup_columns, searchable_indexes
 from examples.service.queries.paging import decode_entry_token, encode_entry_token
 
@@ -46,6 +50,8 @@ class Search:
     upper: Bound | None
     limit: int
     after: str | None
+    max_bytes: int = 8 * 1024 * 1024
+    """The most JSON the page's rows may take (`answer_size.py`)."""
 
     @property
     def column(self) -> str:
@@ -63,6 +69,7 @@ class Search:
         le: str | None,
         limit: int,
         after: str | None,
+        max_bytes: int = 8 * 1024 * 1024,
     ) -> Search:
         """The search the query parameters ask for; raises `ServiceError` 422 for a
         combination that asks for none, or for two, or whose `eq` values do not fit its
@@ -92,7 +99,7 @@ class Search:
         lower = Bound(ge, inclusive=True) if ge is not None else lower
         upper = Bound(lt, inclusive=False) if lt is not None else None
         upper = Bound(le, inclusive=True) if le is not None else upper
-        return cls(tuple(columns), tuple(eq), lower, upper, limit, after)
+        return cls(tuple(columns), tuple(eq), lower, upper, limit, after, max_bytes)
 
 
 async def lookup(
@@ -206,19 +213,46 @@ async def _index_lookup(
 
     A page is one seek: to the start of the search, or straight past the index entry the
     previous page ended on (its token), never a count of rows to skip."""
-    equal: tuple[object, ...] = search.eq
+    name = table.name if index is None else index.name
     after = None if search.after is None else decode_entry_token(search.after)
-    page = await entry.db.index_page(
-        table.name if index is None else index.name,
-        equal=equal,
+    budget = AnswerBudget(table, search.max_bytes)
+    rows: list[Row] = []
+    token_entry: tuple[object, ...] | None = None
+    while True:
+        want = budget.chunk(search.limit - len(rows))
+        page = await _index_page(entry, name, search, want, after)
+        kept = 0
+        for row in page.rows:
+            if not budget.take(row, shape.cut(row)):
+                break
+            rows.append(row)
+            kept += 1
+        if kept < len(page.rows):
+            # The page ends inside this read: continue after the last row it holds.
+            token_entry = after
+            if kept:
+                token_entry = (await _index_page(entry, name, search, kept, after)).next_after
+            break
+        token_entry = page.next_after
+        if token_entry is None or len(rows) == search.limit:
+            break
+        after = token_entry
+    token = None if token_entry is None else encode_entry_token(token_entry)
+    strategy = "primary key" if index is None else "index"
+    return _page(entry, table, shape, strategy, index, rows, token)
+
+
+async def _index_page(
+    entry: Entry, name: str, search: Search, limit: int, after: Sequence[object] | None
+) -> IndexPage:
+    return await entry.db.index_page(
+        name,
+        equal=search.eq,
         lower=search.lower,
         upper=search.upper,
-        limit=search.limit,
+        limit=limit,
         after=after,
     )
-    token = None if page.next_after is None else encode_entry_token(page.next_after)
-    strategy = "primary key" if index is None else "index"
-    return _page(entry, table, shape, strategy, index, page.rows, token)
 
 
 async def _rowid_lookup(
@@ -229,15 +263,33 @@ async def _rowid_lookup(
         found = None
         if isinstance(value, int) or (math.isfinite(value) and value.is_integer()):
             found = await entry.db.get(table.name, int(value))
+        if found is not None:
+            check_row(table, found, shape.cut(found), search.max_bytes)
         return _page(entry, table, shape, "rowid", None, [found] if found is not None else [], None)
     start = _scan_start(search.lower, search.after)
     upper = search.upper
     stop = None if upper is None else _rowid_of(upper.value, "the upper bound")
-    rows = await entry.db.scan(table.name, after=start, limit=search.limit + 1)
-    if upper is not None and stop is not None:
-        rows = [r for r in rows if r[0] < stop or (upper.inclusive and r[0] == stop)]  # type: ignore[operator]
-    page = rows[: search.limit]
-    more = len(rows) > search.limit
+    budget = AnswerBudget(table, search.max_bytes)
+    page: list[Row] = []
+    more = False
+    while not more:
+        want = budget.chunk(search.limit + 1 - len(page))
+        rows = await entry.db.scan(table.name, after=start, limit=want)
+        for row in rows:
+            rowid: int = row[0]  # type: ignore[assignment]
+            if (
+                upper is not None
+                and stop is not None
+                and (rowid > stop or (rowid == stop and not upper.inclusive))
+            ):
+                return _page(entry, table, shape, "rowid", None, page, None)
+            if len(page) == search.limit or not budget.take(row, shape.cut(row)):
+                more = True
+                break
+            page.append(row)
+        if len(rows) < want:
+            break
+        start = rows[-1][0]  # type: ignore[assignment]
     token = encode_entry_token([page[-1][0]]) if more and page else None
     return _page(entry, table, shape, "rowid", None, page, token)
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from examples.service import models
-from examples.service.errors import ERROR_RESPONSES
+from examples.service.errors import ERROR_RESPONSES, TOO_LARGE_RESPONSE
 from examples.service.queries.lookup import Search
 from examples.service.queries.lookup import lookup as run_lookup
 from examples.service.queries.rows import one_row, rows_page
@@ -38,7 +38,8 @@ __all__ = ["router"]
 _ROWS_DOC = (
     "Keyset pagination: pass the previous page's `next_after` as `after` (or follow "
     "`next`). Each page is one read of the table from where the last one ended, "
-    "however deep into the table it is."
+    "however deep into the table it is. A page also ends early, before a row that would "
+    "take its JSON past `max_answer_bytes`; a single row larger than that is a 413."
 )
 _ROW_DOC = (
     "`key` is the rowid; for a WITHOUT ROWID table, a JSON array of the primary-key "
@@ -84,8 +85,9 @@ AfterToken = Annotated[str | None, Query(description="The previous page's `next_
 
 def router(settings: Settings) -> APIRouter:
     """`GET /databases/{database}/tables/{table}/rows`, `.../rows/{key}` and `.../lookup`."""
-    # Every endpoint here reads a table, so any may answer with these errors.
-    router = APIRouter(tags=["rows"], responses=ERROR_RESPONSES)
+    # Every endpoint here reads a table, so any may answer with these errors, and with 413
+    # for a row too large to answer (`max_answer_bytes`).
+    router = APIRouter(tags=["rows"], responses={**ERROR_RESPONSES, **TOO_LARGE_RESPONSE})
     Limit = limit_param(settings)
 
     @router.get(
@@ -102,7 +104,9 @@ def router(settings: Settings) -> APIRouter:
         limit: Limit = settings.default_limit,  # type: ignore[valid-type]
     ) -> Response:
         with databases_of(request).lease(database) as entry:
-            page = await rows_page(entry, table, after, limit, next_page_link(request))
+            page = await rows_page(
+                entry, table, after, limit, next_page_link(request), settings.max_answer_bytes
+            )
             return json_response(page)
 
     @router.get(
@@ -120,7 +124,7 @@ def router(settings: Settings) -> APIRouter:
         key: Annotated[str, Path(description="The rowid, or the primary key.")],
     ) -> Response:
         with databases_of(request).lease(database) as entry:
-            return json_response(await one_row(entry, table, key))
+            return json_response(await one_row(entry, table, key, settings.max_answer_bytes))
 
     @router.get(
         "/databases/{database}/tables/{table}/lookup",
@@ -141,7 +145,7 @@ def router(settings: Settings) -> APIRouter:
         limit: Limit = settings.default_limit,  # type: ignore[valid-type]
         after: AfterToken = None,
     ) -> Response:
-        search = Search.of(column, eq, gt, ge, lt, le, limit, after)
+        search = Search.of(column, eq, gt, ge, lt, le, limit, after, settings.max_answer_bytes)
         with databases_of(request).lease(database) as entry:
             page = await run_lookup(entry, table, search, next_page_link(request))
             return json_response(page)

@@ -372,7 +372,9 @@ def router(settings: Settings) -> APIRouter:
             with databases_of(request).lease(database) as entry:
                 info = find_table(entry, table)
                 rowid = parse_row_key(entry, info.name, key)
-                body = await one_row(entry, info.name, str(rowid))
+                body = await one_row(
+                    entry, info.name, str(rowid), databases_of(request).settings.max_answer_bytes
+                )
                 fields = _row_fields(info, body["columns"], body["row"])
                 csrf = session.session_csrf(request) or ""
                 context = edit_context(entry, info, rowid, fields, csrf)
@@ -438,7 +440,9 @@ def router(settings: Settings) -> APIRouter:
             with databases_of(request).lease(database) as entry:
                 info = find_table(entry, table)
                 rowid = parse_row_key(entry, info.name, key)
-                body = await one_row(entry, info.name, str(rowid))
+                body = await one_row(
+                    entry, info.name, str(rowid), databases_of(request).settings.max_answer_bytes
+                )
                 csrf = session.session_csrf(request) or ""
                 context = delete_context(entry, info, rowid, body, csrf)
                 return _page(request, "delete.html", f"Delete {rowid} · {info.name}", context)

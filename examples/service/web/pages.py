@@ -424,6 +424,7 @@ async def _table_view(
         params.after,
         params.before,
         SCAN_BUDGET,
+        settings.max_answer_bytes,
     )
     page = await browse(entry, info.name, query)
     total = await _count(entry, info)
@@ -593,7 +594,8 @@ def _without_format(items: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 async def _row_view(request: Request, entry: Entry, table: str, key: str) -> View:
-    body = await one_row(entry, table, key)
+    max_bytes = databases_of(request).settings.max_answer_bytes
+    body = await one_row(entry, table, key, max_bytes)
     info = find_table(entry, table)
     columns: list[str] = body["columns"]
     values: list[object] = body["row"]
