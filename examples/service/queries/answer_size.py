@@ -27,8 +27,10 @@ from examples.service.queries.paging import key_param
 
 __all__ = ["FIRST_CHUNK", "AnswerBudget", "cell_size", "check_row", "row_size", "too_large"]
 
-FIRST_CHUNK = 16
-"""Rows read first for a page; later reads are sized from the rows seen."""
+FIRST_CHUNK = 64
+"""The first read of a page: enough for the pages people ask for most (20-50 rows, and the
+one after them) in one read, few enough that rows of a megabyte each are not read far
+past the bound; later reads are sized from the rows seen."""
 
 _BLOB_MARKER = len('{"$base64":true,"encoded":""}')
 _NULL = len("null")
