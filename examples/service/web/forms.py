@@ -245,6 +245,17 @@ def _next_query(url: str) -> str:
     return urlencode({"next": url})
 
 
+async def _stored_row(
+    request: Request, entry: Entry, table: str, key: str
+) -> tuple[Table, int, dict[str, Any]]:
+    """The table, rowid and stored row an edit or delete form shows for row `key`; raises
+    `ServiceError` (404 for an unknown table or row, 413 for a row past the answer bound)."""
+    info = find_table(entry, table)
+    rowid = parse_row_key(entry, info.name, key)
+    limit = databases_of(request).settings.max_answer_bytes
+    return info, rowid, await one_row(entry, info.name, str(rowid), limit)
+
+
 def _crumbs(entry: Entry, info: Table) -> dict[str, Any]:
     return {
         "database": entry.name,
@@ -370,11 +381,7 @@ def router(settings: Settings) -> APIRouter:
             if moved is not None:
                 return moved
             with databases_of(request).lease(database) as entry:
-                info = find_table(entry, table)
-                rowid = parse_row_key(entry, info.name, key)
-                body = await one_row(
-                    entry, info.name, str(rowid), databases_of(request).settings.max_answer_bytes
-                )
+                info, rowid, body = await _stored_row(request, entry, table, key)
                 fields = _row_fields(info, body["columns"], body["row"])
                 csrf = session.session_csrf(request) or ""
                 context = edit_context(entry, info, rowid, fields, csrf)
@@ -438,11 +445,7 @@ def router(settings: Settings) -> APIRouter:
             if moved is not None:
                 return moved
             with databases_of(request).lease(database) as entry:
-                info = find_table(entry, table)
-                rowid = parse_row_key(entry, info.name, key)
-                body = await one_row(
-                    entry, info.name, str(rowid), databases_of(request).settings.max_answer_bytes
-                )
+                info, rowid, body = await _stored_row(request, entry, table, key)
                 csrf = session.session_csrf(request) or ""
                 context = delete_context(entry, info, rowid, body, csrf)
                 return _page(request, "delete.html", f"Delete {rowid} · {info.name}", context)
