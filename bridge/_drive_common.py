@@ -55,12 +55,15 @@ class PassBudget:
     one long one. The budget refills in the next pass (`refill`, a `call_soon` made when it
     is armed), which wakes, oldest first, as many parked drives as stepped within the
     budget in the pass before (at least `MIN_RELEASE`): a parked drive costs nothing per
-    pass while it waits. A woken drive that finds the pass spent again parks again.
+    pass while it waits. A woken drive that finds the pass spent again parks again, in
+    `again`, which the next refill wakes before `waiting` (so it keeps its place in line
+    without spinning through every pass: with 128 drives parked, spinning cost five loop
+    turns per read and starved the ring of cold reads to a quarter of its depth).
 
     One instance per thread (`thread_budget`), since a thread runs one loop at a time.
     """
 
-    __slots__ = ("armed", "end", "loop", "seconds", "stepped", "waiting")
+    __slots__ = ("again", "armed", "end", "loop", "seconds", "stepped", "waiting")
 
     MIN_RELEASE = 4
 
@@ -71,11 +74,13 @@ class PassBudget:
         self.end = 0.0
         self.stepped = 0  # steps taken within the budget since it was armed
         self.waiting: deque[Any] = deque()  # Futures of parked drives, oldest first
+        self.again: deque[Any] = deque()  # ...of drives woken into a spent pass, first in line
 
     def arm(self, loop: Any, now: float) -> None:
         """The first step of a pass on `loop`: the budget runs from `now`."""
         if loop is not self.loop:
             self.waiting.clear()  # Futures of a loop that no longer runs on this thread
+            self.again.clear()
             self.loop = loop
         self.armed = True
         self.end = now + self.seconds
@@ -86,13 +91,13 @@ class PassBudget:
         """Loop callback, the pass after arming: the next step arms a fresh budget; wake
         as many parked drives as the last pass stepped."""
         self.armed = False
-        waiting = self.waiting
         release = max(self.MIN_RELEASE, self.stepped)
-        while waiting and release:
-            fut = waiting.popleft()
-            if not fut.done():  # else: cancelled while parked
-                fut.set_result(None)
-                release -= 1
+        for queue in (self.again, self.waiting):
+            while queue and release:
+                fut = queue.popleft()
+                if not fut.done():  # else: cancelled while parked
+                    fut.set_result(None)
+                    release -= 1
 
 
 THREAD_STATE = threading.local()

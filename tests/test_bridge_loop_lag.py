@@ -303,6 +303,39 @@ async def test_first_steps_over_the_budget_wait_for_later_passes_in_order(
     assert len({n for _, n in log}) == 10  # each in a pass of its own
 
 
+def test_parked_drives_wait_without_spinning_through_passes(
+    budget_seconds: Callable[[float], None],
+) -> None:
+    """A drive woken into a pass that is spent parks again instead of taking one loop turn
+    after another: loop callbacks stay proportional to the drives, not to drives x passes."""
+    budget_seconds(-1.0)  # always spent: one step per pass, every other drive parks
+    count = 60
+    scheduled = 0
+
+    async def main() -> list[int]:
+        nonlocal scheduled
+        loop = asyncio.get_running_loop()
+        call_soon = loop.call_soon
+
+        def counting(*args: Any, **kwargs: Any) -> Any:  # the C tasks call it by name too
+            nonlocal scheduled
+            scheduled += 1
+            return call_soon(*args, **kwargs)
+
+        loop.call_soon = counting  # type: ignore[method-assign]
+        passes = Passes()
+        log: list[tuple[int, int]] = []
+        results = await asyncio.gather(*(drive(op) for op in _first_steps(count, passes, log)))
+        passes.stop()
+        assert [i for i, _ in log] == list(range(count))  # in the order they started
+        return results
+
+    assert asyncio.run(main()) == list(range(count))
+    # Each pass: the ticker, the refill, a few woken drives (about 550 callbacks in all).
+    # Spinning, each woken drive took a turn in every pass until it stepped: about 1,660.
+    assert scheduled < 12 * count
+
+
 @pytest.mark.asyncio
 async def test_first_steps_within_the_budget_share_one_pass(
     budget_seconds: Callable[[float], None],
