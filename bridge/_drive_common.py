@@ -11,7 +11,6 @@ Rules it keeps:
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from bridge._errors import ConcurrentDriveError, InvalidArgumentError
 from core.driver import abort_operation
+from core.unraisable import report_unraisable
 
 __all__ = [
     "DEFAULT_PASS_BUDGET",
@@ -30,7 +30,6 @@ __all__ = [
     "abort_quietly",
     "check_seconds",
     "refuse_second_driver",
-    "report_unraisable",
     "thread_budget",
     "when_settled_of",
 ]
@@ -144,24 +143,6 @@ def when_settled_of(io: object) -> Callable[[Callable[[], object]], bool] | None
     will not be called), or None for a backend that hands no work to workers."""
     when_settled: Any = getattr(io, "when_settled", None)
     return when_settled if callable(when_settled) else None
-
-
-class _Unraisable:
-    """The argument shape `sys.unraisablehook` expects."""
-
-    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
-
-    def __init__(self, exc: BaseException, msg: str, obj: object) -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = msg
-        self.object = obj
-
-
-def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
-    """Report an exception that has nowhere to go (through `sys.unraisablehook`)."""
-    sys.unraisablehook(_Unraisable(exc, msg, obj))  # type: ignore[arg-type]
 
 
 def check_seconds(value: float, name: str) -> float:

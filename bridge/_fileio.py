@@ -78,7 +78,6 @@ from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
     check_seconds,
-    report_unraisable,
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
 from bridge._fileio_common import (
@@ -96,6 +95,7 @@ from core.errors import CompletionError, ErrorKind, IOResultError
 from core.io.backend import Buffer, OpenFlags, StrPath
 from core.io.common import BackendBase, FileBase
 from core.io.unix import open_fd, unlink_path
+from core.unraisable import report_unraisable
 
 __all__ = [
     "DEFAULT_INLINE_BUDGET",

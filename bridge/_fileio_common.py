@@ -22,11 +22,12 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge._drive import Resolver
-from bridge._drive_common import report_unraisable, when_settled_of
+from bridge._drive_common import when_settled_of
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import Buffer
 from core.io.unix import read_fully, write_fully
+from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
     from bridge._fileio import AsyncFile

@@ -79,7 +79,6 @@ from collections.abc import Callable
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
-from bridge._drive_common import report_unraisable
 from bridge._fileio_common import (
     FINISH_PER_CALLBACK,
     Finisher,
@@ -100,6 +99,7 @@ from core.io.ring import (
     SQE_IO_DRAIN,
     Ring,
 )
+from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
     from bridge._fileio import AsyncFile, AsyncFileIO

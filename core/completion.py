@@ -21,14 +21,12 @@ Theory of operation:
 
 from __future__ import annotations
 
-import builtins
 import enum
-import sys
 import threading
 from collections.abc import Callable
-from types import TracebackType
 
 from core.errors import CompletionError, ErrorKind, IOResultError
+from core.unraisable import report_unraisable
 
 __all__ = ["AbortHook", "Completion", "CompletionCallback", "CompletionGroup", "DoneCallback"]
 
@@ -274,28 +272,7 @@ def _run_done_callback(fn: DoneCallback, completion: Completion) -> None:
     try:
         fn(completion)
     except Exception as exc:
-        sys.unraisablehook(
-            _Unraisable(exc, f"Exception in done-callback {fn!r} of {completion!r}", completion)
-        )
-
-
-class _Unraisable:
-    """The argument shape `sys.unraisablehook` expects."""
-
-    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
-
-    exc_type: type[BaseException]
-    exc_value: BaseException | None
-    exc_traceback: TracebackType | None
-    err_msg: str | None
-    object: builtins.object
-
-    def __init__(self, exc: BaseException, msg: str, obj: builtins.object) -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = msg
-        self.object = obj
+        report_unraisable(exc, f"Exception in done-callback {fn!r} of {completion!r}", completion)
 
 
 class CompletionGroup:
