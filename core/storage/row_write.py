@@ -33,6 +33,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
+from mypy_extensions import mypyc_attr
+
 from core.storage.changes import Changes
 from core.storage.encode import column_value, encode_record
 from core.storage.errors import (
@@ -306,6 +308,7 @@ def _unused_rowid(changes: Changes, table: Table, salt: int) -> tuple[int, Posit
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Insert(Statement[int]):
     """The operation `WriteTransaction.insert` returns; `Done(rowid)`."""
 

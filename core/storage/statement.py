@@ -26,6 +26,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
 from core.storage.changes import Changes, NeedPage
@@ -49,6 +51,7 @@ _PLAN = _Step.PLAN
 _READ = _Step.READ
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Statement(Machine[T]):
     """Base of the write statements: a subclass writes `_plan` (and may write `_applied`).
 

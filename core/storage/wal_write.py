@@ -44,6 +44,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError, ErrorKind
 from core.io.backend import Buffer, File
@@ -402,6 +404,7 @@ _Run = tuple[int, int, list[tuple[int, int]]]
 """One read of the log: first frame, frame count, and the (frame, page) pairs it serves."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Checkpoint(Machine[int]):
     """Copy the committed content of the WAL into the database file, then empty the WAL;
     `Done(pages copied)`.
