@@ -48,7 +48,7 @@ from core.storage.wal import (
     parse_wal_header,
     wal_checksum,
 )
-from core.storage.wal_checksum import checksum_fold, checksum_loop
+from core.storage.wal_checksum import checksum_bytes, checksum_fold, checksum_loop
 from core.storage.wal_write import AppendCommit, Checkpoint, PreparedCommit, WalAppender
 
 Rows = list[tuple[Any, ...]]
@@ -79,6 +79,8 @@ def test_the_fold_equals_the_loop_for_any_length(
     expected = _reference(data, s0, s1, big)
     assert checksum_fold(padded, start, end, s0, s1, big) == expected
     assert checksum_loop(padded, start, end, s0, s1, big) == expected
+    assert checksum_bytes(padded, start, end, s0, s1, big) == expected
+    assert checksum_bytes(bytearray(padded), start, end, s0, s1, big) == expected
     assert wal_checksum(padded, start, end, s0, s1, big) == expected
 
 
@@ -88,7 +90,9 @@ def test_the_fold_equals_the_loop_on_whole_pages(page_size: int) -> None:
     for data in (bytes(page_size), b"\xff" * page_size, rng.randbytes(page_size)):
         for big in (False, True):
             s0, s1 = rng.getrandbits(32), rng.getrandbits(32)
-            assert wal_checksum(data, 0, page_size, s0, s1, big) == _reference(data, s0, s1, big)
+            expected = _reference(data, s0, s1, big)
+            assert wal_checksum(data, 0, page_size, s0, s1, big) == expected
+            assert checksum_bytes(data, 0, page_size, s0, s1, big) == expected
 
 
 # -- the databases: successive versions of one file, written by sqlite3 -----------------------

@@ -168,12 +168,15 @@ class FileLock:
 def wal_connections_open(path: str) -> bool:
     """True if some connection holds a lock on the DMS byte of `path`'s `-shm` file: a
     SQLite connection has the database open in WAL mode. False when there is no `-shm`."""
+    shm = path + "-shm"
+    if not os.access(shm, os.F_OK):  # the common case, without raising and catching
+        return False
     try:
-        fd = os.open(path + "-shm", os.O_RDONLY)
+        fd = os.open(shm, os.O_RDONLY)
     except OSError:
         return False
     try:
-        probe = FileLock(fd, path + "-shm")
+        probe = FileLock(fd, shm)
         try:
             return probe.holder_kind(_SHM_DMS_BYTE, 1) != fcntl.F_UNLCK
         except OSError:
