@@ -29,7 +29,7 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from core.storage.changes import Changes
 from core.storage.encode import table_interior_cell
@@ -39,7 +39,7 @@ from core.storage.page import TABLE_LEAF
 
 __all__ = ["rebalance"]
 
-_u32 = struct.Struct(">I")
+_u32: Final = struct.Struct(">I")
 
 
 def _needs_balance(node: Node, usable: int, root: bool, underfull: bool) -> bool:

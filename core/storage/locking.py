@@ -39,6 +39,7 @@ if sys.platform == "win32":  # pragma: no cover - the package states it needs PO
     )
 
 import fcntl
+from typing import Final
 
 from core.storage.errors import DatabaseBusyError
 
@@ -51,10 +52,10 @@ __all__ = [
     "wal_connections_open",
 ]
 
-PENDING_BYTE = 0x40000000
-RESERVED_BYTE = PENDING_BYTE + 1
-SHARED_FIRST = PENDING_BYTE + 2
-SHARED_SIZE = 510
+PENDING_BYTE: Final = 0x40000000
+RESERVED_BYTE: Final = PENDING_BYTE + 1
+SHARED_FIRST: Final = PENDING_BYTE + 2
+SHARED_SIZE: Final = 510
 
 _F_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _F_OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
@@ -77,14 +78,14 @@ else:  # Linux: struct flock { short type, whence; off_t start, len; pid_t pid; 
 
 
 # The four requests a reader makes, packed once.
-_READ_PENDING = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
-_READ_SHARED = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
-_RELEASE_PENDING = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
-_RELEASE_ALL = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
-_WRITE_ALL = _pack(fcntl.F_WRLCK, PENDING_BYTE, 2 + SHARED_SIZE)
-_RELEASE_WRITER = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2)
+_READ_PENDING: Final = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
+_READ_SHARED: Final = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
+_RELEASE_PENDING: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
+_RELEASE_ALL: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_WRITE_ALL: Final = _pack(fcntl.F_WRLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_RELEASE_WRITER: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2)
 
-_SHM_DMS_BYTE = 128
+_SHM_DMS_BYTE: Final = 128
 """The "dead man switch" byte of the -shm file that every open WAL connection locks."""
 
 

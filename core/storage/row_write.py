@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -75,8 +75,8 @@ __all__ = [
     "insert_index_entry",
 ]
 
-MAX_ROWID = (1 << 63) - 1
-_MISSING = object()
+MAX_ROWID: Final = (1 << 63) - 1
+_MISSING: Final = object()
 
 
 def check_rowid(value: object) -> None:

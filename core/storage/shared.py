@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from core.storage.node import Node
     from core.storage.row_write import TablePlan
 
-AUTO_CHECKPOINT_FRAMES = 1000
+AUTO_CHECKPOINT_FRAMES: Final = 1000
 """SQLite's default: checkpoint once the WAL holds this many frames."""
 
 __all__ = ["AUTO_CHECKPOINT_FRAMES", "MISS", "Row", "SharedState"]
@@ -63,10 +63,10 @@ __all__ = ["AUTO_CHECKPOINT_FRAMES", "MISS", "Row", "SharedState"]
 Row = tuple[Value, ...]
 """A row: `(rowid, *columns)` for rowid tables, `(*columns)` for WITHOUT ROWID tables."""
 
-MISS = Lookup.MISS
+MISS: Final = Lookup.MISS
 """What an answer from the cache alone returns when the full operation must run."""
 
-_TEXT_AS_IS = frozenset({Affinity.TEXT, Affinity.BLOB, None})
+_TEXT_AS_IS: Final = frozenset({Affinity.TEXT, Affinity.BLOB, None})
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -502,7 +502,10 @@ class SharedState:
         for number, data in pages:
             page = Page(number, data)
             if nodes is not None:
-                page.node = nodes.get(number)
+                node = nodes.get(number)
+                if node is not None:
+                    node.written_as(data)
+                    page.node = node
             cache.put(page)
             if number == 1:
                 raw = data[:HEADER_SIZE]

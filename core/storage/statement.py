@@ -24,7 +24,7 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -47,8 +47,8 @@ class _Step(enum.Enum):
     READ = "read"
 
 
-_PLAN = _Step.PLAN
-_READ = _Step.READ
+_PLAN: Final = _Step.PLAN
+_READ: Final = _Step.READ
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from core.storage.balance import rebalance
 from core.storage.changes import Changes, NeedPage
@@ -58,9 +58,9 @@ __all__ = [
     "seek_rowid",
 ]
 
-_u32 = struct.Struct(">I")
+_u32: Final = struct.Struct(">I")
 
-MAX_DEPTH = 40
+MAX_DEPTH: Final = 40
 """A deeper tree is corrupt (child pointers that loop)."""
 
 KeyOf = Callable[[bytes], object]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from core.completion import Completion
 from core.errors import InternalError
@@ -54,15 +55,15 @@ __all__ = [
     "wal_checksum",
 ]
 
-WAL_HEADER_SIZE = 32
-WAL_FRAME_HEADER_SIZE = 24
-WAL_MAGIC_LE = 0x377F0682
-WAL_MAGIC_BE = 0x377F0683
-WAL_VERSION = 3007000
-_CHUNK_BYTES = 256 * 1024
+WAL_HEADER_SIZE: Final = 32
+WAL_FRAME_HEADER_SIZE: Final = 24
+WAL_MAGIC_LE: Final = 0x377F0682
+WAL_MAGIC_BE: Final = 0x377F0683
+WAL_VERSION: Final = 3007000
+_CHUNK_BYTES: Final = 256 * 1024
 
-_header_struct = struct.Struct(">IIIIIIII")
-_frame_struct = struct.Struct(">IIIIII")
+_header_struct: Final = struct.Struct(">IIIIIIII")
+_frame_struct: Final = struct.Struct(">IIIIII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class WalSnapshot:
     """The WAL file's size when it was read (a change means the log moved on)."""
 
 
-EMPTY_SNAPSHOT = WalSnapshot(None, {}, 0, 0, (0, 0), 0)
+EMPTY_SNAPSHOT: Final = WalSnapshot(None, {}, 0, 0, (0, 0), 0)
 
 
 class _ScanState(enum.Enum):
