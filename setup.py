@@ -19,8 +19,9 @@ from setuptools.command.build_ext import build_ext
 # Left interpreted: `core/errors.py` (the bridge's errors inherit from both an ioresult
 # error and a builtin one, which a compiled base's layout forbids), `core/io/ring.py`
 # (ctypes structures), `core/io/uring.py` (it hands itself to `weakref.finalize`, and a
-# compiled class takes no weak references), `core/storage/tx_reads.py` (its statements
-# subclass the interpreted write side), and everything not on a hot path.
+# compiled class takes no weak references), and everything not on a hot path: among them
+# `core/storage/errors.py` and `core/storage/limits.py` (errors deriving from the
+# interpreted `core/errors.py`), `core/storage/ddl.py` (the SQL parser) and `check.py`.
 COMPILED_MODULES = [
     # The model: results, completions and groups, the kernel, `block`.
     "core/result.py",
