@@ -97,11 +97,9 @@ _ONE_BYTE_VARINTS: Final = tuple(bytes((i,)) for i in range(0x80))
 
 _REAL: Final = Affinity.REAL
 _TEXT: Final = Affinity.TEXT
-_WHOLE_TO_INTEGER: Final = frozenset({Affinity.NUMERIC, Affinity.INTEGER})
-_TEXT_AS_IS: Final = frozenset({Affinity.TEXT, Affinity.BLOB, None})
-"""Affinities that store a str unchanged."""
-_INTEGERS_AS_IS: Final = frozenset({Affinity.NUMERIC, Affinity.INTEGER, Affinity.BLOB, None})
-"""Affinities that store a 64-bit integer unchanged."""
+_BLOB: Final = Affinity.BLOB
+_NUMERIC: Final = Affinity.NUMERIC
+_INTEGER: Final = Affinity.INTEGER
 _KINDS: Final = (INDEX_INTERIOR, TABLE_INTERIOR, INDEX_LEAF, TABLE_LEAF)
 
 
@@ -254,12 +252,13 @@ def column_value(value: object, affinity: Affinity | None) -> Value:
     Raises `SchemaError` naming the type of a value SQLite cannot store, and for an integer
     outside 64 bits.
     """
-    # Values apply_affinity would return unchanged (the common case) skip it.
+    # Values apply_affinity would return unchanged (the common case) skip it. Affinities
+    # compare by identity (enum members): a set would hash them, in Python.
     if type(value) is int:
-        if affinity in _INTEGERS_AS_IS and _I64_MIN <= value <= _I64_MAX:
-            return value
+        if affinity is not _TEXT and affinity is not _REAL and _I64_MIN <= value <= _I64_MAX:
+            return value  # NUMERIC, INTEGER, BLOB or none store it unchanged
     elif type(value) is str:
-        if affinity in _TEXT_AS_IS:
+        if affinity is _TEXT or affinity is _BLOB or affinity is None:
             return value
     elif type(value) is float:
         # Not NaN and not whole (infinities included): only TEXT changes it.
@@ -269,7 +268,7 @@ def column_value(value: object, affinity: Affinity | None) -> Value:
         return value
     stored = apply_affinity(value, affinity)
     if type(stored) is float:
-        if affinity in _WHOLE_TO_INTEGER:
+        if affinity is _NUMERIC or affinity is _INTEGER:
             if stored.is_integer() and -_I64_LIMIT < stored < _I64_LIMIT:
                 return int(stored)
         elif affinity is _REAL and stored == 0.0:

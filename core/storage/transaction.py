@@ -51,7 +51,13 @@ from core.storage.pager import PageLoader
 from core.storage.record import Value
 from core.storage.schema import build_schema
 from core.storage.shared import SharedState
-from core.storage.wal import WAL_HEADER_SIZE, WalScan, WalSnapshot, parse_wal_header
+from core.storage.wal import (
+    WAL_HEADER_SIZE,
+    WalScan,
+    WalSnapshot,
+    parse_wal_header,
+    wal_header_bytes,
+)
 
 __all__ = ["FIRST_PHASE", "MAX_RESTARTS", "ReadPhase", "ReadTransaction", "WriteLockedTransaction"]
 
@@ -476,6 +482,11 @@ class ReadTransaction(Machine[T]):
         wal = db.wal
         if wal is None:
             return False
+        header = wal.header
+        if header is not None:
+            # The header known, byte for byte, and the size known: the log did not move
+            # (which costs less than parsing and verifying the header again).
+            return size == wal.file_size and data == wal_header_bytes(header)
         return _token_of(data, size) == _token(wal)
 
     def _start_page1(self, db: SharedState) -> Completion | None:

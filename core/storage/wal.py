@@ -53,6 +53,7 @@ __all__ = [
     "WalSnapshot",
     "parse_wal_header",
     "wal_checksum",
+    "wal_header_bytes",
 ]
 
 WAL_HEADER_SIZE: Final = 32
@@ -98,6 +99,19 @@ def parse_wal_header(data: bytes | bytearray, *, path: str | None = None) -> Wal
     if wal_checksum(data, 0, 24, 0, 0, big_endian) != (c1, c2):
         raise CorruptDatabaseError("WAL header checksum does not match", path=path)
     return WalHeader(big_endian, page_size, seq, salt1, salt2, (c1, c2))
+
+
+def wal_header_bytes(header: WalHeader) -> bytes:
+    """The 32 bytes of `header` as they stand in the file (`parse_wal_header` inverted)."""
+    return _header_struct.pack(
+        WAL_MAGIC_BE if header.big_endian else WAL_MAGIC_LE,
+        WAL_VERSION,
+        header.page_size,  # as SQLite writes it (65536 too; a 1 there reads as 65536)
+        header.checkpoint_seq,
+        header.salt1,
+        header.salt2,
+        *header.checksum,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,7 +286,10 @@ class WalAppender:
         if (
             prepared.first_frame != self.next_frame
             or prepared.base_checksum != self.checksum
-            or prepared.snapshot.header != self.header
+            or (
+                prepared.snapshot.header is not self.header
+                and prepared.snapshot.header != self.header
+            )
             or prepared.header != self._pending_header
         ):
             raise ValueError("this commit was not prepared from the appender's current state")

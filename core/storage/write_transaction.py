@@ -98,7 +98,7 @@ class WriteTransaction:
         assert header is not None
         self.db = db
         self.state = TransactionState.OPEN
-        self.codec = header.text_encoding.value
+        self.codec = db.codec  # the header's text encoding's codec
         pager = db.pager
         freelist = (header.freelist_trunk, header.freelist_count)
         self.pages = TransactionPages(
