@@ -629,7 +629,7 @@ def test_appending_declines_what_it_cannot_do() -> None:
     # Another kind, a cell count that is not the page's, no room left in the gap.
     assert append_to_page(page, 0, INDEX_LEAF, 10, cells[:11], 0, 4096) is None
     assert append_to_page(page, 0, TABLE_LEAF, 9, cells[:11], 0, 4096) is None
-    more = cells + [b"x" * 1100]
+    more = [*cells, b"x" * 1100]
     assert append_to_page(page, 0, TABLE_LEAF, 10, more, 0, 4096) is None
     assert append_to_page(page, 0, TABLE_LEAF, 10, cells[:12], 0, 4096) == build_page(
         TABLE_LEAF, cells[:12], 0, page_size=4096, usable_size=4096

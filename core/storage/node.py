@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from core.storage.encode import append_to_page, build_page
+from core.storage.encode import append_to_page, build_page, cells_size
 from core.storage.errors import CorruptDatabaseError
 from core.storage.page import (
     INDEX_INTERIOR,
@@ -197,7 +197,7 @@ class Node:
         header = 8 if self.kind & LEAF_FLAG else 12
         if self.number == 1:
             header += 100
-        return header + 2 * len(self.cells) + sum(map(len, self.cells))
+        return header + 2 * len(self.cells) + cells_size(self.cells)
 
     def to_bytes(self, layout: PageLayout, prefix: bytes = b"") -> bytes:
         """The page image: compact, `prefix` (page 1's database header) first.
