@@ -19,8 +19,9 @@ from setuptools.command.build_ext import build_ext
 # Left interpreted: `core/errors.py` (the bridge's errors inherit from both an ioresult
 # error and a builtin one, which a compiled base's layout forbids), `core/io/ring.py`
 # (ctypes structures), `core/io/uring.py` (it hands itself to `weakref.finalize`, and a
-# compiled class takes no weak references), `core/storage/tx_reads.py` (its statements
-# subclass the interpreted write side), and everything not on a hot path.
+# compiled class takes no weak references), and everything not on a hot path: among them
+# `core/storage/errors.py` and `core/storage/limits.py` (errors deriving from the
+# interpreted `core/errors.py`), `core/storage/ddl.py` (the SQL parser) and `check.py`.
 COMPILED_MODULES = [
     # The model: results, completions and groups, the kernel, `block`.
     "core/result.py",
@@ -48,6 +49,22 @@ COMPILED_MODULES = [
     "core/storage/transaction.py",
     "core/storage/queries.py",
     "core/storage/index_scan.py",
+    # The storage engine's write side: statements, page edits, record and page encoding,
+    # the WAL's appends and checkpoints, transactions.
+    "core/storage/statement.py",
+    "core/storage/tx_reads.py",
+    "core/storage/row_write.py",
+    "core/storage/changes.py",
+    "core/storage/tree_edit.py",
+    "core/storage/balance.py",
+    "core/storage/encode.py",
+    "core/storage/commit.py",
+    "core/storage/wal_write.py",
+    "core/storage/wal_checksum.py",
+    "core/storage/checkpoint.py",
+    "core/storage/ddl_write.py",
+    "core/storage/journal_mode.py",
+    "core/storage/write_transaction.py",
     # The file-call path of the file objects, and the read operations.
     "core/files/call.py",
     "core/files/raw.py",

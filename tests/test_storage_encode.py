@@ -21,6 +21,7 @@ from core.storage import SchemaError
 from core.storage.collation import Affinity, KeyPlan, affinity_of, field_key
 from core.storage.encode import (
     MIN_CELL_SIZE,
+    append_to_page,
     build_page,
     cell_area,
     column_value,
@@ -595,6 +596,44 @@ def test_an_empty_65536_byte_page_stores_its_content_start_as_zero() -> None:
     assert data[:8] == bytes([TABLE_LEAF, 0, 0, 0, 0, 0, 0, 0])
     page = _parsed(2, data, PageLayout(65536, 65536))
     assert page.cell_count == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(min_size=MIN_CELL_SIZE, max_size=300), max_size=40),
+    st.integers(0, 40),
+    st.sampled_from([TABLE_LEAF, INDEX_LEAF, TABLE_INTERIOR, INDEX_INTERIOR]),
+    st.booleans(),
+)
+def test_appending_to_a_compact_page_is_building_it_again(
+    cells: list[bytes], kept: int, kind: int, page1: bool
+) -> None:
+    kept = min(kept, len(cells))
+    usable, size = 4000, 4096
+    prefix = bytes(range(100)) if page1 else b""
+    leaf = kind in (TABLE_LEAF, INDEX_LEAF)
+    right = 0 if leaf else 7
+    if cell_area(cells, leaf, len(prefix)) > usable:
+        cells = cells[: max(kept, 1) - 1]
+        kept = len(cells)
+    before = build_page(
+        kind, cells[:kept], 3 if not leaf else 0, page_size=size, usable_size=usable, prefix=prefix
+    )
+    got = append_to_page(before, len(prefix), kind, kept, cells, right, usable, prefix)
+    assert got == build_page(kind, cells, right, page_size=size, usable_size=usable, prefix=prefix)
+
+
+def test_appending_declines_what_it_cannot_do() -> None:
+    cells = [bytes([i]) * 100 for i in range(30)]
+    page = build_page(TABLE_LEAF, cells[:10], 0, page_size=4096, usable_size=4096)
+    # Another kind, a cell count that is not the page's, no room left in the gap.
+    assert append_to_page(page, 0, INDEX_LEAF, 10, cells[:11], 0, 4096) is None
+    assert append_to_page(page, 0, TABLE_LEAF, 9, cells[:11], 0, 4096) is None
+    more = [*cells, b"x" * 1100]
+    assert append_to_page(page, 0, TABLE_LEAF, 10, more, 0, 4096) is None
+    assert append_to_page(page, 0, TABLE_LEAF, 10, cells[:12], 0, 4096) == build_page(
+        TABLE_LEAF, cells[:12], 0, page_size=4096, usable_size=4096
+    )
 
 
 def test_build_page_refuses_bad_arguments() -> None:

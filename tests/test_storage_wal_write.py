@@ -47,8 +47,9 @@ from core.storage.wal import (
     WalSnapshot,
     parse_wal_header,
     wal_checksum,
+    wal_header_bytes,
 )
-from core.storage.wal_checksum import checksum_fold, checksum_loop
+from core.storage.wal_checksum import checksum_bytes, checksum_fold, checksum_loop
 from core.storage.wal_write import AppendCommit, Checkpoint, PreparedCommit, WalAppender
 
 Rows = list[tuple[Any, ...]]
@@ -79,6 +80,8 @@ def test_the_fold_equals_the_loop_for_any_length(
     expected = _reference(data, s0, s1, big)
     assert checksum_fold(padded, start, end, s0, s1, big) == expected
     assert checksum_loop(padded, start, end, s0, s1, big) == expected
+    assert checksum_bytes(padded, start, end, s0, s1, big) == expected
+    assert checksum_bytes(bytearray(padded), start, end, s0, s1, big) == expected
     assert wal_checksum(padded, start, end, s0, s1, big) == expected
 
 
@@ -88,7 +91,18 @@ def test_the_fold_equals_the_loop_on_whole_pages(page_size: int) -> None:
     for data in (bytes(page_size), b"\xff" * page_size, rng.randbytes(page_size)):
         for big in (False, True):
             s0, s1 = rng.getrandbits(32), rng.getrandbits(32)
-            assert wal_checksum(data, 0, page_size, s0, s1, big) == _reference(data, s0, s1, big)
+            expected = _reference(data, s0, s1, big)
+            assert wal_checksum(data, 0, page_size, s0, s1, big) == expected
+            assert checksum_bytes(data, 0, page_size, s0, s1, big) == expected
+
+
+@pytest.mark.parametrize("page_size", [512, 4096, 65536])
+@pytest.mark.parametrize("big", [False, True])
+def test_a_header_goes_back_to_its_bytes(page_size: int, big: bool) -> None:
+    appender = WalAppender.new_log(page_size, seed=3, checkpoint_seq=5, big_endian=big)
+    prepared = appender.prepare([(1, bytes(page_size))], 1)
+    assert prepared.header is not None
+    assert wal_header_bytes(parse_wal_header(prepared.header)) == prepared.header
 
 
 # -- the databases: successive versions of one file, written by sqlite3 -----------------------

@@ -29,17 +29,17 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
 from core.storage.changes import Changes
-from core.storage.encode import table_interior_cell
+from core.storage.encode import cells_size, table_interior_cell
 from core.storage.errors import CorruptDatabaseError
 from core.storage.node import Node, interior_kind, with_child
 from core.storage.page import TABLE_LEAF
 
 __all__ = ["rebalance"]
 
-_u32 = struct.Struct(">I")
+_u32: Final = struct.Struct(">I")
 
 
 def _needs_balance(node: Node, usable: int, root: bool, underfull: bool) -> bool:
@@ -181,7 +181,7 @@ def _balance_nonroot(ch: Changes, parent_number: int, slot: int) -> None:
     # Pack them again, left to right, as evenly as the fewest pages allow (full pages
     # would overflow again at the next insert into any of them).
     capacity = layout.usable_size - (8 if leaf else 12)
-    total = sum(map(len, cells)) + 2 * len(cells)
+    total = cells_size(cells) + 2 * len(cells)
     target = total // -(-total // capacity) if total else capacity
     pages: list[tuple[list[bytes], list[Any]]] = []
     dividers: list[tuple[bytes | None, Any]] = []  # promoted cell (None: table leaf), key

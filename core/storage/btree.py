@@ -36,6 +36,7 @@ from __future__ import annotations
 import enum
 import struct
 from bisect import bisect_left, bisect_right
+from typing import Final
 
 from core.completion import Completion
 from core.errors import InternalError
@@ -64,10 +65,10 @@ __all__ = [
     "lookup_rowid_cached",
 ]
 
-MAX_DEPTH = 20
+MAX_DEPTH: Final = 20
 """SQLite's `BTCURSOR_MAX_DEPTH`: no legitimate B-tree is deeper."""
 
-_u32 = struct.Struct(">I").unpack_from
+_u32: Final = struct.Struct(">I").unpack_from
 
 
 class _State(enum.Enum):
@@ -81,12 +82,12 @@ class _State(enum.Enum):
 
 # Hot paths compare against module-level aliases of the enum members: looking a member up
 # on its class goes through the enum metaclass and costs about ten times a global lookup.
-_S_IDLE = _State.IDLE
-_S_LOAD = _State.LOAD
-_S_POSITION = _State.POSITION
-_S_ADVANCE = _State.ADVANCE
-_S_KEYS = _State.KEYS
-_S_PAYLOAD = _State.PAYLOAD
+_S_IDLE: Final = _State.IDLE
+_S_LOAD: Final = _State.LOAD
+_S_POSITION: Final = _State.POSITION
+_S_ADVANCE: Final = _State.ADVANCE
+_S_KEYS: Final = _State.KEYS
+_S_PAYLOAD: Final = _State.PAYLOAD
 
 
 class _Mode(enum.Enum):
@@ -95,9 +96,9 @@ class _Mode(enum.Enum):
     SEEK_KEY = "seek key"
 
 
-_M_LEFTMOST = _Mode.LEFTMOST
-_M_SEEK_ROWID = _Mode.SEEK_ROWID
-_M_SEEK_KEY = _Mode.SEEK_KEY
+_M_LEFTMOST: Final = _Mode.LEFTMOST
+_M_SEEK_ROWID: Final = _Mode.SEEK_ROWID
+_M_SEEK_KEY: Final = _Mode.SEEK_KEY
 
 
 class _Movement(enum.Enum):
@@ -107,10 +108,10 @@ class _Movement(enum.Enum):
     RECORD = "load_record"
 
 
-_MV_REWIND = _Movement.REWIND
-_MV_SEEK = _Movement.SEEK
-_MV_NEXT = _Movement.NEXT
-_MV_RECORD = _Movement.RECORD
+_MV_REWIND: Final = _Movement.REWIND
+_MV_SEEK: Final = _Movement.SEEK
+_MV_NEXT: Final = _Movement.NEXT
+_MV_RECORD: Final = _Movement.RECORD
 
 
 class _OverflowState(enum.Enum):
@@ -118,8 +119,8 @@ class _OverflowState(enum.Enum):
     READING = "reading"
 
 
-_OV_IDLE = _OverflowState.IDLE
-_OV_READING = _OverflowState.READING
+_OV_IDLE: Final = _OverflowState.IDLE
+_OV_READING: Final = _OverflowState.READING
 
 
 class OverflowReader:
@@ -222,7 +223,7 @@ class Lookup(enum.Enum):
     MISS = "miss"
 
 
-_L_MISS = Lookup.MISS
+_L_MISS: Final = Lookup.MISS
 
 
 def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int] | Lookup | None:

@@ -27,6 +27,7 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from core.storage.errors import CorruptDatabaseError
 from core.storage.locking import PENDING_BYTE
@@ -35,8 +36,8 @@ from core.storage.page import Page, PageLayout
 
 __all__ = ["Changes", "NeedPage", "TransactionPages", "lock_byte_page"]
 
-_u32 = struct.Struct(">I")
-_trunk_head = struct.Struct(">II")
+_u32: Final = struct.Struct(">I")
+_trunk_head: Final = struct.Struct(">II")
 
 
 class NeedPage(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from core.storage.errors import CorruptDatabaseError
 
@@ -33,11 +34,11 @@ __all__ = [
     "with_counters",
 ]
 
-HEADER_SIZE = 100
-MAGIC = b"SQLite format 3\x00"
-MIN_USABLE_SIZE = 480
+HEADER_SIZE: Final = 100
+MAGIC: Final = b"SQLite format 3\x00"
+MIN_USABLE_SIZE: Final = 480
 
-_FIELDS = struct.Struct(">HBBBBBBIIIIIIIIIIII20xII")
+_FIELDS: Final = struct.Struct(">HBBBBBBIIIIIIIIIIII20xII")
 
 
 class TextEncoding(enum.Enum):
@@ -48,7 +49,7 @@ class TextEncoding(enum.Enum):
     UTF16BE = "utf-16-be"
 
 
-_ENCODINGS = {0: TextEncoding.UTF8, 1: TextEncoding.UTF8, 2: TextEncoding.UTF16LE}
+_ENCODINGS: Final = {0: TextEncoding.UTF8, 1: TextEncoding.UTF8, 2: TextEncoding.UTF16LE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +176,10 @@ def parse_header(data: bytes | bytearray, *, path: str | None = None) -> Databas
     )
 
 
-SQLITE_VERSION_NUMBER = 3045001
+SQLITE_VERSION_NUMBER: Final = 3045001
 """The SQLite version number this engine writes into headers (the file format it follows)."""
 
-_u32 = struct.Struct(">I")
+_u32: Final = struct.Struct(">I")
 
 
 def new_header(page_size: int) -> bytes:

@@ -39,6 +39,7 @@ if sys.platform == "win32":  # pragma: no cover - the package states it needs PO
     )
 
 import fcntl
+from typing import Final
 
 from core.storage.errors import DatabaseBusyError
 
@@ -51,10 +52,10 @@ __all__ = [
     "wal_connections_open",
 ]
 
-PENDING_BYTE = 0x40000000
-RESERVED_BYTE = PENDING_BYTE + 1
-SHARED_FIRST = PENDING_BYTE + 2
-SHARED_SIZE = 510
+PENDING_BYTE: Final = 0x40000000
+RESERVED_BYTE: Final = PENDING_BYTE + 1
+SHARED_FIRST: Final = PENDING_BYTE + 2
+SHARED_SIZE: Final = 510
 
 _F_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _F_OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
@@ -77,14 +78,14 @@ else:  # Linux: struct flock { short type, whence; off_t start, len; pid_t pid; 
 
 
 # The four requests a reader makes, packed once.
-_READ_PENDING = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
-_READ_SHARED = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
-_RELEASE_PENDING = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
-_RELEASE_ALL = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
-_WRITE_ALL = _pack(fcntl.F_WRLCK, PENDING_BYTE, 2 + SHARED_SIZE)
-_RELEASE_WRITER = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2)
+_READ_PENDING: Final = _pack(fcntl.F_RDLCK, PENDING_BYTE, 1)
+_READ_SHARED: Final = _pack(fcntl.F_RDLCK, SHARED_FIRST, SHARED_SIZE)
+_RELEASE_PENDING: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 1)
+_RELEASE_ALL: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_WRITE_ALL: Final = _pack(fcntl.F_WRLCK, PENDING_BYTE, 2 + SHARED_SIZE)
+_RELEASE_WRITER: Final = _pack(fcntl.F_UNLCK, PENDING_BYTE, 2)
 
-_SHM_DMS_BYTE = 128
+_SHM_DMS_BYTE: Final = 128
 """The "dead man switch" byte of the -shm file that every open WAL connection locks."""
 
 
@@ -168,12 +169,15 @@ class FileLock:
 def wal_connections_open(path: str) -> bool:
     """True if some connection holds a lock on the DMS byte of `path`'s `-shm` file: a
     SQLite connection has the database open in WAL mode. False when there is no `-shm`."""
+    shm = path + "-shm"
+    if not os.access(shm, os.F_OK):  # the common case, without raising and catching
+        return False
     try:
-        fd = os.open(path + "-shm", os.O_RDONLY)
+        fd = os.open(shm, os.O_RDONLY)
     except OSError:
         return False
     try:
-        probe = FileLock(fd, path + "-shm")
+        probe = FileLock(fd, shm)
         try:
             return probe.holder_kind(_SHM_DMS_BYTE, 1) != fcntl.F_UNLCK
         except OSError:

@@ -13,6 +13,11 @@ Theory of operation:
   kept on the cached `Page` for the transactions after it (`of_page`; a commit leaves the
   nodes it wrote there); a statement that edits one edits a `copy()` and hands it back to
   its staged changes, so a statement that fails leaves the shared node untouched.
+- A node parsed from a page, and the copies edited from it, remember that page's bytes
+  and cells (`origin`, `origin_cells`): when an edit only added cells after the ones it
+  had (rows appended in rowid order, a divider appended to a parent), `to_bytes` writes
+  the new cells into the old image's free gap instead of building the page again
+  (`append_to_page`). Every other edit builds it again, compactly.
 - Sizes follow SQLite's accounting: the page header (8 bytes on a leaf, 12 on an interior
   page, plus the 100-byte database header on page 1), two bytes of cell pointer per cell,
   and the cells themselves.
@@ -21,9 +26,9 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, Final
 
-from core.storage.encode import build_page
+from core.storage.encode import append_to_page, build_page, cells_size
 from core.storage.errors import CorruptDatabaseError
 from core.storage.page import (
     INDEX_INTERIOR,
@@ -41,7 +46,7 @@ from core.storage.record import read_varint
 
 __all__ = ["Node", "interior_kind", "leaf_kind", "with_child"]
 
-_u32 = struct.Struct(">I")
+_u32: Final = struct.Struct(">I")
 
 
 def leaf_kind(table: bool) -> int:
@@ -62,7 +67,7 @@ def with_child(cell: bytes, child: int) -> bytes:
 class Node:
     """One B-tree page's cells, keys and right child (see the module docstring)."""
 
-    __slots__ = ("cells", "keys", "kind", "number", "right")
+    __slots__ = ("cells", "keys", "kind", "number", "origin", "origin_cells", "right")
 
     def __init__(
         self,
@@ -80,6 +85,10 @@ class Node:
         until it is needed."""
         self.right = right
         """The right-most child of an interior page (0 on a leaf)."""
+        self.origin: bytes | None = None
+        """The bytes of the page this node was parsed from (or last written as), if any."""
+        self.origin_cells: list[bytes] = []
+        """The cells `origin` holds: a list no one edits (the parsed node's own)."""
 
     @classmethod
     def from_page(cls, page: Page, layout: PageLayout) -> Node:
@@ -118,7 +127,10 @@ class Node:
             keys = list(page.rowids)
         else:
             keys = [None] * len(cells)
-        return cls(page.number, kind, cells, keys, page.rightmost)
+        node = cls(page.number, kind, cells, keys, page.rightmost)
+        node.origin = data
+        node.origin_cells = cells
+        return node
 
     @classmethod
     def of_page(cls, page: Page, layout: PageLayout) -> Node:
@@ -149,13 +161,23 @@ class Node:
 
     def copy(self, number: int | None = None) -> Node:
         """A copy to edit (optionally for another page number)."""
-        return Node(
+        node = Node(
             self.number if number is None else number,
             self.kind,
             list(self.cells),
             list(self.keys),
             self.right,
         )
+        if number is None or number == self.number:
+            node.origin = self.origin
+            node.origin_cells = self.origin_cells
+        return node
+
+    def written_as(self, data: bytes) -> None:
+        """This node is committed now, as the page image `data` (its `to_bytes`): later
+        edits of its copies start from those bytes. Only for a node no one edits any more."""
+        self.origin = data
+        self.origin_cells = self.cells
 
     def child(self, i: int) -> int:
         """The `i`-th child of an interior page (`len(cells)` is the right-most)."""
@@ -175,13 +197,18 @@ class Node:
         header = 8 if self.kind & LEAF_FLAG else 12
         if self.number == 1:
             header += 100
-        return header + 2 * len(self.cells) + sum(map(len, self.cells))
+        return header + 2 * len(self.cells) + cells_size(self.cells)
 
     def to_bytes(self, layout: PageLayout, prefix: bytes = b"") -> bytes:
         """The page image: compact, `prefix` (page 1's database header) first.
 
         Raises `ValueError` if the cells do not fit (a bug: nodes are balanced first).
         """
+        origin = self.origin
+        if origin is not None and len(origin) == layout.page_size:
+            image = self._appended(origin, layout, prefix)
+            if image is not None:
+                return image
         return build_page(
             self.kind,
             self.cells,
@@ -189,6 +216,23 @@ class Node:
             page_size=layout.page_size,
             usable_size=layout.usable_size,
             prefix=prefix,
+        )
+
+    def _appended(self, origin: bytes, layout: PageLayout, prefix: bytes) -> bytes | None:
+        """The image as `origin` with the cells added since, if that is all that changed."""
+        offset = 100 if self.number == 1 else 0
+        if len(prefix) != offset:
+            return None
+        kept = self.origin_cells
+        cells = self.cells
+        n = len(kept)
+        if len(cells) < n:
+            return None
+        for i in range(n):
+            if cells[i] is not kept[i]:
+                return None
+        return append_to_page(
+            origin, offset, self.kind, n, cells, self.right, layout.usable_size, prefix
         )
 
     def __repr__(self) -> str:

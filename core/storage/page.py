@@ -23,7 +23,7 @@ Theory of operation:
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from core.storage.errors import CorruptDatabaseError
 from core.storage.record import Value, read_varint, to_signed64
@@ -45,24 +45,24 @@ __all__ = [
     "parse_cells",
 ]
 
-INDEX_INTERIOR = 2
-TABLE_INTERIOR = 5
-INDEX_LEAF = 10
-TABLE_LEAF = 13
-LEAF_FLAG = 8
+INDEX_INTERIOR: Final = 2
+TABLE_INTERIOR: Final = 5
+INDEX_LEAF: Final = 10
+TABLE_LEAF: Final = 13
+LEAF_FLAG: Final = 8
 """The bit of a page kind that marks a leaf (SQLite's PTF_LEAF)."""
-TABLE_FLAG = 1
+TABLE_FLAG: Final = 1
 """The bit of a page kind that marks a table B-tree page (SQLite's PTF_INTKEY | PTF_LEAFDATA
 read as one bit: 5 and 13 have it, 2 and 10 do not)."""
 
-_KIND_NAMES = {
+_KIND_NAMES: Final = {
     INDEX_INTERIOR: "index interior",
     TABLE_INTERIOR: "table interior",
     INDEX_LEAF: "index leaf",
     TABLE_LEAF: "table leaf",
 }
 
-_u32 = struct.Struct(">I").unpack_from
+_u32: Final = struct.Struct(">I").unpack_from
 
 
 class PageLayout:

@@ -25,6 +25,7 @@ Theory of operation:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError
@@ -35,8 +36,8 @@ from core.storage.page import Page, PageLayout
 
 __all__ = ["PageLoader", "PageRead", "Pager"]
 
-WAL_HEADER_SIZE = 32
-WAL_FRAME_HEADER_SIZE = 24
+WAL_HEADER_SIZE: Final = 32
+WAL_FRAME_HEADER_SIZE: Final = 24
 
 
 class PageRead:

@@ -18,7 +18,7 @@ by the field bodies. Rules kept here:
 from __future__ import annotations
 
 import struct
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from core.storage.errors import CorruptDatabaseError
 
@@ -33,16 +33,16 @@ __all__ = [
 Value: TypeAlias = int | float | str | bytes | None
 """A column value as Python's sqlite3 returns it."""
 
-MAX_RECORD_HEADER = 98307
+MAX_RECORD_HEADER: Final = 98307
 """SQLite's bound on a record header's size (it refuses larger ones as corrupt)."""
 
-_unpack_double = struct.Struct(">d").unpack_from
-_unpack_h = struct.Struct(">h").unpack_from
-_unpack_i = struct.Struct(">i").unpack_from
-_unpack_q = struct.Struct(">q").unpack_from
+_unpack_double: Final = struct.Struct(">d").unpack_from
+_unpack_h: Final = struct.Struct(">h").unpack_from
+_unpack_i: Final = struct.Struct(">i").unpack_from
+_unpack_q: Final = struct.Struct(">q").unpack_from
 
-_SIGN64 = 1 << 63
-_WRAP64 = 1 << 64
+_SIGN64: Final = 1 << 63
+_WRAP64: Final = 1 << 64
 
 
 def read_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
@@ -103,9 +103,9 @@ class _Plan:
         self.fixups = tuple(fixups)
 
 
-_FIXED = {1: "b", 2: "h", 4: "i", 6: "q", 7: "d"}
+_FIXED: Final = {1: "b", 2: "h", 4: "i", 6: "q", 7: "d"}
 _PLANS: dict[bytes, _Plan] = {}
-_MAX_PLANS = 4096
+_MAX_PLANS: Final = 4096
 
 
 def _make_plan(key: bytes) -> _Plan | None:

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
+
+from mypy_extensions import mypyc_attr
 
 from core.storage.changes import Changes
 from core.storage.encode import column_value, encode_record
@@ -73,8 +75,8 @@ __all__ = [
     "insert_index_entry",
 ]
 
-MAX_ROWID = (1 << 63) - 1
-_MISSING = object()
+MAX_ROWID: Final = (1 << 63) - 1
+_MISSING: Final = object()
 
 
 def check_rowid(value: object) -> None:
@@ -306,6 +308,7 @@ def _unused_rowid(changes: Changes, table: Table, salt: int) -> tuple[int, Posit
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Insert(Statement[int]):
     """The operation `WriteTransaction.insert` returns; `Done(rowid)`."""
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from core.storage.node import Node
     from core.storage.row_write import TablePlan
 
-AUTO_CHECKPOINT_FRAMES = 1000
+AUTO_CHECKPOINT_FRAMES: Final = 1000
 """SQLite's default: checkpoint once the WAL holds this many frames."""
 
 __all__ = ["AUTO_CHECKPOINT_FRAMES", "MISS", "Row", "SharedState"]
@@ -63,10 +63,10 @@ __all__ = ["AUTO_CHECKPOINT_FRAMES", "MISS", "Row", "SharedState"]
 Row = tuple[Value, ...]
 """A row: `(rowid, *columns)` for rowid tables, `(*columns)` for WITHOUT ROWID tables."""
 
-MISS = Lookup.MISS
+MISS: Final = Lookup.MISS
 """What an answer from the cache alone returns when the full operation must run."""
 
-_TEXT_AS_IS = frozenset({Affinity.TEXT, Affinity.BLOB, None})
+_TEXT_AS_IS: Final = frozenset({Affinity.TEXT, Affinity.BLOB, None})
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -81,6 +81,7 @@ class SharedState:
         "_plans",
         "_readers",
         "_resolved",
+        "_wal_checked",
         "_wal_identity",
         "appender",
         "auto_checkpoint",
@@ -142,6 +143,9 @@ class SharedState:
         self.wal: WalSnapshot | None = None
         """The WAL as of the last transaction (None when there is no log)."""
         self._wal_identity: tuple[int, int] | None = None
+        self._wal_checked = False
+        """True once the -wal file was checked (`refresh_wal_file`) under the write lock
+        now held: it stays the same file until the lock is given back."""
         fd = _fd_of(file)
         self.lock: FileLock | None = (
             FileLock(fd, path) if fd is not None and not immutable else None
@@ -367,6 +371,7 @@ class SharedState:
         if not self.writing:
             return
         self.writing = False
+        self._wal_checked = False
         if self.lock is not None and not self.closed:
             self._drop_exclusive(self.lock)
 
@@ -440,6 +445,7 @@ class SharedState:
                 return False
             identity = (st.st_dev, st.st_ino)
             if self.wal_file is not None and identity == self._wal_identity:
+                self._wal_checked = self.writing
                 return True
             self.drop_wal_file()
             self._wal_identity = identity
@@ -460,6 +466,10 @@ class SharedState:
 
         Raises `CompletionError` if it cannot be created.
         """
+        if self._wal_checked and self.wal_file is not None:
+            # Checked since the lock was taken: SQLite removes or replaces a log only
+            # under the EXCLUSIVE lock, so it is still the same file.
+            return self.wal_file
         if not self.refresh_wal_file():
             file = self.io.open_file(self.wal_path, OpenFlags.CREATE)
             self.wal_file = file
@@ -492,7 +502,10 @@ class SharedState:
         for number, data in pages:
             page = Page(number, data)
             if nodes is not None:
-                page.node = nodes.get(number)
+                node = nodes.get(number)
+                if node is not None:
+                    node.written_as(data)
+                    page.node = node
             cache.put(page)
             if number == 1:
                 raw = data[:HEADER_SIZE]
@@ -581,6 +594,7 @@ class SharedState:
             self.wal_file = None
             self.log_reset()
             self._wal_identity = None
+            self._wal_checked = False
             if self.wal is not None and self.wal.frames:
                 self.pager.invalidate()
             self.wal = None

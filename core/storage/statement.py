@@ -24,7 +24,9 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from core.result import IO, Done
 from core.state_machine import Continue, Machine, TransitionResult
@@ -45,10 +47,11 @@ class _Step(enum.Enum):
     READ = "read"
 
 
-_PLAN = _Step.PLAN
-_READ = _Step.READ
+_PLAN: Final = _Step.PLAN
+_READ: Final = _Step.READ
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Statement(Machine[T]):
     """Base of the write statements: a subclass writes `_plan` (and may write `_applied`).
 

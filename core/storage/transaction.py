@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -51,16 +51,22 @@ from core.storage.pager import PageLoader
 from core.storage.record import Value
 from core.storage.schema import build_schema
 from core.storage.shared import SharedState
-from core.storage.wal import WAL_HEADER_SIZE, WalScan, WalSnapshot, parse_wal_header
+from core.storage.wal import (
+    WAL_HEADER_SIZE,
+    WalScan,
+    WalSnapshot,
+    parse_wal_header,
+    wal_header_bytes,
+)
 
 __all__ = ["FIRST_PHASE", "MAX_RESTARTS", "ReadPhase", "ReadTransaction", "WriteLockedTransaction"]
 
 T = TypeVar("T")
 
-MAX_RESTARTS = 8
+MAX_RESTARTS: Final = 8
 """How often a WAL-mode read starts over because the log changed before giving up."""
 
-_JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+_JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
 
 
 class ReadPhase(enum.Enum):
@@ -81,28 +87,28 @@ class ReadPhase(enum.Enum):
     DONE = "done"
 
 
-_P_BEGIN = ReadPhase.BEGIN
-FIRST_PHASE = _P_BEGIN
+_P_BEGIN: Final = ReadPhase.BEGIN
+FIRST_PHASE: Final = _P_BEGIN
 """The phase a read transaction starts in: a query that answers from the cache alone does
 so only there."""
-_P_HEADER = ReadPhase.HEADER
-_P_JOURNAL = ReadPhase.JOURNAL
-_P_WAL_HEADER = ReadPhase.WAL_HEADER
-_P_WAL_SCAN = ReadPhase.WAL_SCAN
-_P_PAGE1 = ReadPhase.PAGE1
-_P_SCHEMA = ReadPhase.SCHEMA
-_P_WORK = ReadPhase.WORK
-_P_FINISH = ReadPhase.FINISH
-_P_FINISH_CHECK = ReadPhase.FINISH_CHECK
-_P_RECHECK = ReadPhase.RECHECK
-_P_RECHECK_WAIT = ReadPhase.RECHECK_WAIT
-_P_DONE = ReadPhase.DONE
+_P_HEADER: Final = ReadPhase.HEADER
+_P_JOURNAL: Final = ReadPhase.JOURNAL
+_P_WAL_HEADER: Final = ReadPhase.WAL_HEADER
+_P_WAL_SCAN: Final = ReadPhase.WAL_SCAN
+_P_PAGE1: Final = ReadPhase.PAGE1
+_P_SCHEMA: Final = ReadPhase.SCHEMA
+_P_WORK: Final = ReadPhase.WORK
+_P_FINISH: Final = ReadPhase.FINISH
+_P_FINISH_CHECK: Final = ReadPhase.FINISH_CHECK
+_P_RECHECK: Final = ReadPhase.RECHECK
+_P_RECHECK_WAIT: Final = ReadPhase.RECHECK_WAIT
+_P_DONE: Final = ReadPhase.DONE
 
 
-_SC_SEEK = ScanStep.SEEK
-_SC_ROW = ScanStep.ROW
-_SC_NEXT = ScanStep.NEXT
-_SC_DONE = ScanStep.DONE
+_SC_SEEK: Final = ScanStep.SEEK
+_SC_ROW: Final = ScanStep.ROW
+_SC_NEXT: Final = ScanStep.NEXT
+_SC_DONE: Final = ScanStep.DONE
 
 
 class _SchemaLoad:
@@ -476,6 +482,11 @@ class ReadTransaction(Machine[T]):
         wal = db.wal
         if wal is None:
             return False
+        header = wal.header
+        if header is not None:
+            # The header known, byte for byte, and the size known: the log did not move
+            # (which costs less than parsing and verifying the header again).
+            return size == wal.file_size and data == wal_header_bytes(header)
         return _token_of(data, size) == _token(wal)
 
     def _start_page1(self, db: SharedState) -> Completion | None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from core.completion import Completion
 from core.errors import InternalError
@@ -52,17 +53,18 @@ __all__ = [
     "WalSnapshot",
     "parse_wal_header",
     "wal_checksum",
+    "wal_header_bytes",
 ]
 
-WAL_HEADER_SIZE = 32
-WAL_FRAME_HEADER_SIZE = 24
-WAL_MAGIC_LE = 0x377F0682
-WAL_MAGIC_BE = 0x377F0683
-WAL_VERSION = 3007000
-_CHUNK_BYTES = 256 * 1024
+WAL_HEADER_SIZE: Final = 32
+WAL_FRAME_HEADER_SIZE: Final = 24
+WAL_MAGIC_LE: Final = 0x377F0682
+WAL_MAGIC_BE: Final = 0x377F0683
+WAL_VERSION: Final = 3007000
+_CHUNK_BYTES: Final = 256 * 1024
 
-_header_struct = struct.Struct(">IIIIIIII")
-_frame_struct = struct.Struct(">IIIIII")
+_header_struct: Final = struct.Struct(">IIIIIIII")
+_frame_struct: Final = struct.Struct(">IIIIII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,19 @@ def parse_wal_header(data: bytes | bytearray, *, path: str | None = None) -> Wal
     return WalHeader(big_endian, page_size, seq, salt1, salt2, (c1, c2))
 
 
+def wal_header_bytes(header: WalHeader) -> bytes:
+    """The 32 bytes of `header` as they stand in the file (`parse_wal_header` inverted)."""
+    return _header_struct.pack(
+        WAL_MAGIC_BE if header.big_endian else WAL_MAGIC_LE,
+        WAL_VERSION,
+        header.page_size,  # as SQLite writes it (65536 too; a 1 there reads as 65536)
+        header.checkpoint_seq,
+        header.salt1,
+        header.salt2,
+        *header.checksum,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WalSnapshot:
     """What the WAL held at the last commit when it was read."""
@@ -117,7 +132,7 @@ class WalSnapshot:
     """The WAL file's size when it was read (a change means the log moved on)."""
 
 
-EMPTY_SNAPSHOT = WalSnapshot(None, {}, 0, 0, (0, 0), 0)
+EMPTY_SNAPSHOT: Final = WalSnapshot(None, {}, 0, 0, (0, 0), 0)
 
 
 class _ScanState(enum.Enum):

@@ -24,16 +24,26 @@ Theory of operation:
   fast path to the loop with hypothesis.
 - Checksums read the words big-endian or little-endian (the WAL magic says which); the
   packing reads little-endian, so big-endian words are byte-swapped first.
+- Compiled (mypyc), the word loop over the bytes themselves (`checksum_bytes`: 64-bit
+  native integers, no Python object per word) is about 6x faster than the fold again (3
+  against 20 us per 4 KiB page); interpreted it is by far the slowest. `wal_checksum`
+  takes the loop when this module is compiled, the fold when it is not.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
+from importlib.machinery import EXTENSION_SUFFIXES
+from typing import Final
 
-__all__ = ["checksum_fold", "checksum_loop", "wal_checksum"]
+from mypy_extensions import i64
 
-_MASK = 0xFFFFFFFF
+__all__ = ["checksum_bytes", "checksum_fold", "checksum_loop", "wal_checksum"]
+
+_MASK: Final = 0xFFFFFFFF
+_COMPILED: Final = __file__.endswith(tuple(EXTENSION_SUFFIXES))
+"""True when this module is a mypyc-compiled extension (see the module docstring)."""
 _SMALL_PAIRS = 16
 """Below this many word pairs the plain loop is faster (measured)."""
 _MAX_PLANS = 64
@@ -60,6 +70,8 @@ def wal_checksum(
     data: bytes | bytearray, start: int, end: int, s0: int, s1: int, big_endian: bool
 ) -> tuple[int, int]:
     """Continue the WAL checksum `(s0, s1)` over `data[start:end]` (a multiple of 8 bytes)."""
+    if _COMPILED:
+        return checksum_bytes(data, start, end, s0, s1, big_endian)
     pairs = (end - start) >> 3
     if pairs < _SMALL_PAIRS:
         return checksum_loop(data, start, end, s0, s1, big_endian)
@@ -82,6 +94,39 @@ def checksum_loop(
         s0 = (s0 + a + s1) & _MASK
         s1 = (s1 + b + s0) & _MASK
     return s0, s1
+
+
+def checksum_bytes(
+    data: bytes | bytearray, start: int, end: int, s0: int, s1: int, big_endian: bool
+) -> tuple[int, int]:
+    """The checksum one pair of words at a time, each word assembled from its bytes: the
+    fastest way compiled, the slowest interpreted (see the module docstring)."""
+    if type(data) is not bytes:
+        data = bytes(data[start:end])
+        end -= start
+        start = 0
+    raw: bytes = data
+    a0: i64 = s0 & _MASK
+    a1: i64 = s1 & _MASK
+    i: i64 = start
+    stop: i64 = start + ((end - start) & ~7)
+    w0: i64
+    w1: i64
+    if big_endian:
+        while i < stop:
+            w0 = (raw[i] << 24) | (raw[i + 1] << 16) | (raw[i + 2] << 8) | raw[i + 3]
+            w1 = (raw[i + 4] << 24) | (raw[i + 5] << 16) | (raw[i + 6] << 8) | raw[i + 7]
+            a0 = (a0 + w0 + a1) & 0xFFFFFFFF
+            a1 = (a1 + w1 + a0) & 0xFFFFFFFF
+            i += 8
+    else:
+        while i < stop:
+            w0 = raw[i] | (raw[i + 1] << 8) | (raw[i + 2] << 16) | (raw[i + 3] << 24)
+            w1 = raw[i + 4] | (raw[i + 5] << 8) | (raw[i + 6] << 16) | (raw[i + 7] << 24)
+            a0 = (a0 + w0 + a1) & 0xFFFFFFFF
+            a1 = (a1 + w1 + a0) & 0xFFFFFFFF
+            i += 8
+    return int(a0), int(a1)
 
 
 def checksum_fold(

@@ -43,6 +43,9 @@ import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError, ErrorKind
@@ -63,20 +66,20 @@ from core.storage.wal_checksum import wal_checksum
 
 __all__ = ["DEFAULT_BATCH_BYTES", "AppendCommit", "Checkpoint", "PreparedCommit", "WalAppender"]
 
-_MASK = 0xFFFFFFFF
-_HOST_BIG_ENDIAN = sys.byteorder == "big"
+_MASK: Final = 0xFFFFFFFF
+_HOST_BIG_ENDIAN: Final = sys.byteorder == "big"
 
-_header_struct = struct.Struct(">IIIIII")
-_frame_start = struct.Struct(">II")  # page number, database size (commit frames only)
-_four_words = struct.Struct(">IIII")
-_pair_be = struct.Struct(">II")
-_pair_le = struct.Struct("<II")
+_header_struct: Final = struct.Struct(">IIIIII")
+_frame_start: Final = struct.Struct(">II")  # page number, database size (commit frames only)
+_four_words: Final = struct.Struct(">IIII")
+_pair_be: Final = struct.Struct(">II")
+_pair_le: Final = struct.Struct("<II")
 
-DEFAULT_BATCH_BYTES = 1 << 20
+DEFAULT_BATCH_BYTES: Final = 1 << 20
 """About how much of the log a checkpoint reads and holds at once."""
-_GAP_FRAMES = 4
+_GAP_FRAMES: Final = 4
 """A checkpoint reads over up to this many unneeded frames rather than start another read."""
-_IOV_PAGES = 128
+_IOV_PAGES: Final = 128
 """At most this many pages in one `pwritev` (IOV_MAX is 1024 on Linux)."""
 
 
@@ -283,7 +286,10 @@ class WalAppender:
         if (
             prepared.first_frame != self.next_frame
             or prepared.base_checksum != self.checksum
-            or prepared.snapshot.header != self.header
+            or (
+                prepared.snapshot.header is not self.header
+                and prepared.snapshot.header != self.header
+            )
             or prepared.header != self._pending_header
         ):
             raise ValueError("this commit was not prepared from the appender's current state")
@@ -402,6 +408,7 @@ _Run = tuple[int, int, list[tuple[int, int]]]
 """One read of the log: first frame, frame count, and the (frame, page) pairs it serves."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Checkpoint(Machine[int]):
     """Copy the committed content of the WAL into the database file, then empty the WAL;
     `Done(pages copied)`.

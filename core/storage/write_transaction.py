@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Final
 
 from core.completion import Completion
 from core.result import Done
@@ -59,7 +60,7 @@ from core.storage.tx_reads import TxCount, TxGet, TxScan
 
 __all__ = ["Begin", "RolledBack", "TransactionState", "WriteTransaction"]
 
-DEFAULT_PAGE_SIZE = 4096
+DEFAULT_PAGE_SIZE: Final = 4096
 
 
 class TransactionState(enum.Enum):
@@ -97,7 +98,7 @@ class WriteTransaction:
         assert header is not None
         self.db = db
         self.state = TransactionState.OPEN
-        self.codec = header.text_encoding.value
+        self.codec = db.codec  # the header's text encoding's codec
         pager = db.pager
         freelist = (header.freelist_trunk, header.freelist_count)
         self.pages = TransactionPages(
@@ -264,22 +265,25 @@ class WriteTransaction:
             for n in range(self._base_counters[0] + 1, pages.page_count + 1)
             if n not in numbers and n != skipped
         ]
-        db = self.db
-        header = db.header
-        assert header is not None
-        prefix = with_counters(
-            db.raw_page1_header,
-            change_counter=header.change_counter + 1,
-            page_count=pages.page_count,
-            freelist_trunk=pages.freelist_trunk,
-            freelist_count=pages.freelist_count,
-            schema_cookie=self.schema_cookie,
-        )
-        images = [(n, pages.page_image(n, prefix if n == 1 else b"")) for n in numbers]
+        images = [(n, pages.page_image(n)) for n in numbers if n != 1]
+        if 1 in numbers:
+            db = self.db
+            header = db.header
+            assert header is not None
+            prefix = with_counters(
+                db.raw_page1_header,
+                change_counter=header.change_counter + 1,
+                page_count=pages.page_count,
+                freelist_trunk=pages.freelist_trunk,
+                freelist_count=pages.freelist_count,
+                schema_cookie=self.schema_cookie,
+            )
+            images.append((1, pages.page_image(1, prefix)))
         if freed:
             empty = bytes(layout.page_size)
             images.extend((n, empty) for n in freed)
-        images.sort(key=lambda image: image[0])
+        if len(images) > 1:
+            images.sort(key=_page_number)
         return images
 
     def begin_commit(self) -> None:
@@ -408,6 +412,10 @@ class Begin(WriteLockedTransaction[WriteTransaction]):
         tx.pages.nodes[1] = self._page1_node  # a commit may rewrite page 1's header
         self._hand_over_lock()  # the transaction owns the lock now
         return tx
+
+
+def _page_number(image: tuple[int, bytes]) -> int:
+    return image[0]
 
 
 def _first_page(page_size: int) -> bytes:
