@@ -230,20 +230,17 @@ async def _pass_turn(
     budget: PassBudget,
 ) -> None:
     """Wait until a pass has step budget left (`PassBudget`), arming it if it is fresh:
-    parked until a refill wakes this drive, then, if that pass is spent already, one turn
-    at a time (so the drives woken together keep their order). A cancellation or an
-    expired timeout meanwhile gives up on `op`, as any turn does."""
-    fut: Future[None] | None = loop.create_future()
+    parked until a refill wakes this drive; if that pass is spent already, parked again
+    ahead of the drives never woken (`PassBudget.again`), so the drives woken together
+    keep their order. A cancellation or an expired timeout meanwhile gives up on `op`, as
+    any turn does."""
+    fut: Future[None] = loop.create_future()
     budget.waiting.append(fut)
-    if waiter is not None:
-        waiter.fut = fut  # so that the timeout's timer wakes it too
     while True:
+        if waiter is not None:
+            waiter.fut = fut  # so that the timeout's timer wakes it too
         try:
-            if fut is not None:
-                await fut
-                fut = None
-            else:
-                await _one_turn()
+            await fut
         except BaseException as exc:  # a cancelled Future is done: the refill skips it
             await _give_up_asyncio(op, None, exc, io, loop)
             raise
@@ -256,6 +253,8 @@ async def _pass_turn(
         if now <= budget.end:
             budget.stepped += 1
             return
+        fut = loop.create_future()
+        budget.again.append(fut)
 
 
 class _AsyncioWaiter:
