@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,42 @@ async def test_wake_ups_over_the_budget_step_in_later_passes(
         budget_seconds(-1.0)
         results = await asyncio.gather(*(drive(ReadRange(f, i * 100, 100), io) for i in range(30)))
     assert results == [data[i * 100 : (i + 1) * 100] for i in range(30)]
+
+
+@types.coroutine
+def _resumed(awaitable: Any, counts: list[int], i: int) -> Generator[Any, Any, Any]:
+    """Await `awaitable`, counting in `counts[i]` how often its task resumes it."""
+    it = awaitable.__await__()
+    sent: Any = None
+    while True:
+        counts[i] += 1
+        try:
+            yielded = it.send(sent)
+        except StopIteration as done:
+            return done.value
+        sent = yield yielded
+
+
+@pytest.mark.asyncio
+async def test_a_woken_drive_over_the_budget_parks_again_instead_of_spinning(
+    budget_seconds: Callable[[float], None],
+) -> None:
+    # One first step per pass: the last of 40 waits some 40 passes. Parked, a drive is
+    # resumed only when a refill wakes it, at most a few times (it is among the few woken
+    # per pass, all but one of which park again), never once per pass while it waits: each
+    # resumption runs through every coroutine above the drive (a web framework's dozen).
+    budget_seconds(-1.0)
+    passes = Passes()
+    log: list[tuple[int, int]] = []
+    counts = [0] * 40
+    results = await asyncio.gather(
+        *(_resumed(drive(op), counts, i) for i, op in enumerate(_first_steps(40, passes, log)))
+    )
+    passes.stop()
+    assert results == list(range(40))
+    assert [i for i, _ in log] == list(range(40))  # still in the order they started
+    assert len({n for _, n in log}) == 40
+    assert max(counts) <= PassBudget.MIN_RELEASE + 2
 
 
 @pytest.mark.asyncio
