@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from examples.service.app import create_app
-from examples.service.direct_route import DirectRoute
+from examples.service.direct_route import DirectDispatch, DirectRoute
 from examples.service.query_check import reject_unknown_query
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
@@ -91,9 +91,14 @@ def _calls(app: FastAPI) -> int:
     return sum(r.direct_calls for r in _direct_routes(app))
 
 
-async def _answers(data_dir: Path, paths: list[str], *, direct: bool) -> list[Any]:
+async def _answers(data_dir: Path, paths: list[str], *, direct: str) -> list[Any]:
+    """Each answer's status, headers, body and direct calls; `direct` is "dispatch" (as
+    served), "route" (no `DirectDispatch`: the direct routes' own `handle`) or "off"."""
     app = create_app(Settings.from_env({}, data_dir=data_dir, create_sample=False))
-    if not direct:
+    assert isinstance(app.router.routes[0], DirectDispatch)
+    if direct != "dispatch":
+        del app.router.routes[0]
+    if direct == "off":
         for route in _direct_routes(app):
             route.direct_plan = None
     out = []
@@ -113,16 +118,17 @@ async def test_the_rows_endpoints_are_direct_routes(data_dir: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_direct_and_handled_answers_are_the_same(data_dir: Path) -> None:
+@pytest.mark.parametrize("direct", ["dispatch", "route"])
+async def test_direct_and_handled_answers_are_the_same(data_dir: Path, direct: str) -> None:
     paths = DIRECT + HANDLED
-    direct = await _answers(data_dir, paths, direct=True)
-    handled = await _answers(data_dir, paths, direct=False)
-    for path, a, b in zip(paths, direct, handled, strict=True):
+    answers = await _answers(data_dir, paths, direct=direct)
+    handled = await _answers(data_dir, paths, direct="off")
+    for path, a, b in zip(paths, answers, handled, strict=True):
         assert a[:3] == b[:3], path
         assert b[3] == 0
-    took = [path for path, a in zip(paths, direct, strict=True) if a[3]]
+    took = [path for path, a in zip(paths, answers, strict=True) if a[3]]
     assert took == DIRECT  # one direct call each, and none for the rest
-    assert all(a[3] == 1 for a in direct[: len(DIRECT)])
+    assert all(a[3] == 1 for a in answers[: len(DIRECT)])
 
 
 @pytest.mark.asyncio
@@ -153,3 +159,12 @@ def test_included_direct_routes_have_no_dependency_the_direct_path_skips(
                 calls = [d.call for d in context.dependant.dependencies]
                 assert calls == [reject_unknown_query], context.path
     assert seen >= 3
+
+
+def test_no_direct_path_while_telemetry_records(tmp_path: Path) -> None:
+    app = create_app(Settings.from_env({}, data_dir=tmp_path, create_sample=False))
+    route = next(r for r in _direct_routes(app) if r.name == "rows")
+    scope: dict[str, Any] = {"type": "http", "method": "GET", "query_string": b"limit=5"}
+    assert route.direct_arguments(scope) == {"after": None, "limit": 5}
+    scope["fastapi.telemetry"] = object()  # what FastAPI sets while OpenTelemetry records
+    assert route.direct_arguments(scope) is None
