@@ -11,8 +11,8 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   after a wait, in a pass whose drives have already stepped that long parks until a later
   pass. So 200 tasks started or woken in one pass spread over several short passes
   (timers and I/O callbacks run in between) instead of one long pass; they step in the
-  order they parked. Only the drives' own steps count, not what their tasks do around
-  them (see `PassBudget`).
+  order they parked; a drive's first step waits behind the drives parked already. Only
+  the drives' own steps count, not what their tasks do around them (see `PassBudget`).
 - An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
   one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
   Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
@@ -133,7 +133,13 @@ async def drive(
     if not budget.armed or budget.loop is not loop:
         budget.arm(loop)
     result: Done[T] | IO | None = None
-    if timeout is None and budget.spent <= budget.seconds:
+    # A first step waits behind the drives already parked (`PassBudget.parked`, inline).
+    if (
+        timeout is None
+        and budget.spent <= budget.seconds
+        and not budget.waiting
+        and not budget.again
+    ):
         budget.stepped += 1
         result = step()
         if type(result) is Done:
@@ -155,8 +161,9 @@ async def drive(
     key = id(op)
     DRIVING.add(key)  # before the first await: from here on a second driver is refused
     try:
-        if result is None and budget.loop is loop and budget.spent > budget.seconds:
-            # This pass has stepped long enough: take the first step in a later one.
+        if result is None and (budget.spent > budget.seconds or budget.parked()):
+            # This pass has stepped long enough, or drives wait their turn already: take
+            # the first step in a later pass, after them.
             await _pass_turn(op, io, loop, waiter, timeout, budget)
             since = perf_counter()
             slice_end = since + time_slice

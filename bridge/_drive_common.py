@@ -96,6 +96,12 @@ class PassBudget:
         self.stepped = 1
         loop.call_soon(self.refill, None)
 
+    def parked(self) -> bool:
+        """Whether drives wait for a refill: a drive's first step then waits behind them,
+        else the tasks that start in every pass (a busy server's new requests) would take
+        each pass's budget before the parked drives, which would wait without bound."""
+        return bool(self.waiting or self.again)
+
     def refill(self, _: object = None) -> None:
         """Loop callback, the pass after arming: the next step arms a fresh budget; wake
         as many parked drives as the last pass stepped."""
