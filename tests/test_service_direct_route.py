@@ -168,3 +168,21 @@ def test_no_direct_path_while_telemetry_records(tmp_path: Path) -> None:
     assert route.direct_arguments(scope) == {"after": None, "limit": 5}
     scope["fastapi.telemetry"] = object()  # what FastAPI sets while OpenTelemetry records
     assert route.direct_arguments(scope) is None
+
+
+@pytest.mark.asyncio
+async def test_each_rows_request_is_one_engine_operation(data_dir: Path) -> None:
+    # A row by key is one `get`; a page of 20 one `scan`; a lookup of 20 one index scan:
+    # one `drive` each, and all of them on the direct path.
+    app = create_app(Settings.from_env({}, data_dir=data_dir, create_sample=False))
+    async with asgi_client(app) as client:
+        db = app.state.databases.entries["sample"].db
+        for path in (
+            f"{BASE}/rows/7",
+            f"{BASE}/rows?after=40&limit=20",
+            f"{BASE}/lookup?column=year&eq=1990&limit=20",
+        ):
+            drives, calls = db.drives, _calls(app)
+            r = await client.get(path)
+            assert r.status_code == 200, path
+            assert (db.drives - drives, _calls(app) - calls) == (1, 1), path
