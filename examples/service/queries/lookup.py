@@ -117,7 +117,9 @@ async def lookup(
     elif _is_primary_key_prefix(info, search.columns):
         payload = await _index_lookup(entry, info, shape, None, search)
     else:
-        index = _choose_index(entry, info, search.columns)
+        # Which index follows from the schema alone: chosen once per schema.
+        key = ("lookup index", info.name, tuple(fold_identifier(c) for c in search.columns))
+        index = entry.derived(key, lambda: _choose_index(entry, info, search.columns))
         payload = await _index_lookup(entry, info, shape, index, search)
     payload["column"] = search.column
     payload["searched"] = list(search.columns)
