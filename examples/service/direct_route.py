@@ -31,7 +31,6 @@ Rules:
 
 from __future__ import annotations
 
-import copy
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -159,8 +158,9 @@ def _arguments(plan: dict[str, _Param], query: QueryParams) -> dict[str, Any]:
         if param.name not in values:
             if param.required:
                 raise _Skip
-            # A fresh copy, as FastAPI makes: an endpoint may change a list it was given.
-            values[param.name] = copy.copy(param.default)
+            # A fresh list, as FastAPI copies a default: an endpoint may change it.
+            default = param.default
+            values[param.name] = list(default) if param.kind == "list" else default
     return values
 
 
