@@ -7,10 +7,12 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
   default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
 - The drives on one asyncio/uvloop loop also share a step budget per loop pass
-  (`PassBudget`, 0.25 ms): a drive about to take its first step, or to step after a wait,
-  in a pass that has already stepped that long parks until a later pass. So 200 tasks
-  started or woken in one pass spread over several short passes (timers and I/O callbacks
-  run in between) instead of one long pass; they step in the order they parked.
+  (`PassBudget`, 0.25 ms of stepping): a drive about to take its first step, or to step
+  after a wait, in a pass whose drives have already stepped that long parks until a later
+  pass. So 200 tasks started or woken in one pass spread over several short passes
+  (timers and I/O callbacks run in between) instead of one long pass; they step in the
+  order they parked; a drive's first step waits behind the drives parked already. Only
+  the drives' own steps count, not what their tasks do around them (see `PassBudget`).
 - An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
   one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
   Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
@@ -129,12 +131,19 @@ async def drive(
     started = perf_counter()
     budget = getattr(THREAD_STATE, "budget", None) or thread_budget()
     if not budget.armed or budget.loop is not loop:
-        budget.arm(loop, started)
+        budget.arm(loop)
     result: Done[T] | IO | None = None
-    if timeout is None and started <= budget.end:
+    # A first step waits behind the drives already parked (`PassBudget.parked`, inline).
+    if (
+        timeout is None
+        and budget.spent <= budget.seconds
+        and not budget.waiting
+        and not budget.again
+    ):
         budget.stepped += 1
         result = step()
         if type(result) is Done:
+            budget.spent += perf_counter() - started
             return result.value
     time_slice: float = DEFAULT_TIME_SLICE
     stepping = False
@@ -148,17 +157,21 @@ async def drive(
         timer = loop.call_later(timeout, waiter.expire)
     c: Completion | None = None
     slice_end = started + time_slice
+    since = started  # this run of steps began: its time counts against the pass's budget
     key = id(op)
     DRIVING.add(key)  # before the first await: from here on a second driver is refused
     try:
-        if result is None and budget.loop is loop and perf_counter() > budget.end:
-            # This pass has stepped long enough: take the first step in a later one.
+        if result is None and (budget.spent > budget.seconds or budget.parked()):
+            # This pass has stepped long enough, or drives wait their turn already: take
+            # the first step in a later pass, after them.
             await _pass_turn(op, io, loop, waiter, timeout, budget)
-            slice_end = perf_counter() + time_slice
+            since = perf_counter()
+            slice_end = since + time_slice
         while True:
             if result is None:
                 result = step()
                 if type(result) is Done:
+                    budget.spent += perf_counter() - since
                     return result.value
             c = result.completion  # type: ignore[union-attr]
             result = None
@@ -171,6 +184,7 @@ async def drive(
                         continue
                 else:
                     after_finished(op, c)
+                budget.spent += perf_counter() - since
                 try:
                     await _one_turn()
                 except BaseException as exc:
@@ -178,9 +192,13 @@ async def drive(
                     raise
                 if waiter is not None and waiter.expired:
                     await _time_out_asyncio(op, None, io, loop, timeout)
-                slice_end = perf_counter() + time_slice
+                if not budget.armed or budget.loop is not loop:
+                    budget.arm(loop)
+                since = perf_counter()
+                slice_end = since + time_slice
                 continue
             # An unfinished completion: wait for it.
+            budget.spent += perf_counter() - since
             if waiter is None:
                 waiter = _AsyncioWaiter(loop)
             elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
@@ -205,16 +223,15 @@ async def drive(
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
             if c.get_error() is not None:
                 after_finished(op, c)  # raises
-            now = perf_counter()
             if not budget.armed or budget.loop is not loop:
-                budget.arm(loop, now)
-            elif now > budget.end:
+                budget.arm(loop)
+            elif budget.spent > budget.seconds:
                 # Woken in a pass that has stepped long enough: step in a later one.
                 await _pass_turn(op, io, loop, waiter, timeout, budget)
-                now = perf_counter()
             else:
                 budget.stepped += 1
-            slice_end = now + time_slice
+            since = perf_counter()
+            slice_end = since + time_slice
     finally:
         DRIVING.discard(key)
         if timer is not None:
@@ -230,13 +247,13 @@ async def _pass_turn(
     budget: PassBudget,
 ) -> None:
     """Wait until a pass has step budget left (`PassBudget`), arming it if it is fresh:
-    parked until a refill wakes this drive, and parked again, ahead of the drives parked
-    after it (`budget.again`), if that pass is spent already. A cancellation or an expired
-    timeout meanwhile gives up on `op`, as any turn does."""
-    queue = budget.waiting
+    parked until a refill wakes this drive; if that pass is spent already, parked again
+    ahead of the drives never woken (`PassBudget.again`), so the drives woken together
+    keep their order. A cancellation or an expired timeout meanwhile gives up on `op`, as
+    any turn does."""
+    fut: Future[None] = loop.create_future()
+    budget.waiting.append(fut)
     while True:
-        fut: Future[None] = loop.create_future()
-        queue.append(fut)
         if waiter is not None:
             waiter.fut = fut  # so that the timeout's timer wakes it too
         try:
@@ -246,14 +263,14 @@ async def _pass_turn(
             raise
         if waiter is not None and waiter.expired:
             await _time_out_asyncio(op, None, io, loop, timeout)
-        now = perf_counter()
         if not budget.armed or budget.loop is not loop:
-            budget.arm(loop, now)
+            budget.arm(loop)
             return
-        if now <= budget.end:
+        if budget.spent <= budget.seconds:
             budget.stepped += 1
             return
-        queue = budget.again
+        fut = loop.create_future()
+        budget.again.append(fut)
 
 
 class _AsyncioWaiter:

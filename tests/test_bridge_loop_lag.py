@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import pytest
@@ -361,6 +363,67 @@ async def test_wake_ups_over_the_budget_step_in_later_passes(
     assert results == [data[i * 100 : (i + 1) * 100] for i in range(30)]
 
 
+@types.coroutine
+def _resumed(awaitable: Any, counts: list[int], i: int) -> Generator[Any, Any, Any]:
+    """Await `awaitable`, counting in `counts[i]` how often its task resumes it."""
+    it = awaitable.__await__()
+    sent: Any = None
+    while True:
+        counts[i] += 1
+        try:
+            yielded = it.send(sent)
+        except StopIteration as done:
+            return done.value
+        sent = yield yielded
+
+
+@pytest.mark.asyncio
+async def test_a_woken_drive_over_the_budget_parks_again_instead_of_spinning(
+    budget_seconds: Callable[[float], None],
+) -> None:
+    # One first step per pass: the last of 40 waits some 40 passes. Parked, a drive is
+    # resumed only when a refill wakes it, at most a few times (it is among the few woken
+    # per pass, all but one of which park again), never once per pass while it waits: each
+    # resumption runs through every coroutine above the drive (a web framework's dozen).
+    budget_seconds(-1.0)
+    passes = Passes()
+    log: list[tuple[int, int]] = []
+    counts = [0] * 40
+    results = await asyncio.gather(
+        *(_resumed(drive(op), counts, i) for i, op in enumerate(_first_steps(40, passes, log)))
+    )
+    passes.stop()
+    assert results == list(range(40))
+    assert [i for i, _ in log] == list(range(40))  # still in the order they started
+    assert len({n for _, n in log}) == 40
+    assert max(counts) <= PassBudget.MIN_RELEASE + 2
+
+
+@pytest.mark.asyncio
+async def test_what_a_task_does_between_drives_does_not_spend_the_budget(
+    budget_seconds: Callable[[float], None],
+) -> None:
+    # The first task's drive arms the pass's budget, then the task works far longer than
+    # the budget (a web framework's handling around its read); the other tasks' drives
+    # still step in the same pass: only the drives' own steps count.
+    budget_seconds(0.02)
+    passes = Passes()
+    log: list[tuple[int, int]] = []
+    ops = _first_steps(20, passes, log)
+
+    async def first() -> int:
+        value = await drive(ops[0])
+        until = perf_counter() + 0.05
+        while perf_counter() < until:
+            pass
+        return value
+
+    results = await asyncio.gather(first(), *(drive(op) for op in ops[1:]))
+    passes.stop()
+    assert results == list(range(20))
+    assert len({n for _, n in log}) == 1
+
+
 @pytest.mark.asyncio
 async def test_a_parked_drive_can_be_cancelled_and_timed_out(
     budget_seconds: Callable[[float], None],
@@ -394,7 +457,7 @@ def test_the_budget_refills_in_the_next_pass() -> None:
     async def main() -> None:
         budget = PassBudget(seconds=math.inf)
         loop = asyncio.get_running_loop()
-        budget.arm(loop, 0.0)
+        budget.arm(loop)
         assert budget.armed and budget.stepped == 1
         fut: asyncio.Future[None] = loop.create_future()
         budget.waiting.append(fut)

@@ -25,10 +25,10 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import bridge
 from bridge import AsyncFileIO
@@ -36,6 +36,7 @@ from bridge.storage import AsyncDatabase
 from core import CompletionError, IOResultError
 from core.storage import (
     DatabaseBusyError,
+    Schema,
     SchemaLimits,
     SchemaTooLargeError,
     StorageError,
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("examples.service")
+
+T = TypeVar("T")
 
 SAMPLE_NAME = "sample"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -97,7 +100,17 @@ class InvalidUploadError(ServedDatabaseError):
 class Entry:
     """A served database and the requests reading it."""
 
-    __slots__ = ("_shapes", "counts", "db", "name", "path", "retired", "source", "users")
+    __slots__ = (
+        "_derived",
+        "_derived_from",
+        "counts",
+        "db",
+        "name",
+        "path",
+        "retired",
+        "source",
+        "users",
+    )
 
     def __init__(
         self, name: str, path: Path, source: Literal["sample", "upload"], db: AsyncDatabase
@@ -108,17 +121,30 @@ class Entry:
         self.db = db
         self.users = 0
         self.retired = False
-        self._shapes: dict[str, TableShape] = {}
+        self._derived: dict[Hashable, Any] = {}
+        self._derived_from: Schema | None = None
         self.counts: dict[str, tuple[Hashable, Table, int | None]] = {}
         """Row counts by table, with the state they were counted in (`queries/counts.py`)."""
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, made once per schema: what follows from the schema alone (how a
+        table's rows are shown, the index a lookup walks) is kept under `key` until the
+        engine reads a changed schema (a new `Schema` object), then made again. What
+        `make` raises is not kept."""
+        schema = self.db.schema
+        if schema is not self._derived_from:
+            self._derived = {}
+            self._derived_from = schema
+        try:
+            value: T = self._derived[key]
+        except KeyError:
+            value = self._derived[key] = make()
+        return value
 
     def shape(self, table: str) -> TableShape:
         """How the rows of `table` (a name the schema has) are shown."""
         info = self.db.schema.table(table)
-        shape = self._shapes.get(info.name)
-        if shape is None or shape.table is not info:
-            shape = self._shapes[info.name] = TableShape(info)
-        return shape
+        return self.derived(("shape", info.name), lambda: TableShape(info))
 
     @property
     def size_bytes(self) -> int:

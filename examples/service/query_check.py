@@ -7,6 +7,8 @@ Rules:
   or a Datasette habit like `_sort=title`, would otherwise be silently ignored and
   copied into every `next` link.
 - The declared names are read once per route from FastAPI's dependency tree.
+- It is a coroutine function: FastAPI runs a plain `def` dependency in a worker thread,
+  a thread hop on every request for a check that never blocks.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _declared(dependant: Dependant) -> set[str]:
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Raise `ServiceError` 422 naming each query parameter the route does not declare."""
     if not request.query_params:
         return

@@ -3,7 +3,8 @@
 Rules:
 - A body with rows is encoded once, by `encoding.dumps` (blobs as base64 with a marker,
   infinities as marked strings), and sent as it is: `json_response` skips FastAPI's
-  validation and re-encoding, which would cost more than the reading did. `models.py`
+  validation and re-encoding, which would cost more than the reading did. A page's rows
+  may come encoded already (`encoding.Encoded`); `encoding.dumps_body` splices them in. `models.py`
   describes these bodies for the OpenAPI schema, and the tests hold them to it.
 - A streamed body always has its iterator closed when the response ends, however it ends
   (`ClosingStreamingResponse`), because the iterator holds a lease and a read in progress.
@@ -15,7 +16,7 @@ from typing import Any
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from examples.service.encoding import dumps
+from examples.service.encoding import dumps, dumps_body
 from examples.service.head_requests import is_head
 
 __all__ = ["ClosingStreamingResponse", "ResponseCut", "json_response"]
@@ -24,8 +25,9 @@ _JSON = "application/json"
 
 
 def json_response(payload: object, status: int = 200) -> Response:
-    """`payload` encoded by `encoding.dumps`."""
-    return Response(dumps(payload), status_code=status, media_type=_JSON)
+    """`payload` encoded by `encoding.dumps` (a dict by `encoding.dumps_body`)."""
+    body = dumps_body(payload) if type(payload) is dict else dumps(payload)
+    return Response(body, status_code=status, media_type=_JSON)
 
 
 class ResponseCut(Exception):

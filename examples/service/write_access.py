@@ -8,7 +8,8 @@ Rules:
   token, is a 401 (with `WWW-Authenticate: Bearer`). Tokens are compared in constant time
   (`hmac.compare_digest`), so the answer's timing says nothing about the token.
 - `require_write_token` is a dependency of every write route; FastAPI runs it before it
-  validates the request's body, so a stranger learns nothing about the body's rules.
+  validates the request's body, so a stranger learns nothing about the body's rules. It is
+  a coroutine function, so FastAPI runs it on the loop, not in a worker thread.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ _bearer = HTTPBearer(
 check itself is ours, to answer in the service's own words."""
 
 
-def require_write_token(
+async def require_write_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from bridge.storage import IndexPage
 from core.storage import Bound, Index, IndexColumn, Row, Table, fold_identifier
 from examples.service.databases import Entry
-from examples.service.encoding import TableShape
+from examples.service.encoding import Encoded, TableShape
 from examples.service.errors import ServiceError
 from examples.service.queries.answer_size import AnswerBudget, check_row
 from examples.service.queries.describe import find_table, lookup_columns, searchable_indexes
@@ -117,7 +117,9 @@ async def lookup(
     elif _is_primary_key_prefix(info, search.columns):
         payload = await _index_lookup(entry, info, shape, None, search)
     else:
-        index = _choose_index(entry, info, search.columns)
+        # Which index follows from the schema alone: chosen once per schema.
+        key = ("lookup index", info.name, tuple(fold_identifier(c) for c in search.columns))
+        index = entry.derived(key, lambda: _choose_index(entry, info, search.columns))
         payload = await _index_lookup(entry, info, shape, index, search)
     payload["column"] = search.column
     payload["searched"] = list(search.columns)
@@ -134,8 +136,10 @@ def _page(
     index: Index | None,
     rows: Sequence[Any],
     token: str | None,
+    encoded: Encoded | None = None,
 ) -> dict[str, Any]:
-    """The body of a lookup's page, but for `column` and `next`, which `lookup` adds."""
+    """The body of a lookup's page, but for `column` and `next`, which `lookup` adds;
+    `encoded` is the JSON of the shown `rows`, when their `AnswerBudget` has it."""
     if strategy == "primary key":
         index_columns = [str(c.name) for c in table.primary_key]
     else:
@@ -147,7 +151,7 @@ def _page(
         "index": None if index is None else index.name,
         "index_columns": index_columns,
         "columns": shape.columns,
-        "rows": shape.rows(rows),
+        "rows": shape.rows(rows) if encoded is None else encoded,
         "next_after": token,
     }
 
@@ -221,12 +225,8 @@ async def _index_lookup(
     while True:
         want = budget.chunk(search.limit - len(rows))
         page = await _index_page(entry, name, search, want, after)
-        kept = 0
-        for row in page.rows:
-            if not budget.take(row, shape.cut(row)):
-                break
-            rows.append(row)
-            kept += 1
+        kept = budget.take_rows(page.rows, shape.rows(page.rows))
+        rows += page.rows[:kept]
         if kept < len(page.rows):
             # The page ends inside this read: continue after the last row it holds.
             token_entry = after
@@ -239,7 +239,7 @@ async def _index_lookup(
         after = token_entry
     token = None if token_entry is None else encode_entry_token(token_entry)
     strategy = "primary key" if index is None else "index"
-    return _page(entry, table, shape, strategy, index, rows, token)
+    return _page(entry, table, shape, strategy, index, rows, token, budget.encoded())
 
 
 async def _index_page(

@@ -7,7 +7,8 @@ Rules:
   `max_answer_bytes`; its `next_after` is then the key of the last row it holds.
 - Rows are shown cut to the table's columns (`Entry.shape`), and the bodies with rows are
   dicts for `responses.json_response`, in the order `models.RowsPage` and
-  `models.RowResponse` list their fields.
+  `models.RowResponse` list their fields; a page's rows are the JSON its `AnswerBudget`
+  encoded while counting them, when it has it.
 """
 
 from __future__ import annotations
@@ -47,13 +48,12 @@ async def rows_page(
     while not more:
         want = budget.chunk(limit + 1 - len(shown))
         found = await entry.db.scan(info.name, after=key, limit=want)
-        for row in found:
-            cells = shape.cut(row)
-            if len(shown) == limit or not budget.take(row, cells):
-                more = True
-                break
-            shown.append(cells)
-            last = row
+        cells = shape.rows(found[: limit - len(shown)])
+        taken = budget.take_rows(found, cells)
+        shown += cells[:taken]
+        if taken:
+            last = found[taken - 1]
+        more = taken < len(found)  # a row that did not fit, or the one past the limit
         if len(found) < want:
             break
         key = row_key(info, found[-1])
@@ -63,11 +63,12 @@ async def rows_page(
         last_key = row_key(info, last)
         next_after = encode_key(last_key)
         next_url = link(key_param(last_key))
+    encoded = budget.encoded()
     return {
         "database": entry.name,
         "table": info.name,
         "columns": shape.columns,
-        "rows": shown,
+        "rows": shown if encoded is None else encoded,
         "next_after": next_after,
         "next": next_url,
     }
