@@ -9,8 +9,7 @@ Theory of operation:
   (`queries/`), `errors.py` turns what they raise into HTTP errors, and the databases
   served and their leases live in `databases.py`. Every API route refuses unknown query
   parameters (`query_check.py`), and answers HEAD as GET without a body
-  (`head_requests.py`). The hottest endpoints (a table's rows) answer plain requests
-  without FastAPI's per-request machinery (`direct_route.py`).
+  (`head_requests.py`).
 - The settings are fixed when the application is made (`app.state.settings`); the lifespan
   reads them from there, and sets `app.state.databases` and `app.state.io` for the routes.
 """
@@ -25,7 +24,6 @@ from fastapi import Depends, FastAPI
 from bridge import AsyncFileIO
 from examples.service.body_limit import BodyLimitMiddleware
 from examples.service.databases import Databases
-from examples.service.direct_route import DirectDispatch, DirectRoute
 from examples.service.docs_pages import install_docs
 from examples.service.errors import ERROR_RESPONSES, install_error_handlers
 from examples.service.head_requests import HeadMiddleware
@@ -72,8 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_write_bytes)
-    api = routers(settings)
-    for router in api:
+    for router in routers(settings):
         # Every endpoint refuses query parameters it does not take (422, documented).
         app.include_router(
             router,
@@ -81,9 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             responses={422: ERROR_RESPONSES[422]},
         )
     app.include_router(web_router(settings))
-    # The hottest routes are matched first (`direct_route.py`).
-    direct = (r for router in api for r in router.routes if isinstance(r, DirectRoute))
-    app.router.routes.insert(0, DirectDispatch(direct))
     return app
 
 

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from examples.service import models
-from examples.service.direct_route import DirectRoute
 from examples.service.errors import ERROR_RESPONSES, TOO_LARGE_RESPONSE
 from examples.service.queries.lookup import Search
 from examples.service.queries.lookup import lookup as run_lookup
@@ -87,13 +86,8 @@ AfterToken = Annotated[str | None, Query(description="The previous page's `next_
 def router(settings: Settings) -> APIRouter:
     """`GET /databases/{database}/tables/{table}/rows`, `.../rows/{key}` and `.../lookup`."""
     # Every endpoint here reads a table, so any may answer with these errors, and with 413
-    # for a row too large to answer (`max_answer_bytes`). They are the most requested:
-    # plain requests skip FastAPI's per-request machinery (`direct_route.py`).
-    router = APIRouter(
-        tags=["rows"],
-        responses={**ERROR_RESPONSES, **TOO_LARGE_RESPONSE},
-        route_class=DirectRoute,
-    )
+    # for a row too large to answer (`max_answer_bytes`).
+    router = APIRouter(tags=["rows"], responses={**ERROR_RESPONSES, **TOO_LARGE_RESPONSE})
     Limit = limit_param(settings)
 
     @router.get(
