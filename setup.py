@@ -20,7 +20,13 @@ from setuptools.command.build_ext import build_ext
 # error and a builtin one, which a compiled base's layout forbids), `core/io/ring.py`
 # (ctypes structures), `core/io/uring.py` (it hands itself to `weakref.finalize`, and a
 # compiled class takes no weak references), `core/storage/tx_reads.py` (its statements
-# subclass the interpreted write side), and everything not on a hot path.
+# subclass the interpreted write side), the text layer (`core/files/text*.py`: `TextFile`'s
+# methods take CPython's argument checks, e.g. "write() argument must be str", which a
+# compiled signature would replace with mypyc's own TypeError; and an interpreted
+# `TextFile` cannot subclass a compiled `TextState`), `bridge/_fileio.py` (a test swaps
+# `AsyncFile.__class__`, and `AsyncFileIO` hands itself to `weakref`), `bridge/_defaults.py`
+# (the loop tracks only a real async generator) and `bridge/_drive_common.py` (`one_turn`
+# must stay a generator `types.coroutine` can flag), and everything not on a hot path.
 COMPILED_MODULES = [
     # The model: results, completions and groups, the kernel, `block`.
     "core/result.py",
@@ -48,10 +54,19 @@ COMPILED_MODULES = [
     "core/storage/transaction.py",
     "core/storage/queries.py",
     "core/storage/index_scan.py",
-    # The file-call path of the file objects, and the read operations.
+    # The file objects: their calls, the buffered layer, and the read operations.
     "core/files/call.py",
     "core/files/raw.py",
+    "core/files/support.py",
+    "core/files/buffer_state.py",
+    "core/files/buffered.py",
+    "core/files/buffered_reads.py",
+    "core/files/buffered_writes.py",
+    "core/files/buffered_random_access.py",
     "core/ops/read.py",
+    # The bridge's hot path: `drive` on asyncio/uvloop and `bridge.open`'s file objects.
+    "bridge/_drive.py",
+    "bridge/aiofile.py",
 ]
 
 

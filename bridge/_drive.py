@@ -28,6 +28,9 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
 - Hot path: no locks of our own, no closures per call, one slotted waiter per drive (made
   on the first real wait), one Future per wait. Which library runs us is read from sniffio's
   cheap thread-local/context variable first; trio is imported only when running under it.
+- An exception caught around an `await` is re-raised by name (`raise exc`) after the
+  cleanup awaits: compiled, a bare `raise` after an `await` inside the `except` block
+  finds no current exception (mypyc does not restore it across the suspension).
 - `bridge._trio` is imported inside `drive`, never at module level, and needs nothing of
   this module: what both drivers share lives in `bridge._drive_common`.
 """
@@ -35,12 +38,11 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
 from __future__ import annotations
 
 import asyncio
-import types
 from asyncio import AbstractEventLoop, CancelledError, Future
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from threading import get_ident
 from time import perf_counter
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, SupportsFloat, TypeVar
 
 import sniffio
 
@@ -52,6 +54,7 @@ from bridge._drive_common import (
     PassBudget,
     abort_quietly,
     check_seconds,
+    one_turn,
     refuse_second_driver,
     thread_budget,
     when_settled_of,
@@ -73,14 +76,8 @@ _sniffio_cvar = sniffio.current_async_library_cvar
 _get_running_loop = asyncio.get_running_loop
 
 
-@types.coroutine
-def _one_turn() -> Generator[None, None, None]:
-    """Give the asyncio loop exactly one turn (what `asyncio.sleep(0)` does, minus a call)."""
-    yield
-
-
 async def drive(
-    op: Operation[T], io: IOBackend | None = None, *, timeout: float | None = None
+    op: Operation[T], io: IOBackend | None = None, *, timeout: SupportsFloat | None = None
 ) -> T:
     """Run `op` to `Done` on the running event loop (asyncio, uvloop or trio); return its value.
 
@@ -102,8 +99,9 @@ async def drive(
     step: Callable[[], Done[T] | IO] | None = getattr(op, "step", None)
     if step is None or not callable(step):
         step = as_step(op)
-    if timeout is not None:
-        timeout = check_seconds(timeout, "timeout")
+    # Typed `SupportsFloat`, checked here: compiled, a `float` parameter would convert
+    # `True` and refuse `10**400` with its own TypeError, before `check_seconds` sees them.
+    limit = None if timeout is None else check_seconds(timeout, "timeout")
     if id(op) in DRIVING:
         refuse_second_driver(op)
     library = _sniffio_thread.name or _sniffio_cvar.get()
@@ -117,7 +115,7 @@ async def drive(
     elif library == "trio":
         from bridge import _trio
 
-        return await _trio.drive_trio(op, step, io, timeout)
+        return await _trio.drive_trio(op, step, io, limit)
     else:
         raise EventLoopError(f"drive() runs under asyncio, uvloop or trio, not {library!r}")
 
@@ -131,7 +129,7 @@ async def drive(
     if not budget.armed or budget.loop is not loop:
         budget.arm(loop, started)
     result: Done[T] | IO | None = None
-    if timeout is None and started <= budget.end:
+    if limit is None and started <= budget.end:
         budget.stepped += 1
         result = step()
         if type(result) is Done:
@@ -143,9 +141,9 @@ async def drive(
         time_slice = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
     waiter: _AsyncioWaiter | None = None
     timer: asyncio.TimerHandle | None = None
-    if timeout is not None:
+    if limit is not None:
         waiter = _AsyncioWaiter(loop)
-        timer = loop.call_later(timeout, waiter.expire)
+        timer = loop.call_later(limit, waiter.expire)
     c: Completion | None = None
     slice_end = started + time_slice
     key = id(op)
@@ -153,7 +151,7 @@ async def drive(
     try:
         if result is None and budget.loop is loop and perf_counter() > budget.end:
             # This pass has stepped long enough: take the first step in a later one.
-            await _pass_turn(op, io, loop, waiter, timeout, budget)
+            await _pass_turn(op, io, loop, waiter, limit, budget)
             slice_end = perf_counter() + time_slice
         while True:
             if result is None:
@@ -172,22 +170,22 @@ async def drive(
                 else:
                     after_finished(op, c)
                 try:
-                    await _one_turn()
+                    await one_turn()
                 except BaseException as exc:
                     await _give_up_asyncio(op, None, exc, io, loop)
-                    raise
+                    raise exc
                 if waiter is not None and waiter.expired:
-                    await _time_out_asyncio(op, None, io, loop, timeout)
+                    await _time_out_asyncio(op, None, io, loop, limit)
                 slice_end = perf_counter() + time_slice
                 continue
             # An unfinished completion: wait for it.
             if waiter is None:
                 waiter = _AsyncioWaiter(loop)
             elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
-                await _time_out_asyncio(op, c, io, loop, timeout)
+                await _time_out_asyncio(op, c, io, loop, limit)
             if stepping:
                 assert io is not None
-                await _step_until_finished(op, c, io, loop, waiter, timeout)
+                await _step_until_finished(op, c, io, loop, waiter, limit)
             else:
                 # The first wait is inline (no coroutine per wait); `_wait_asyncio` takes
                 # over for the rare rest: a timeout, or a stale wake-up.
@@ -200,9 +198,9 @@ async def drive(
                     waiter.completion = None
                     c.remove_done_callback(waiter)
                     await _give_up_asyncio(op, c, exc, io, loop)
-                    raise
+                    raise exc
                 if not c.finished():
-                    await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
+                    await _wait_asyncio(op, c, io, loop, waiter, limit, registered=True)
             if c.get_error() is not None:
                 after_finished(op, c)  # raises
             now = perf_counter()
@@ -210,7 +208,7 @@ async def drive(
                 budget.arm(loop, now)
             elif now > budget.end:
                 # Woken in a pass that has stepped long enough: step in a later one.
-                await _pass_turn(op, io, loop, waiter, timeout, budget)
+                await _pass_turn(op, io, loop, waiter, limit, budget)
                 now = perf_counter()
             else:
                 budget.stepped += 1
@@ -243,10 +241,10 @@ async def _pass_turn(
                 await fut
                 fut = None
             else:
-                await _one_turn()
+                await one_turn()
         except BaseException as exc:  # a cancelled Future is done: the refill skips it
             await _give_up_asyncio(op, None, exc, io, loop)
-            raise
+            raise exc
         if waiter is not None and waiter.expired:
             await _time_out_asyncio(op, None, io, loop, timeout)
         now = perf_counter()
@@ -337,7 +335,7 @@ async def _wait_asyncio(
         waiter.completion = None
         c.remove_done_callback(waiter)
         await _give_up_asyncio(op, c, exc, io, loop)
-        raise
+        raise exc
     waiter.completion = None
     c.remove_done_callback(waiter)
     await _time_out_asyncio(op, c, io, loop, timeout)
@@ -362,10 +360,10 @@ async def _step_until_finished(
     """
     while True:
         try:
-            await _one_turn()
+            await one_turn()
         except BaseException as exc:
             await _give_up_asyncio(op, c, exc, io, loop)
-            raise
+            raise exc
         if waiter.expired:
             await _time_out_asyncio(op, c, io, loop, timeout)
         if c.finished():

@@ -4,8 +4,11 @@ Rules it keeps:
 - It imports neither driver, so both (and the file backend) can import it at module level
   without an import circle: `bridge._drive` imports `bridge._trio` only lazily, when a drive
   runs under trio, and `bridge._trio` needs nothing of `bridge._drive`.
-- Nothing here is on the per-step path of a drive; these run once per call or when a drive
-  gives up (a cancellation, a timeout).
+- Nothing here is on the per-step path of a drive but `one_turn`; the rest run once per
+  call or when a drive gives up (a cancellation, a timeout).
+- This module stays plain Python in the compiled build: `one_turn` must be a generator
+  function that `types.coroutine` can flag as awaitable, which a compiled one is not (it
+  would be wrapped in a Python-level generator wrapper on every turn).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bridge._errors import ConcurrentDriveError, InvalidArgumentError
@@ -29,11 +33,19 @@ __all__ = [
     "PassBudget",
     "abort_quietly",
     "check_seconds",
+    "one_turn",
     "refuse_second_driver",
     "report_unraisable",
     "thread_budget",
     "when_settled_of",
 ]
+
+
+@types.coroutine
+def one_turn() -> Generator[None, None, None]:
+    """Give the asyncio loop exactly one turn (what `asyncio.sleep(0)` does, minus a call)."""
+    yield
+
 
 DEFAULT_TIME_SLICE = 0.002
 """Seconds a run of already-finished steps may hold the loop before it gets a turn."""
@@ -159,7 +171,7 @@ def report_unraisable(exc: BaseException, msg: str, obj: object) -> None:
     sys.unraisablehook(_Unraisable(exc, msg, obj))  # type: ignore[arg-type]
 
 
-def check_seconds(value: float, name: str) -> float:
+def check_seconds(value: object, name: str) -> float:
     """Validate a finite, non-negative number of seconds (an `int` too large for a float,
     infinity and NaN are refused, never read as "no limit": that is None where a limit is
     optional). Raises `InvalidArgumentError`."""
