@@ -18,10 +18,10 @@ Theory of operation:
   inline since its last turn past the backend's `inline_budget` (past which the backend
   would send the read to a worker: a loop turn is far cheaper than that hop).
 - The backend: `io=` if given (it stays the caller's to close), else one `AsyncFileIO` per
-  running asyncio/uvloop loop, made on first use (`bridge._defaults`). It is closed when the loop shuts down (an
-  async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
-  `asyncio.run` and `asyncio.Runner` call), when a later `open` finds its loop closed, or at
-  interpreter exit. Under trio there is one per `trio.run`, closed by a system task when the
+  running asyncio/uvloop loop, made on first use (`bridge._defaults`). It is closed when
+  the loop shuts down (an async generator parked on the loop is closed by
+  `loop.shutdown_asyncgens()`, which `asyncio.run` and `asyncio.Runner` call), when a later
+  `open` finds its loop closed, or at interpreter exit. Under trio there is one per `trio.run`, closed by a system task when the
   run ends. Its workers are daemon threads, so nothing can hold the process.
 - Errors: what CPython raises, with the same types. A `CompletionError` of the core becomes
   the `OSError` subclass Python raises for its errno (`to_os_error`), with the file name for
