@@ -21,8 +21,9 @@ Theory of operation:
   running asyncio/uvloop loop, made on first use (`bridge._defaults`). It is closed when
   the loop shuts down (an async generator parked on the loop is closed by
   `loop.shutdown_asyncgens()`, which `asyncio.run` and `asyncio.Runner` call), when a later
-  `open` finds its loop closed, or at interpreter exit. Under trio there is one per `trio.run`, closed by a system task when the
-  run ends. Its workers are daemon threads, so nothing can hold the process.
+  `open` finds its loop closed, or at interpreter exit. Under trio there is one per
+  `trio.run`, closed by a system task when the run ends. Its workers are daemon threads, so
+  nothing can hold the process.
 - Errors: what CPython raises, with the same types. A `CompletionError` of the core becomes
   the `OSError` subclass Python raises for its errno (`to_os_error`), with the file name for
   `open` and without it for I/O on an open file, as Python reports them.
