@@ -37,9 +37,8 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
 from __future__ import annotations
 
 import asyncio
-import types
 from asyncio import AbstractEventLoop, CancelledError, Future
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from threading import get_ident
 from time import perf_counter
 from typing import TYPE_CHECKING, TypeVar
@@ -54,6 +53,7 @@ from bridge._drive_common import (
     PassBudget,
     abort_quietly,
     check_seconds,
+    one_turn,
     refuse_second_driver,
     thread_budget,
     when_settled_of,
@@ -73,12 +73,6 @@ T = TypeVar("T")
 _sniffio_thread = sniffio.thread_local
 _sniffio_cvar = sniffio.current_async_library_cvar
 _get_running_loop = asyncio.get_running_loop
-
-
-@types.coroutine
-def _one_turn() -> Generator[None, None, None]:
-    """Give the asyncio loop exactly one turn (what `asyncio.sleep(0)` does, minus a call)."""
-    yield
 
 
 async def drive(
@@ -186,7 +180,7 @@ async def drive(
                     after_finished(op, c)
                 budget.spent += perf_counter() - since
                 try:
-                    await _one_turn()
+                    await one_turn()
                 except BaseException as exc:
                     await _give_up_asyncio(op, None, exc, io, loop)
                     raise
@@ -377,7 +371,7 @@ async def _step_until_finished(
     """
     while True:
         try:
-            await _one_turn()
+            await one_turn()
         except BaseException as exc:
             await _give_up_asyncio(op, c, exc, io, loop)
             raise

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import threading
+import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bridge._errors import ConcurrentDriveError, InvalidArgumentError
@@ -29,10 +30,18 @@ __all__ = [
     "PassBudget",
     "abort_quietly",
     "check_seconds",
+    "one_turn",
     "refuse_second_driver",
     "thread_budget",
     "when_settled_of",
 ]
+
+
+@types.coroutine
+def one_turn() -> Generator[None, None, None]:
+    """Give the asyncio loop exactly one turn (what `asyncio.sleep(0)` does, minus a call)."""
+    yield
+
 
 DEFAULT_TIME_SLICE = 0.002
 """Seconds a run of already-finished steps may hold the loop before it gets a turn."""

@@ -8,7 +8,7 @@ Theory of operation:
 - Every method of the returned file object builds the core call (`core.files`), steps it once
   inline and, if it needs an I/O that did not complete on the spot, hands it to `drive`
   (`_AsyncFile._run`); a call complete when made, with no turn due, is answered by the one
-  fast-path check (`_AsyncFile._ready_now`) without even that step. A read that hits the
+  fast-path check (see `_AsyncFile`) without even that step. A read that hits the
   read-ahead buffer or the page cache (AsyncFileIO's RWF_NOWAIT read) therefore never
   leaves the loop thread and never creates a Future; a write lands in the buffer; only
   flushes (one `pwritev`), truncates, fsyncs and page-cache misses go to the backend's
@@ -18,11 +18,12 @@ Theory of operation:
   inline since its last turn past the backend's `inline_budget` (past which the backend
   would send the read to a worker: a loop turn is far cheaper than that hop).
 - The backend: `io=` if given (it stays the caller's to close), else one `AsyncFileIO` per
-  running asyncio/uvloop loop, made on first use. It is closed when the loop shuts down (an
-  async generator parked on the loop is closed by `loop.shutdown_asyncgens()`, which
-  `asyncio.run` and `asyncio.Runner` call), when a later `open` finds its loop closed, or at
-  interpreter exit. Under trio there is one per `trio.run`, closed by a system task when the
-  run ends. Its workers are daemon threads, so nothing can hold the process.
+  running asyncio/uvloop loop, made on first use (`bridge._defaults`). It is closed when
+  the loop shuts down (an async generator parked on the loop is closed by
+  `loop.shutdown_asyncgens()`, which `asyncio.run` and `asyncio.Runner` call), when a later
+  `open` finds its loop closed, or at interpreter exit. Under trio there is one per
+  `trio.run`, closed by a system task when the run ends. Its workers are daemon threads, so
+  nothing can hold the process.
 - Errors: what CPython raises, with the same types. A `CompletionError` of the core becomes
   the `OSError` subclass Python raises for its errno (`to_os_error`), with the file name for
   `open` and without it for I/O on an open file, as Python reports them.
@@ -30,12 +31,8 @@ Theory of operation:
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import os
-import types
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -44,14 +41,11 @@ from collections.abc import (
 )
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Generic, TypeGuard, TypeVar
+from typing import Any, Generic, TypeVar
 
-import sniffio
-
+from bridge._defaults import current_library, default_io
 from bridge._drive import drive
-from bridge._drive_common import DEFAULT_TIME_SLICE
-from bridge._errors import EventLoopError
-from bridge._fileio import AsyncFileIO
+from bridge._drive_common import DEFAULT_TIME_SLICE, one_turn
 from core.errors import CompletionError
 from core.files import (
     BufferedFile,
@@ -72,117 +66,6 @@ __all__ = ["AsyncBufferedFile", "AsyncRawFile", "AsyncTextFile", "open"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound="_AsyncFile")
-
-
-# -- the default backend, one per running loop ---------------------------------------------
-
-_DEFAULTS: dict[asyncio.AbstractEventLoop, tuple[AsyncFileIO, AsyncGenerator[None, None]]] = {}
-
-
-async def _close_with_loop(
-    loop: asyncio.AbstractEventLoop, io: AsyncFileIO
-) -> AsyncGenerator[None, None]:
-    """Parked at its `yield` for the life of the loop; `shutdown_asyncgens` closes it."""
-    try:
-        yield
-    finally:
-        if _DEFAULTS.get(loop, (None,))[0] is io:
-            del _DEFAULTS[loop]
-        io.close()
-
-
-def _close_parked(agen: AsyncGenerator[None, None]) -> None:
-    """Close a parked generator without a loop (its `finally` does not await)."""
-    closing = agen.aclose()
-    try:
-        closing.send(None)
-    except StopIteration:
-        pass
-    except RuntimeError:  # already closed or running
-        closing.close()
-
-
-def _prune() -> None:
-    for loop, (io, agen) in list(_DEFAULTS.items()):
-        if loop.is_closed():
-            _close_parked(agen)
-            _DEFAULTS.pop(loop, None)
-            io.close()
-
-
-@atexit.register
-def _close_all_defaults() -> None:
-    for _loop, (io, agen) in list(_DEFAULTS.items()):
-        _close_parked(agen)
-        io.close()
-    _DEFAULTS.clear()
-
-
-def default_io() -> AsyncFileIO:
-    """The shared `AsyncFileIO` of the running loop (asyncio/uvloop) or trio run, made on
-    first use and closed when the loop shuts down or the run ends.
-
-    Raises `EventLoopError` outside asyncio, uvloop and trio.
-    """
-    if _library() == "trio":
-        return _trio_default_io()
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise EventLoopError(
-            "bridge.open must be awaited under asyncio, uvloop or trio; no running event loop"
-        ) from None
-    entry = _DEFAULTS.get(loop)
-    if entry is not None:
-        return entry[0]
-    _prune()
-    io = AsyncFileIO()
-    agen = _close_with_loop(loop, io)
-    starting = agen.asend(None)  # the loop's first-iteration hook starts tracking it here
-    try:
-        starting.send(None)
-    except StopIteration:
-        pass
-    _DEFAULTS[loop] = (io, agen)
-    return io
-
-
-def _library() -> str | None:
-    return sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
-
-
-_TRIO_DEFAULT: list[Any] = []  # the trio RunVar, made on first use under trio
-
-
-def _trio_default_io() -> AsyncFileIO:
-    import trio
-
-    if not _TRIO_DEFAULT:
-        _TRIO_DEFAULT.append(trio.lowlevel.RunVar("ioresult_default_io"))
-    var = _TRIO_DEFAULT[0]
-    try:
-        io: AsyncFileIO = var.get()
-    except LookupError:
-        io = AsyncFileIO()
-        var.set(io)
-        # System tasks are cancelled when the main task returns: the run's end closes it.
-        trio.lowlevel.spawn_system_task(_close_with_run, io)
-    return io
-
-
-async def _close_with_run(io: AsyncFileIO) -> None:
-    import trio
-
-    try:
-        await trio.sleep_forever()
-    finally:
-        io.close()
-
-
-@types.coroutine
-def _asyncio_turn() -> Generator[None, None, None]:
-    """One asyncio loop turn (what `asyncio.sleep(0)` does)."""
-    yield
 
 
 # -- open ------------------------------------------------------------------------------------
@@ -269,7 +152,15 @@ async def _open(args: tuple[Any, ...], io: IOBackend | None) -> Any:
 
 
 class _AsyncFile:
-    """What every async file object shares: running calls, the turn-taking, iteration."""
+    """What every async file object shares: running calls, the turn-taking, iteration.
+
+    The fast path of the hot methods (`read`, `readline`, `write`, `seek`, iteration) is
+    one check written out in each: the call was complete when made (`Ready`: a read from
+    the read-ahead buffer or the page cache, a write into the buffer) and the loop is owed
+    no turn, so its `value` is the answer, with no step and no `drive`. Written out rather
+    than a helper or a branch of `_run`: a helper costs a Python call and the coroutine
+    `_run` about three times that, which `async for line in f` would pay on every line.
+    """
 
     __slots__ = ("_budget", "_copied", "_f", "_io", "_slice", "_turn_at", "_yield")
 
@@ -280,19 +171,11 @@ class _AsyncFile:
         self._budget: int = getattr(io, "inline_budget", 1 << 62) or 1 << 62
         self._copied = 0
         self._turn_at = perf_counter() + self._slice
-        self._yield: Callable[[], Awaitable[None]] = _asyncio_turn
-        if _library() == "trio":
+        self._yield: Callable[[], Awaitable[None]] = one_turn
+        if current_library() == "trio":
             import trio
 
             self._yield = trio.lowlevel.checkpoint
-
-    def _ready_now(self, op: FileCall[T]) -> TypeGuard[Ready[T]]:
-        """The fast path, checked here only: the call was complete when made (`Ready`: a
-        read from the read-ahead buffer, a write into it) and the loop is owed no turn, so
-        its `value` is the answer, with no step and no `drive`. A plain call rather than a
-        branch of `_run`: the coroutine `_run` is costs about three times as much, which
-        `async for line in f` over a text file would pay on every line."""
-        return type(op) is Ready and perf_counter() < self._turn_at
 
     async def _run(self, op: FileCall[T]) -> T:
         """Run one file call: its value if it finishes in its first step (a `Ready` call
@@ -409,75 +292,102 @@ class AsyncBufferedFile(_AsyncFile):
     """A binary file (aiofiles' `AsyncBufferedIOBase`/`AsyncBufferedReader`), on a core
     `BufferedFile`. Every method raises what Python's buffered file objects raise."""
 
-    __slots__ = ()
-    _f: BufferedFile
+    __slots__ = ("_file",)
+
+    def __init__(self, f: BufferedFile, io: IOBackend) -> None:
+        super().__init__(f, io)
+        self._file = f  # `_f`, typed: a compiled method call, not a generic one
 
     async def read(self, size: int | None = -1) -> bytes:
         """Read up to `size` bytes (all if negative or None)."""
         if size is not None and size > 0:
-            await self._copying(size)
-        op = self._f.read(size)
-        return op.value if self._ready_now(op) else await self._run(op)
+            # `_copying(size)` inline: the hottest call of the files saves a coroutine.
+            copied = self._copied + size
+            if copied > self._budget:
+                await self._turn()
+                copied = size
+            self._copied = copied
+        op = self._file.read(size)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: bytes = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def read1(self, size: int = -1) -> bytes:
         """Read up to `size` bytes with at most one raw read."""
-        op = self._f.read1(size)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.read1(size)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: bytes = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def readinto(self, buffer: Buffer) -> int:
         """Read into `buffer`; the count."""
-        return await self._run(self._f.readinto(buffer))
+        return await self._run(self._file.readinto(buffer))
 
     async def peek(self, size: int = 0) -> bytes:
         """The buffered bytes at the position, without consuming them."""
-        return await self._run(self._f.peek(size))
+        return await self._run(self._file.peek(size))
 
     async def readline(self, size: int | None = -1) -> bytes:
         """One line (up to `size` bytes)."""
-        op = self._f.readline(size)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.readline(size)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: bytes = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[bytes]:
         """All lines, or lines until their total passes `hint`."""
-        return await self._run(self._f.readlines(hint))
+        return await self._run(self._file.readlines(hint))
 
     async def write(self, data: Buffer) -> int:
         """Write `data` (buffered); its length."""
-        op = self._f.write(data)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.write(data)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: int = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def writelines(self, lines: Iterable[Buffer]) -> None:
         """Write each line."""
-        await self._run(self._f.writelines(lines))
+        await self._run(self._file.writelines(lines))
 
     async def flush(self) -> None:
         """Write what is buffered (no fsync; see `fsync`)."""
-        await self._run(self._f.flush())
+        await self._run(self._file.flush())
 
     async def fsync(self) -> None:
         """Flush, then make the file's data durable."""
-        await self._run(self._f.fsync())
+        await self._run(self._file.fsync())
 
     async def seek(self, offset: int, whence: int = 0) -> int:
         """Move the position; the new position."""
-        op = self._f.seek(offset, whence)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.seek(offset, whence)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: int = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def tell(self) -> int:
         """The position."""
-        return self._f.tell()
+        return self._file.tell()
 
     async def truncate(self, size: int | None = None) -> int:
         """Resize to `size` (the position if None); the new size."""
-        return await self._run(self._f.truncate(size))
+        return await self._run(self._file.truncate(size))
 
     def readable(self) -> bool:
         """Whether reads are allowed (synchronous, as in aiofiles' binary files)."""
         return self._readable()
 
     async def __anext__(self) -> bytes:
-        op = self._f.readline(-1)
-        line = op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.readline(-1)
+        line: bytes
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            line = op.value
+        else:
+            line = await self._run(op)
         if line:
             return line
         raise StopAsyncIteration
@@ -487,90 +397,103 @@ class AsyncTextFile(_AsyncFile):
     """A text file (aiofiles' `AsyncTextIOWrapper`), on a core `TextFile`. Every method
     raises what Python's text files raise; `tell()` returns CPython's cookies."""
 
-    __slots__ = ("_buffer",)
-    _f: TextFile
+    __slots__ = ("_buffer", "_file")
 
     def __init__(self, f: TextFile, io: IOBackend) -> None:
         super().__init__(f, io)
+        self._file = f  # `_f`, typed: a compiled method call, not a generic one
         self._buffer: AsyncBufferedFile | None = None
 
     @property
     def encoding(self) -> str:
         """The encoding."""
-        return self._f.encoding
+        return self._file.encoding
 
     @property
     def errors(self) -> str:
         """The error handler name."""
-        return self._f.errors
+        return self._file.errors
 
     @property
     def newlines(self) -> str | tuple[str, ...] | None:
         """The newlines seen (universal-newlines mode)."""
-        return self._f.newlines
+        return self._file.newlines
 
     @property
     def line_buffering(self) -> bool:
         """Whether a newline written flushes."""
-        return self._f.line_buffering
+        return self._file.line_buffering
 
     @property
     def buffer(self) -> AsyncBufferedFile:
         """The binary file under the text (sharing its position and its turn)."""
         if self._buffer is None:
-            self._buffer = AsyncBufferedFile(self._f.buffer, self._io)
+            self._buffer = AsyncBufferedFile(self._file.buffer, self._io)
         return self._buffer
 
     async def read(self, size: int | None = -1) -> str:
         """Read up to `size` characters (all if negative or None)."""
-        op = self._f.read(size)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.read(size)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: str = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def readline(self, size: int = -1) -> str:
         """One line (up to `size` characters)."""
-        op = self._f.readline(size)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.readline(size)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: str = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def readlines(self, hint: int | None = -1) -> list[str]:
         """All lines, or lines until their total passes `hint`."""
-        return await self._run(self._f.readlines(hint))
+        return await self._run(self._file.readlines(hint))
 
     async def write(self, text: str) -> int:
         """Write `text`; its length."""
-        op = self._f.write(text)
-        return op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.write(text)
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            value: int = op.value  # mypy narrows `op` to `Ready[Any]`
+            return value
+        return await self._run(op)
 
     async def writelines(self, lines: Iterable[str]) -> None:
         """Write each line."""
-        await self._run(self._f.writelines(lines))
+        await self._run(self._file.writelines(lines))
 
     async def flush(self) -> None:
         """Write what is buffered (no fsync; see `fsync`)."""
-        await self._run(self._f.flush())
+        await self._run(self._file.flush())
 
     async def fsync(self) -> None:
         """Flush, then make the file's data durable."""
-        await self._run(self._f.fsync())
+        await self._run(self._file.fsync())
 
     async def seek(self, cookie: int, whence: int = 0) -> int:
         """Go to a `tell()` cookie, or to the start/end."""
-        return await self._run(self._f.seek(cookie, whence))
+        return await self._run(self._file.seek(cookie, whence))
 
     async def tell(self) -> int:
         """The position as CPython's opaque cookie."""
-        return await self._run(self._f.tell())
+        return await self._run(self._file.tell())
 
     async def truncate(self, size: int | None = None) -> int:
         """Flush and resize (at the buffer's position if None)."""
-        return await self._run(self._f.truncate(size))
+        return await self._run(self._file.truncate(size))
 
     async def readable(self) -> bool:
         """Whether reads are allowed (a coroutine, as in aiofiles' text files)."""
         return self._readable()
 
     async def __anext__(self) -> str:
-        op = self._f.readline(-1)
-        line = op.value if self._ready_now(op) else await self._run(op)
+        op = self._file.readline(-1)
+        line: str
+        if isinstance(op, Ready) and perf_counter() < self._turn_at:
+            line = op.value
+        else:
+            line = await self._run(op)
         if line:
             return line
         raise StopAsyncIteration
@@ -580,63 +503,66 @@ class AsyncRawFile(_AsyncFile):
     """An unbuffered binary file (`buffering=0`; aiofiles' `AsyncFileIO`), on a core
     `RawFile`: one I/O per call, as Python's `FileIO`."""
 
-    __slots__ = ()
-    _f: RawFile
+    __slots__ = ("_file",)
+
+    def __init__(self, f: RawFile, io: IOBackend) -> None:
+        super().__init__(f, io)
+        self._file = f  # `_f`, typed: a compiled method call, not a generic one
 
     async def read(self, size: int | None = -1) -> bytes:
         """One read of up to `size` bytes (all if negative or None)."""
-        return await self._run(self._f.read(size))
+        return await self._run(self._file.read(size))
 
     async def readall(self) -> bytes:
         """Read to the end."""
-        return await self._run(self._f.readall())
+        return await self._run(self._file.readall())
 
     async def readinto(self, buffer: Buffer) -> int:
         """One read into `buffer`; the count."""
-        return await self._run(self._f.readinto(buffer))
+        return await self._run(self._file.readinto(buffer))
 
     async def readline(self, size: int | None = -1) -> bytes:
         """One line (up to `size` bytes)."""
-        return await self._run(self._f.readline(size))
+        return await self._run(self._file.readline(size))
 
     async def readlines(self, hint: int | None = -1) -> list[bytes]:
         """All lines, or lines until their total passes `hint`."""
-        return await self._run(self._f.readlines(hint))
+        return await self._run(self._file.readlines(hint))
 
     async def write(self, data: Buffer) -> int:
         """One write of all of `data`; its length."""
-        return await self._run(self._f.write(data))
+        return await self._run(self._file.write(data))
 
     async def writelines(self, lines: Iterable[Buffer]) -> None:
         """Write each line."""
-        await self._run(self._f.writelines(lines))
+        await self._run(self._file.writelines(lines))
 
     async def flush(self) -> None:
         """Nothing is buffered; checks the file is open."""
-        self._f.flush()
+        self._file.flush()
 
     async def fsync(self) -> None:
         """Make the file's data durable."""
-        await self._run(self._f.fsync())
+        await self._run(self._file.fsync())
 
     async def seek(self, offset: int, whence: int = 0) -> int:
         """Move the offset; the new offset."""
-        return self._f.seek(offset, whence)
+        return self._file.seek(offset, whence)
 
     async def tell(self) -> int:
         """The offset."""
-        return self._f.tell()
+        return self._file.tell()
 
     async def truncate(self, size: int | None = None) -> int:
         """Resize to `size` (the offset if None); the new size."""
-        return await self._run(self._f.truncate(size))
+        return await self._run(self._file.truncate(size))
 
     def readable(self) -> bool:
         """Whether reads are allowed (synchronous, as in aiofiles)."""
         return self._readable()
 
     async def __anext__(self) -> bytes:
-        line = await self._run(self._f.readline(-1))
+        line = await self._run(self._file.readline(-1))
         if line:
             return line
         raise StopAsyncIteration

@@ -132,7 +132,17 @@ class Completion:
 
     def complete(self, result: int) -> None:
         """Finish successfully with `result`; a no-op if already finished."""
-        self._finish(result)
+        # `_finish(result)` inline: one Python call less for every I/O that succeeds.
+        try:
+            self._claim.pop()
+        except IndexError:
+            return  # someone else finished it first
+        if self._callback is not None:
+            self._publish(result)
+            return
+        self._outcome = result  # published last: readers check it first
+        if self._waiters:
+            self._run_waiters()
 
     def error(self, err: CompletionError) -> None:
         """Finish with `err`; a no-op if already finished."""
@@ -167,6 +177,11 @@ class Completion:
             self._claim.pop()
         except IndexError:
             return  # someone else finished it first
+        self._publish(outcome)
+
+    def _publish(self, outcome: int | CompletionError) -> None:
+        """Run the completion's callback, then publish the outcome and run the waiters.
+        The caller has claimed the completion."""
         callback = self._callback
         if callback is not None:
             self._callback = None  # release what the closure holds

@@ -20,13 +20,8 @@ import trio
 
 import bridge
 from bridge import AsyncFileIO, EventLoopError
-from bridge.aiofile import (
-    _DEFAULTS,
-    AsyncBufferedFile,
-    AsyncRawFile,
-    AsyncTextFile,
-    default_io,
-)
+from bridge._defaults import _DEFAULTS, default_io
+from bridge.aiofile import AsyncBufferedFile, AsyncRawFile, AsyncTextFile
 from core import Completion, CompletionError, ErrorKind
 from core.files import OpenFile, parse_open_arguments
 from core.io import MemoryIO, MemoryYieldIO, OpenFlags
@@ -444,7 +439,7 @@ def test_trio_gets_a_default_backend_per_run(tmp_path: Path) -> None:
 
 
 def test_backends_left_at_exit_are_closed(tmp_path: Path) -> None:
-    from bridge.aiofile import _close_all_defaults
+    from bridge._defaults import _close_all_defaults
 
     async def use() -> AsyncFileIO:
         async with bridge.open(tmp_path / "f", "w") as f:

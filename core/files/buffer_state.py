@@ -36,6 +36,8 @@ import enum
 from collections.abc import Sequence
 from typing import Literal, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
 from core.files.call import FileCall, FileLock
@@ -332,6 +334,7 @@ class FlushWrites:
             bf._reset_read()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the text layer's calls (`TextCall`)
 class BufferedCall(FileCall[T]):
     """A call on a buffered file: `_check` raises if it may not run, the checkpoint is the
     file's `_save()`, rollback is its `_restore()`, and `_flush_writes` is the first step of

@@ -74,19 +74,24 @@ class BufferedFile(BufferState):
 
     def read(self, size: int | None = -1) -> FileCall[bytes]:
         """Read up to `size` bytes (all to the end if negative or None)."""
-        n = size_arg(size, "read length must be non-negative or -1")
+        # `size_arg` inline for the common int: this is the hottest call of the files.
+        n = size if type(size) is int else size_arg(size, "read length must be non-negative or -1")
+        if n < -1:
+            raise ValueError("read length must be non-negative or -1")
         if self.lock.holder is None and self.readable and not self._closed and n >= 0:
             pos = self._pos
             read_end = self._read_end
             if read_end != -1 and n <= read_end - pos:  # CPython's read_fast
                 self._pos = pos + n
                 return Ready(bytes(self._buf[pos : pos + n]))
+            # Nothing buffered: no read-ahead left (`read_end` -1 or at `pos`), nothing to
+            # write, and the raw stream at the position (`_raw_offset() == 0`, inline).
             if (
                 n > 0
                 and n % self.buffer_size == 0
                 and read_end in (-1, pos)
                 and self._write_end == -1
-                and self._raw_offset() == 0
+                and (read_end == -1 or self._raw_pos < 0 or self._raw_pos == pos)
             ):
                 return self._read_blocks(n)
         return BufferedRead(self, n)
@@ -96,13 +101,17 @@ class BufferedFile(BufferState):
         result (CPython's `_read_generic` takes the same path). When it finishes inline and
         in full, the call is complete; otherwise a `BufferedRead` call takes over, already holding
         the lock and waiting on that read."""
+        fd_pos = self._fd_pos
         if self.writable:
-            self._abs_pos = self._fd_pos  # the (empty) flush-and-rewind re-reads the position
+            self._abs_pos = fd_pos  # the (empty) flush-and-rewind re-reads the position
         out = bytearray(n)
         c = Completion.new_read(out)
-        self.file.pread(self._fd_pos, c)
-        if c.finished() and c.get_error() is None and c.result() == n:
-            self._finish_read(c)
+        self.file.pread(fd_pos, c)
+        if c.succeeded() and c.result() == n:
+            # `_finish_read(c)` inline.
+            self._fd_pos = fd_pos + n
+            if self._abs_pos != -1:
+                self._abs_pos += n
             self._pos = self._raw_pos = self._read_end = 0
             return Ready(bytes(out))
         return BufferedRead.adopt(self, n, out, c)
