@@ -410,7 +410,9 @@ def check_table(
             *rng.sample(rowids, min(len(rowids), 5)),
             0,
             -1,
-            (max(rowids) + 1) if rowids else 1,
+            # One past the largest rowid, unless that is the largest there is (sqlite3
+            # refuses a parameter past 64 bits).
+            (max(rowids) + 1) if rowids and max(rowids) < (1 << 63) - 1 else 1,
         ]
         for rowid in probes:
             want = con.execute(
