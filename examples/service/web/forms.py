@@ -17,8 +17,8 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -38,6 +38,7 @@ from examples.service.web import session
 from examples.service.web.cells import cell
 from examples.service.web.pages import (
     CSS_URL,
+    api_refusal,
     database_url,
     delete_form_url,
     edit_form_url,
@@ -215,19 +216,18 @@ def _page(
     )
 
 
-async def _refusal(request: Request, exc: Exception) -> tuple[int, str, dict[str, str]]:
-    """The status, message and headers the API answers `exc` with."""
-    handlers = request.app.exception_handlers
-    handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
-    if handler is None:
-        raise exc
-    answer: Response = await handler(request, exc)
-    try:
-        detail = str(json.loads(bytes(answer.body)).get("detail", ""))
-    except ValueError:
-        detail = ""
-    headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
-    return answer.status_code, detail, headers
+async def _form_refused(
+    request: Request,
+    exc: Exception,
+    template: str,
+    title: str,
+    context_of: Callable[[str, str], dict[str, Any]],
+) -> Response:
+    """The form again, with the status, message and Retry-After header the API answers
+    `exc` with; `context_of(csrf, message)` makes the form's context."""
+    status, detail, headers = await api_refusal(request, exc)
+    csrf = session.session_csrf(request) or ""
+    return _page(request, template, title, context_of(csrf, str(detail)), status, headers)
 
 
 def _locked(request: Request) -> Response | None:
@@ -346,11 +346,12 @@ def router(settings: Settings) -> APIRouter:
                 try:
                     written = await insert_row(entry, info.name, _values(fields))
                 except Exception as exc:
-                    status, detail, headers = await _refusal(request, exc)
-                    csrf = session.session_csrf(request) or ""
-                    context = insert_context(entry, info, fields, csrf, detail)
-                    return _page(
-                        request, "row_form.html", f"Insert · {info.name}", context, status, headers
+                    return await _form_refused(
+                        request,
+                        exc,
+                        "row_form.html",
+                        f"Insert · {info.name}",
+                        lambda csrf, error: insert_context(entry, info, fields, csrf, error),
                     )
                 url = row_url(entry.name, info.name, str(written["key"]))
                 return RedirectResponse(url, status_code=303)
@@ -403,11 +404,13 @@ def router(settings: Settings) -> APIRouter:
                     if written is None:
                         raise ServiceError(404, f"no row with rowid {rowid} in table {info.name!r}")
                 except Exception as exc:
-                    status, detail, headers = await _refusal(request, exc)
-                    csrf = session.session_csrf(request) or ""
-                    context = edit_context(entry, info, rowid, fields, csrf, detail)
-                    title = f"Edit {rowid} · {info.name}"
-                    return _page(request, "row_form.html", title, context, status, headers)
+                    return await _form_refused(
+                        request,
+                        exc,
+                        "row_form.html",
+                        f"Edit {rowid} · {info.name}",
+                        lambda csrf, error: edit_context(entry, info, rowid, fields, csrf, error),
+                    )
                 url = row_url(entry.name, info.name, str(written["key"]))
                 return RedirectResponse(url, status_code=303)
         except Exception as exc:
@@ -466,11 +469,13 @@ def router(settings: Settings) -> APIRouter:
                     if not await delete_row(entry, info.name, rowid):
                         raise ServiceError(404, f"no row with rowid {rowid} in table {info.name!r}")
                 except Exception as exc:
-                    status, detail, headers = await _refusal(request, exc)
-                    csrf = session.session_csrf(request) or ""
-                    context = delete_context(entry, info, rowid, None, csrf, detail)
-                    title = f"Delete {rowid} · {info.name}"
-                    return _page(request, "delete.html", title, context, status, headers)
+                    return await _form_refused(
+                        request,
+                        exc,
+                        "delete.html",
+                        f"Delete {rowid} · {info.name}",
+                        lambda csrf, error: delete_context(entry, info, rowid, None, csrf, error),
+                    )
                 return RedirectResponse(table_url(entry.name, info.name), status_code=303)
         except Exception as exc:
             return await error_page(request, exc)

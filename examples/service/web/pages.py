@@ -196,8 +196,9 @@ def _respond(request: Request, fmt: Format, view: View) -> Response:
     return templates.TemplateResponse(request, view.template, context)
 
 
-async def error_page(request: Request, exc: Exception) -> Response:
-    """`exc` as an HTML page, with the status and message the API would answer."""
+async def api_refusal(request: Request, exc: Exception) -> tuple[int, Any, dict[str, str]]:
+    """The status, `detail` and Retry-After header the API answers `exc` with (through the
+    application's exception handlers); re-raises an exception none of them handles."""
     handlers = request.app.exception_handlers
     handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
     if handler is None:
@@ -208,16 +209,22 @@ async def error_page(request: Request, exc: Exception) -> Response:
     except ValueError:
         detail = ""
     headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+    return answer.status_code, detail, headers
+
+
+async def error_page(request: Request, exc: Exception) -> Response:
+    """`exc` as an HTML page, with the status and message the API would answer."""
+    status, detail, headers = await api_refusal(request, exc)
     return templates.TemplateResponse(
         request,
         "error.html",
         {
-            "title": f"Error {answer.status_code}",
+            "title": f"Error {status}",
             "css_url": CSS_URL,
-            "status": answer.status_code,
+            "status": status,
             "detail": detail,
         },
-        status_code=answer.status_code,
+        status_code=status,
         headers=headers,
     )
 
