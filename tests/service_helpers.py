@@ -1,15 +1,19 @@
-"""Shared by the service's tests: an in-process client of the application."""
+"""Shared by the service's tests: an in-process client of the application, and the walks
+of a sort order's pages both ways."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 
-__all__ = ["asgi_client"]
+if TYPE_CHECKING:
+    from examples.service.queries.sorting import Order
+
+__all__ = ["asgi_client", "walk_backward", "walk_forward"]
 
 
 @asynccontextmanager
@@ -25,3 +29,27 @@ async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     ):
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+async def walk_forward(order: Order, n: int) -> list[Any]:
+    """Every row of `order`, reading pages of `n` forward from the start."""
+    seen: list[Any] = []
+    cut = None
+    while True:
+        page, ended = await order.forward(cut, n)
+        seen += [w.row for w in page]
+        if ended or not page:
+            return seen
+        cut = page[-1].after
+
+
+async def walk_backward(order: Order, n: int) -> list[Any]:
+    """Every row of `order`, reading pages of `n` backward from the end."""
+    seen: list[Any] = []
+    cut = None
+    while True:
+        page, at_start = await order.backward(cut, n)
+        seen = [w.row for w in page] + seen
+        if at_start or not page:
+            return seen
+        cut = page[0].before

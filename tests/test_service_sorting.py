@@ -23,6 +23,7 @@ from core.storage import Bound, collation_key
 from examples.service.databases import Entry
 from examples.service.queries.midpoints import BOTTOM, below, between
 from examples.service.queries.sorting import IndexOrder, KeyOrder, Order
+from tests.service_helpers import walk_backward, walk_forward
 
 ROWS = 400
 WORDS = ["alpha", "Alpha", "beta ", "BETA", "été", "zeta", "", " ", "ω", "a\x00b", "yield"]
@@ -91,28 +92,6 @@ def _expected(entry: Entry, sql: str) -> list[Any]:
         conn.close()
 
 
-async def _forward(order: Order, n: int) -> list[Any]:
-    seen: list[Any] = []
-    cut = None
-    while True:
-        page, ended = await order.forward(cut, n)
-        seen += [w.row for w in page]
-        if ended or not page:
-            return seen
-        cut = page[-1].after
-
-
-async def _backward(order: Order, n: int) -> list[Any]:
-    seen: list[Any] = []
-    cut = None
-    while True:
-        page, at_start = await order.backward(cut, n)
-        seen = [w.row for w in page] + seen
-        if at_start or not page:
-            return seen
-        cut = page[0].before
-
-
 def _index_order(entry: Entry, name: str, column: str, position: int, **bounds: Any) -> Order:
     table = entry.db.schema.table("t")
     index = next(i for i in entry.db.schema.indexes if i.name == name)
@@ -137,8 +116,8 @@ async def test_index_walks_both_ways(
 ) -> None:
     expected = _expected(entry, sql)
     order = _index_order(entry, index, column, position)
-    assert [r[0] for r in await _forward(order, n)] == expected
-    assert [r[0] for r in await _backward(order, n)] == expected
+    assert [r[0] for r in await walk_forward(order, n)] == expected
+    assert [r[0] for r in await walk_backward(order, n)] == expected
 
 
 @pytest.mark.asyncio
@@ -147,17 +126,17 @@ async def test_key_walks_both_ways(entry: Entry, n: int) -> None:
     table = entry.db.schema.table("t")
     order = KeyOrder(entry, table, "id")
     expected = _expected(entry, "SELECT id FROM t ORDER BY id")
-    assert [r[0] for r in await _forward(order, n)] == expected
-    assert [r[0] for r in await _backward(order, n)] == expected
+    assert [r[0] for r in await walk_forward(order, n)] == expected
+    assert [r[0] for r in await walk_backward(order, n)] == expected
     ranged = KeyOrder(entry, table, "id", Bound(-5, inclusive=False), Bound(2**39))
     expected = _expected(entry, f"SELECT id FROM t WHERE id > -5 AND id <= {2**39} ORDER BY id")
-    assert [r[0] for r in await _forward(ranged, n)] == expected
-    assert [r[0] for r in await _backward(ranged, n)] == expected
+    assert [r[0] for r in await walk_forward(ranged, n)] == expected
+    assert [r[0] for r in await walk_backward(ranged, n)] == expected
     w = entry.db.schema.table("w")
     keys = _expected(entry, "SELECT k1, k2 FROM w ORDER BY k1 COLLATE NOCASE, k2")
     order = KeyOrder(entry, w, "k1")
-    assert [tuple(r[:2]) for r in await _forward(order, n)] == keys
-    assert [tuple(r[:2]) for r in await _backward(order, n)] == keys
+    assert [tuple(r[:2]) for r in await walk_forward(order, n)] == keys
+    assert [tuple(r[:2]) for r in await walk_backward(order, n)] == keys
 
 
 @pytest.mark.asyncio
@@ -168,8 +147,8 @@ async def test_ranges_of_an_index(entry: Entry) -> None:
     expected = _expected(
         entry, "SELECT id FROM t WHERE n >= 'b' AND n < 'Z' ORDER BY n COLLATE NOCASE, id"
     )
-    assert [r[0] for r in await _forward(order, 9)] == expected
-    assert [r[0] for r in await _backward(order, 9)] == expected
+    assert [r[0] for r in await walk_forward(order, 9)] == expected
+    assert [r[0] for r in await walk_backward(order, 9)] == expected
 
 
 def test_midpoints_are_strictly_between() -> None:

@@ -21,7 +21,8 @@ from bridge import AsyncFileIO
 from bridge.storage import AsyncDatabase, IndexPage
 from core.storage import Bound, Row, collation_key
 from examples.service.databases import Entry
-from examples.service.queries.sorting import Cut, IndexOrder, Order
+from examples.service.queries.sorting import Cut, IndexOrder
+from tests.service_helpers import walk_backward, walk_forward
 
 pytestmark = pytest.mark.asyncio
 
@@ -115,28 +116,6 @@ def _expected(path: Path, sql: str) -> list[Any]:
         conn.close()
 
 
-async def _forward(order: Order, n: int) -> list[Row]:
-    seen: list[Row] = []
-    cut = None
-    while True:
-        page, ended = await order.forward(cut, n)
-        seen += [w.row for w in page]
-        if ended or not page:
-            return seen
-        cut = page[-1].after
-
-
-async def _backward(order: Order, n: int) -> list[Row]:
-    seen: list[Row] = []
-    cut = None
-    while True:
-        page, at_start = await order.backward(cut, n)
-        seen = [w.row for w in page] + seen
-        if at_start or not page:
-            return seen
-        cut = page[0].before
-
-
 async def _cost(entry: Entry, read: Any) -> tuple[int, int, list[Row]]:
     """The rows the engine returned and the pages it read for `read()`, from an empty
     page cache; and the rows `read()` walked."""
@@ -157,7 +136,7 @@ async def test_a_deep_page_reads_no_more_than_the_first(entry: Entry, db_file: P
     order = _order(entry, "t", "t_year", 2)
     run = _expected(db_file, "SELECT id FROM t WHERE year = 2000 ORDER BY year, id")
     assert len(run) == RUN
-    rows = {r[0]: r for r in await _forward(order, 500)}
+    rows = {r[0]: r for r in await walk_forward(order, 500)}
 
     # Forward: the first page of the run starts after the last row before it; a deep
     # page after a row 4,000 rows into it.
@@ -200,7 +179,7 @@ async def test_walking_back_across_the_whole_run(entry: Entry, db_file: Path) ->
     expected = _expected(
         db_file, "SELECT id FROM t WHERE year >= 1500 AND year <= 2500 ORDER BY year, id"
     )
-    assert [r[0] for r in await _backward(order, 250)] == expected
+    assert [r[0] for r in await walk_backward(order, 250)] == expected
 
 
 @pytest.mark.parametrize("n", [25, 400])
@@ -214,14 +193,14 @@ async def test_walks_match_sqlite(entry: Entry, db_file: Path, n: int) -> None:
         # A stored row starts with its key: the rowid of t, k of w.
         order = _order(entry, table, index, position)
         expected = _expected(db_file, sql)
-        assert [r[0] for r in await _forward(order, n)] == expected, index
-        assert [r[0] for r in await _backward(order, n)] == expected, index
+        assert [r[0] for r in await walk_forward(order, n)] == expected, index
+        assert [r[0] for r in await walk_backward(order, n)] == expected, index
 
 
 async def test_a_cut_before_or_after_a_row_keeps_the_row_on_its_side(entry: Entry) -> None:
     for table, index, position in (("t", "t_year_tag", 2), ("w", "w_year", 1)):
         order = _order(entry, table, index, position)
-        rows = await _forward(order, 500)
+        rows = await walk_forward(order, 500)
         for middle in (rows[10], rows[BEFORE + 2500], rows[-5]):
             ahead, _ = await order.forward(_cut(order, middle, 0), 3)
             assert ahead[0].row == middle, index
