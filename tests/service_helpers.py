@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 if TYPE_CHECKING:
     from examples.service.queries.sorting import Order
 
-__all__ = ["asgi_client", "walk_backward", "walk_forward"]
+__all__ = ["asgi_client", "http_scope", "walk_backward", "walk_forward"]
 
 
 @asynccontextmanager
@@ -29,6 +29,28 @@ async def asgi_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     ):
         client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+def http_scope(
+    method: str, path: str, query: bytes, state: dict[str, Any], spec_version: str = "2.3"
+) -> dict[str, Any]:
+    """The ASGI scope of one HTTP request, for tests that call the app with their own
+    `receive` and `send` (a disconnect, a body cut short); `state` is the lifespan's."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": spec_version},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+        "state": dict(state),
+    }
 
 
 async def walk_forward(order: Order, n: int) -> list[Any]:

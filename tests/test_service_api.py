@@ -30,7 +30,7 @@ from examples.service.app import create_app
 from examples.service.encoding import decode_cell
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
-from tests.service_helpers import asgi_client
+from tests.service_helpers import asgi_client, http_scope
 
 pytestmark = pytest.mark.asyncio
 
@@ -766,21 +766,7 @@ async def test_upload_client_disconnect_leaves_nothing(data_dir: Path) -> None:
         sent.append(message)
 
     async with LifespanManager(app) as manager:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "PUT",
-            "scheme": "http",
-            "path": "/databases/halfway",
-            "raw_path": b"/databases/halfway",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"test")],
-            "client": ("127.0.0.1", 1),
-            "server": ("test", 80),
-            "state": dict(manager._state),
-        }
+        scope = http_scope("PUT", "/databases/halfway", b"", manager._state)
         await app(scope, receive, send)
         assert _upload_dir_entries(data_dir) == []
         assert "halfway" not in app.state.databases.entries

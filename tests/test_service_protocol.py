@@ -24,7 +24,7 @@ from examples.service.app import create_app
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
 from examples.service.testing import make_wide_database
-from tests.service_helpers import asgi_client
+from tests.service_helpers import asgi_client, http_scope
 
 pytestmark = pytest.mark.asyncio
 
@@ -216,21 +216,13 @@ async def test_a_corrupt_page_mid_export_logs_one_line_and_ends_the_response(
         sent.append(message)
 
     async with LifespanManager(app) as manager:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/databases/wide/tables/wide/export",
-            "raw_path": b"/databases/wide/tables/wide/export",
-            "query_string": b"format=csv",
-            "root_path": "",
-            "headers": [(b"host", b"test")],
-            "client": ("127.0.0.1", 1),
-            "server": ("test", 80),
-            "state": dict(manager._state),
-        }
+        scope = http_scope(
+            "GET",
+            "/databases/wide/tables/wide/export",
+            b"format=csv",
+            manager._state,
+            spec_version="2.4",
+        )
         caplog.clear()
         with caplog.at_level(logging.DEBUG):
             # It returns (no exception escapes the application) with the response unfinished.

@@ -23,6 +23,7 @@ from examples.service.app import create_app
 from examples.service.databases import Databases
 from examples.service.settings import Settings
 from examples.service.testing import make_wide_database, serve_in_thread
+from tests.service_helpers import http_scope
 
 ROWS = 4000
 PAGE_ROWS = 50
@@ -171,21 +172,9 @@ async def test_asgi_disconnect_cancels_the_export(data_dir: Path, nowait: bool |
         await asyncio.sleep(0)
 
     async with LifespanManager(app) as manager:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/databases/wide/tables/wide/export",
-            "raw_path": b"/databases/wide/tables/wide/export",
-            "query_string": b"format=ndjson",
-            "root_path": "",
-            "headers": [(b"host", b"test")],
-            "client": ("127.0.0.1", 1),
-            "server": ("test", 80),
-            "state": dict(manager._state),
-        }
+        scope = http_scope(
+            "GET", "/databases/wide/tables/wide/export", b"format=ndjson", manager._state
+        )
         await asyncio.wait_for(app(scope, receive, send), 60)
         databases: Databases = app.state.databases
         wide = databases.entries["wide"].db
