@@ -25,8 +25,9 @@ from setuptools.command.build_ext import build_ext
 # `TextFile` cannot subclass a compiled `TextState`), `bridge/_fileio.py` (a test swaps
 # `AsyncFile.__class__`, and `AsyncFileIO` hands itself to `weakref`), `bridge/_defaults.py`
 # (the loop tracks only a real async generator), `bridge/_drive_common.py` (`one_turn`
-# must stay a generator `types.coroutine` can flag), `bridge/_drive.py` (a compiled
-# coroutine dropped unfinished never runs its `finally` blocks, where `drive` cleans up),
+# must stay a generator `types.coroutine` can flag), `bridge/_drive_asyncio.py` (a
+# compiled coroutine dropped unfinished never runs its `finally` blocks, where a drive
+# that awaits cleans up; `bridge/_drive.py`, which takes the first step, compiles),
 # and everything not on a hot path: among them `core/storage/errors.py` and
 # `core/storage/limits.py` (errors deriving from the interpreted `core/errors.py`),
 # `core/storage/ddl.py` (the SQL parser) and `check.py`.
@@ -83,7 +84,10 @@ COMPILED_MODULES = [
     "core/files/buffered_writes.py",
     "core/files/buffered_random_access.py",
     "core/ops/read.py",
-    # `bridge.open`'s file objects (their coroutines keep nothing to clean up in `finally`).
+    # `drive`'s first step and the loop's step budget, and `bridge.open`'s file objects
+    # (their coroutines keep nothing to clean up in `finally`).
+    "bridge/_drive.py",
+    "bridge/_pass_budget.py",
     "bridge/aiofile.py",
 ]
 

@@ -1,72 +1,47 @@
 """`await drive(op, io)`: run a core operation from an event loop.
 
 Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is the model):
-- Step the operation. `Done` ends the run. A finished completion is never turned into a
-  Future: the driver steps again at once (a done Future costs ~0.25 us, a loop pass 2-4 us,
-  a thread hop 50+ us). So that one busy operation cannot starve others, a run of finished
-  steps still gives the loop one turn once it has lasted a time slice (`io.time_slice`,
-  default 2 ms). An explicit yield (`completion.is_explicit_yield()`) gets exactly one turn.
-- The drives on one asyncio/uvloop loop also share a step budget per loop pass
-  (`PassBudget`, 0.25 ms of stepping): a drive about to take its first step, or to step
-  after a wait, in a pass whose drives have already stepped that long parks until a later
-  pass. So 200 tasks started or woken in one pass spread over several short passes
-  (timers and I/O callbacks run in between) instead of one long pass; they step in the
-  order they parked; a drive's first step waits behind the drives parked already. Only
-  the drives' own steps count, not what their tasks do around them (see `PassBudget`).
-- An unfinished completion on a backend with `needs_stepping` is progressed by the driver:
-  one loop turn, then `io.step()`, until it finishes. Everywhere else the driver waits on one
-  Future (asyncio) or one parked task (trio) that the completion's done-callback wakes: set
-  directly when it fires on the loop thread, through `call_soon_threadsafe` /
-  `run_sync_soon` from any other thread (never anyio's `from_thread`, which blocks the
-  worker). Registration is undone in `finally`.
-- A failed completion: `op.abort(error)`, then raise the `CompletionError`.
-- Cancellation or timeout: abort the outstanding completion (a group's abort cancels its
-  children), `op.abort(exc)`, wait a bounded time (`io.settle_timeout`, default 1 s) for work
-  already inside a worker's system call to come back (`io.when_settled`), then re-raise.
-  A cancellation is never swallowed; a timeout raises `DriveTimeoutError` (a `TimeoutError`).
-- Late results are harmless by construction: the waiter only ever *sets a result* on a Future
-  it checked is not done (no exception is stored, so nothing is "never retrieved"), and a
-  wake-up aimed at a closed loop is dropped.
-- Hot path: no locks of our own, no closures per call, one slotted waiter per drive (made
-  on the first real wait), one Future per wait. Which library runs us is read from sniffio's
-  cheap thread-local/context variable first; trio is imported only when running under it.
-- `bridge._trio` is imported inside `drive`, never at module level, and needs nothing of
-  this module: what both drivers share lives in `bridge._drive_common`.
+- Step the operation. `Done` ends the run. The commonest run is one step to `Done` (a
+  cache hit): this module takes that step itself and returns, with no more than the checks
+  every call needs. Anything that awaits (a wait on a completion, a loop turn, a park for
+  the pass's step budget, a timeout) runs in `bridge._drive_asyncio` (asyncio and uvloop)
+  or `bridge._trio`.
+- The split is what lets this module compile (setup.py) while the part that awaits stays
+  interpreted: that part cleans up in `finally` (the operation's registration in
+  `DRIVING`, the timeout's timer, the waiter on a completion) and aborts the operation
+  when its coroutine is closed, and a coroutine compiled by mypyc that is dropped
+  unfinished (its loop closed under it) never runs its `finally` blocks, where an
+  interpreted one is closed when it is collected. This front keeps nothing to clean up:
+  it holds no registration across an await, and the interpreted coroutine it awaits is
+  collected (and so closed) with it.
+- The first step is taken here only if the pass's step budget (`PassBudget`) has room and
+  no drive is parked on it, and never with a timeout (its timer is armed before the first
+  step, so that the deadline counts from the call).
+- `bridge._trio` is imported inside `drive`, never at module level: trio is imported only
+  when running under it. Which library runs us is read from sniffio's cheap
+  thread-local/context variable first.
 """
 
 from __future__ import annotations
 
 import asyncio
-from asyncio import AbstractEventLoop, CancelledError, Future
 from collections.abc import Callable
-from threading import get_ident
 from time import perf_counter
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, SupportsFloat, TypeVar
 
 import sniffio
 
-from bridge._drive_common import (
-    DEFAULT_SETTLE_TIMEOUT,
-    DEFAULT_TIME_SLICE,
-    DRIVING,
-    THREAD_STATE,
-    PassBudget,
-    abort_quietly,
-    check_seconds,
-    one_turn,
-    refuse_second_driver,
-    thread_budget,
-    when_settled_of,
-)
-from bridge._errors import DriveTimeoutError, EventLoopError
-from core.completion import Completion
-from core.driver import Operation, after_finished, as_step
+from bridge._drive_asyncio import drive_asyncio
+from bridge._drive_common import DRIVING, check_seconds, refuse_second_driver
+from bridge._errors import EventLoopError
+from bridge._pass_budget import THREAD_STATE, PassBudget, thread_budget
+from core.driver import Operation, as_step
 from core.result import IO, Done
 
 if TYPE_CHECKING:
     from core.io.backend import IOBackend
 
-__all__ = ["Resolver", "drive"]
+__all__ = ["drive"]
 
 T = TypeVar("T")
 
@@ -76,7 +51,7 @@ _get_running_loop = asyncio.get_running_loop
 
 
 async def drive(
-    op: Operation[T], io: IOBackend | None = None, *, timeout: float | None = None
+    op: Operation[T], io: IOBackend | None = None, *, timeout: SupportsFloat | None = None
 ) -> T:
     """Run `op` to `Done` on the running event loop (asyncio, uvloop or trio); return its value.
 
@@ -94,12 +69,13 @@ async def drive(
     before touching `op`, if another `drive` is running the same operation object;
     `TypeError` if `op` is not an operation.
     """
+    # `timeout` is declared `SupportsFloat` rather than `float` so that the compiled build
+    # checks it here (`InvalidArgumentError`) instead of at the call (a bare `TypeError`).
     # `as_step` inline: one call fewer per operation.
     step: Callable[[], Done[T] | IO] | None = getattr(op, "step", None)
     if step is None or not callable(step):
         step = as_step(op)
-    if timeout is not None:
-        timeout = check_seconds(timeout, "timeout")
+    seconds: float | None = None if timeout is None else check_seconds(timeout, "timeout")
     if id(op) in DRIVING:
         refuse_second_driver(op)
     library = _sniffio_thread.name or _sniffio_cvar.get()
@@ -113,23 +89,17 @@ async def drive(
     elif library == "trio":
         from bridge import _trio
 
-        return await _trio.drive_trio(op, step, io, timeout)
+        return await _trio.drive_trio(op, step, io, seconds)
     else:
         raise EventLoopError(f"drive() runs under asyncio, uvloop or trio, not {library!r}")
 
-    # -- asyncio and uvloop: inline here, to save a coroutine per call on the hot path ----
-    # The commonest run is one step to `Done` (a cache hit): it skips the setup below.
-    # The first time slice starts before that step. With a timeout, the timer is armed
-    # before the first step, as ever (its deadline counts from the call).
-    # Steps share a per-pass budget (`PassBudget`): past it, the first step waits a turn.
     started = perf_counter()
-    budget = getattr(THREAD_STATE, "budget", None) or thread_budget()
+    budget: PassBudget = getattr(THREAD_STATE, "budget", None) or thread_budget()
     if not budget.armed or budget.loop is not loop:
         budget.arm(loop)
-    result: Done[T] | IO | None = None
     # A first step waits behind the drives already parked (`PassBudget.parked`, inline).
     if (
-        timeout is None
+        seconds is None
         and budget.spent <= budget.seconds
         and not budget.waiting
         and not budget.again
@@ -139,308 +109,5 @@ async def drive(
         if type(result) is Done:
             budget.spent += perf_counter() - started
             return result.value
-    time_slice: float = DEFAULT_TIME_SLICE
-    stepping = False
-    if io is not None:
-        stepping = io.needs_stepping
-        time_slice = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
-    waiter: _AsyncioWaiter | None = None
-    timer: asyncio.TimerHandle | None = None
-    if timeout is not None:
-        waiter = _AsyncioWaiter(loop)
-        timer = loop.call_later(timeout, waiter.expire)
-    c: Completion | None = None
-    slice_end = started + time_slice
-    since = started  # this run of steps began: its time counts against the pass's budget
-    key = id(op)
-    DRIVING.add(key)  # before the first await: from here on a second driver is refused
-    try:
-        if result is None and (budget.spent > budget.seconds or budget.parked()):
-            # This pass has stepped long enough, or drives wait their turn already: take
-            # the first step in a later pass, after them.
-            await _pass_turn(op, io, loop, waiter, timeout, budget)
-            since = perf_counter()
-            slice_end = since + time_slice
-        while True:
-            if result is None:
-                result = step()
-                if type(result) is Done:
-                    budget.spent += perf_counter() - since
-                    return result.value
-            c = result.completion  # type: ignore[union-attr]
-            result = None
-            if c.finished():
-                # Inline, the common case (succeeded, not a yield): step again within the
-                # slice. `after_finished` settles the rest: a failure raises, a yield falls
-                # through to the turn below.
-                if c.get_error() is None and not c.is_explicit_yield():
-                    if perf_counter() < slice_end:
-                        continue
-                else:
-                    after_finished(op, c)
-                budget.spent += perf_counter() - since
-                try:
-                    await one_turn()
-                except BaseException as exc:
-                    await _give_up_asyncio(op, None, exc, io, loop)
-                    raise
-                if waiter is not None and waiter.expired:
-                    await _time_out_asyncio(op, None, io, loop, timeout)
-                if not budget.armed or budget.loop is not loop:
-                    budget.arm(loop)
-                since = perf_counter()
-                slice_end = since + time_slice
-                continue
-            # An unfinished completion: wait for it.
-            budget.spent += perf_counter() - since
-            if waiter is None:
-                waiter = _AsyncioWaiter(loop)
-            elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
-                await _time_out_asyncio(op, c, io, loop, timeout)
-            if stepping:
-                assert io is not None
-                await _step_until_finished(op, c, io, loop, waiter, timeout)
-            else:
-                # The first wait is inline (no coroutine per wait); `_wait_asyncio` takes
-                # over for the rare rest: a timeout, or a stale wake-up.
-                waiter.completion = c
-                waiter.fut = fut = loop.create_future()
-                c.add_done_callback(waiter)
-                try:
-                    await fut
-                except BaseException as exc:
-                    waiter.completion = None
-                    c.remove_done_callback(waiter)
-                    await _give_up_asyncio(op, c, exc, io, loop)
-                    raise
-                if not c.finished():
-                    await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
-            if c.get_error() is not None:
-                after_finished(op, c)  # raises
-            if not budget.armed or budget.loop is not loop:
-                budget.arm(loop)
-            elif budget.spent > budget.seconds:
-                # Woken in a pass that has stepped long enough: step in a later one.
-                await _pass_turn(op, io, loop, waiter, timeout, budget)
-            else:
-                budget.stepped += 1
-            since = perf_counter()
-            slice_end = since + time_slice
-    finally:
-        DRIVING.discard(key)
-        if timer is not None:
-            timer.cancel()
-
-
-async def _pass_turn(
-    op: object,
-    io: IOBackend | None,
-    loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter | None,
-    timeout: float | None,
-    budget: PassBudget,
-) -> None:
-    """Wait until a pass has step budget left (`PassBudget`), arming it if it is fresh:
-    parked until a refill wakes this drive; if that pass is spent already, parked again
-    ahead of the drives never woken (`PassBudget.again`), so the drives woken together
-    keep their order. A cancellation or an expired timeout meanwhile gives up on `op`, as
-    any turn does."""
-    fut: Future[None] = loop.create_future()
-    budget.waiting.append(fut)
-    while True:
-        if waiter is not None:
-            waiter.fut = fut  # so that the timeout's timer wakes it too
-        try:
-            await fut
-        except BaseException as exc:  # a cancelled Future is done: the refill skips it
-            await _give_up_asyncio(op, None, exc, io, loop)
-            raise
-        if waiter is not None and waiter.expired:
-            await _time_out_asyncio(op, None, io, loop, timeout)
-        if not budget.armed or budget.loop is not loop:
-            budget.arm(loop)
-            return
-        if budget.spent <= budget.seconds:
-            budget.stepped += 1
-            return
-        fut = loop.create_future()
-        budget.again.append(fut)
-
-
-class _AsyncioWaiter:
-    """Wakes one drive call. Registered as the done-callback of the completion it waits on;
-    reused across the waits of one call (stale calls from an earlier completion are ignored)."""
-
-    __slots__ = ("completion", "expired", "fut", "loop", "thread_id")
-
-    def __init__(self, loop: AbstractEventLoop) -> None:
-        self.loop = loop
-        self.thread_id = get_ident()
-        self.completion: Completion | None = None
-        self.fut: Future[None] | None = None
-        self.expired = False
-
-    def __call__(self, completion: Completion) -> None:
-        if completion is not self.completion:
-            return
-        fut = self.fut
-        if fut is None:
-            return
-        if get_ident() == self.thread_id:
-            if not fut.done():
-                try:
-                    fut.set_result(None)
-                except RuntimeError:
-                    pass  # its loop is closed (a backend closed after it): nobody to wake
-            return
-        loop = self.loop
-        if loop.is_closed():
-            return  # nobody is left to wake
-        try:
-            loop.call_soon_threadsafe(_resolve, fut)
-        except RuntimeError:
-            pass  # the loop closed between the check and the call
-
-    def expire(self) -> None:
-        """The timeout's timer: mark expired and wake the waiting task."""
-        self.expired = True
-        fut = self.fut
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-
-def _resolve(fut: Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-async def _wait_asyncio(
-    op: object,
-    c: Completion,
-    io: IOBackend | None,
-    loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter,
-    timeout: float | None,
-    *,
-    registered: bool = False,
-) -> None:
-    """Wait on one Future at a time until `c` finishes (or the timeout expires). With
-    `registered`, the waiter is already `c`'s done-callback and its Future was awaited."""
-    waiter.completion = c
-    if not registered:
-        waiter.fut = fut = loop.create_future()
-        c.add_done_callback(waiter)
-    try:
-        while True:
-            if registered:
-                registered = False
-            else:
-                await fut
-            if c.finished():
-                return
-            if waiter.expired:
-                break
-            # A stale wake-up aimed at an earlier completion: wait again.
-            waiter.fut = fut = loop.create_future()
-    except BaseException as exc:
-        waiter.completion = None
-        c.remove_done_callback(waiter)
-        await _give_up_asyncio(op, c, exc, io, loop)
-        raise
-    waiter.completion = None
-    c.remove_done_callback(waiter)
-    await _time_out_asyncio(op, c, io, loop, timeout)
-
-
-async def _step_until_finished(
-    op: object,
-    c: Completion,
-    io: IOBackend,
-    loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter,
-    timeout: float | None,
-) -> None:
-    """Progress a `needs_stepping` backend until `c` finishes: one loop turn, then
-    `io.step()`, and again. The turn comes first, so that every I/O point really yields
-    (and is a cancellation point), and so that the other tasks' I/O queued meanwhile is
-    served by the same step.
-
-    A `step()` that finishes nothing while `c` is pending means nothing queued there can
-    finish it (the contract `BackendBase.wait_for_completion` relies on too); then another
-    party must, so the driver waits on the done-callback instead of spinning.
-    """
-    while True:
-        try:
-            await one_turn()
-        except BaseException as exc:
-            await _give_up_asyncio(op, c, exc, io, loop)
-            raise
-        if waiter.expired:
-            await _time_out_asyncio(op, c, io, loop, timeout)
-        if c.finished():
-            return  # another task's step finished it
-        progressed = io.step()
-        if c.finished():
-            return
-        if not progressed:
-            await _wait_asyncio(op, c, io, loop, waiter, timeout)
-            return
-
-
-async def _time_out_asyncio(
-    op: object,
-    c: Completion | None,
-    io: IOBackend | None,
-    loop: AbstractEventLoop,
-    timeout: float | None,
-) -> None:
-    """Give up on `op` because its timeout expired; always raises `DriveTimeoutError`."""
-    error = DriveTimeoutError(f"operation did not finish within {timeout} s")
-    await _give_up_asyncio(op, c, error, io, loop)
-    raise error
-
-
-async def _give_up_asyncio(
-    op: object,
-    c: Completion | None,
-    exc: BaseException,
-    io: IOBackend | None,
-    loop: AbstractEventLoop,
-) -> None:
-    """Abort `c` and `op`, then let in-flight work settle. The caller re-raises `exc`.
-
-    A further cancellation while settling ends the wait; it propagates unless `exc` is a
-    cancellation itself (which the caller re-raises anyway).
-    """
-    if c is not None and not c.finished():
-        c.abort()
-    abort_quietly(op, exc)
-    if isinstance(exc, GeneratorExit):
-        return  # the coroutine is being closed (its loop is gone): it must not await
-    when_settled = when_settled_of(io)
-    if when_settled is None:
-        return
-    fut: Future[None] = loop.create_future()
-    if not when_settled(Resolver(fut)):
-        return
-    assert io is not None
-    handle = loop.call_later(getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT), _resolve, fut)
-    try:
-        await fut
-    except CancelledError:
-        if not isinstance(exc, CancelledError):
-            raise
-    finally:
-        handle.cancel()
-
-
-class Resolver:
-    """A callable that resolves one Future (a settle callback, loop thread only)."""
-
-    __slots__ = ("fut",)
-
-    def __init__(self, fut: Future[None]) -> None:
-        self.fut = fut
-
-    def __call__(self) -> None:
-        _resolve(self.fut)
+        return await drive_asyncio(op, step, io, loop, seconds, budget, started, result)
+    return await drive_asyncio(op, step, io, loop, seconds, budget, started, None)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bridge._drive import Resolver
+from bridge._drive_asyncio import Resolver
 from bridge._drive_common import when_settled_of
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind

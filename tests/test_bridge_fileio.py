@@ -24,8 +24,8 @@ import pytest
 import trio
 
 from bridge import AsyncFileIO, EventLoopError, InvalidArgumentError, drive
-from bridge._drive_common import thread_budget
 from bridge._fileio import _Batch
+from bridge._pass_budget import thread_budget
 from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError, block
 from core.io import OpenFlags
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers

@@ -21,8 +21,8 @@ import pytest
 import trio
 
 from bridge import AsyncFileIO, DriveTimeoutError, InvalidArgumentError, drive
-from bridge._drive_common import PassBudget, thread_budget
 from bridge._fileio_common import FINISH_PER_CALLBACK, Finisher
+from bridge._pass_budget import PassBudget, thread_budget
 from core import Completion, Done
 from core.io import OpenFlags
 from core.io.ring import OP_READ, SQE_ASYNC, Ring
