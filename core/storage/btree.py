@@ -22,7 +22,9 @@ Theory of operation:
   early are each a `CorruptDatabaseError` naming the page. So every walk reads at most as
   many pages as the tree has (plus overflow pages), and ends.
 - Seeks bisect cached per-page keys: table pages cache their rowids, index pages their
-  decoded records and the sort keys a `KeyPlan` builds from them (see `page.py`).
+  decoded records and the sort keys a `KeyPlan` builds from them (see `page.py`). Rowids
+  are found by `rowid_position`: compiled, a loop over native integers, 2-3x faster than
+  `bisect`'s generic comparisons; interpreted, `bisect` itself.
 - A scan reads ahead: when it must load a child of an interior page, it also submits reads
   for the next few children in the same `CompletionGroup` (see `pager.py`).
 - Hot caches skip the machine: a seek first tries `_descend_cached`, and point lookups use
@@ -36,6 +38,7 @@ from __future__ import annotations
 import enum
 import struct
 from bisect import bisect_left, bisect_right
+from importlib.machinery import EXTENSION_SUFFIXES
 from typing import Final
 
 from core.completion import Completion
@@ -63,10 +66,39 @@ __all__ = [
     "ScanStep",
     "index_range_cached",
     "lookup_rowid_cached",
+    "rowid_position",
 ]
 
 MAX_DEPTH: Final = 20
 """SQLite's `BTCURSOR_MAX_DEPTH`: no legitimate B-tree is deeper."""
+
+_COMPILED: Final = __file__.endswith(tuple(EXTENSION_SUFFIXES))
+"""True when this module is a mypyc-compiled extension (see `rowid_position`)."""
+
+
+def rowid_position(rowids: list[int], rowid: int, after: bool = False) -> int:
+    """Where `rowid` goes in a page's ascending `rowids`: the index of the first one at or
+    above it (`bisect_left`), or with `after` above it (`bisect_right`)."""
+    if not _COMPILED:
+        return bisect_right(rowids, rowid) if after else bisect_left(rowids, rowid)
+    lo = 0
+    hi = len(rowids)
+    if after:
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if rowids[mid] <= rowid:
+                lo = mid + 1
+            else:
+                hi = mid
+    else:
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if rowids[mid] < rowid:
+                lo = mid + 1
+            else:
+                hi = mid
+    return lo
+
 
 _u32: Final = struct.Struct(">I").unpack_from
 
@@ -244,7 +276,7 @@ def lookup_rowid_cached(pager: Pager, root: int, rowid: int) -> tuple[Page, int]
         if rowids is None:
             return _L_MISS
         path.append(number)
-        i = bisect_left(rowids, rowid)
+        i = rowid_position(rowids, rowid)
         kind = page.kind
         if kind == TABLE_LEAF:
             if not rowids and len(path) > 1:
@@ -551,10 +583,7 @@ class BTreeCursor:
             elif mode is _M_SEEK_ROWID:
                 rowids = page.rowids
                 assert rowids is not None
-                if self._gt:
-                    i = bisect_right(rowids, self._rowid)
-                else:
-                    i = bisect_left(rowids, self._rowid)
+                i = rowid_position(rowids, self._rowid, self._gt)
             else:
                 if page.records is None:
                     if self._spills(page):
@@ -690,10 +719,7 @@ class BTreeCursor:
                 i = 0
             elif mode is _M_SEEK_ROWID:
                 assert page.rowids is not None
-                if self._gt:
-                    i = bisect_right(page.rowids, self._rowid)
-                else:
-                    i = bisect_left(page.rowids, self._rowid)
+                i = rowid_position(page.rowids, self._rowid, self._gt)
             else:
                 i = bisect_left(self._page_keys(page), self._probe)
             if i < count:
@@ -714,10 +740,7 @@ class BTreeCursor:
             c = 0
         elif mode is _M_SEEK_ROWID:
             assert page.rowids is not None
-            if self._gt:
-                c = bisect_right(page.rowids, self._rowid)
-            else:
-                c = bisect_left(page.rowids, self._rowid)
+            c = rowid_position(page.rowids, self._rowid, self._gt)
         else:
             c = bisect_left(self._page_keys(page), self._probe)
         self.idxs[-1] = c
