@@ -40,6 +40,8 @@ COMPILED_MODULES = [
     "core/io/common.py",
     "core/io/memory.py",
     "core/io/unix.py",
+    "core/io/ring.py",
+    "core/io/uring_engine.py",
     # The storage engine's read path: pager, cache, B-tree cursors, record codec, queries.
     "core/storage/header.py",
     "core/storage/page.py",
@@ -85,6 +87,8 @@ COMPILED_MODULES = [
     "core/ops/read.py",
     # `bridge.open`'s file objects (their coroutines keep nothing to clean up in `finally`).
     "bridge/aiofile.py",
+    # The io_uring engine of `AsyncFileIO` (no coroutines).
+    "bridge/_uring_engine.py",
 ]
 
 

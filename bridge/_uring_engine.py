@@ -172,16 +172,18 @@ class _Entry:
 
 
 class _AbortHook:
-    """The abort hook of every completion in the ring: tells the engine (held weakly, so a
-    completion never keeps it alive) that an entry may need cancelling."""
+    """The abort hook of every completion in the ring: tells the engine that an entry may
+    need cancelling. The engine empties it when it closes, so a completion kept by its
+    caller never keeps a closed engine alive (a compiled engine takes no weak reference;
+    before it closes, the backend's finalizer holds it anyway)."""
 
-    __slots__ = ("_engine",)
+    __slots__ = ("engine",)
 
     def __init__(self, engine: UringEngine) -> None:
-        self._engine = weakref.ref(engine)
+        self.engine: UringEngine | None = engine
 
     def __call__(self, _: object) -> None:
-        engine = self._engine()
+        engine = self.engine
         if engine is not None:
             engine.aborted()
 
@@ -190,7 +192,6 @@ class UringEngine:
     """The ring of one `AsyncFileIO`, driven from its loop thread."""
 
     __slots__ = (
-        "__weakref__",
         "_backend",
         "_cancel_due",
         "_efd",
@@ -593,6 +594,12 @@ class UringEngine:
         """Abort, cancel, wait for every completion entry, then unmap the ring and close
         the eventfd. Each quiet spell waits at most `settle_timeout`; a ring that does not
         drain (or refuses this thread) is stranded, never unmapped. Idempotent."""
+        try:
+            self._close(settle_timeout)
+        finally:
+            self._hook.engine = None  # completions kept by their callers keep nothing
+
+    def _close(self, settle_timeout: float) -> None:
         self._finisher.drain()  # reaped already: finished with their results
         self.abort_all()
         ring = self._ring
