@@ -87,7 +87,10 @@ COMPILED_MODULES = [
     "core/ops/read.py",
     # `bridge.open`'s file objects (their coroutines keep nothing to clean up in `finally`).
     "bridge/aiofile.py",
-    # The io_uring engine of `AsyncFileIO` (no coroutines).
+    # What both engines of `AsyncFileIO` share (requests, the finisher, the asyncio loop
+    # handle, whose one coroutine keeps nothing to clean up in `finally`), and the io_uring
+    # engine (no coroutines).
+    "bridge/_fileio_common.py",
     "bridge/_uring_engine.py",
 ]
 
