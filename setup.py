@@ -17,9 +17,10 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 # Left interpreted: `core/errors.py` (the bridge's errors inherit from both an ioresult
-# error and a builtin one, which a compiled base's layout forbids), `core/io/ring.py`
-# (ctypes structures), `core/io/uring.py` (it hands itself to `weakref.finalize`, and a
-# compiled class takes no weak references), the text layer (`core/files/text*.py`:
+# error and a builtin one, which a compiled base's layout forbids),
+# `core/io/ring_syscalls.py` (ctypes, where tests stand in for the kernel),
+# `core/io/uring.py` (`UringIO` hands itself to `weakref.finalize`, and a compiled class
+# takes no weak references), the text layer (`core/files/text*.py`:
 # `TextFile`'s methods take CPython's argument checks, e.g. "write() argument must be str",
 # which a compiled signature would replace with mypyc's own TypeError; and an interpreted
 # `TextFile` cannot subclass a compiled `TextState`), `bridge/_fileio.py` (a test swaps
@@ -41,6 +42,8 @@ COMPILED_MODULES = [
     "core/io/common.py",
     "core/io/memory.py",
     "core/io/unix.py",
+    "core/io/ring.py",
+    "core/io/uring_engine.py",
     # The storage engine's read path: pager, cache, B-tree cursors, record codec, queries.
     "core/storage/header.py",
     "core/storage/page.py",
@@ -89,6 +92,11 @@ COMPILED_MODULES = [
     "bridge/_drive.py",
     "bridge/_pass_budget.py",
     "bridge/aiofile.py",
+    # What both engines of `AsyncFileIO` share (requests, the finisher, the asyncio loop
+    # handle, whose one coroutine keeps nothing to clean up in `finally`), and the io_uring
+    # engine (no coroutines).
+    "bridge/_fileio_common.py",
+    "bridge/_uring_engine.py",
 ]
 
 

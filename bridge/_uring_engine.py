@@ -172,16 +172,18 @@ class _Entry:
 
 
 class _AbortHook:
-    """The abort hook of every completion in the ring: tells the engine (held weakly, so a
-    completion never keeps it alive) that an entry may need cancelling."""
+    """The abort hook of every completion in the ring: tells the engine that an entry may
+    need cancelling. The engine empties it when it closes, so a completion kept by its
+    caller never keeps a closed engine alive (a compiled engine takes no weak reference;
+    before it closes, the backend's finalizer holds it anyway)."""
 
-    __slots__ = ("_engine",)
+    __slots__ = ("engine",)
 
     def __init__(self, engine: UringEngine) -> None:
-        self._engine = weakref.ref(engine)
+        self.engine: UringEngine | None = engine
 
     def __call__(self, _: object) -> None:
-        engine = self._engine()
+        engine = self.engine
         if engine is not None:
             engine.aborted()
 
@@ -190,7 +192,6 @@ class UringEngine:
     """The ring of one `AsyncFileIO`, driven from its loop thread."""
 
     __slots__ = (
-        "__weakref__",
         "_backend",
         "_cancel_due",
         "_efd",
@@ -198,13 +199,13 @@ class UringEngine:
         "_flush_scheduled",
         "_handle",
         "_hook",
+        "_loop_thread",
         "_next_key",
         "_pass_barriers",
         "_pass_spans",
         "_pass_units",
         "_ring",
         "_settle_waiters",
-        "_thread",
         "active",
         "async_above",
         "cancel_results",
@@ -222,7 +223,7 @@ class UringEngine:
         self._ring: Ring | None = None
         self._efd = -1
         self._handle: LoopHandle | None = None  # the loop watching the eventfd
-        self._thread = 0  # the thread that set the ring up
+        self._loop_thread = 0  # the thread that set the ring up
         self._flush_scheduled = False
         self._pass_units: set[object] = set()  # tasks with entries queued in this pass
         self._pass_barriers: set[object] = set()  # ...with an fsync or truncate among them
@@ -245,12 +246,16 @@ class UringEngine:
 
     def never_started(self) -> bool:
         """True until a ring has been set up for this engine."""
-        return self._ring is None and self._thread == 0 and not self.busy()
+        return self._ring is None and self._loop_thread == 0 and not self.busy()
 
     def _drop_file_ref(self, file: AsyncFile) -> None:
-        backend = self._backend()
-        if backend is not None:
-            backend._drop_file_ref(file)
+        """A request no longer holds its file; the last one closes a closed file's fd
+        (`AsyncFileIO._drop_file_ref`, without the call on every request)."""
+        file._refs -= 1
+        if file._refs == 0 and file._closed:
+            backend = self._backend()
+            if backend is not None:
+                backend._close_fd(file.fd)
 
     def busy(self) -> bool:
         return bool(self.active or self.pending or self.table)
@@ -271,7 +276,7 @@ class UringEngine:
     def _attach(self, handle: LoopHandle) -> None:
         """Watch the eventfd from `handle`'s loop, setting the ring up on first use (or
         again on a new thread, which only an idle backend reaches: `AsyncFileIO._bind`)."""
-        if self._ring is not None and handle.thread_id != self._thread and not self.busy():
+        if self._ring is not None and handle.thread_id != self._loop_thread and not self.busy():
             self._release_ring()
         if self._ring is None:
             entries = 1 << max(1, (min(self.limit, _MAX_ENTRIES) - 1).bit_length())
@@ -280,7 +285,7 @@ class UringEngine:
             except OSError as exc:
                 raise IOResultError(f"io_uring ring setup failed: {exc}") from exc
             self.limit = min(self.limit, self._ring.sq_entries)
-            self._thread = handle.thread_id
+            self._loop_thread = handle.thread_id
         elif self._handle is not None:
             self._handle.unwatch(self._efd)
         self._handle = None
@@ -421,11 +426,15 @@ class UringEngine:
     def _on_ready(self, _: object = None) -> None:
         """The eventfd is readable: drain it, let the kernel post what finished, reap."""
         try:
-            if self._ring is None:
+            ring = self._ring
+            if ring is None:
                 return  # a wake-up that was on its way when the ring closed
             self._drain_eventfd()
-            self._flush_scheduled = False  # this enter submits what is queued, too
-            self._enter(0, submit=True)
+            if ring.queued:
+                self._flush_scheduled = False  # this enter submits what is queued, too
+                self._enter(0, submit=True)
+            # Nothing to submit, no enter: without DEFER_TASKRUN the kernel posts entries
+            # before it signals the eventfd, and the completion queue never overflows.
             self._reap()
         except Exception as exc:  # never out of a loop callback or a trio system task
             report_unraisable(exc, "Exception while reaping the io_uring ring", self)
@@ -478,11 +487,15 @@ class UringEngine:
             self.active -= 1
             finished.append((req, req.base + done if entry.opcode == OP_READ else done))
         self._feed()  # fill the room before callbacks run: FIFO order for waiters
-        finisher = self._finisher
-        for req, result in finished:
-            finisher.add(req, result)
         if self._settle_waiters:
             self._fire_settle_waiters()
+        finisher = self._finisher
+        if not finisher.queue and not finisher.scheduled and len(finished) <= finisher.limit:
+            for req, result in finished:  # all of them now, without queueing them
+                self._finish(req, result, counted=False)
+            return
+        for req, result in finished:
+            finisher.add(req, result)
         # At most FINISH_PER_CALLBACK completions now, the rest in the next passes.
         finisher.run(self._handle)
 
@@ -529,7 +542,7 @@ class UringEngine:
         if self._ring is None or handle is None or not self.table:
             return
         self._cancel_due = True
-        if threading.get_ident() == self._thread and handle.is_current():
+        if threading.get_ident() == self._loop_thread and handle.is_current():
             self._schedule_flush()
         else:  # another thread, or the loop is not running: `post` copes with a closed loop
             handle.post(self._flush, None)
@@ -593,6 +606,12 @@ class UringEngine:
         """Abort, cancel, wait for every completion entry, then unmap the ring and close
         the eventfd. Each quiet spell waits at most `settle_timeout`; a ring that does not
         drain (or refuses this thread) is stranded, never unmapped. Idempotent."""
+        try:
+            self._close(settle_timeout)
+        finally:
+            self._hook.engine = None  # completions kept by their callers keep nothing
+
+    def _close(self, settle_timeout: float) -> None:
         self._finisher.drain()  # reaped already: finished with their results
         self.abort_all()
         ring = self._ring

@@ -129,25 +129,21 @@ async def test_a_ring_read_error_names_errno_path_and_offset(tmp_path: Path) -> 
 
 @needs_uring
 @pytest.mark.asyncio
-async def test_an_fsync_drains_only_behind_its_own_task_in_one_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_fsync_drains_only_behind_its_own_task_in_one_pass(tmp_path: Path) -> None:
     # Which entries carry IOSQE_IO_DRAIN, by opcode and task: a task's write then fsync
     # queued in one pass keep their order; another task's write never waits for that
     # fsync, and an fsync issued after its own writes completed drains nothing.
-    from core.io import ring as ring_module
-
     flags_seen: list[tuple[str, int, int]] = []
-    original = ring_module.Ring.queue
 
-    def recording(self: ring_module.Ring, opcode: int, *args: int) -> None:
+    def recording(opcode: int, length: int, flags: int) -> None:
         task = asyncio.current_task()
-        flags_seen.append((task.get_name() if task else "-", opcode, args[-1]))
-        original(self, opcode, *args)
+        flags_seen.append((task.get_name() if task else "-", opcode, flags))
 
-    monkeypatch.setattr(ring_module.Ring, "queue", recording)
     async with AsyncFileIO(engine="uring") as io:
         f = io.open_file(tmp_path / "log", OpenFlags.CREATE)
+        await drive(WriteBuffers(f, 32768, [b"x"], sync=False), io)  # sets the ring up
+        assert io._uring is not None and io._uring._ring is not None
+        io._uring._ring.tap = recording
 
         async def write_then_sync() -> None:  # both in one pass: ordered
             w = Completion.new_write()
@@ -184,7 +180,7 @@ async def test_an_fsync_drains_only_behind_its_own_task_in_one_pass(
 @needs_uring
 @pytest.mark.asyncio
 async def test_overlapping_reads_and_writes_of_one_task_in_one_pass_keep_their_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Queued in one pass without waiting: write A, read it back, write B over it, read
     # again, and a read elsewhere. The ring may run entries in parallel; overlapping ones
@@ -196,15 +192,13 @@ async def test_overlapping_reads_and_writes_of_one_task_in_one_pass_keep_their_o
     async with AsyncFileIO(engine="uring", nowait=False) as io:
         f = io.open_file(path)
         drained: list[bool] = []
-        original = _uring_engine.UringEngine._queue
+        await drive(ReadRange(f, 0, 1), io)  # sets the ring up
 
-        def recording(
-            engine: _uring_engine.UringEngine, entry: object, pos: int, flags: int
-        ) -> None:
+        def recording(opcode: int, length: int, flags: int) -> None:
             drained.append(bool(flags & SQE_IO_DRAIN))
-            original(engine, entry, pos, flags)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(_uring_engine.UringEngine, "_queue", recording)
+        assert io._uring is not None and io._uring._ring is not None
+        io._uring._ring.tap = recording
         first, second, elsewhere = bytearray(4), bytearray(4), bytearray(4)
         group = CompletionGroup()
         writes = {0: b"AAAA", 2: b"BB"}

@@ -9,6 +9,7 @@ real kernel before 6.1; docs/bridge.md lists them.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from bridge import AsyncFileIO, _uring_engine, drive
 from core import IO, Completion, Done, IOResultError, block
-from core.io import OpenFlags, UringIO
+from core.io import OpenFlags, UringIO, ring_syscalls
 from core.io import ring as ring_module
 from core.ops import ReadRange, WriteBuffers
 from tests.helpers import NEEDS_URING
@@ -35,19 +36,35 @@ def fresh_probe() -> Iterator[None]:
     _uring_engine.unavailable_reason.cache_clear()
 
 
-def refuse_setup(monkeypatch: pytest.MonkeyPatch, when: Callable[[int], int | None]) -> None:
-    """Make `io_uring_setup` fail with `-when(flags)` whenever that is not None."""
-    real = ring_module._syscall
+def refuse_setup(
+    monkeypatch: pytest.MonkeyPatch,
+    when: Callable[[int], int | None],
+    entries_above: int = 0,
+) -> None:
+    """Make `io_uring_setup` of more than `entries_above` entries fail with `-when(flags)`
+    whenever that is not None."""
+    real = ring_syscalls.syscall
 
     def syscall(number: int, *args: int) -> int:
-        if number == SETUP:
-            flags = ring_module._Params.from_address(args[1]).flags
-            code = when(int(flags))
+        if number == SETUP and args[0] > entries_above:
+            flags = ctypes.c_uint32.from_address(args[1] + 8).value  # io_uring_params.flags
+            code = when(flags)
             if code is not None:
                 return -code
         return real(number, *args)
 
-    monkeypatch.setattr(ring_module, "_syscall", syscall)
+    monkeypatch.setattr(ring_syscalls, "syscall", syscall)
+
+
+def refuse_ops(monkeypatch: pytest.MonkeyPatch, ops: set[int]) -> None:
+    """Make the kernel's probe leave out `ops`."""
+    real = ring_syscalls.probe
+
+    def probe(number: int, fd: int) -> frozenset[int] | int:
+        found = real(number, fd)
+        return found if isinstance(found, int) else found - ops
+
+    monkeypatch.setattr(ring_syscalls, "probe", probe)
 
 
 async def read_back(path: Path, io: AsyncFileIO) -> bytes:
@@ -69,7 +86,7 @@ REFUSALS = [
 def test_a_refused_ring_makes_auto_use_threads_and_uring_say_why(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, code: int, hint: str
 ) -> None:
-    monkeypatch.setattr(ring_module, "IO_URING_DISABLED", str(tmp_path / "absent"))
+    monkeypatch.setattr(ring_syscalls, "IO_URING_DISABLED", str(tmp_path / "absent"))
     refuse_setup(monkeypatch, lambda flags: code)
     name = errno.errorcode[code]
     assert not AsyncFileIO.uring_available() and not UringIO.available()
@@ -93,7 +110,7 @@ def test_io_uring_disabled_by_sysctl_is_named(
 ) -> None:
     sysctl = tmp_path / "io_uring_disabled"
     sysctl.write_text(setting + "\n")
-    monkeypatch.setattr(ring_module, "IO_URING_DISABLED", str(sysctl))
+    monkeypatch.setattr(ring_syscalls, "IO_URING_DISABLED", str(sysctl))
     refuse_setup(monkeypatch, lambda flags: errno.EPERM)
     with AsyncFileIO() as io:
         assert io.engine == "threads"
@@ -103,12 +120,7 @@ def test_io_uring_disabled_by_sysctl_is_named(
 
 def test_a_kernel_without_a_needed_opcode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     # Before Linux 5.6 there is no IORING_OP_READ/WRITE: the probe says so.
-    real = ring_module.Ring._probe
-
-    def probe(self: ring_module.Ring, register_no: int) -> frozenset[int]:
-        return real(self, register_no) - {ring_module.OP_READ}
-
-    monkeypatch.setattr(ring_module.Ring, "_probe", probe)
+    refuse_ops(monkeypatch, {ring_module.OP_READ})
     assert not AsyncFileIO.uring_available()
     with AsyncFileIO() as io:
         assert io.engine == "threads"
@@ -123,11 +135,7 @@ def test_auto_falls_back_when_the_real_ring_is_refused_after_the_probe(
     # submission, is refused (memory, RLIMIT_MEMLOCK before 5.12): "auto" moves to the
     # pool instead of failing the I/O; "uring" raises.
     assert AsyncFileIO.uring_available()
-
-    def no_ring(entries: int) -> tuple[ring_module.Ring, int]:
-        raise OSError(errno.ENOMEM, "io_uring_setup: Cannot allocate memory")
-
-    monkeypatch.setattr(_uring_engine, "_setup", no_ring)
+    refuse_setup(monkeypatch, lambda flags: errno.ENOMEM, entries_above=2)
 
     async def main() -> None:
         async with AsyncFileIO(nowait=False) as io:
@@ -186,23 +194,15 @@ def test_on_arm64_a_kernel_without_defer_taskrun_is_refused(
 def test_truncate_before_6_9_is_the_plain_call_on_the_loop_engine(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    real = ring_module.Ring._probe
+    refuse_ops(monkeypatch, {ring_module.OP_FTRUNCATE})
     queued: list[int] = []
-    real_queue = ring_module.Ring.queue
-
-    def probe(self: ring_module.Ring, register_no: int) -> frozenset[int]:
-        return real(self, register_no) - {ring_module.OP_FTRUNCATE}
-
-    def queue(self: ring_module.Ring, opcode: int, *args: int) -> None:
-        queued.append(opcode)
-        real_queue(self, opcode, *args)
-
-    monkeypatch.setattr(ring_module.Ring, "_probe", probe)
-    monkeypatch.setattr(ring_module.Ring, "queue", queue)
 
     async def main() -> int:
         async with AsyncFileIO(engine="uring") as io:
             f = io.open_file(tmp_path / "t", OpenFlags.CREATE)
+            await drive(WriteBuffers(f, 0, [b"0"], sync=False), io)  # sets the ring up
+            assert io._uring is not None and io._uring._ring is not None
+            io._uring._ring.tap = lambda opcode, length, flags: queued.append(opcode)
             await drive(WriteBuffers(f, 0, [b"0123456789"], sync=False), io)
             c = f.truncate(4, Completion.new_trunc())
             await drive(lambda: Done(c.result()) if c.finished() else IO(c), io)
@@ -217,6 +217,6 @@ def test_truncate_before_6_9_is_the_plain_call_on_the_loop_engine(
 def test_the_setup_hint_reads_the_sysctl_and_never_raises(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(ring_module, "IO_URING_DISABLED", str(tmp_path))  # a directory
-    assert "seccomp" in ring_module.setup_refusal_hint(errno.EPERM)
-    assert ring_module.setup_refusal_hint(errno.EINVAL) == ""
+    monkeypatch.setattr(ring_syscalls, "IO_URING_DISABLED", str(tmp_path))  # a directory
+    assert "seccomp" in ring_syscalls.setup_refusal_hint(errno.EPERM)
+    assert ring_syscalls.setup_refusal_hint(errno.EINVAL) == ""

@@ -1,4 +1,4 @@
-"""A minimal io_uring ring through `ctypes`: set up, map, queue entries, enter, reap.
+"""A minimal io_uring ring: set up, map, queue entries, enter, reap.
 
 Theory of operation:
 - The ring is three shared mappings set up by `io_uring_setup` (syscall 425 on x86-64 and
@@ -10,9 +10,11 @@ Theory of operation:
 - This module knows nothing of completions: `queue()` writes one entry in our memory,
   `enter()` publishes the tail and makes the one system call, `reap()` returns the finished
   `(user_data, res)` pairs. Who owns buffers and how many entries may be in flight is the
-  caller's business (`core.io.uring`).
-- Memory ordering. CPython reads and writes the ring through `memoryview`s over `ctypes`
-  memory: plain loads and stores, never the acquire/release pairs liburing uses against
+  caller's business (`core.io.uring`). The system calls themselves, through `ctypes`, are
+  `core.io.ring_syscalls`'s: this module compiles with mypyc, and reads `struct
+  io_uring_params` and writes entries with `struct`, never through `ctypes` structures.
+- Memory ordering. CPython reads and writes the ring through `memoryview`s over the
+  mappings: plain loads and stores, never the acquire/release pairs liburing uses against
   the kernel's `smp_store_release`/`smp_load_acquire`. We make plain accesses enough:
   * Submission: no SQPOLL thread. The kernel reads our tail and entries only inside our
     own `io_uring_enter`, on this thread, after our stores in program order (a thread that
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import mmap
 import os
 import platform
 import struct
@@ -46,9 +47,10 @@ import sys
 from collections.abc import Callable
 
 from core.errors import IOResultError
+from core.io import ring_syscalls
+from core.io.ring_syscalls import os_error as _os_error
 
 __all__ = [
-    "IO_URING_DISABLED",
     "OP_ASYNC_CANCEL",
     "OP_FSYNC",
     "OP_FTRUNCATE",
@@ -57,13 +59,10 @@ __all__ = [
     "OP_WRITEV",
     "SQE_ASYNC",
     "SQE_IO_DRAIN",
+    "QueueTap",
     "Ring",
     "iovec_array",
-    "setup_refusal_hint",
 ]
-
-_SYSCALLS = {"x86_64": (425, 426, 427), "aarch64": (425, 426, 427)}
-"""(io_uring_setup, io_uring_enter, io_uring_register) for each machine we know."""
 
 OP_FSYNC = 3
 OP_ASYNC_CANCEL = 14
@@ -77,12 +76,9 @@ _SETUP_SINGLE_ISSUER = 1 << 12
 _SETUP_DEFER_TASKRUN = 1 << 13
 _FEAT_SINGLE_MMAP = 1 << 0
 _ENTER_GETEVENTS = 1 << 0
-_REGISTER_PROBE = 8
 _REGISTER_EVENTFD = 4
 SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
 SQE_ASYNC = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
-_PROBE_OPS = 256
-_OP_SUPPORTED = 1
 _OFF_SQ_RING = 0
 _OFF_CQ_RING = 0x8000000
 _OFF_SQES = 0x10000000
@@ -90,115 +86,26 @@ _REQUIRED_OPS = (OP_READ, OP_WRITE, OP_WRITEV, OP_FSYNC, OP_ASYNC_CANCEL)
 
 _SQE = struct.Struct("<BBHiQQIIQHHiQQ")  # struct io_uring_sqe, 64 bytes
 _CQE = struct.Struct("<Qi4x")  # struct io_uring_cqe: user_data, res (flags unused)
+# struct io_uring_params: sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle,
+# features, wq_fd, resv[3]; then io_sqring_offsets (head, tail, ring_mask, ring_entries,
+# flags, dropped, array, resv1, user_addr) and io_cqring_offsets (head, tail, ring_mask,
+# ring_entries, overflow, cqes, flags, resv1, user_addr).
+_PARAMS = struct.Struct("<7I12x8IQ8IQ")
+_IOVEC = struct.Struct("<QQ")  # struct iovec on 64-bit Linux: base, length
 _U64 = (1 << 64) - 1
 
-
-class _SQOffsets(ctypes.Structure):
-    _fields_ = [
-        *((name, ctypes.c_uint32) for name in ("head", "tail", "ring_mask", "ring_entries")),
-        *((name, ctypes.c_uint32) for name in ("flags", "dropped", "array", "resv1")),
-        ("user_addr", ctypes.c_uint64),
-    ]
+QueueTap = Callable[[int, int, int], object]
+"""What `Ring.tap` is called with for each entry queued: `(opcode, length, flags)`."""
 
 
-class _CQOffsets(ctypes.Structure):
-    _fields_ = [
-        *((name, ctypes.c_uint32) for name in ("head", "tail", "ring_mask", "ring_entries")),
-        *((name, ctypes.c_uint32) for name in ("overflow", "cqes", "flags", "resv1")),
-        ("user_addr", ctypes.c_uint64),
-    ]
-
-
-class _Params(ctypes.Structure):
-    _fields_ = [
-        *((name, ctypes.c_uint32) for name in ("sq_entries", "cq_entries", "flags")),
-        *((name, ctypes.c_uint32) for name in ("sq_thread_cpu", "sq_thread_idle", "features")),
-        ("wq_fd", ctypes.c_uint32),
-        ("resv", ctypes.c_uint32 * 3),
-        ("sq_off", _SQOffsets),
-        ("cq_off", _CQOffsets),
-    ]
-
-
-class _IOVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # releases the GIL around every call
-    # syscall(2) is variadic; its integer arguments travel in the same registers as those
-    # of a fixed-argument call on x86-64 and arm64 Linux, so fixed argtypes (which convert
-    # Python ints without building a ctypes object per argument) are sound there.
-    libc.syscall.restype = ctypes.c_long
-    libc.syscall.argtypes = [ctypes.c_long] * 7
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    libc.munmap.restype = ctypes.c_int
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    return libc
-
-
-_LIBC = _load_libc()
-
-
-def _no_libc(*args: int) -> int:
-    raise _os_error(errno.ENOSYS, "io_uring needs Linux")
-
-
-_ENTER: Callable[..., int] = _LIBC.syscall if _LIBC is not None else _no_libc
-"""`syscall(2)` itself, for `Ring.enter` (a `Ring` is never made where `_LIBC` is None)."""
-
-
-IO_URING_DISABLED = "/proc/sys/kernel/io_uring_disabled"
-"""The sysctl (Linux 6.6+) that refuses io_uring to everyone (2) or to processes outside
-`kernel.io_uring_group` (1), with `EPERM`."""
-
-
-def _os_error(code: int, what: str) -> OSError:
-    return OSError(code, f"{what}: {os.strerror(code)}")
-
-
-def setup_refusal_hint(code: int) -> str:
-    """Why `io_uring_setup` most likely failed with `code`, for the error message ("" when
-    there is nothing to add). Never raises."""
-    if code == errno.EPERM:
-        try:
-            with open(IO_URING_DISABLED, encoding="ascii") as f:
-                disabled = f.read().strip()
-        except (OSError, ValueError):
-            disabled = "0"
-        if disabled not in ("", "0"):
-            return f" (kernel.io_uring_disabled = {disabled})"
-        return " (a seccomp filter, as container runtimes install, or a security module)"
-    if code == errno.ENOSYS:
-        return " (a kernel built without io_uring, or before Linux 5.1)"
-    if code == errno.ENOMEM:
-        return " (before Linux 5.12 ring memory counts against RLIMIT_MEMLOCK: see ulimit -l)"
-    return ""
-
-
-def iovec_array(segments: list[tuple[int, int]]) -> tuple[ctypes.Array[_IOVec], int]:
-    """A `struct iovec[]` for `(address, length)` segments, and its address; keep the
-    array referenced while the kernel may read it."""
-    array = (_IOVec * len(segments))(*(_IOVec(addr, length) for addr, length in segments))
-    return array, ctypes.addressof(array)
-
-
-def _syscall(number: int, *args: int) -> int:
-    """`syscall(number, *args)`: the result, or minus the errno."""
-    assert _LIBC is not None
-    padded = (*args, 0, 0, 0, 0, 0, 0)[:6]
-    ret = int(_LIBC.syscall(number, *padded))
-    return -ctypes.get_errno() if ret < 0 else ret
+def iovec_array(segments: list[tuple[int, int]]) -> tuple[object, int]:
+    """A `struct iovec[]` for `(address, length)` segments, and its address; keep the first
+    referenced while the kernel may read it."""
+    array = bytearray(_IOVEC.size * len(segments))
+    for i, (addr, length) in enumerate(segments):
+        _IOVEC.pack_into(array, i * _IOVEC.size, addr, length)
+    anchor = ctypes.c_char.from_buffer(array)
+    return (array, anchor), ctypes.addressof(anchor)
 
 
 class Ring:
@@ -217,6 +124,7 @@ class Ring:
         "_cq_mask",
         "_cq_tail_i",
         "_cqes",
+        "_enter",
         "_enter_no",
         "_maps",
         "_register_no",
@@ -233,14 +141,22 @@ class Ring:
         "owner",
         "queued",
         "sq_entries",
+        "tap",
     )
 
     def __init__(self, entries: int, defer_taskrun: bool = True, *, owner: str = "ring") -> None:
         self.owner = owner
         """Who uses the ring, as the errors of `enter()` name it."""
+        self.tap: QueueTap | None = None
+        """Called with `(opcode, length, flags)` for each entry `queue()` writes, when set
+        (tests and diagnostics watch what the engines queue)."""
+        self.queued = 0
+        """Entries written since the last `enter()`: not yet seen by the kernel."""
+        self._maps: list[tuple[int, int]] = []
+        self._views: list[memoryview] = []
         machine = platform.machine()
-        numbers = _SYSCALLS.get(machine)
-        if _LIBC is None or numbers is None:
+        numbers = ring_syscalls.NUMBERS.get(machine)
+        if numbers is None or not ring_syscalls.have_libc():
             where = f"{sys.platform}/{machine}"
             raise _os_error(
                 errno.ENOSYS, f"io_uring is wired for Linux x86_64/aarch64, not {where}"
@@ -251,83 +167,72 @@ class Ring:
                 f"a ring without DEFER_TASKRUN needs x86-64's memory ordering, not {machine}",
             )
         setup_no, self._enter_no, self._register_no = numbers
-        register_no = self._register_no
-        params = _Params()
-        params.flags = _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER
+        self._enter: Callable[..., int] = ring_syscalls.enter_function()
+        flags = _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER
         if defer_taskrun:
-            params.flags |= _SETUP_DEFER_TASKRUN
-        fd = _syscall(setup_no, entries, ctypes.addressof(params))
+            flags |= _SETUP_DEFER_TASKRUN
+        fd, raw = ring_syscalls.setup(setup_no, entries, flags)
         if fd == -errno.EINVAL and machine == "x86_64":
-            params = _Params()  # before 6.1: a plain ring is still ordered enough on x86-64
-            fd = _syscall(setup_no, entries, ctypes.addressof(params))
+            # Before 6.1: a plain ring is still ordered enough on x86-64.
+            fd, raw = ring_syscalls.setup(setup_no, entries, 0)
         if fd < 0:
-            raise _os_error(-fd, "io_uring_setup" + setup_refusal_hint(-fd))
+            raise _os_error(-fd, "io_uring_setup" + ring_syscalls.setup_refusal_hint(-fd))
         self.fd = fd
-        self._maps: list[tuple[int, int]] = []
-        self._views: list[memoryview] = []
+        params = _PARAMS.unpack_from(raw)
+        self.sq_entries = int(params[0])
+        self.cq_entries = int(params[1])
         try:
             self._map(params)
-            self.ops = self._probe(register_no)
-            missing = [op for op in _REQUIRED_OPS if op not in self.ops]
+            ops = ring_syscalls.probe(self._register_no, fd)
+            if isinstance(ops, int):
+                raise _os_error(-ops, "io_uring_register(PROBE)")
+            self.ops: frozenset[int] = ops
+            missing = [op for op in _REQUIRED_OPS if op not in ops]
             if missing:
                 raise _os_error(errno.EINVAL, f"io_uring lacks operations {missing}")
         except BaseException:
             self.close()
             raise
-        self.sq_entries = int(params.sq_entries)
-        self.cq_entries = int(params.cq_entries)
-        self.queued = 0
-        """Entries written since the last `enter()`: not yet seen by the kernel."""
 
-    def _map(self, params: _Params) -> None:
-        sq_off, cq_off = params.sq_off, params.cq_off
-        sq_size = int(sq_off.array) + int(params.sq_entries) * 4
-        cq_size = int(cq_off.cqes) + int(params.cq_entries) * _CQE.size
-        single = bool(int(params.features) & _FEAT_SINGLE_MMAP)
+    def _map(self, params: tuple[int, ...]) -> None:
+        sq_entries, cq_entries, features = params[0], params[1], params[5]
+        sq_head, sq_tail, sq_mask, sq_array = params[7], params[8], params[9], params[13]
+        cq_head, cq_tail, cq_mask, cqes = params[16], params[17], params[18], params[21]
+        sq_size = sq_array + sq_entries * 4
+        cq_size = cqes + cq_entries * _CQE.size
+        single = bool(features & _FEAT_SINGLE_MMAP)
         if single:
             sq_size = cq_size = max(sq_size, cq_size)
         sq = self._mmap(sq_size, _OFF_SQ_RING)
         self._cq = sq if single else self._mmap(cq_size, _OFF_CQ_RING)
-        self._sqes = self._mmap(int(params.sq_entries) * _SQE.size, _OFF_SQES)
+        self._sqes = self._mmap(sq_entries * _SQE.size, _OFF_SQES)
         self._sq32, self._cq32 = sq.cast("I"), self._cq.cast("I")
         self._views += [self._sq32, self._cq32]
-        self._sq_head_i, self._sq_tail_i = int(sq_off.head) // 4, int(sq_off.tail) // 4
-        self._cq_head_i, self._cq_tail_i = int(cq_off.head) // 4, int(cq_off.tail) // 4
-        self._sq_mask = int(self._sq32[int(sq_off.ring_mask) // 4])
-        self._cq_mask = int(self._cq32[int(cq_off.ring_mask) // 4])
-        self._cqes = int(cq_off.cqes)
-        array = int(sq_off.array) // 4
-        for i in range(int(params.sq_entries)):
+        self._sq_head_i, self._sq_tail_i = sq_head // 4, sq_tail // 4
+        self._cq_head_i, self._cq_tail_i = cq_head // 4, cq_tail // 4
+        self._sq_mask = int(self._sq32[sq_mask // 4])
+        self._cq_mask = int(self._cq32[cq_mask // 4])
+        self._cqes = cqes
+        array = sq_array // 4
+        for i in range(sq_entries):
             self._sq32[array + i] = i
         self._sq_tail = int(self._sq32[self._sq_tail_i])
         self._cq_head = int(self._cq32[self._cq_head_i])
 
     def _mmap(self, size: int, offset: int) -> memoryview:
-        assert _LIBC is not None
-        prot = mmap.PROT_READ | mmap.PROT_WRITE
-        flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
-        addr = _LIBC.mmap(None, size, prot, flags, self.fd, offset)
-        if addr is None or addr == ctypes.c_void_p(-1).value:
-            raise _os_error(ctypes.get_errno(), "mmap of the io_uring ring")
-        self._maps.append((int(addr), size))
-        view = memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+        mapped = ring_syscalls.map_shared(self.fd, size, offset)
+        if isinstance(mapped, int):
+            raise _os_error(-mapped, "mmap of the io_uring ring")
+        addr, view = mapped
+        self._maps.append((addr, size))
         self._views.append(view)
         return view
-
-    def _probe(self, register_no: int) -> frozenset[int]:
-        probe = ctypes.create_string_buffer(16 + 8 * _PROBE_OPS)
-        ret = _syscall(register_no, self.fd, _REGISTER_PROBE, ctypes.addressof(probe), _PROBE_OPS)
-        if ret < 0:
-            raise _os_error(-ret, "io_uring_register(PROBE)")
-        raw = probe.raw  # struct io_uring_probe: last_op, ops_len, ..., then 8-byte ops
-        return frozenset(op for op in range(raw[1]) if raw[16 + 8 * op + 2] & _OP_SUPPORTED)
 
     def register_eventfd(self, efd: int) -> None:
         """Have the kernel signal the eventfd `efd` whenever it posts completion entries.
 
         Raises `OSError` with the kernel's errno."""
-        arg = ctypes.c_int(efd)
-        ret = _syscall(self._register_no, self.fd, _REGISTER_EVENTFD, ctypes.addressof(arg), 1)
+        ret = ring_syscalls.register(self._register_no, self.fd, _REGISTER_EVENTFD, efd, 1)
         if ret < 0:
             raise _os_error(-ret, "io_uring_register(EVENTFD)")
 
@@ -356,6 +261,9 @@ class Ring:
         )
         self._sq_tail = (tail + 1) & 0xFFFFFFFF
         self.queued += 1
+        tap = self.tap
+        if tap is not None:
+            tap(opcode, length, flags)
 
     def enter(self, min_complete: int, submit: bool = True) -> int:
         """Publish what is queued and make one `io_uring_enter` that submits it (unless
@@ -367,14 +275,16 @@ class Ring:
         return normally (the caller reaps and retries).
         """
         sq32 = self._sq32
-        head = sq32[self._sq_head_i]
+        head: int = sq32[self._sq_head_i]
         sq32[self._sq_tail_i] = self._sq_tail  # a plain store suffices: see the module doc
         to_submit = self.queued if submit else 0
-        # The foreign call itself, not `_syscall`: this is the one call per batch of I/O.
-        ret = _ENTER(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS, 0, 0)
+        # The foreign call itself: this is the one call per batch of I/O.
+        ret = int(
+            self._enter(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS, 0, 0)
+        )
         if ret < 0:
-            ret = -ctypes.get_errno()
-        taken = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
+            ret = -ring_syscalls.get_errno()
+        taken: int = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
         self.queued -= taken
         if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
             cause = _os_error(-ret, "io_uring_enter")
@@ -384,18 +294,21 @@ class Ring:
                     "its ring accepts only that thread (IORING_SETUP_SINGLE_ISSUER)"
                 ) from cause
             raise IOResultError(f"io_uring_enter failed: {cause}") from cause
-        return int(taken)
+        return taken
 
     def reap(self) -> list[tuple[int, int]]:
         """The finished entries as `(user_data, res)`, oldest first; frees their slots."""
         cq32 = self._cq32
-        tail = int(cq32[self._cq_tail_i])
+        tail: int = cq32[self._cq_tail_i]
         head = self._cq_head
         if head == tail:
             return []
         cq, base, mask, unpack = self._cq, self._cqes, self._cq_mask, _CQE.unpack_from
         count = (tail - head) & 0xFFFFFFFF
-        out = [unpack(cq, base + (((head + i) & mask) << 4)) for i in range(count)]
+        out: list[tuple[int, int]] = []
+        for i in range(count):
+            key, res = unpack(cq, base + (((head + i) & mask) << 4))
+            out.append((key, res))
         self._cq_head = tail
         cq32[self._cq_head_i] = tail  # the slots are free; the kernel reads this in our next call
         return out
@@ -405,8 +318,7 @@ class Ring:
         for view in self._views:
             view.release()
         self._views.clear()
-        assert _LIBC is not None
         while self._maps:
             addr, size = self._maps.pop()
-            _LIBC.munmap(addr, size)
+            ring_syscalls.unmap(addr, size)
         os.close(self.fd)
