@@ -6,12 +6,17 @@ Rules:
   dependencies'), and answers 422 naming the ones it does not take. A misspelt `limt`,
   or a Datasette habit like `_sort=title`, would otherwise be silently ignored and
   copied into every `next` link.
-- The declared names are read once per route from FastAPI's dependency tree.
+- The declared names are read once per route from FastAPI's dependency tree, and kept
+  by the route's id with a weak reference to the route: an id is reused once its route is
+  gone (another app's, in a process that builds several), and a new route must never get
+  the names of the dead one at its address.
 - It is a coroutine function: FastAPI runs a plain `def` dependency in a worker thread,
   a thread hop on every request for a check that never blocks.
 """
 
 from __future__ import annotations
+
+import weakref
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
@@ -21,8 +26,8 @@ from examples.service.errors import ServiceError
 
 __all__ = ["reject_unknown_query"]
 
-_DECLARED: dict[int, frozenset[str]] = {}
-"""The query parameter names of each route seen, by the route's id."""
+_DECLARED: dict[int, tuple[weakref.ref[APIRoute], frozenset[str]]] = {}
+"""The query parameter names of each route seen, by the route's id, with the route."""
 
 
 def _declared(dependant: Dependant) -> set[str]:
@@ -39,9 +44,12 @@ async def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    declared = _DECLARED.get(id(route))
-    if declared is None:
-        declared = _DECLARED[id(route)] = frozenset(_declared(route.dependant))
+    seen = _DECLARED.get(id(route))
+    if seen is not None and seen[0]() is route:
+        declared = seen[1]
+    else:
+        declared = frozenset(_declared(route.dependant))
+        _DECLARED[id(route)] = (weakref.ref(route), declared)
     unknown = sorted({k for k in request.query_params if k not in declared})
     if unknown:
         names = ", ".join(repr(k) for k in unknown)
