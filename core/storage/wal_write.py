@@ -99,7 +99,7 @@ def _frame_offset(frame: int, page_size: int) -> int:
     return WAL_HEADER_SIZE + (frame - 1) * (WAL_FRAME_HEADER_SIZE + page_size)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PreparedCommit:
     """The bytes of one commit and the log's state once they are durable."""
 
@@ -117,6 +117,23 @@ class PreparedCommit:
     snapshot: WalSnapshot
     """The log after this commit, as `WalScan` would read it (`file_size` as far as the
     appender knows the file: a tail it never scanned may make the file longer)."""
+
+    def __init__(
+        self,
+        header: bytes | None,
+        frames: bytes,
+        offset: int,
+        first_frame: int,
+        base_checksum: tuple[int, int],
+        snapshot: WalSnapshot,
+    ) -> None:
+        # Written out: compiled, a native constructor (see `WalSnapshot.__init__`).
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "first_frame", first_frame)
+        object.__setattr__(self, "base_checksum", base_checksum)
+        object.__setattr__(self, "snapshot", snapshot)
 
     @property
     def end(self) -> int:
