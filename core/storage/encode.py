@@ -96,6 +96,7 @@ _pack_i64: Final = struct.Struct(">q").pack
 _pack_double: Final = struct.Struct(">d").pack
 _pack_u32: Final = struct.Struct(">I").pack
 _pack_u32_into: Final = struct.Struct(">I").pack_into
+_pack_u16_into: Final = struct.Struct(">H").pack_into
 _pack_header_into: Final = struct.Struct(">BHHHB").pack_into
 
 _ONE_BYTE_VARINTS: Final = tuple(bytes((i,)) for i in range(0x80))
@@ -458,7 +459,11 @@ def append_to_page(
     for cell in added:
         reach -= len(cell)
         pointers.append(reach)
-    struct.pack_into(f">{len(added)}H", page, offset + header + CELL_POINTER_SIZE * kept, *pointers)
+    at = offset + header + CELL_POINTER_SIZE * kept
+    if len(pointers) == 1:  # the usual case (a row appended) without a format to build
+        _pack_u16_into(page, at, pointers[0])
+    else:
+        struct.pack_into(f">{len(pointers)}H", page, at, *pointers)
     _pack_header_into(
         page,
         offset,
