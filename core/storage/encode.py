@@ -445,7 +445,7 @@ def append_to_page(
         start = 65536
     count = len(cells)
     added = cells[kept:]
-    content = b"".join(reversed(added))
+    content = added[0] if len(added) == 1 else b"".join(reversed(added))
     end = start - len(content)
     pointers_end = offset + header + CELL_POINTER_SIZE * count
     if end < pointers_end or start > usable_size or count > MAX_CELL_COUNT:

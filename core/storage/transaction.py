@@ -282,7 +282,8 @@ class ReadTransaction(Machine[T]):
         c = self._completion
         assert c is not None
         count = c.result()
-        return bytes(self._buffer[:count])
+        buffer = self._buffer
+        return bytes(buffer) if count == len(buffer) else bytes(buffer[:count])
 
     def _transaction_step(self, phase: ReadPhase) -> Completion | None:
         """One transition of the transaction outline; a completion to wait for, or None."""
