@@ -24,7 +24,7 @@ the sub-step yields *or* raises, so re-entry starts from the same state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from core.completion import Completion
@@ -86,9 +86,10 @@ class IO(_Frozen):
         return f"IO({self.completion!r})"
 
 
-# Writing through the slot descriptors keeps construction cheap while `__setattr__` refuses.
-_set_done_value: Callable[[Any, Any], None] = vars(Done)["value"].__set__
-_set_io_completion: Callable[[Any, Any], None] = vars(IO)["completion"].__set__
+# Writing through the slot descriptors keeps construction cheap while `__setattr__` refuses
+# (`Final`: compiled, a constant rather than a lookup in the module's dictionary).
+_set_done_value: Final[Callable[[Any, Any], None]] = vars(Done)["value"].__set__
+_set_io_completion: Final[Callable[[Any, Any], None]] = vars(IO)["completion"].__set__
 
 IOResult: TypeAlias = Done[T] | IO
 """What `step()` returns: `Done[T]` when finished, `IO` when waiting for a completion."""

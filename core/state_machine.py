@@ -89,10 +89,10 @@ class Phase(enum.Enum):
     FAILED = "failed"
 
 
-_NEW = Phase.NEW
-_RUNNING = Phase.RUNNING
-_FINISHED = Phase.FINISHED
-_FAILED = Phase.FAILED
+_NEW: Final = Phase.NEW
+_RUNNING: Final = Phase.RUNNING
+_FINISHED: Final = Phase.FINISHED
+_FAILED: Final = Phase.FAILED
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -1,7 +1,7 @@
 """The system calls of a durable single-row commit on `UnixIO`, counted: the same writes
 and syncs as sqlite3 in WAL mode with `synchronous=FULL` (the frame written, the log
 synced once), and the checks of the file's state that the missing -shm index makes
-necessary, each made once."""
+necessary, each made once (the -wal file's identity and size from one `stat`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_a_durable_single_row_commit_writes_once_and_syncs_once(
         "pwritev": 1,  # the frame (the commit frame), header and page in one write
         "fsync": 1,  # the log, once
         "preadv": 2,  # the database header and the log's header, to see other writers
-        "stat": 1,  # whether the -wal file was replaced, once under the write lock
-        "fstat": 1,  # the log's size, with its header
+        "stat": 1,  # whether the -wal file was replaced, once under the write lock, and
+        # the log's size with it (no fstat: under the lock no one else can change it)
         "access": 1,  # whether a SQLite connection holds the -shm (none: no open)
     }

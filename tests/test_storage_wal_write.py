@@ -105,6 +105,17 @@ def test_a_header_goes_back_to_its_bytes(page_size: int, big: bool) -> None:
     assert wal_header_bytes(parse_wal_header(prepared.header)) == prepared.header
 
 
+def test_a_header_is_packed_once_while_it_stays_the_same() -> None:
+    # Every transaction compares the log's header with the one it knows: packing it again
+    # each time was a cost per commit.
+    first = WalAppender.new_log(4096, seed=3).header
+    second = WalAppender.new_log(4096, seed=4).header
+    packed = wal_header_bytes(first)
+    assert wal_header_bytes(first) is packed
+    assert wal_header_bytes(second) != packed  # another header: its own bytes
+    assert wal_header_bytes(first) == packed
+
+
 # -- the databases: successive versions of one file, written by sqlite3 -----------------------
 
 

@@ -9,6 +9,7 @@ aliases (the kernel's rule for fast state comparison).
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from core.completion import Completion, CompletionGroup
 from core.errors import CompletionError, ErrorKind
@@ -28,8 +29,8 @@ class ReadState(enum.Enum):
     READING = "reading"
 
 
-_START = ReadState.START
-_READING = ReadState.READING
+_START: Final = ReadState.START
+_READING: Final = ReadState.READING
 
 
 class ReadRange(Machine[bytes]):

@@ -96,6 +96,7 @@ _pack_i64: Final = struct.Struct(">q").pack
 _pack_double: Final = struct.Struct(">d").pack
 _pack_u32: Final = struct.Struct(">I").pack
 _pack_u32_into: Final = struct.Struct(">I").pack_into
+_pack_u16_into: Final = struct.Struct(">H").pack_into
 _pack_header_into: Final = struct.Struct(">BHHHB").pack_into
 
 _ONE_BYTE_VARINTS: Final = tuple(bytes((i,)) for i in range(0x80))
@@ -444,7 +445,7 @@ def append_to_page(
         start = 65536
     count = len(cells)
     added = cells[kept:]
-    content = b"".join(reversed(added))
+    content = added[0] if len(added) == 1 else b"".join(reversed(added))
     end = start - len(content)
     pointers_end = offset + header + CELL_POINTER_SIZE * count
     if end < pointers_end or start > usable_size or count > MAX_CELL_COUNT:
@@ -458,7 +459,11 @@ def append_to_page(
     for cell in added:
         reach -= len(cell)
         pointers.append(reach)
-    struct.pack_into(f">{len(added)}H", page, offset + header + CELL_POINTER_SIZE * kept, *pointers)
+    at = offset + header + CELL_POINTER_SIZE * kept
+    if len(pointers) == 1:  # the usual case (a row appended) without a format to build
+        _pack_u16_into(page, at, pointers[0])
+    else:
+        struct.pack_into(f">{len(pointers)}H", page, at, *pointers)
     _pack_header_into(
         page,
         offset,

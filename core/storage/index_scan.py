@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left
+from typing import Final
 
 from core.completion import Completion
 from core.errors import InternalError
@@ -72,15 +73,15 @@ class _IndexState(enum.Enum):
     DONE = "done"
 
 
-_IX_SEEK = _IndexState.SEEK
-_IX_ENTRY = _IndexState.ENTRY
-_IX_FETCH = _IndexState.FETCH
-_IX_RECORD = _IndexState.RECORD
-_IX_NEXT = _IndexState.NEXT
-_IX_SORT = _IndexState.SORT
-_IX_LOOKUP = _IndexState.LOOKUP
-_IX_JOIN = _IndexState.JOIN
-_IX_DONE = _IndexState.DONE
+_IX_SEEK: Final = _IndexState.SEEK
+_IX_ENTRY: Final = _IndexState.ENTRY
+_IX_FETCH: Final = _IndexState.FETCH
+_IX_RECORD: Final = _IndexState.RECORD
+_IX_NEXT: Final = _IndexState.NEXT
+_IX_SORT: Final = _IndexState.SORT
+_IX_LOOKUP: Final = _IndexState.LOOKUP
+_IX_JOIN: Final = _IndexState.JOIN
+_IX_DONE: Final = _IndexState.DONE
 
 
 class IndexScan(ReadTransaction[list[Row]]):

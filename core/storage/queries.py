@@ -15,6 +15,7 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from core.completion import Completion
 from core.result import Done
@@ -52,9 +53,9 @@ class _GetState(enum.Enum):
     DONE = "done"
 
 
-_G_SEEK = _GetState.SEEK
-_G_RECORD = _GetState.RECORD
-_G_DONE = _GetState.DONE
+_G_SEEK: Final = _GetState.SEEK
+_G_RECORD: Final = _GetState.RECORD
+_G_DONE: Final = _GetState.DONE
 
 
 class GetRow(ReadTransaction["Row | None"]):
@@ -177,10 +178,10 @@ def key_values(key: object, table: Table) -> list[Value]:
     return [apply_affinity(v, c.affinity) for v, c in zip(values, table.primary_key, strict=True)]
 
 
-_SC_SEEK = ScanStep.SEEK
-_SC_ROW = ScanStep.ROW
-_SC_NEXT = ScanStep.NEXT
-_SC_DONE = ScanStep.DONE
+_SC_SEEK: Final = ScanStep.SEEK
+_SC_ROW: Final = ScanStep.ROW
+_SC_NEXT: Final = ScanStep.NEXT
+_SC_DONE: Final = ScanStep.DONE
 
 
 class ScanRows(ReadTransaction[list[Row]]):
@@ -375,10 +376,10 @@ class _CountState(enum.Enum):
     DONE = "done"
 
 
-_C_START = _CountState.START
-_C_WALK = _CountState.WALK
-_C_NEXT = _CountState.NEXT
-_C_DONE = _CountState.DONE
+_C_START: Final = _CountState.START
+_C_WALK: Final = _CountState.WALK
+_C_NEXT: Final = _CountState.NEXT
+_C_DONE: Final = _CountState.DONE
 
 
 class CountRows(ReadTransaction[int]):

@@ -110,6 +110,7 @@ class SharedState:
         "wal",
         "wal_file",
         "wal_path",
+        "wal_stat_size",
         "writable",
         "write_plans",
         "writing",
@@ -146,6 +147,9 @@ class SharedState:
         self._wal_checked = False
         """True once the -wal file was checked (`refresh_wal_file`) under the write lock
         now held: it stays the same file until the lock is given back."""
+        self.wal_stat_size = -1
+        """The -wal file's size as the last `refresh_wal_file` saw it (-1 if it did not
+        look, as on a backend without file descriptors)."""
         fd = _fd_of(file)
         self.lock: FileLock | None = (
             FileLock(fd, path) if fd is not None and not immutable else None
@@ -438,12 +442,14 @@ class SharedState:
         """(Re)open the -wal file if it appeared or was replaced; True if it exists."""
         fd = _fd_of(self.file)
         if fd is not None:
+            self.wal_stat_size = -1
             try:
                 st = os.stat(self.wal_path)
             except FileNotFoundError:
                 self.drop_wal_file()
                 return False
             identity = (st.st_dev, st.st_ino)
+            self.wal_stat_size = st.st_size
             if self.wal_file is not None and identity == self._wal_identity:
                 self._wal_checked = self.writing
                 return True

@@ -282,7 +282,8 @@ class ReadTransaction(Machine[T]):
         c = self._completion
         assert c is not None
         count = c.result()
-        return bytes(self._buffer[:count])
+        buffer = self._buffer
+        return bytes(buffer) if count == len(buffer) else bytes(buffer[:count])
 
     def _transaction_step(self, phase: ReadPhase) -> Completion | None:
         """One transition of the transaction outline; a completion to wait for, or None."""
@@ -348,11 +349,11 @@ class ReadTransaction(Machine[T]):
             case ReadPhase.WAL_HEADER:
                 db = self._db()
                 data = self._read_result()
-                assert db.wal_file is not None
-                size = db.wal_file.size()
+                size = self._log_size(db)
                 if self._wal_unchanged(db, data, size):
                     self._wal_token = _token(db.wal)
                     return self._start_page1(db)
+                assert db.wal_file is not None
                 self._wal_scan = WalScan(db.wal_file, db.pager.layout.page_size, db.wal)
                 self._phase = _P_WAL_SCAN
                 return None
@@ -489,6 +490,11 @@ class ReadTransaction(Machine[T]):
             return size == wal.file_size and data == wal_header_bytes(header)
         return _token_of(data, size) == _token(wal)
 
+    def _log_size(self, db: SharedState) -> int:
+        """The -wal file's size, read after its header (a writer may append meanwhile)."""
+        assert db.wal_file is not None
+        return db.wal_file.size()
+
     def _start_page1(self, db: SharedState) -> Completion | None:
         self._completion = None
         if db.pager.page_count == 0 and not (db.wal is not None and db.wal.max_frame):
@@ -581,6 +587,12 @@ class WriteLockedTransaction(ReadTransaction[T]):
 
     def _after_work(self) -> ReadPhase:
         return _P_DONE
+
+    def _log_size(self, db: SharedState) -> int:
+        # The size the check of the -wal file saw (`refresh_wal_file`, under this lock:
+        # no one else can change the log), without asking again.
+        size = db.wal_stat_size
+        return size if size >= 0 else super()._log_size(db)
 
     def _finalize(self) -> None:
         super()._finalize()

@@ -101,9 +101,18 @@ def parse_wal_header(data: bytes | bytearray, *, path: str | None = None) -> Wal
     return WalHeader(big_endian, page_size, seq, salt1, salt2, (c1, c2))
 
 
+_last_packed: tuple[WalHeader, bytes] | None = None
+"""The header `wal_header_bytes` packed last, and its bytes: every transaction compares
+the log's header with the one it knows, which stays the same object while the log does."""
+
+
 def wal_header_bytes(header: WalHeader) -> bytes:
     """The 32 bytes of `header` as they stand in the file (`parse_wal_header` inverted)."""
-    return _header_struct.pack(
+    global _last_packed
+    last = _last_packed
+    if last is not None and last[0] is header:  # immutable: the same object, the same bytes
+        return last[1]
+    data = _header_struct.pack(
         WAL_MAGIC_BE if header.big_endian else WAL_MAGIC_LE,
         WAL_VERSION,
         header.page_size,  # as SQLite writes it (65536 too; a 1 there reads as 65536)
@@ -112,9 +121,11 @@ def wal_header_bytes(header: WalHeader) -> bytes:
         header.salt2,
         *header.checksum,
     )
+    _last_packed = (header, data)
+    return data
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class WalSnapshot:
     """What the WAL held at the last commit when it was read."""
 
@@ -130,6 +141,24 @@ class WalSnapshot:
     """The running checksum after `max_frame` (where a resumed scan continues)."""
     file_size: int
     """The WAL file's size when it was read (a change means the log moved on)."""
+
+    def __init__(
+        self,
+        header: WalHeader | None,
+        frames: dict[int, int],
+        max_frame: int,
+        db_size: int,
+        checksum: tuple[int, int],
+        file_size: int,
+    ) -> None:
+        # Written out rather than generated: compiled, this is a native constructor (a
+        # commit builds one), where the generated one is interpreted and 30x slower.
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "max_frame", max_frame)
+        object.__setattr__(self, "db_size", db_size)
+        object.__setattr__(self, "checksum", checksum)
+        object.__setattr__(self, "file_size", file_size)
 
 
 EMPTY_SNAPSHOT: Final = WalSnapshot(None, {}, 0, 0, (0, 0), 0)

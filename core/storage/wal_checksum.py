@@ -25,8 +25,8 @@ Theory of operation:
 - Checksums read the words big-endian or little-endian (the WAL magic says which); the
   packing reads little-endian, so big-endian words are byte-swapped first.
 - Compiled (mypyc), the word loop over the bytes themselves (`checksum_bytes`: 64-bit
-  native integers, no Python object per word) is about 6x faster than the fold again (3
-  against 20 us per 4 KiB page); interpreted it is by far the slowest. `wal_checksum`
+  native integers, no Python object per word or byte) is about 10x faster than the fold
+  again (2 against 20 us per 4 KiB page); interpreted it is by far the slowest. `wal_checksum`
   takes the loop when this module is compiled, the fold when it is not.
 """
 
@@ -110,21 +110,37 @@ def checksum_bytes(
     a1: i64 = s1 & _MASK
     i: i64 = start
     stop: i64 = start + ((end - start) & ~7)
-    w0: i64
-    w1: i64
+    # Each byte goes to a native integer before it is shifted: shifting the object
+    # `raw[i]` is a generic (overflow-checked) operation, a native shift one instruction.
+    b0: i64
+    b1: i64
+    b2: i64
+    b3: i64
     if big_endian:
         while i < stop:
-            w0 = (raw[i] << 24) | (raw[i + 1] << 16) | (raw[i + 2] << 8) | raw[i + 3]
-            w1 = (raw[i + 4] << 24) | (raw[i + 5] << 16) | (raw[i + 6] << 8) | raw[i + 7]
-            a0 = (a0 + w0 + a1) & 0xFFFFFFFF
-            a1 = (a1 + w1 + a0) & 0xFFFFFFFF
+            b0 = raw[i]
+            b1 = raw[i + 1]
+            b2 = raw[i + 2]
+            b3 = raw[i + 3]
+            a0 = (a0 + ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) + a1) & 0xFFFFFFFF
+            b0 = raw[i + 4]
+            b1 = raw[i + 5]
+            b2 = raw[i + 6]
+            b3 = raw[i + 7]
+            a1 = (a1 + ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) + a0) & 0xFFFFFFFF
             i += 8
     else:
         while i < stop:
-            w0 = raw[i] | (raw[i + 1] << 8) | (raw[i + 2] << 16) | (raw[i + 3] << 24)
-            w1 = raw[i + 4] | (raw[i + 5] << 8) | (raw[i + 6] << 16) | (raw[i + 7] << 24)
-            a0 = (a0 + w0 + a1) & 0xFFFFFFFF
-            a1 = (a1 + w1 + a0) & 0xFFFFFFFF
+            b0 = raw[i]
+            b1 = raw[i + 1]
+            b2 = raw[i + 2]
+            b3 = raw[i + 3]
+            a0 = (a0 + (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) + a1) & 0xFFFFFFFF
+            b0 = raw[i + 4]
+            b1 = raw[i + 5]
+            b2 = raw[i + 6]
+            b3 = raw[i + 7]
+            a1 = (a1 + (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) + a0) & 0xFFFFFFFF
             i += 8
     return int(a0), int(a1)
 

@@ -99,7 +99,7 @@ def _frame_offset(frame: int, page_size: int) -> int:
     return WAL_HEADER_SIZE + (frame - 1) * (WAL_FRAME_HEADER_SIZE + page_size)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PreparedCommit:
     """The bytes of one commit and the log's state once they are durable."""
 
@@ -117,6 +117,23 @@ class PreparedCommit:
     snapshot: WalSnapshot
     """The log after this commit, as `WalScan` would read it (`file_size` as far as the
     appender knows the file: a tail it never scanned may make the file longer)."""
+
+    def __init__(
+        self,
+        header: bytes | None,
+        frames: bytes,
+        offset: int,
+        first_frame: int,
+        base_checksum: tuple[int, int],
+        snapshot: WalSnapshot,
+    ) -> None:
+        # Written out: compiled, a native constructor (see `WalSnapshot.__init__`).
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "first_frame", first_frame)
+        object.__setattr__(self, "base_checksum", base_checksum)
+        object.__setattr__(self, "snapshot", snapshot)
 
     @property
     def end(self) -> int:
@@ -238,7 +255,6 @@ class WalAppender:
         if not 1 <= db_size <= _MASK:
             raise ValueError(f"bad database size {db_size}")
         page_size = self.page_size
-        frame_size = WAL_FRAME_HEADER_SIZE + page_size
         header = self.header
         big = header.big_endian
         pair = _pair_be if big else _pair_le
@@ -248,7 +264,8 @@ class WalAppender:
         base = self.checksum
         s0, s1 = base
         last = len(pages) - 1
-        buffer = bytearray(len(pages) * frame_size)
+        # The frames' pieces, joined once at the end: the images are copied only there.
+        parts: list[bytes] = []
         frames = dict(self.snapshot.frames)
         for index, (number, image) in enumerate(pages):
             if not 1 <= number <= db_size:
@@ -258,16 +275,17 @@ class WalAppender:
             if frames.get(number, 0) >= first:
                 raise ValueError(f"page {number} appears twice in one commit")
             frames[number] = first + index
-            at = index * frame_size
-            _frame_start.pack_into(buffer, at, number, db_size if index == last else 0)
-            a, b = pair.unpack_from(buffer, at)
+            start = _frame_start.pack(number, db_size if index == last else 0)
+            a, b = pair.unpack(start)
             s0 = (s0 + a + s1) & _MASK
             s1 = (s1 + b + s0) & _MASK
             s0, s1 = wal_checksum(image, 0, page_size, s0, s1, big)
-            _four_words.pack_into(buffer, at + 8, salt1, salt2, s0, s1)
-            buffer[at + WAL_FRAME_HEADER_SIZE : at + frame_size] = image
+            parts.append(start)
+            parts.append(_four_words.pack(salt1, salt2, s0, s1))
+            parts.append(image)
+        data = b"".join(parts)
         offset = _frame_offset(first, page_size)
-        end = offset + len(buffer)
+        end = offset + len(data)
         snapshot = WalSnapshot(
             header,
             frames,
@@ -276,7 +294,7 @@ class WalAppender:
             (s0, s1),
             max(self.snapshot.file_size, end),
         )
-        return PreparedCommit(self._pending_header, bytes(buffer), offset, first, base, snapshot)
+        return PreparedCommit(self._pending_header, data, offset, first, base, snapshot)
 
     def commit(self, prepared: PreparedCommit) -> None:
         """Adopt `prepared` once `AppendCommit` wrote it durably.
