@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeAlias, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from core.completion import Completion
 
@@ -45,6 +47,9 @@ class _Frozen:
         raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
 
 
+# Compiled, each class keeps its last freed instance for the next one: a step's result is
+# usually dropped before the next step makes another.
+@mypyc_attr(free_list_len=1)
 class Done(_Frozen, Generic[T_co]):
     """The operation finished with `value`."""
 
@@ -66,6 +71,7 @@ class Done(_Frozen, Generic[T_co]):
         return f"Done({self.value!r})"
 
 
+@mypyc_attr(free_list_len=1)
 class IO(_Frozen):
     """The operation is waiting for `completion`; step it again once that has finished."""
 

@@ -39,9 +39,9 @@ class PageCache:
 
     def touch(self, numbers: list[int]) -> None:
         """Count hits on `numbers` and make them the most recently used."""
-        move = self._pages.move_to_end
+        pages = self._pages
         for number in numbers:
-            move(number)
+            pages.move_to_end(number)  # compiled: a method call, no bound method object
         self.hits += len(numbers)
 
     def get(self, number: int) -> Page | None:

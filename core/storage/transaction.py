@@ -67,6 +67,8 @@ MAX_RESTARTS: Final = 8
 """How often a WAL-mode read starts over because the log changed before giving up."""
 
 _JOURNAL_MAGIC: Final = bytes.fromhex("d9d505f920a163d7")
+_NO_BUFFER: Final = bytearray()
+"""A read's `_buffer` until `_read` makes one (never written: `_read` replaces it)."""
 
 
 class ReadPhase(enum.Enum):
@@ -180,7 +182,7 @@ class ReadTransaction(Machine[T]):
         self._phase = _P_BEGIN
         self._holds_read = False
         self._completion: Completion | None = None
-        self._buffer = bytearray()
+        self._buffer = _NO_BUFFER  # until `_read`: most reads never make one
         self._journal: File | None = None
         self._wal_scan: WalScan | None = None
         self._schema_load: _SchemaLoad | None = None
