@@ -20,10 +20,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+
+from bridge._pass_budget import thread_budget
 
 try:
     import uvloop
@@ -69,6 +72,18 @@ def _no_loop_errors() -> Iterator[None]:
     errors = list(LOOP_ERRORS)
     LOOP_ERRORS.clear()
     assert not errors, f"the event loop reported errors: {errors}"
+
+
+@pytest.fixture
+def whole_pass() -> Iterator[None]:
+    """No step budget per loop pass for drives on this thread (`PassBudget`, tested in
+    test_bridge_loop_lag.py) for the test: a test that counts what one pass does must not
+    see a slow or loaded machine spread the drives over several passes."""
+    budget = thread_budget()
+    seconds = budget.seconds
+    budget.seconds = math.inf
+    yield
+    budget.seconds = seconds
 
 
 @pytest.fixture(params=["threads", "uring"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
-import math
 import os
 import random
 import sys
@@ -25,7 +24,6 @@ import trio
 
 from bridge import AsyncFileIO, EventLoopError, InvalidArgumentError, drive
 from bridge._fileio import _Batch
-from bridge._pass_budget import thread_budget
 from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError, block
 from core.io import OpenFlags
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
@@ -70,15 +68,8 @@ def _no_worker_left_behind() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _whole_passes() -> Iterator[None]:
-    """Tests here count what the drives started in one loop pass submit; drive's step
-    budget per pass (`PassBudget`, tested in test_bridge_loop_lag.py) could spread those
-    first steps over several passes on a slow machine."""
-    budget = thread_budget()
-    seconds = budget.seconds
-    budget.seconds = math.inf
-    yield
-    budget.seconds = seconds
+def _whole_passes(whole_pass: None) -> None:
+    """Tests here count what the drives started in one loop pass submit (`whole_pass`)."""
 
 
 class GatedIO(AsyncFileIO):

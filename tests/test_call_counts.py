@@ -10,12 +10,10 @@ frames.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +23,6 @@ import pytest
 import bridge
 import core
 from bridge import AsyncFileIO, drive
-from bridge._pass_budget import thread_budget
 from core import block
 from core.io import OpenFlags, UnixIO
 from core.ops import ReadRange
@@ -101,18 +98,6 @@ async def test_bridge_open_read(data_file: str) -> None:
         assert data == (bytes(range(256)) * 16)
     total = report("await f.read(4096)", calls, BUDGET_FILE_READ)
     assert total <= BUDGET_FILE_READ
-
-
-@pytest.fixture
-def whole_pass() -> Iterator[None]:
-    """No step budget per loop pass (`PassBudget`) for the test: on a loaded machine the
-    warm-up's step could use it up, and the measured drive would park for a later pass
-    (more calls, none of them the path's)."""
-    budget = thread_budget()
-    seconds = budget.seconds
-    budget.seconds = math.inf
-    yield
-    budget.seconds = seconds
 
 
 @pytest.mark.asyncio
