@@ -68,18 +68,17 @@ class Completion:
     """Tracks one I/O operation. Build with the `new_*` constructors, not directly."""
 
     __slots__ = (
+        "_buffer",
         "_callback",
         "_claim",
+        "_data",
         "_group",
         "_kind",
+        "_length",
         "_on_abort",
         "_outcome",
         "_waiters",
-        "buffer",
     )
-
-    buffer: bytearray | memoryview | None
-    """For a read, the buffer the data lands in; `None` for other kinds."""
 
     def __init__(
         self,
@@ -89,7 +88,9 @@ class Completion:
     ) -> None:
         self._kind = kind
         self._callback = callback
-        self.buffer = buffer
+        self._buffer = buffer
+        self._length = 0  # for `new_read_bytes`: the bytes wanted
+        self._data: bytes | None = None  # for `new_read_bytes`: the backend's own bytes
         self._claim: list[None] = [None]  # popped once, atomically, by the first finisher
         # The result (int) or the error; None until published, so it doubles as "finished".
         self._outcome: int | CompletionError | None = None
@@ -105,6 +106,19 @@ class Completion:
     ) -> Completion:
         """A read into `buffer`; the result is the number of bytes read."""
         return cls(_READ, callback, buffer)
+
+    @classmethod
+    def new_read_bytes(cls, length: int, callback: CompletionCallback | None = None) -> Completion:
+        """A read of `length` bytes into a buffer the backend picks; the result is the number
+        of bytes read, and `read_bytes()` returns them.
+
+        A backend whose system call returns a new `bytes` (`UnixIO`'s `pread`) hands it over
+        with `complete_with_bytes`, which saves the buffer and the copy out of it; any other
+        backend reads into `buffer`, a zeroed `bytearray` made on first use.
+        """
+        c = cls(_READ, callback, None)
+        c._length = length
+        return c
 
     @classmethod
     def new_write(cls, callback: CompletionCallback | None = None) -> Completion:
@@ -129,6 +143,56 @@ class Completion:
         c._claim.clear()
         c._outcome = 0
         return c
+
+    # -- the read's buffer ----------------------------------------------------------------
+
+    @property
+    def buffer(self) -> bytearray | memoryview | None:
+        """For a read, the buffer the data lands in; `None` for other kinds."""
+        buffer = self._buffer
+        if buffer is None and self._kind is _READ:  # a `new_read_bytes` read
+            data = self._data
+            # Before the read: a buffer to read into. After `complete_with_bytes`: a view of
+            # the bytes it was given.
+            buffer = bytearray(self._length) if data is None else memoryview(data)
+            self._buffer = buffer
+        return buffer
+
+    def takes_bytes(self) -> int:
+        """For a `new_read_bytes` read nobody has asked the `buffer` of: the length wanted,
+        which a backend may read into a `bytes` of its own and hand over with
+        `complete_with_bytes`. -1 for every other completion."""
+        if self._buffer is None and self._kind is _READ and self._data is None:
+            return self._length
+        return -1
+
+    def complete_with_bytes(self, data: bytes) -> None:
+        """Finish a read (see `takes_bytes`) successfully with `data`, the bytes it read;
+        the result is `len(data)`. A no-op if already finished."""
+        if self._outcome is None:
+            self._data = data
+        self.complete(len(data))
+
+    def read_bytes(self) -> bytes:
+        """The bytes a finished read returned: those handed to `complete_with_bytes`, or the
+        first `result()` bytes of its buffer (a copy).
+
+        Raises as `result()` does, and `IOResultError` for a completion that is not a read.
+        """
+        count = self._outcome
+        if count is None or isinstance(count, CompletionError):
+            count = self.result()  # raises: unfinished, or failed
+        data = self._data
+        if data is not None:
+            return data
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self.buffer  # a `new_read_bytes` read nobody asked the buffer of
+            if buffer is None:
+                raise IOResultError(f"read_bytes() needs a read completion, got {self!r}")
+        if count == len(buffer):
+            return bytes(buffer)
+        return bytes(memoryview(buffer)[:count])
 
     # -- finishing ----------------------------------------------------------------------
 

@@ -66,6 +66,21 @@ def test_read_past_the_end_gives_the_short_count(io: IOBackend, tmp_path: pathli
     assert wait(io, f.pread(100, Completion.new_read(bytearray(4)))).result() == 0
 
 
+def test_a_bytes_read_returns_the_bytes_short_at_the_end(
+    io: IOBackend, tmp_path: pathlib.Path
+) -> None:
+    f = io.open_file(tmp_path / "f", OpenFlags.CREATE)
+    wait(io, f.pwrite(0, b"hello world", Completion.new_write()))
+    c = wait(io, f.pread(6, Completion.new_read_bytes(5)))
+    assert c.result() == 5 and c.read_bytes() == b"world"
+    c = wait(io, f.pread(8, Completion.new_read_bytes(10)))
+    assert c.result() == 3 and c.read_bytes() == b"rld"
+    c = wait(io, f.pread(100, Completion.new_read_bytes(4)))
+    assert c.result() == 0 and c.read_bytes() == b""
+    assert block(ReadRange(f, 0, 5), io) == b"hello"
+    f.close()
+
+
 def test_missing_file_names_path_and_errno_and_backend_still_works(
     io: IOBackend, tmp_path: pathlib.Path
 ) -> None:
@@ -296,3 +311,40 @@ def test_unix_permission_denied_names_path_and_errno(
     assert "EACCES" in str(info.value)
     f = io.open_file(tmp_path / "next", OpenFlags.CREATE)
     assert block(WriteBuffers(f, 0, [b"ok"]), io) == 2  # the next operation still works
+
+
+def test_unix_bytes_read_reads_the_rest_after_a_short_read(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(10)))
+    real_pread = os.pread
+    calls: list[tuple[int, int]] = []
+
+    def short_pread(fd: int, length: int, pos: int) -> bytes:
+        calls.append((length, pos))
+        return real_pread(fd, min(length, 3), pos)  # the kernel may return fewer bytes
+
+    monkeypatch.setattr(os, "pread", short_pread)
+    with UnixIO() as io, io.open_file(path) as f:
+        assert block(ReadRange(f, 1, 8), io) == bytes(range(1, 9))
+        assert block(ReadRange(f, 6, 8), io) == bytes(range(6, 10))  # then the end
+    assert calls[:3] == [(8, 1), (5, 4), (2, 7)]
+
+
+def test_unix_bytes_read_error_names_errno_path_and_offset(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"abc")
+
+    def failing_pread(fd: int, length: int, pos: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with UnixIO() as io, io.open_file(path) as f:
+        monkeypatch.setattr(os, "pread", failing_pread)
+        with pytest.raises(CompletionError) as info:
+            block(ReadRange(f, 1, 2), io)
+    error = info.value
+    assert error.kind is ErrorKind.IO and error.errno == errno.EIO
+    assert error.path == str(path) and error.offset == 1

@@ -55,6 +55,67 @@ def test_read_keeps_buffer_and_result() -> None:
     assert c.result() == 3
 
 
+def test_a_bytes_read_makes_its_buffer_only_when_asked() -> None:
+    c = Completion.new_read_bytes(4)
+    assert c.takes_bytes() == 4
+    buffer = c.buffer
+    assert buffer == bytearray(4) and c.buffer is buffer
+    assert c.takes_bytes() == -1  # a backend asked for the buffer: it reads into it
+    assert isinstance(buffer, bytearray)
+    buffer[:3] = b"abc"
+    c.complete(3)
+    assert c.read_bytes() == b"abc"
+
+
+def test_a_bytes_read_hands_over_the_backends_bytes() -> None:
+    c = Completion.new_read_bytes(8)
+    data = b"hello"
+    c.complete_with_bytes(data)
+    assert c.result() == 5
+    assert c.read_bytes() is data  # no copy
+    assert c.takes_bytes() == -1
+    assert bytes(c.buffer or b"") == b"hello"  # the buffer shows what was read
+
+
+def test_complete_with_bytes_after_an_abort_changes_nothing() -> None:
+    c = Completion.new_read_bytes(3)
+    c.abort()
+    c.complete_with_bytes(b"abc")
+    with pytest.raises(CompletionError) as info:
+        c.read_bytes()
+    assert info.value.kind is ErrorKind.ABORTED
+    assert c.buffer == bytearray(3)  # not the late bytes
+
+
+def test_read_bytes_copies_what_a_buffer_read_returned() -> None:
+    buf = bytearray(b"abcdef")
+    c = Completion.new_read(buf)
+    c.complete(4)
+    assert c.read_bytes() == b"abcd"
+    whole = Completion.new_read(buf)
+    whole.complete(6)
+    assert whole.read_bytes() == b"abcdef"
+    assert Completion.new_read_bytes(0).takes_bytes() == 0
+    assert Completion.new_read(bytearray(2)).takes_bytes() == -1
+    assert Completion.new_write().takes_bytes() == -1
+
+
+def test_read_bytes_raises_for_unfinished_failed_and_non_reads() -> None:
+    with pytest.raises(IOResultError, match="has not finished"):
+        Completion.new_read_bytes(1).read_bytes()
+    failed = Completion.new_read_bytes(1)
+    err = eio("f", 0)
+    failed.error(err)
+    with pytest.raises(CompletionError) as info:
+        failed.read_bytes()
+    assert info.value is err
+    write = Completion.new_write()
+    write.complete(1)
+    assert write.buffer is None
+    with pytest.raises(IOResultError, match="needs a read completion"):
+        write.read_bytes()
+
+
 def test_callback_runs_once_before_outcome_is_visible() -> None:
     seen: list[tuple[object, bool]] = []
     holder: list[Completion] = []

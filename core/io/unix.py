@@ -110,6 +110,15 @@ class UnixFile(FileBase):
     def pread(self, pos: int, c: Completion) -> Completion:
         if self._closed:
             self._check_open("pread")
+        length = c.takes_bytes()
+        if length >= 0:  # the read's buffer is ours to pick: the one `pread` returns
+            try:
+                data = pread_fully(self.fd, length, pos)
+            except OSError as exc:
+                c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+            else:
+                c.complete_with_bytes(data)
+            return c
         buffer = read_buffer(c)
         try:
             count = read_fully(self.fd, buffer, pos)
@@ -171,6 +180,25 @@ def read_fully(fd: int, buffer: bytearray | memoryview, pos: int) -> int:
             break
         done += got
     return done
+
+
+def pread_fully(fd: int, length: int, pos: int) -> bytes:
+    """`pread` `length` bytes at `pos` until they are all read or the file ends.
+
+    Raises `OSError` from the system call.
+    """
+    data = os.pread(fd, length, pos)
+    done = len(data)
+    if done in (length, 0):
+        return data
+    parts = [data]  # rare: a short read before the end; read the rest
+    while done < length:
+        more = os.pread(fd, length - done, pos + done)
+        if not more:
+            break
+        parts.append(more)
+        done += len(more)
+    return b"".join(parts)
 
 
 def write_fully(fd: int, buffers: Sequence[Buffer], pos: int) -> int:

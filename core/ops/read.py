@@ -42,7 +42,7 @@ class ReadRange(Machine[bytes]):
     after it finished or failed.
     """
 
-    __slots__ = ("_buffer", "_completion", "_exact", "_state", "file", "length", "offset")
+    __slots__ = ("_completion", "_exact", "_state", "file", "length", "offset")
 
     def __init__(self, file: File, offset: int, length: int, *, exact: bool = False) -> None:
         if offset < 0 or length < 0:
@@ -53,12 +53,12 @@ class ReadRange(Machine[bytes]):
         self.length = length
         self._exact = exact
         self._state = _START
-        self._buffer = bytearray(length)
         self._completion: Completion | None = None
 
     def _advance(self) -> TransitionResult[bytes]:
         if self._state is _START:
-            c = Completion.new_read(self._buffer, self._check_count if self._exact else None)
+            # The backend picks the buffer: `UnixIO` hands over the bytes `pread` made.
+            c = Completion.new_read_bytes(self.length, self._check_count if self._exact else None)
             self._completion = c
             self._state = _READING
             self.file.pread(self.offset, c)
@@ -66,10 +66,7 @@ class ReadRange(Machine[bytes]):
                 return IO(c)
         else:
             c = self._completion  # type: ignore[assignment]
-        count = c.result()  # raises the completion's error, if any
-        if count == len(self._buffer):
-            return Done(bytes(self._buffer))
-        return Done(bytes(memoryview(self._buffer)[:count]))
+        return Done(c.read_bytes())  # raises the completion's error, if any
 
     def _check_count(self, outcome: int | CompletionError) -> CompletionError | None:
         if isinstance(outcome, int) and outcome < self.length:
