@@ -23,8 +23,9 @@ from setuptools.command.build_ext import build_ext
 # takes no weak references), the text layer (`core/files/text*.py`:
 # `TextFile`'s methods take CPython's argument checks, e.g. "write() argument must be str",
 # which a compiled signature would replace with mypyc's own TypeError; and an interpreted
-# `TextFile` cannot subclass a compiled `TextState`), `bridge/_fileio.py` (a test swaps
-# `AsyncFile.__class__`, and `AsyncFileIO` hands itself to `weakref`), `bridge/_defaults.py`
+# `TextFile` cannot subclass a compiled `TextState`), `bridge/_fileio.py` (`AsyncFileIO`
+# hands itself to `weakref.finalize`; its files, `bridge/_async_file.py`, compile),
+# `bridge/_defaults.py`
 # (the loop tracks only a real async generator), `bridge/_drive_common.py` (`one_turn`
 # must stay a generator `types.coroutine` can flag), `bridge/_drive_asyncio.py` (a
 # compiled coroutine dropped unfinished never runs its `finally` blocks, where a drive
@@ -97,6 +98,8 @@ COMPILED_MODULES = [
     # engine (no coroutines).
     "bridge/_fileio_common.py",
     "bridge/_uring_engine.py",
+    # `AsyncFileIO`'s files: the inline read of a page-cache hit, and submission.
+    "bridge/_async_file.py",
 ]
 
 

@@ -30,7 +30,7 @@ from core.io.unix import read_fully, write_fully
 from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
-    from bridge._fileio import AsyncFile
+    from bridge._async_file import AsyncFile
 
 __all__ = [
     "FINISH_PER_CALLBACK",

@@ -102,7 +102,8 @@ from core.io.ring import (
 from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
-    from bridge._fileio import AsyncFile, AsyncFileIO
+    from bridge._async_file import AsyncFile
+    from bridge._fileio import AsyncFileIO
 
 __all__ = ["ASYNC_ABOVE", "UringEngine", "refuse", "unavailable_reason"]
 

@@ -1,0 +1,234 @@
+"""`AsyncFile`: a file of an `AsyncFileIO`, and the inline read of a page-cache hit.
+
+A read first tries `preadv(..., RWF_NOWAIT)` on the loop thread; what that cannot finish,
+and every write, fsync and truncate, goes to the backend's engine (`AsyncFileIO._stage`).
+The rules (the per-pass inline budget, `inline_max`, the miss streak) are in
+`bridge._fileio`'s theory of operation. This module compiles, its backend does not
+(`AsyncFileIO` hands itself to `weakref.finalize`): a file's read of a page-cache hit runs
+without an interpreted frame.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+from mypy_extensions import mypyc_attr
+
+from bridge._fileio_common import Kind, Request
+from core.completion import Completion
+from core.errors import CompletionError, ErrorKind, IOResultError
+from core.io.backend import Buffer
+from core.io.common import FileBase
+
+if TYPE_CHECKING:
+    from bridge._fileio import AsyncFileIO
+
+__all__ = ["HAVE_NOWAIT", "AsyncFile"]
+
+_RWF_NOWAIT: Final[int] = getattr(os, "RWF_NOWAIT", 0)
+HAVE_NOWAIT: Final = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
+"""Whether this platform has RWF_NOWAIT reads (Linux)."""
+# After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
+_MISS_STREAK: Final = 8
+_MISS_PAUSE: Final = 32
+# What a kernel or file system says when it does not support RWF_NOWAIT reads.
+_NOWAIT_UNSUPPORTED: Final = frozenset(
+    {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
+)
+
+
+# Tests stand in for a file's methods with interpreted subclasses.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class AsyncFile(FileBase):
+    """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched
+    until their completion finishes."""
+
+    __slots__ = ("_backend", "_misses", "_nowait", "_pause", "_preadv", "_refs", "fd")
+
+    def __init__(self, backend: AsyncFileIO, path: str, fd: int, read_only: bool) -> None:
+        super().__init__(path, read_only)
+        self._backend = backend
+        self.fd = fd
+        self._nowait = backend._nowait
+        self._preadv = backend._preadv
+        self._refs = 0  # requests holding `fd`: staged, pending or with a worker
+        self._misses = 0  # RWF_NOWAIT misses in a row
+        self._pause = 0  # reads still to send straight to the pool after a run of misses
+
+    def pread(self, pos: int, c: Completion) -> Completion:
+        """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
+
+        Raises `CompletionError` (kind `CLOSED`; kind `IO`/`EINVAL` for a negative `pos`),
+        `IOResultError` for a completion without a buffer, and `EventLoopError` if the read
+        needs the pool and no event loop runs on this thread.
+        """
+        if self._closed:
+            self._check_open("pread")
+        buffer = c.buffer
+        if buffer is None:
+            raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+        if pos < 0:
+            raise _negative("pread", self._path, pos)
+        # The page-cache hit, inline here (one Python call less than `_read`).
+        if self._nowait:
+            backend = self._backend
+            size = len(buffer)
+            if size <= backend._inline_left and size <= backend.inline_max:
+                try:
+                    n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+                except OSError as exc:
+                    return self._inline_failed(pos, c, buffer, exc)
+                # What `_inline_read` does, without the call.
+                self._misses = 0
+                backend._inline_left -= n
+                if not backend._inline_reset_due:
+                    backend._schedule_inline_reset()
+                if n in (size, 0):
+                    c.complete(n)
+                    return c
+                return self._read_rest(pos, c, buffer, n)
+        return self._read(pos, c, buffer)
+
+    def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:
+        """Inline if the page cache has it and this loop pass's budget allows, at the next
+        pass if only the budget is short, else in the pool."""
+        backend = self._backend
+        if self._nowait:
+            size = len(buffer)
+            if size > backend.inline_max and backend._loop_here():
+                # Too large to copy on the loop thread: the pool or the ring copies it.
+                backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
+                return c
+            if size <= backend._inline_left:
+                try:
+                    n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+                except OSError as exc:
+                    return self._inline_failed(pos, c, buffer, exc)
+                return self._inline_read(pos, c, buffer, n, size)
+            if size <= backend.inline_budget and backend._inline_reset_due:
+                # Only this pass's budget is short: try again inline at the next pass,
+                # which costs a loop turn instead of a thread hop.
+                self._refs += 1
+                backend._deferred.append((self, pos, c))
+                return c
+        elif self._pause:
+            self._pause -= 1
+            if not self._pause:
+                self._nowait = True  # probe the page cache again with the next read
+        backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
+        return c
+
+    def _inline_read(
+        self, pos: int, c: Completion, buffer: bytearray | memoryview, n: int, size: int
+    ) -> Completion:
+        """An RWF_NOWAIT read returned `n` of `size` bytes: charge the budget, finish."""
+        self._misses = 0
+        backend = self._backend
+        backend._inline_left -= n
+        if not backend._inline_reset_due:
+            backend._schedule_inline_reset()
+        if n in (size, 0):
+            c.complete(n)
+            return c
+        return self._read_rest(pos, c, buffer, n)
+
+    def _inline_failed(
+        self, pos: int, c: Completion, buffer: bytearray | memoryview, exc: OSError
+    ) -> Completion:
+        """An RWF_NOWAIT read raised: a miss or an unsupported file goes to the pool,
+        anything else fails `c`."""
+        if isinstance(exc, BlockingIOError):
+            # Not (all) cached: the pool reads it. After a run of misses (a cold file, or a
+            # cold region of it) stop asking for a while: each miss costs a system call
+            # and an exception on the loop thread.
+            self._misses += 1
+            if self._misses >= _MISS_STREAK:
+                self._nowait = False
+                self._pause = _MISS_PAUSE
+        elif exc.errno in _NOWAIT_UNSUPPORTED:
+            self._nowait = False
+        else:
+            c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+            return c
+        self._backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
+        return c
+
+    def _read_rest(
+        self, pos: int, c: Completion, buffer: bytearray | memoryview, done: int
+    ) -> Completion:
+        """Finish a partial RWF_NOWAIT read: inline while the cache has it, then the pool."""
+        view = memoryview(buffer)
+        total = len(view)
+        while done < total:
+            try:
+                n = self._preadv(self.fd, [view[done:]], pos + done, _RWF_NOWAIT)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in _NOWAIT_UNSUPPORTED:
+                    self._nowait = False
+                    break
+                c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+                return c
+            if n == 0:  # end of file
+                total = done
+                break
+            done += n
+        if done >= total:
+            c.complete(done)
+            return c
+        self._backend._stage(Request(Kind.READ, self, c, pos + done, view[done:], None, done))
+        return c
+
+    def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
+        """Write all of `buffer` at `pos` (in the pool). Raises as `pwritev` does."""
+        return self.pwritev(pos, (buffer,), c)
+
+    def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
+        """Write the buffers back to back from `pos` (in the pool).
+
+        Raises `CompletionError` (kind `CLOSED`; `EBADF` on a read-only file; `EINVAL` for a
+        negative `pos`) and `EventLoopError` without an event loop on this thread.
+        """
+        self._check_writable("pwritev")
+        if pos < 0:
+            raise _negative("pwritev", self._path, pos)
+        self._backend._stage(Request(Kind.WRITE, self, c, pos, tuple(buffers), None))
+        return c
+
+    def sync(self, c: Completion) -> Completion:
+        """fsync (in the pool). Raises `CompletionError` (`CLOSED`) or `EventLoopError`."""
+        self._check_open("sync")
+        self._backend._stage(Request(Kind.SYNC, self, c, 0, None, None))
+        return c
+
+    def truncate(self, length: int, c: Completion) -> Completion:
+        """Set the size to `length` (in the pool). Raises as `pwritev` does."""
+        self._check_writable("truncate")
+        if length < 0:
+            raise _negative("truncate", self._path, length)
+        self._backend._stage(Request(Kind.TRUNCATE, self, c, length, None, None))
+        return c
+
+    def size(self) -> int:
+        """The size in bytes (`fstat`, inline). Raises `CompletionError`."""
+        self._check_open("size")
+        try:
+            return os.fstat(self.fd).st_size
+        except OSError as exc:
+            raise CompletionError.from_os_error(exc, "fstat", path=self._path) from exc
+
+    def _release(self) -> None:
+        self._backend._files.discard(self)
+        if self._refs == 0:
+            self._backend._close_fd(self.fd)
+        # else: the last request to come back closes it (`AsyncFileIO._drop`).
+
+
+def _negative(what: str, path: str, pos: int) -> CompletionError:
+    return CompletionError(
+        ErrorKind.IO, f"{what} at a negative offset", errno=errno.EINVAL, path=path, offset=pos
+    )
