@@ -35,6 +35,7 @@ from bridge._errors import DriveTimeoutError
 from core.completion import Completion
 from core.driver import after_finished
 from core.result import IO, Done
+from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
     from core.io.backend import IOBackend
@@ -205,12 +206,24 @@ async def wait_settled_trio(io: object, settle_timeout: float) -> None:
 class TrioLoopHandle:
     """How `AsyncFileIO` reaches a trio run: schedule on it, post to it from workers."""
 
-    __slots__ = ("thread_id", "token", "watched")
+    __slots__ = (
+        "_runner",
+        "_runner_ended",
+        "_runner_parked",
+        "_soon",
+        "thread_id",
+        "token",
+        "watched",
+    )
 
     def __init__(self) -> None:
         self.token = current_trio_token()
         self.thread_id = get_ident()
         self.watched: set[int] = set()  # descriptors with a watcher task
+        self._soon: list[tuple[Callable[[Any], object], object]] = []  # for `call_soon`
+        self._runner: Task | None = None  # the system task that runs `_soon`
+        self._runner_parked = False
+        self._runner_ended = False
 
     def is_current(self) -> bool:
         """True on the thread and in the run this handle was made in."""
@@ -220,8 +233,42 @@ class TrioLoopHandle:
             return False
 
     def call_soon(self, fn: Callable[[Any], object], arg: object) -> None:
-        """Run `fn(arg)` on the run's thread soon (called from that thread)."""
-        self.token.run_sync_soon(fn, arg)
+        """Run `fn(arg)` on the run's thread soon (called from that thread), in order.
+
+        A system task runs them, woken with `reschedule`: it runs in the run's next batch
+        of tasks, and waking it makes no system call (`TrioToken.run_sync_soon` writes to
+        trio's wake-up socket every time, and its queue runs only after the next poll).
+        Once that task has ended (the run is finishing) this falls back to `run_sync_soon`.
+        """
+        if self._runner_ended:
+            self.token.run_sync_soon(fn, arg)
+            return
+        self._soon.append((fn, arg))
+        runner = self._runner
+        if runner is None:
+            try:
+                self._runner = trio.lowlevel.spawn_system_task(
+                    _run_soon, self, name="ioresult-call-soon"
+                )
+            except RuntimeError:  # the run no longer starts system tasks
+                self._soon.pop()
+                self._runner_ended = True
+                self.token.run_sync_soon(fn, arg)
+        elif self._runner_parked:
+            self._runner_parked = False
+            reschedule(runner)
+
+    def _runner_cancelled(self, raise_cancel: object) -> Abort:
+        """The runner is ending (trio's abort function of its park, or its `finally`):
+        from now on `call_soon` goes through `run_sync_soon`, and so does what is queued,
+        in order. Never reschedule the runner again: trio already has."""
+        self._runner_parked = False
+        self._runner_ended = True
+        left, self._soon = self._soon, []
+        with contextlib.suppress(trio.RunFinishedError):
+            for fn, arg in left:
+                self.token.run_sync_soon(fn, arg)
+        return Abort.SUCCEEDED
 
     def post(self, fn: Callable[[Any], object], arg: object) -> bool:
         """Run `fn(arg)` on the run's thread (called from a worker); False if the run ended."""
@@ -255,6 +302,24 @@ class TrioLoopHandle:
         self.watched.discard(fd)
         if self.is_current():
             trio.lowlevel.notify_closing(fd)
+
+
+async def _run_soon(handle: TrioLoopHandle) -> None:
+    """A system task: run what `call_soon` queued, then park until more is queued. It ends
+    when the run cancels its system tasks, and hands what is still queued to the run."""
+    try:
+        while True:
+            while handle._soon:
+                batch, handle._soon = handle._soon, []
+                for fn, arg in batch:
+                    try:
+                        fn(arg)
+                    except Exception as exc:  # one callback must not end the run
+                        report_unraisable(exc, "Exception in a callback of AsyncFileIO", fn)
+            handle._runner_parked = True
+            await _park(handle._runner_cancelled)
+    finally:
+        handle._runner_cancelled(None)
 
 
 async def _watch_readable(fd: int, fn: Callable[[Any], object], watched: set[int]) -> None:
