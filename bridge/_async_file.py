@@ -40,7 +40,8 @@ _NOWAIT_UNSUPPORTED: Final = frozenset(
 )
 
 
-# Tests stand in for a file's methods with interpreted subclasses.
+# Tests stand in for a file's methods with interpreted subclasses. Compiled, a method's
+# call of another of its own (`pwrite` calling `pwritev`) does not reach their override.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncFile(FileBase):
     """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched

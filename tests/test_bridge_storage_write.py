@@ -74,6 +74,10 @@ class HookedFile(AsyncFile):
                 return c
         return super().sync(c)
 
+    def pwrite(self, pos: int, buffer: Buffer, c: Completion) -> Completion:
+        # Compiled, `AsyncFile.pwrite` calls its own `pwritev`, never this class's.
+        return self.pwritev(pos, (buffer,), c)
+
     def pwritev(self, pos: int, buffers: Sequence[Buffer], c: Completion) -> Completion:
         io = self._backend
         assert isinstance(io, HookedIO)
