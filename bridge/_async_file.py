@@ -222,6 +222,13 @@ class AsyncFile(FileBase):
         except OSError as exc:
             raise CompletionError.from_os_error(exc, "fstat", path=self._path) from exc
 
+    def drop_ref(self) -> None:
+        """A request (of either engine) no longer holds this file: the last one closes the
+        descriptor of a file closed meanwhile."""
+        self._refs -= 1
+        if self._refs == 0 and self._closed:
+            self._backend._close_fd(self.fd)
+
     def _release(self) -> None:
         self._backend._files.discard(self)
         if self._refs == 0:

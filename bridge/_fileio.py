@@ -381,7 +381,7 @@ class AsyncFileIO(BackendBase):
                 )
                 c.error(error)
             finally:
-                self._drop_file_ref(file)
+                file.drop_ref()
 
     # -- submission (loop thread) ---------------------------------------------------------
 
@@ -607,12 +607,7 @@ class AsyncFileIO(BackendBase):
 
     def _drop(self, req: Request) -> None:
         """A request no longer holds its file; the last one closes a closed file's fd."""
-        self._drop_file_ref(req.file)
-
-    def _drop_file_ref(self, file: AsyncFile) -> None:
-        file._refs -= 1
-        if file._refs == 0 and file._closed:
-            self._close_fd(file.fd)
+        req.file.drop_ref()
 
     def _close_fd(self, fd: int) -> None:
         self._fds.discard(fd)
@@ -698,7 +693,7 @@ class AsyncFileIO(BackendBase):
             self._drop(req)
         for file, _pos, c in deferred:
             c.abort()
-            self._drop_file_ref(file)
+            file.drop_ref()
 
     async def __aenter__(self) -> Self:
         return self

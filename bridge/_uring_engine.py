@@ -102,7 +102,6 @@ from core.io.ring import (
 from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
-    from bridge._async_file import AsyncFile
     from bridge._fileio import AsyncFileIO
 
 __all__ = ["ASYNC_ABOVE", "UringEngine", "refuse", "unavailable_reason"]
@@ -248,15 +247,6 @@ class UringEngine:
     def never_started(self) -> bool:
         """True until a ring has been set up for this engine."""
         return self._ring is None and self._loop_thread == 0 and not self.busy()
-
-    def _drop_file_ref(self, file: AsyncFile) -> None:
-        """A request no longer holds its file; the last one closes a closed file's fd
-        (`AsyncFileIO._drop_file_ref`, without the call on every request)."""
-        file._refs -= 1
-        if file._refs == 0 and file._closed:
-            backend = self._backend()
-            if backend is not None:
-                backend._close_fd(file.fd)
 
     def busy(self) -> bool:
         return bool(self.active or self.pending or self.table)
@@ -509,7 +499,7 @@ class UringEngine:
         if counted:
             self._release(req)
         else:
-            self._drop_file_ref(req.file)
+            req.file.drop_ref()
         error = req.error
         if error is None:
             req.completion.complete(result)
@@ -518,7 +508,7 @@ class UringEngine:
 
     def _release(self, req: Request) -> None:
         self.active -= 1
-        self._drop_file_ref(req.file)
+        req.file.drop_ref()
 
     def _feed(self) -> None:
         """Start waiting requests while there is room (aborted ones never start)."""
@@ -527,7 +517,7 @@ class UringEngine:
         while pending and self.active < self.limit:
             req = pending.popleft()
             if req.completion.finished():
-                self._drop_file_ref(req.file)
+                req.file.drop_ref()
                 continue
             self._start(req)
             started = True
@@ -595,7 +585,7 @@ class UringEngine:
         self.pending.clear()
         for req in pending:
             req.completion.abort()
-            self._drop_file_ref(req.file)
+            req.file.drop_ref()
         for entry in list(self.table.values()):
             entry.req.completion.abort()
         try:
