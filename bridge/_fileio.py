@@ -30,7 +30,7 @@ then complete on the thread that polls):
   A worker takes a whole batch, runs its calls in order, and posts it back with one wake-up
   of the loop (batches that finish while a wake-up is pending ride along with it), where
   `complete()` / `error()` run: completion callbacks always run on the loop thread, so
-  nothing above needs a lock. One wake-up finishes at most `FINISH_PER_CALLBACK` (64)
+  nothing above needs a lock. One wake-up finishes at most `FINISH_PER_CALLBACK` (16)
   completions and leaves the rest for the next passes (`Finisher`): each finished
   completion wakes a task that steps in the next pass, and 200 of them in one callback
   would make one long callback and one long pass. Requests submitted by one task in one

@@ -375,7 +375,9 @@ async def test_a_storm_of_aborted_groups_and_blocked_reads_stays_byte_exact(
         await until(lambda: not engine.table and not engine.busy(), "every entry came back")
     finally:
         await io.aclose()
-    assert sum(results) > 150
+    # Enough reads finished before their group was aborted for the check above to bite:
+    # 88-89 here, at most `FINISH_PER_CALLBACK` finishing per loop pass (387-399 at 64).
+    assert sum(results) > 40
     # Every pipe read that reached the ring was cancelled there (one waiting for room
     # never reaches it); each cancel came back with one of the answers we handle.
     assert engine.cancels > 0
