@@ -34,6 +34,9 @@ HAVE_NOWAIT: Final = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
 # After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
 _MISS_STREAK: Final = 8
 _MISS_PAUSE: Final = 32
+# The largest read that lands in a file's scratch buffer (`AsyncFile.pread`): larger ones
+# get a buffer of their own rather than keep that much memory per file.
+_SCRATCH_MAX: Final = 64 << 10
 # What a kernel or file system says when it does not support RWF_NOWAIT reads.
 _NOWAIT_UNSUPPORTED: Final = frozenset(
     {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
@@ -47,7 +50,17 @@ class AsyncFile(FileBase):
     """A file of an `AsyncFileIO`. Submit from the loop thread; buffers must stay untouched
     until their completion finishes."""
 
-    __slots__ = ("_backend", "_misses", "_nowait", "_pause", "_preadv", "_refs", "fd")
+    __slots__ = (
+        "_backend",
+        "_misses",
+        "_nowait",
+        "_pause",
+        "_preadv",
+        "_refs",
+        "_scratch",
+        "_scratch_list",
+        "fd",
+    )
 
     def __init__(self, backend: AsyncFileIO, path: str, fd: int, read_only: bool) -> None:
         super().__init__(path, read_only)
@@ -58,6 +71,9 @@ class AsyncFile(FileBase):
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
         self._misses = 0  # RWF_NOWAIT misses in a row
         self._pause = 0  # reads still to send straight to the pool after a run of misses
+        # Inline reads of completions that take bytes land here (`pread`); grown on demand.
+        self._scratch = bytearray()
+        self._scratch_list = [self._scratch]
 
     def pread(self, pos: int, c: Completion) -> Completion:
         """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
@@ -68,29 +84,66 @@ class AsyncFile(FileBase):
         """
         if self._closed:
             self._check_open("pread")
-        buffer = c.buffer
-        if buffer is None:
-            raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+        length = c.takes_bytes()
+        if length < 0:
+            buffer = c.buffer
+            if buffer is None:
+                raise IOResultError(f"pread needs a read completion with a buffer, got {c!r}")
+            length = len(buffer)
+        else:
+            buffer = None  # the completion takes bytes: its buffer is made only if needed
         if pos < 0:
             raise _negative("pread", self._path, pos)
         # The page-cache hit, inline here (one Python call less than `_read`).
         if self._nowait:
             backend = self._backend
-            size = len(buffer)
-            if size <= backend._inline_left and size <= backend.inline_max:
+            if length <= backend._inline_left and length <= backend.inline_max:
+                target: Sequence[bytearray | memoryview]
+                if buffer is None and length <= _SCRATCH_MAX:
+                    # Read into the file's scratch buffer and hand over a copy: no new
+                    # zeroed buffer per read, and the scratch stays in the CPU's cache.
+                    scratch = self._scratch
+                    if len(scratch) != length:
+                        scratch = self._scratch = bytearray(length)
+                        self._scratch_list = [scratch]
+                    target = self._scratch_list
+                else:
+                    if buffer is None:
+                        buffer = c.buffer
+                        assert buffer is not None
+                    scratch = None
+                    target = [buffer]
                 try:
-                    n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
+                    n = self._preadv(self.fd, target, pos, _RWF_NOWAIT)
                 except OSError as exc:
+                    if buffer is None:
+                        buffer = c.buffer
+                        assert buffer is not None
                     return self._inline_failed(pos, c, buffer, exc)
                 # What `_inline_read` does, without the call.
                 self._misses = 0
                 backend._inline_left -= n
                 if not backend._inline_reset_due:
                     backend._schedule_inline_reset()
-                if n in (size, 0):
+                if scratch is not None:
+                    if n == length:
+                        c.complete_with_bytes(bytes(scratch))
+                        return c
+                    buffer = c.buffer  # a partial hit: the rest goes the buffer's way
+                    assert buffer is not None
+                    buffer[:n] = memoryview(scratch)[:n]
+                    if n == 0:
+                        c.complete(0)
+                        return c
+                    return self._read_rest(pos, c, buffer, n)
+                assert buffer is not None
+                if n in (length, 0):
                     c.complete(n)
                     return c
                 return self._read_rest(pos, c, buffer, n)
+        if buffer is None:
+            buffer = c.buffer
+            assert buffer is not None
         return self._read(pos, c, buffer)
 
     def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:

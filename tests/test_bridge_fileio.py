@@ -283,6 +283,21 @@ async def test_a_run_of_misses_pauses_inline_attempts(
 
 
 @pytest.mark.asyncio
+async def test_inline_hits_of_any_size_return_bytes_of_their_own(
+    data_file: Path, data: bytes
+) -> None:
+    """Inline hits that take bytes share the file's scratch buffer: what each returned must
+    stay what it read after the next read lands there, whatever the sizes."""
+    async with AsyncFileIO() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        ranges = [(0, 100), (5000, 100), (7, 4096), (1, 0), (9000, 70000), (3, 100), (8, 5)]
+        got = [await drive(ReadRange(f, off, size), io) for off, size in ranges]
+        assert got == [data[off : off + size] for off, size in ranges]
+        assert all(type(g) is bytes for g in got)
+        assert io.pool_submissions == 0 or not io.nowait
+
+
+@pytest.mark.asyncio
 async def test_partial_hit_then_end_of_file(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
