@@ -111,19 +111,16 @@ class UnixFile(FileBase):
         if self._closed:
             self._check_open("pread")
         length = c.takes_bytes()
-        if length >= 0:  # the read's buffer is ours to pick: the one `pread` returns
-            try:
-                data = pread_fully(self.fd, length, pos)
-            except OSError as exc:
-                c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
-            else:
-                c.complete_with_bytes(data)
-            return c
-        buffer = read_buffer(c)
         try:
-            count = read_fully(self.fd, buffer, pos)
+            if length >= 0:  # the read's buffer is ours to pick: the bytes `pread` returns
+                data = pread_fully(self.fd, length, pos)
+            else:
+                count = read_fully(self.fd, read_buffer(c), pos)
         except OSError as exc:
             c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
+            return c
+        if length >= 0:
+            c.complete_with_bytes(data)
         else:
             c.complete(count)
         return c
