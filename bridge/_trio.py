@@ -21,7 +21,15 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
-from trio.lowlevel import Abort, Task, checkpoint, current_task, current_trio_token, reschedule
+from trio.lowlevel import (
+    Abort,
+    Task,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    current_task,
+    current_trio_token,
+    reschedule,
+)
 from trio.lowlevel import wait_task_rescheduled as _park
 
 from bridge._drive_common import (
@@ -305,17 +313,23 @@ class TrioLoopHandle:
 
 
 async def _run_soon(handle: TrioLoopHandle) -> None:
-    """A system task: run what `call_soon` queued, then park until more is queued. It ends
-    when the run cancels its system tasks, and hands what is still queued to the run."""
+    """A system task: run what `call_soon` queued, one turn per batch of tasks, then park
+    until more is queued. It ends when the run cancels its system tasks, and hands what is
+    still queued to the run."""
     try:
         while True:
-            while handle._soon:
-                batch, handle._soon = handle._soon, []
-                for fn, arg in batch:
-                    try:
-                        fn(arg)
-                    except Exception as exc:  # one callback must not end the run
-                        report_unraisable(exc, "Exception in a callback of AsyncFileIO", fn)
+            batch, handle._soon = handle._soon, []
+            for fn, arg in batch:
+                try:
+                    fn(arg)
+                except Exception as exc:  # one callback must not end the run
+                    report_unraisable(exc, "Exception in a callback of AsyncFileIO", fn)
+            if handle._soon:
+                # Queued by these callbacks: they run in the next batch of tasks, as a
+                # callback's `call_soon` runs in the next pass on asyncio (the inline read
+                # budget's refill relies on it: refilled at once, it would bound nothing).
+                await cancel_shielded_checkpoint()
+                continue
             handle._runner_parked = True
             await _park(handle._runner_cancelled)
     finally:

@@ -33,6 +33,39 @@ def test_call_soon_runs_in_order_on_the_next_batch() -> None:
     trio.run(main)
 
 
+def test_what_a_callback_queues_runs_in_a_later_batch() -> None:
+    """As `call_soon` from a callback on asyncio runs in the next pass: a chain of callbacks
+    each queueing the next takes a batch of tasks per link, never one turn for all."""
+    batches = 0
+    seen: list[int] = []
+
+    async def main() -> None:
+        nonlocal batches
+        handle = TrioLoopHandle()
+        done = trio.Event()
+
+        def link(depth: int) -> None:
+            seen.append(batches)
+            if depth < 10:
+                handle.call_soon(link, depth + 1)
+            else:
+                done.set()
+
+        async def count_batches() -> None:
+            nonlocal batches
+            while not done.is_set():
+                batches += 1
+                await trio.lowlevel.checkpoint()  # runs once per batch
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(count_batches)
+            handle.call_soon(link, 0)
+
+    trio.run(main)
+    assert len(seen) == 11
+    assert seen[-1] - seen[0] >= 9  # each link in a batch of its own
+
+
 def test_call_soon_makes_no_system_call_to_wake_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     sends: list[bytes] = []
     real_send = socket.socket.send
