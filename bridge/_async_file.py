@@ -58,7 +58,6 @@ class AsyncFile(FileBase):
         "_preadv",
         "_refs",
         "_scratch",
-        "_scratch_list",
         "fd",
     )
 
@@ -71,9 +70,10 @@ class AsyncFile(FileBase):
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
         self._misses = 0  # RWF_NOWAIT misses in a row
         self._pause = 0  # reads still to send straight to the pool after a run of misses
-        # Inline reads of completions that take bytes land here (`pread`); grown on demand.
-        self._scratch = bytearray()
-        self._scratch_list = [self._scratch]
+        # The buffer that inline reads of completions that take bytes land in (`pread`),
+        # kept between reads. A read takes it with one atomic `pop()`: reads from two
+        # threads (outside any loop) must not share it. Empty while one is in use.
+        self._scratch: list[bytearray] = []
 
     def pread(self, pos: int, c: Completion) -> Completion:
         """Read into `c.buffer` at `pos`: inline on a page-cache hit, else in the pool.
@@ -102,11 +102,13 @@ class AsyncFile(FileBase):
                 if buffer is None and length <= _SCRATCH_MAX:
                     # Read into the file's scratch buffer and hand over a copy: no new
                     # zeroed buffer per read, and the scratch stays in the CPU's cache.
-                    scratch = self._scratch
+                    try:
+                        scratch = self._scratch.pop()
+                    except IndexError:  # another thread's read holds it
+                        scratch = bytearray(length)
                     if len(scratch) != length:
-                        scratch = self._scratch = bytearray(length)
-                        self._scratch_list = [scratch]
-                    target = self._scratch_list
+                        scratch = bytearray(length)
+                    target = [scratch]
                 else:
                     if buffer is None:
                         buffer = c.buffer
@@ -116,6 +118,8 @@ class AsyncFile(FileBase):
                 try:
                     n = self._preadv(self.fd, target, pos, _RWF_NOWAIT)
                 except OSError as exc:
+                    if scratch is not None:
+                        self._keep_scratch(scratch)
                     if buffer is None:
                         buffer = c.buffer
                         assert buffer is not None
@@ -127,14 +131,19 @@ class AsyncFile(FileBase):
                     backend._schedule_inline_reset()
                 if scratch is not None:
                     if n == length:
-                        c.complete_with_bytes(bytes(scratch))
+                        data = bytes(scratch)
+                        if not self._scratch and not self._closed:  # `_keep_scratch` inline
+                            self._scratch.append(scratch)
+                        c.complete_with_bytes(data)
+                        return c
+                    if n == 0:  # at the end of the file
+                        self._keep_scratch(scratch)
+                        c.complete_with_bytes(b"")
                         return c
                     buffer = c.buffer  # a partial hit: the rest goes the buffer's way
                     assert buffer is not None
                     buffer[:n] = memoryview(scratch)[:n]
-                    if n == 0:
-                        c.complete(0)
-                        return c
+                    self._keep_scratch(scratch)
                     return self._read_rest(pos, c, buffer, n)
                 assert buffer is not None
                 if n in (length, 0):
@@ -145,6 +154,12 @@ class AsyncFile(FileBase):
             buffer = c.buffer
             assert buffer is not None
         return self._read(pos, c, buffer)
+
+    def _keep_scratch(self, scratch: bytearray) -> None:
+        """Give the scratch buffer back for the next read (unless closed meanwhile, or
+        another thread's read gave one back first)."""
+        if not self._scratch and not self._closed:
+            self._scratch.append(scratch)
 
     def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:
         """Inline if the page cache has it and this loop pass's budget allows, at the next
@@ -283,6 +298,7 @@ class AsyncFile(FileBase):
             self._backend._close_fd(self.fd)
 
     def _release(self) -> None:
+        self._scratch.clear()
         self._backend._files.discard(self)
         if self._refs == 0:
             self._backend._close_fd(self.fd)

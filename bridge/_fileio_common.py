@@ -156,7 +156,11 @@ class Finisher:
         """Finish up to `limit` queued completions (on the loop thread); schedule the rest
         on `handle`'s loop, or finish them all now without a loop to come back on."""
         if self.scheduled:
-            return  # the scheduled callback finishes them, in order
+            if handle is self._handle:
+                return  # the scheduled callback finishes them, in order
+            # Scheduled on a loop the backend has left (closed with the callback queued):
+            # that callback never runs, or finds itself stale (`_again`). Take over here.
+            self.scheduled = False
         queue = self.queue
         finish = self._finish
         count = self.limit
@@ -169,15 +173,17 @@ class Finisher:
                 self.drain()
                 return
             try:
-                handle.call_soon(self._again, None)
+                handle.call_soon(self._again, handle)
             except RuntimeError:  # its loop is closed: nobody is left to wait a turn for
                 self.drain()
                 return
             self._handle = handle
             self.scheduled = True
 
-    def _again(self, _: object = None) -> None:
-        """Loop callback: the next share."""
+    def _again(self, handle: object = None) -> None:
+        """Loop callback: the next share (nothing, if scheduled on a loop since left)."""
+        if not self.scheduled or handle is not self._handle:
+            return
         self.scheduled = False
         try:
             self.run(self._handle)

@@ -24,7 +24,6 @@ import trio
 from trio.lowlevel import (
     Abort,
     Task,
-    cancel_shielded_checkpoint,
     checkpoint,
     current_task,
     current_trio_token,
@@ -318,17 +317,20 @@ async def _run_soon(handle: TrioLoopHandle) -> None:
     still queued to the run."""
     try:
         while True:
-            batch, handle._soon = handle._soon, []
-            for fn, arg in batch:
+            soon = handle._soon
+            # Only what was queued before this turn; what these callbacks queue runs in the
+            # next batch of tasks, as a callback's `call_soon` runs in the next pass on
+            # asyncio (the inline read budget's refill relies on it: refilled at once, it
+            # would bound nothing). Popped one by one: if one raises a BaseException, the
+            # rest stay queued, and the `finally` hands them to the run.
+            for _ in range(len(soon)):
+                fn, arg = soon.pop(0)
                 try:
                     fn(arg)
                 except Exception as exc:  # one callback must not end the run
                     report_unraisable(exc, "Exception in a callback of AsyncFileIO", fn)
-            if handle._soon:
-                # Queued by these callbacks: they run in the next batch of tasks, as a
-                # callback's `call_soon` runs in the next pass on asyncio (the inline read
-                # budget's refill relies on it: refilled at once, it would bound nothing).
-                await cancel_shielded_checkpoint()
+            if soon:
+                await checkpoint()  # the next batch; cancelled once the run ends
                 continue
             handle._runner_parked = True
             await _park(handle._runner_cancelled)

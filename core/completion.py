@@ -89,7 +89,7 @@ class Completion:
         self._kind = kind
         self._callback = callback
         self._buffer = buffer
-        self._length = 0  # for `new_read_bytes`: the bytes wanted
+        self._length = -1  # for `new_read_bytes`: the bytes wanted (>= 0)
         self._data: bytes | None = None  # for `new_read_bytes`: the backend's own bytes
         self._claim: list[None] = [None]  # popped once, atomically, by the first finisher
         # The result (int) or the error; None until published, so it doubles as "finished".
@@ -114,8 +114,13 @@ class Completion:
 
         A backend whose system call returns a new `bytes` (`UnixIO`'s `pread`) hands it over
         with `complete_with_bytes`, which saves the buffer and the copy out of it; any other
-        backend reads into `buffer`, a zeroed `bytearray` made on first use.
+        backend reads into `buffer`, a zeroed `bytearray` made on first use. After
+        `complete_with_bytes`, `buffer` is a read-only view of those bytes.
+
+        Raises `ValueError` for a negative `length`.
         """
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
         c = cls(_READ, callback, None)
         c._length = length
         return c
@@ -150,7 +155,7 @@ class Completion:
     def buffer(self) -> bytearray | memoryview | None:
         """For a read, the buffer the data lands in; `None` for other kinds."""
         buffer = self._buffer
-        if buffer is None and self._kind is _READ:  # a `new_read_bytes` read
+        if buffer is None and self._length >= 0:  # a `new_read_bytes` read
             data = self._data
             # Before the read: a buffer to read into. After `complete_with_bytes`: a view of
             # the bytes it was given.
@@ -162,8 +167,8 @@ class Completion:
         """For a `new_read_bytes` read nobody has asked the `buffer` of: the length wanted,
         which a backend may read into a `bytes` of its own and hand over with
         `complete_with_bytes`. -1 for every other completion."""
-        if self._buffer is None and self._kind is _READ and self._data is None:
-            return self._length
+        if self._buffer is None and self._data is None:
+            return self._length  # -1 unless made by `new_read_bytes`
         return -1
 
     def complete_with_bytes(self, data: bytes) -> None:

@@ -24,6 +24,7 @@ import trio
 
 from bridge import AsyncFileIO, EventLoopError, InvalidArgumentError, drive
 from bridge._fileio import _Batch
+from bridge._fileio_common import FINISH_PER_CALLBACK
 from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError, block
 from core.io import OpenFlags
 from core.ops import CopyFile, ReadRange, ReadWholeFile, WriteBuffers
@@ -295,6 +296,88 @@ async def test_inline_hits_of_any_size_return_bytes_of_their_own(
         assert got == [data[off : off + size] for off, size in ranges]
         assert all(type(g) is bytes for g in got)
         assert io.pool_submissions == 0 or not io.nowait
+
+
+def test_inline_hits_from_two_threads_never_share_the_scratch_buffer(
+    data_file: Path, data: bytes
+) -> None:
+    """Outside any loop a hit is read inline on the calling thread; `preadv` lets go of the
+    GIL, so two threads reading one file must each read into a buffer of their own."""
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter lets it
+    io = AsyncFileIO(inline_budget=1 << 40)
+    f = io.open_file(data_file, OpenFlags.READ_ONLY)
+    wrong = [0, 0]
+
+    def reader(k: int) -> None:
+        for i in range(4000):
+            pos = ((k * 100 + i * 7) % 60) * 4096
+            c = f.pread(pos, Completion.new_read_bytes(4096))
+            if c.finished() and c.read_bytes() != data[pos : pos + 4096]:
+                wrong[k] += 1
+
+    try:
+        threads = [threading.Thread(target=reader, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+        io.close()
+    assert wrong == [0, 0]
+
+
+def test_a_read_completion_without_a_buffer_is_refused(data_file: Path) -> None:
+    with (
+        AsyncFileIO() as io,
+        io.open_file(data_file, OpenFlags.READ_ONLY) as f,
+        pytest.raises(IOResultError, match="needs a read completion with a buffer"),
+    ):
+        f.pread(0, Completion.new_read(None))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="length must be >= 0"):
+        Completion.new_read_bytes(-1)
+
+
+def test_completions_queued_when_a_loop_closed_finish_on_the_next(
+    data_file: Path, data: bytes
+) -> None:
+    """Results that came back while the first loop's finisher was scheduled, and that loop
+    closed before it ran: the backend moves to a new loop, and its reads still finish."""
+    io = AsyncFileIO(nowait=False, engine="threads")
+    f = io.open_file(data_file, OpenFlags.READ_ONLY)
+    count = FINISH_PER_CALLBACK * 3
+
+    async def first() -> None:
+        reads = [
+            asyncio.ensure_future(drive(ReadRange(f, (i % 32) * 4096, 4096), io))
+            for i in range(count)
+        ]
+        while io.pool_submissions < count or io._staged or io._pending:
+            await asyncio.sleep(0)
+        time.sleep(0.3)  # every read comes back meanwhile
+        while io._outstanding:
+            await asyncio.sleep(0)  # one wake-up delivers them: one share finishes now
+        assert not all(r.done() for r in reads)
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(first())
+        assert io._finisher.scheduled  # the next share's callback is on the loop
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.close()
+
+    async def second() -> bytes:
+        return await asyncio.wait_for(drive(ReadRange(f, 0, 4096), io), 5)
+
+    try:
+        assert asyncio.run(second()) == data[:4096]
+    finally:
+        io.close()
 
 
 @pytest.mark.asyncio
