@@ -92,6 +92,7 @@ COMPILED_MODULES = [
     # (their coroutines keep nothing to clean up in `finally`).
     "bridge/_drive.py",
     "bridge/_pass_budget.py",
+    "bridge/_asyncio_wake.py",
     "bridge/aiofile.py",
     # What both engines of `AsyncFileIO` share (requests, the finisher, the asyncio loop
     # handle, whose one coroutine keeps nothing to clean up in `finally`), and the io_uring

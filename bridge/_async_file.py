@@ -120,9 +120,6 @@ class AsyncFile(FileBase):
                 except OSError as exc:
                     if scratch is not None:
                         self._keep_scratch(scratch)
-                    if buffer is None:
-                        buffer = c.buffer
-                        assert buffer is not None
                     return self._inline_failed(pos, c, buffer, exc)
                 # What `_inline_read` does, without the call.
                 self._misses = 0
@@ -150,9 +147,6 @@ class AsyncFile(FileBase):
                     c.complete(n)
                     return c
                 return self._read_rest(pos, c, buffer, n)
-        if buffer is None:
-            buffer = c.buffer
-            assert buffer is not None
         return self._read(pos, c, buffer)
 
     def _keep_scratch(self, scratch: bytearray) -> None:
@@ -161,16 +155,19 @@ class AsyncFile(FileBase):
         if not self._scratch and not self._closed:
             self._scratch.append(scratch)
 
-    def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview) -> Completion:
+    def _read(self, pos: int, c: Completion, buffer: bytearray | memoryview | None) -> Completion:
         """Inline if the page cache has it and this loop pass's budget allows, at the next
-        pass if only the budget is short, else in the pool."""
+        pass if only the budget is short, else in the pool. No `buffer`: `c` takes bytes,
+        and nobody asked for its buffer yet."""
         backend = self._backend
         if self._nowait:
-            size = len(buffer)
+            size = c.takes_bytes() if buffer is None else len(buffer)
             if size > backend.inline_max and backend._loop_here():
                 # Too large to copy on the loop thread: the pool or the ring copies it.
-                backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
-                return c
+                return self._stage_read(pos, c, buffer)
+            if buffer is None:
+                buffer = c.buffer
+                assert buffer is not None
             if size <= backend._inline_left:
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
@@ -187,7 +184,15 @@ class AsyncFile(FileBase):
             self._pause -= 1
             if not self._pause:
                 self._nowait = True  # probe the page cache again with the next read
-        backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
+        return self._stage_read(pos, c, buffer)
+
+    def _stage_read(
+        self, pos: int, c: Completion, buffer: bytearray | memoryview | None
+    ) -> Completion:
+        """Hand a read to the engine. Without a buffer (`c` takes bytes) the ring reads into
+        one of its own and hands over bytes; the pool reads into `c.buffer`."""
+        view = None if buffer is None else memoryview(buffer)
+        self._backend._stage(Request(Kind.READ, self, c, pos, view, None))
         return c
 
     def _inline_read(
@@ -205,7 +210,7 @@ class AsyncFile(FileBase):
         return self._read_rest(pos, c, buffer, n)
 
     def _inline_failed(
-        self, pos: int, c: Completion, buffer: bytearray | memoryview, exc: OSError
+        self, pos: int, c: Completion, buffer: bytearray | memoryview | None, exc: OSError
     ) -> Completion:
         """An RWF_NOWAIT read raised: a miss or an unsupported file goes to the pool,
         anything else fails `c`."""
@@ -222,8 +227,7 @@ class AsyncFile(FileBase):
         else:
             c.error(CompletionError.from_os_error(exc, "pread", path=self._path, offset=pos))
             return c
-        self._backend._stage(Request(Kind.READ, self, c, pos, memoryview(buffer), None))
-        return c
+        return self._stage_read(pos, c, buffer)
 
     def _read_rest(
         self, pos: int, c: Completion, buffer: bytearray | memoryview, done: int

@@ -39,10 +39,10 @@ from __future__ import annotations
 import asyncio
 from asyncio import AbstractEventLoop, CancelledError, Future
 from collections.abc import Callable
-from threading import get_ident
 from time import perf_counter
 from typing import TYPE_CHECKING, TypeVar
 
+from bridge._asyncio_wake import AsyncioWaiter, Resolver, resolve
 from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
@@ -60,7 +60,7 @@ from core.result import IO, Done
 if TYPE_CHECKING:
     from core.io.backend import IOBackend
 
-__all__ = ["Resolver", "drive_asyncio"]
+__all__ = ["drive_asyncio"]
 
 T = TypeVar("T")
 
@@ -83,10 +83,10 @@ async def drive_asyncio(
     if io is not None:
         stepping = io.needs_stepping
         time_slice = getattr(io, "time_slice", DEFAULT_TIME_SLICE)
-    waiter: _AsyncioWaiter | None = None
+    waiter: AsyncioWaiter | None = None
     timer: asyncio.TimerHandle | None = None
     if timeout is not None:
-        waiter = _AsyncioWaiter(loop)
+        waiter = AsyncioWaiter(loop)
         timer = loop.call_later(timeout, waiter.expire)
     c: Completion | None = None
     slice_end = started + time_slice
@@ -133,7 +133,7 @@ async def drive_asyncio(
             # An unfinished completion: wait for it.
             budget.spent += perf_counter() - since
             if waiter is None:
-                waiter = _AsyncioWaiter(loop)
+                waiter = AsyncioWaiter(loop)
             elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
                 await _time_out_asyncio(op, c, io, loop, timeout)
             if stepping:
@@ -175,7 +175,7 @@ async def _pass_turn(
     op: object,
     io: IOBackend | None,
     loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter | None,
+    waiter: AsyncioWaiter | None,
     timeout: float | None,
     budget: PassBudget,
 ) -> None:
@@ -206,59 +206,12 @@ async def _pass_turn(
         budget.again.append(fut)
 
 
-class _AsyncioWaiter:
-    """Wakes one drive call. Registered as the done-callback of the completion it waits on;
-    reused across the waits of one call (stale calls from an earlier completion are ignored)."""
-
-    __slots__ = ("completion", "expired", "fut", "loop", "thread_id")
-
-    def __init__(self, loop: AbstractEventLoop) -> None:
-        self.loop = loop
-        self.thread_id = get_ident()
-        self.completion: Completion | None = None
-        self.fut: Future[None] | None = None
-        self.expired = False
-
-    def __call__(self, completion: Completion) -> None:
-        if completion is not self.completion:
-            return
-        fut = self.fut
-        if fut is None:
-            return
-        if get_ident() == self.thread_id:
-            if not fut.done():
-                try:
-                    fut.set_result(None)
-                except RuntimeError:
-                    pass  # its loop is closed (a backend closed after it): nobody to wake
-            return
-        loop = self.loop
-        if loop.is_closed():
-            return  # nobody is left to wake
-        try:
-            loop.call_soon_threadsafe(_resolve, fut)
-        except RuntimeError:
-            pass  # the loop closed between the check and the call
-
-    def expire(self) -> None:
-        """The timeout's timer: mark expired and wake the waiting task."""
-        self.expired = True
-        fut = self.fut
-        if fut is not None and not fut.done():
-            fut.set_result(None)
-
-
-def _resolve(fut: Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
 async def _wait_asyncio(
     op: object,
     c: Completion,
     io: IOBackend | None,
     loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter,
+    waiter: AsyncioWaiter,
     timeout: float | None,
     *,
     registered: bool = False,
@@ -296,7 +249,7 @@ async def _step_until_finished(
     c: Completion,
     io: IOBackend,
     loop: AbstractEventLoop,
-    waiter: _AsyncioWaiter,
+    waiter: AsyncioWaiter,
     timeout: float | None,
 ) -> None:
     """Progress a `needs_stepping` backend until `c` finishes: one loop turn, then
@@ -363,7 +316,7 @@ async def _give_up_asyncio(
     if not when_settled(Resolver(fut)):
         return
     assert io is not None
-    handle = loop.call_later(getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT), _resolve, fut)
+    handle = loop.call_later(getattr(io, "settle_timeout", DEFAULT_SETTLE_TIMEOUT), resolve, fut)
     try:
         await fut
     except CancelledError:
@@ -371,15 +324,3 @@ async def _give_up_asyncio(
             raise
     finally:
         handle.cancel()
-
-
-class Resolver:
-    """A callable that resolves one Future (a settle callback, loop thread only)."""
-
-    __slots__ = ("fut",)
-
-    def __init__(self, fut: Future[None]) -> None:
-        self.fut = fut
-
-    def __call__(self) -> None:
-        _resolve(self.fut)

@@ -85,6 +85,7 @@ from bridge._fileio_common import (
     FINISH_PER_CALLBACK,
     AsyncioLoopHandle,
     Finisher,
+    Kind,
     LoopHandle,
     Request,
     split_settle_waiters,
@@ -408,6 +409,11 @@ class AsyncFileIO(BackendBase):
                 raise
             else:
                 return
+        if req.buffers is None and req.kind is Kind.READ:
+            # A read that takes bytes, staged for the ring: a worker reads into `c.buffer`.
+            buffer = req.completion.buffer
+            assert buffer is not None
+            req.buffers = memoryview(buffer)
         self._staged.append(req)
         if not self._flush_scheduled:
             self._flush_scheduled = True

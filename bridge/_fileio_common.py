@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bridge._drive_asyncio import Resolver
+from bridge._asyncio_wake import Resolver
 from bridge._drive_common import when_settled_of
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
@@ -214,6 +214,7 @@ class Request:
         "base",
         "buffers",
         "completion",
+        "data",
         "error",
         "file",
         "kind",
@@ -243,6 +244,8 @@ class Request:
         self.result = 0
         self.error: BaseException | None = None
         self.skipped = False
+        # What a read without a buffer (`buffers` None: the ring picked one) returned.
+        self.data: bytes | None = None
 
     def run(self, fd: int) -> int:
         """Make the system call(s); raises `OSError` (worker thread)."""

@@ -77,7 +77,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bridge._fileio_common import (
     FINISH_PER_CALLBACK,
@@ -111,6 +111,10 @@ _CANCEL_KEY = 0
 
 ASYNC_ABOVE = 64 << 10
 """Reads larger than this run in the kernel's workers (`IOSQE_ASYNC`), not inside our enter."""
+
+_SPARE_MAX_SIZE = 64 << 10
+_SPARES_PER_SIZE = 64
+"""The engine keeps up to this many spare read buffers of each size up to `_SPARE_MAX_SIZE`."""
 
 _MAX_ENTRIES = 4096
 _STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
@@ -156,18 +160,30 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _overlaps(span: tuple[int, int, int], spans: list[tuple[int, int, int]]) -> bool:
+    """Whether `span` (fd, start, end) shares a byte with any of `spans` on the same fd."""
+    fd, start, end = span
+    for other_fd, other_start, other_end in spans:
+        if other_fd == fd and start < other_end and other_start < end:
+            return True
+    return False
+
+
 class _Entry:
     """One request in the ring: what the kernel may touch and how far it got."""
 
-    __slots__ = ("addr", "cancelled", "done", "keep", "opcode", "req", "total")
+    __slots__ = ("addr", "cancelled", "done", "keep", "opcode", "req", "spare", "total")
 
-    def __init__(self, req: Request, opcode: int, addr: int, total: int, keep: object) -> None:
+    def __init__(
+        self, req: Request, opcode: int, addr: int, total: int, keep: object, spare: bool = False
+    ) -> None:
         self.req = req
         self.opcode = opcode
         self.addr = addr  # for a read or write, the address of byte 0 of the transfer
         self.total = total
         self.done = 0
         self.keep = keep  # the buffer and the ctypes object over it, until the CQE
+        self.spare = spare  # `keep` is one of the engine's spare read buffers
         self.cancelled = False  # an ASYNC_CANCEL has been queued for it
 
 
@@ -202,10 +218,12 @@ class UringEngine:
         "_loop_thread",
         "_next_key",
         "_pass_barriers",
-        "_pass_spans",
+        "_pass_reads",
         "_pass_units",
+        "_pass_writes",
         "_ring",
         "_settle_waiters",
+        "_spares",
         "active",
         "async_above",
         "cancel_results",
@@ -227,10 +245,15 @@ class UringEngine:
         self._flush_scheduled = False
         self._pass_units: set[object] = set()  # tasks with entries queued in this pass
         self._pass_barriers: set[object] = set()  # ...with an fsync or truncate among them
-        # ...and the bytes each of their reads and writes covers: (fd, start, end, write)
-        self._pass_spans: dict[object, list[tuple[int, int, int, bool]]] = {}
+        # ...and the bytes their reads and their writes cover: (fd, start, end). Apart, so
+        # that a read checks only the writes before it (a group of reads stays linear).
+        self._pass_reads: dict[object, list[tuple[int, int, int]]] = {}
+        self._pass_writes: dict[object, list[tuple[int, int, int]]] = {}
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
+        # Read buffers whose entries came back, by size, with their addresses: a read that
+        # takes bytes lands in one, and its bytes are copied out (see `_start`).
+        self._spares: dict[int, list[tuple[Any, int]]] = {}
         self.limit = max_in_flight
         self.async_above = ASYNC_ABOVE
         self.active = 0  # requests in the ring (queued or submitted), not yet finished
@@ -289,6 +312,22 @@ class UringEngine:
         match req.kind:
             case Kind.READ:
                 view = req.buffers
+                if view is None:
+                    # A read that takes bytes (`Completion.takes_bytes`): into a spare buffer
+                    # of ours, whose bytes `_reap` copies out. That saves the completion's
+                    # zeroed buffer, the ctypes object for its address and a copy out of it.
+                    size = req.completion.takes_bytes()
+                    if size > 0:
+                        spares = self._spares.get(size)
+                        spare, addr = spares.pop() if spares else self._new_spare(size)
+                        flags = self._order(req, False, size)
+                        if size > self.async_above:
+                            flags |= SQE_ASYNC
+                        self._queue(_Entry(req, OP_READ, addr, size, spare, True), req.pos, flags)
+                        return
+                    buffer = req.completion.buffer  # empty, or someone asked for it
+                    assert buffer is not None
+                    view = req.buffers = memoryview(buffer)
                 assert isinstance(view, memoryview)
                 size = view.nbytes
                 if size == 0:
@@ -338,27 +377,28 @@ class UringEngine:
         of its task on the same file, one of the two a write, drains; everything else
         runs in parallel."""
         unit = req.unit
-        drain = unit in self._pass_barriers or (barrier and unit in self._pass_units)
-        self._pass_units.add(unit)
+        units = self._pass_units
         if barrier:
+            drain = unit in self._pass_barriers or unit in units
+            units.add(unit)
             self._pass_barriers.add(unit)
             return SQE_IO_DRAIN if drain else 0
+        units.add(unit)
         write = req.kind is Kind.WRITE
-        fd = req.file.fd
-        start = req.pos
-        end = start + size
-        spans = self._pass_spans.setdefault(unit, [])
+        span = (req.file.fd, req.pos, req.pos + size)
+        drain = unit in self._pass_barriers
         if not drain:
-            for other_fd, other_start, other_end, other_write in spans:
-                if (
-                    other_fd == fd
-                    and (write or other_write)
-                    and start < other_end
-                    and other_start < end
-                ):
-                    drain = True
-                    break
-        spans.append((fd, start, end, write))
+            writes = self._pass_writes.get(unit)
+            drain = writes is not None and _overlaps(span, writes)
+            if not drain and write:
+                reads = self._pass_reads.get(unit)
+                drain = reads is not None and _overlaps(span, reads)
+        spans_of = self._pass_writes if write else self._pass_reads
+        spans = spans_of.get(unit)
+        if spans is None:
+            spans_of[unit] = [span]
+        else:
+            spans.append(span)
         return SQE_IO_DRAIN if drain else 0
 
     def _queue(self, entry: _Entry, pos: int, flags: int) -> None:
@@ -376,6 +416,22 @@ class UringEngine:
             entry.opcode, entry.req.file.fd, pos + done, entry.addr + done, length, key, flags
         )
 
+    def _new_spare(self, size: int) -> tuple[Any, int]:
+        """A new read buffer of `size` bytes and its address (no spare one is left)."""
+        buffer = (ctypes.c_char * size)()
+        return buffer, ctypes.addressof(buffer)
+
+    def _give_back(self, entry: _Entry) -> None:
+        """Keep the spare buffer of an entry whose completion entry came back."""
+        size = entry.total
+        if size > _SPARE_MAX_SIZE:
+            return
+        spares = self._spares.get(size)
+        if spares is None:
+            self._spares[size] = [(entry.keep, entry.addr)]
+        elif len(spares) < _SPARES_PER_SIZE:
+            spares.append((entry.keep, entry.addr))
+
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -392,7 +448,8 @@ class UringEngine:
         self._flush_scheduled = False
         self._pass_units.clear()
         self._pass_barriers.clear()
-        self._pass_spans.clear()
+        self._pass_reads.clear()
+        self._pass_writes.clear()
         ring = self._ring
         if ring is None:
             return
@@ -458,11 +515,15 @@ class UringEngine:
             req = entry.req
             if req.completion.finished():
                 self._release(req)  # aborted: its buffer goes now, with the entry
+                if entry.spare:
+                    self._give_back(entry)
                 continue
             if res < 0:
                 req.error = OSError(-res, os.strerror(-res))
                 self.active -= 1
                 finished.append((req, 0))
+                if entry.spare:
+                    self._give_back(entry)
                 continue
             done = entry.done + res
             if res and done < entry.total and entry.opcode in (OP_READ, OP_WRITE):
@@ -476,6 +537,10 @@ class UringEngine:
             if res == 0 and done < entry.total and entry.opcode == OP_WRITE:
                 req.error = OSError(errno.EIO, "pwrite wrote nothing")
             self.active -= 1
+            if entry.spare:
+                spare: Any = entry.keep  # a `c_char` array: its slice is a copy, as bytes
+                req.data = spare[:done]
+                self._give_back(entry)
             finished.append((req, req.base + done if entry.opcode == OP_READ else done))
         self._feed()  # fill the room before callbacks run: FIFO order for waiters
         if self._settle_waiters:
@@ -501,10 +566,12 @@ class UringEngine:
         else:
             req.file.drop_ref()
         error = req.error
-        if error is None:
+        if error is not None:
+            req.completion.error(translate_error(error, req))
+        elif req.data is None:
             req.completion.complete(result)
         else:
-            req.completion.error(translate_error(error, req))
+            req.completion.complete_with_bytes(req.data)
 
     def _release(self, req: Request) -> None:
         self.active -= 1

@@ -52,8 +52,8 @@ from typing import NamedTuple, Self, TypeVar
 import anyio
 import sniffio
 
+from bridge._asyncio_wake import Resolver
 from bridge._drive import drive
-from bridge._drive_asyncio import Resolver
 from bridge._drive_common import DEFAULT_SETTLE_TIMEOUT, when_settled_of
 from bridge.rows import TableShape, decode_cell, dumps, encode_cell, encode_row
 from core.driver import Operation

@@ -273,10 +273,12 @@ class Completion:
     def _run_waiters(self) -> None:
         waiters = self._waiters
         assert waiters is not None
-        while True:
+        # Checked before popping: a raised IndexError costs ~1 us compiled, more than
+        # the rest of a completion's finish.
+        while waiters:
             try:
                 waiter = waiters.pop(0)  # atomic: each waiter runs exactly once
-            except IndexError:
+            except IndexError:  # another thread took the last one since the check
                 return
             _run_done_callback(waiter, self)
 

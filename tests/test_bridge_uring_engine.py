@@ -384,3 +384,65 @@ async def test_a_storm_of_aborted_groups_and_blocked_reads_stays_byte_exact(
     assert sum(engine.cancel_results.values()) == engine.cancels
     assert set(engine.cancel_results) <= {0, -errno.ENOENT, -errno.EALREADY}
     assert io.in_flight == 0 and io.pending == 0
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_reads_that_take_bytes_land_in_spare_buffers_the_engine_reuses(
+    tmp_path: Path,
+) -> None:
+    data = random.Random(7).randbytes(3 * 4096 + 1000)
+    path = tmp_path / "spare.bin"
+    path.write_bytes(data)
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        engine = io._uring
+        assert engine is not None
+        f = io.open_file(path, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 0, 4096), io) == data[:4096]
+        (spare,) = engine._spares[4096]
+        for pos in (4096, 100, 2 * 4096):
+            assert await drive(ReadRange(f, pos, 4096), io) == data[pos : pos + 4096]
+            assert engine._spares[4096] == [spare]  # the same buffer, read into again
+        # A short read at the end of the file, a read past it, an empty read.
+        assert await drive(ReadRange(f, 3 * 4096, 4096), io) == data[3 * 4096 :]
+        assert await drive(ReadRange(f, len(data) + 10, 4096), io) == b""
+        assert await drive(ReadRange(f, 0, 0), io) == b""
+        # Reads in flight together each get a buffer; all come back as spares.
+        got = await asyncio.gather(
+            *(drive(ReadRange(f, pos, 4096), io) for pos in range(0, 3 * 4096, 512))
+        )
+        assert got == [data[pos : pos + 4096] for pos in range(0, 3 * 4096, 512)]
+        spares = engine._spares[4096]
+        assert len(spares) == len({address for _, address in spares}) > 1
+        # A completion whose buffer was asked for reads into that buffer instead.
+        c = Completion.new_read_bytes(4096)
+        buffer = c.buffer
+        f.pread(4096, c)
+        await drive(lambda: Done(None) if c.finished() else IO(c), io)
+        assert c.read_bytes() == bytes(buffer) == data[4096 : 2 * 4096]
+        f.close()
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_an_aborted_read_keeps_its_spare_buffer_until_the_kernel_is_done(
+    tmp_path: Path,
+) -> None:
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        engine = io._uring
+        assert engine is not None
+        f = io.open_file(fifo(tmp_path))
+        c = Completion.new_read_bytes(16)
+        f.pread(0, c)
+        await until(lambda: len(engine.table) == 1 and engine.enters > 0, "in the ring")
+        (entry,) = engine.table.values()
+        assert entry.spare
+        c.abort()
+        assert 16 not in engine._spares  # the kernel may still write there
+        await until(lambda: not engine.table, "the cancelled read came back")
+        assert engine._spares[16] == [(entry.keep, entry.addr)]
+        assert engine.cancel_results == {0: 1}
+        with pytest.raises(CompletionError) as info:
+            c.read_bytes()
+        assert info.value.kind is ErrorKind.ABORTED
+        f.close()
