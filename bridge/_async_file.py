@@ -192,7 +192,31 @@ class AsyncFile(FileBase):
         """Hand a read to the engine. Without a buffer (`c` takes bytes) the ring reads into
         one of its own and hands over bytes; the pool reads into `c.buffer`."""
         view = None if buffer is None else memoryview(buffer)
-        self._backend._stage(Request(Kind.READ, self, c, pos, view, None))
+        req = Request(Kind.READ, self, c, pos, view, None)
+        backend = self._backend
+        uring = backend._uring
+        handle = backend._handle
+        if (
+            uring is not None
+            and handle is not None
+            and uring.watched_from(handle)
+            and not backend._closed
+            and handle.is_current()
+        ):
+            # What `AsyncFileIO._stage` does for a ring that this loop watches already, here
+            # where it compiles: every read that misses the page cache comes this way. The
+            # rest (binding to a loop, the fallback to the pool) is `_stage`'s.
+            self._refs += 1
+            backend._pool_submissions += 1
+            req.unit = handle.unit()
+            try:
+                uring.submit(req, handle)
+            except BaseException:
+                backend._pool_submissions -= 1
+                self.drop_ref()
+                raise
+            return c
+        backend._stage(req)
         return c
 
     def _inline_read(

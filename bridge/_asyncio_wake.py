@@ -29,6 +29,13 @@ class AsyncioWaiter:
         self.fut: Future[None] | None = None
         self.expired = False
 
+    def wait_on(self, completion: Completion) -> Future[None]:
+        """Register as `completion`'s done-callback; return the Future it wakes."""
+        self.completion = completion
+        self.fut = fut = self.loop.create_future()
+        completion.add_done_callback(self)
+        return fut
+
     def __call__(self, completion: Completion) -> None:
         if completion is not self.completion:
             return

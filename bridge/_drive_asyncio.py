@@ -104,7 +104,7 @@ async def drive_asyncio(
             if result is None:
                 result = step()
                 if type(result) is Done:
-                    budget.spent += perf_counter() - since
+                    budget.charge(since)
                     return result.value
             c = result.completion  # type: ignore[union-attr]
             result = None
@@ -117,7 +117,7 @@ async def drive_asyncio(
                         continue
                 else:
                     after_finished(op, c)
-                budget.spent += perf_counter() - since
+                budget.charge(since)
                 try:
                     await one_turn()
                 except BaseException as exc:
@@ -131,7 +131,7 @@ async def drive_asyncio(
                 slice_end = since + time_slice
                 continue
             # An unfinished completion: wait for it.
-            budget.spent += perf_counter() - since
+            budget.charge(since)
             if waiter is None:
                 waiter = AsyncioWaiter(loop)
             elif waiter.expired:  # the deadline passed while earlier waits kept succeeding
@@ -142,9 +142,7 @@ async def drive_asyncio(
             else:
                 # The first wait is inline (no coroutine per wait); `_wait_asyncio` takes
                 # over for the rare rest: a timeout, or a stale wake-up.
-                waiter.completion = c
-                waiter.fut = fut = loop.create_future()
-                c.add_done_callback(waiter)
+                fut = waiter.wait_on(c)
                 try:
                     await fut
                 except BaseException as exc:
@@ -156,13 +154,9 @@ async def drive_asyncio(
                     await _wait_asyncio(op, c, io, loop, waiter, timeout, registered=True)
             if c.get_error() is not None:
                 after_finished(op, c)  # raises
-            if not budget.armed or budget.loop is not loop:
-                budget.arm(loop)
-            elif budget.spent > budget.seconds:
+            if budget.after_wait(loop):
                 # Woken in a pass that has stepped long enough: step in a later one.
                 await _pass_turn(op, io, loop, waiter, timeout, budget)
-            else:
-                budget.stepped += 1
             since = perf_counter()
             slice_end = since + time_slice
     finally:
@@ -218,10 +212,8 @@ async def _wait_asyncio(
 ) -> None:
     """Wait on one Future at a time until `c` finishes (or the timeout expires). With
     `registered`, the waiter is already `c`'s done-callback and its Future was awaited."""
-    waiter.completion = c
     if not registered:
-        waiter.fut = fut = loop.create_future()
-        c.add_done_callback(waiter)
+        fut = waiter.wait_on(c)
     try:
         while True:
             if registered:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from time import perf_counter
 from typing import Any, ClassVar, Final
 
 __all__ = ["DEFAULT_PASS_BUDGET", "THREAD_STATE", "PassBudget", "thread_budget"]
@@ -65,6 +66,21 @@ class PassBudget:
         self.spent = 0.0
         self.stepped = 1
         loop.call_soon(self.refill, None)
+
+    def charge(self, since: float) -> None:
+        """A drive's run of steps that began at `since` (`perf_counter`) ends now."""
+        self.spent += perf_counter() - since
+
+    def after_wait(self, loop: Any) -> bool:
+        """A drive woken from a wait on `loop` is about to step: True if this pass has
+        stepped long enough and it must park (`waiting`, `again`) until a later one."""
+        if not self.armed or self.loop is not loop:
+            self.arm(loop)
+            return False
+        if self.spent > self.seconds:
+            return True
+        self.stepped += 1
+        return False
 
     def parked(self) -> bool:
         """Whether drives wait for a refill: a drive's first step then waits behind them,

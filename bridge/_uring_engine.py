@@ -271,6 +271,11 @@ class UringEngine:
         """True until a ring has been set up for this engine."""
         return self._ring is None and self._loop_thread == 0 and not self.busy()
 
+    def watched_from(self, handle: LoopHandle) -> bool:
+        """Whether `handle`'s loop watches this engine's ring already (`submit` then needs
+        no setup, and cannot fall back)."""
+        return handle is self._handle
+
     def busy(self) -> bool:
         return bool(self.active or self.pending or self.table)
 

@@ -40,8 +40,10 @@ BUDGET_DB_GET = 61
 # 55; 57 since `drive` hands a read that waits to `bridge._drive_asyncio` (a coroutine
 # more, which lets `bridge._drive` compile); 62 since a read that takes bytes lands in a
 # spare buffer of the ring's (three calls more here, C calls compiled: the read saves a
-# zeroed buffer, the ctypes object for its address and a copy).
-BUDGET_RING_READ = 62
+# zeroed buffer, the ctypes object for its address and a copy); 66 since the interpreted
+# drive hands its bookkeeping around a wait to compiled helpers (`AsyncioWaiter.wait_on`,
+# `PassBudget.charge` and `after_wait`: calls here, fewer interpreted lines compiled).
+BUDGET_RING_READ = 66
 BUDGET_SINGLE_ROW_COMMIT = 219
 # (One more per read since a read's `buffer` is a property, which lets `UnixIO` hand over
 # the bytes `pread` returns instead of copying out of a buffer: 10, 13, 59, 57 and 215
