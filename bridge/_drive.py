@@ -3,17 +3,21 @@
 Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is the model):
 - Step the operation. `Done` ends the run. The commonest run is one step to `Done` (a
   cache hit): this module takes that step itself and returns, with no more than the checks
-  every call needs. Anything that awaits (a wait on a completion, a loop turn, a park for
-  the pass's step budget, a timeout) runs in `bridge._drive_asyncio` (asyncio and uvloop)
-  or `bridge._trio`.
+  every call needs. The next commonest is one wait on one completion and then one step to
+  `Done` (a read that missed the cache): this module takes that too, and only the await
+  itself runs in the interpreted `bridge._drive_asyncio.wait_woken`. Everything else that
+  awaits (more waits, a loop turn, a park for the pass's step budget, a timeout, a backend
+  the driver steps) runs in `bridge._drive_asyncio.drive_asyncio` (asyncio and uvloop) or
+  `bridge._trio`, which this module hands the run over to where it stands.
 - The split is what lets this module compile (setup.py) while the part that awaits stays
   interpreted: that part cleans up in `finally` (the operation's registration in
   `DRIVING`, the timeout's timer, the waiter on a completion) and aborts the operation
   when its coroutine is closed, and a coroutine compiled by mypyc that is dropped
   unfinished (its loop closed under it) never runs its `finally` blocks, where an
   interpreted one is closed when it is collected. This front keeps nothing to clean up:
-  it holds no registration across an await, and the interpreted coroutine it awaits is
-  collected (and so closed) with it.
+  it holds no registration across an await (`wait_woken` registers the operation in
+  `DRIVING` and undoes it), and the interpreted coroutine it awaits is collected (and so
+  closed) with it.
 - The first step is taken here only if the pass's step budget (`PassBudget`) has room and
   no drive is parked on it, and never with a timeout (its timer is armed before the first
   step, so that the deadline counts from the call).
@@ -31,11 +35,12 @@ from typing import TYPE_CHECKING, SupportsFloat, TypeVar
 
 import sniffio
 
-from bridge._drive_asyncio import drive_asyncio
+from bridge._asyncio_wake import AsyncioWaiter
+from bridge._drive_asyncio import drive_asyncio, wait_woken
 from bridge._drive_common import DRIVING, check_seconds, refuse_second_driver
 from bridge._errors import EventLoopError
 from bridge._pass_budget import THREAD_STATE, PassBudget, thread_budget
-from core.driver import Operation, as_step
+from core.driver import Operation, after_finished, as_step
 from core.result import IO, Done
 
 if TYPE_CHECKING:
@@ -109,5 +114,27 @@ async def drive(
         if type(result) is Done:
             budget.spent += perf_counter() - started
             return result.value
-        return await drive_asyncio(op, step, io, loop, seconds, budget, started, result)
+        c = result.completion  # type: ignore[union-attr]
+        if c.finished() or (io is not None and io.needs_stepping):
+            return await drive_asyncio(op, step, io, loop, None, budget, started, result)
+        # One wait on one completion, then (commonly) one step to `Done`: the wait is the
+        # interpreted `wait_woken`, which cleans up if this coroutine is dropped unfinished;
+        # everything around it runs here, compiled.
+        waiter = AsyncioWaiter(loop)
+        fut = waiter.wait_on(c)
+        budget.charge(started)
+        await wait_woken(op, c, waiter, fut, io, loop)
+        if not c.finished():  # a stale wake-up: wait again, there
+            c.remove_done_callback(waiter)
+            return await drive_asyncio(op, step, io, loop, None, budget, perf_counter(), result)
+        if c.get_error() is not None:
+            after_finished(op, c)  # raises it
+        if budget.after_wait(loop):  # this pass has stepped long enough: park first, there
+            return await drive_asyncio(op, step, io, loop, None, budget, perf_counter(), None)
+        since = perf_counter()
+        result = step()
+        if type(result) is Done:
+            budget.charge(since)
+            return result.value
+        return await drive_asyncio(op, step, io, loop, None, budget, since, result)
     return await drive_asyncio(op, step, io, loop, seconds, budget, started, None)

@@ -1,5 +1,6 @@
 """The part of an asyncio (or uvloop) drive that awaits; `bridge._drive.drive` takes the
-first step and hands over here when the operation has more to do.
+first step (and the commonest wait, around `wait_woken`) and hands over here when the
+operation has more to do.
 
 Theory of operation:
 - A finished completion is never turned into a Future: the driver steps again at once (a
@@ -60,7 +61,7 @@ from core.result import IO, Done
 if TYPE_CHECKING:
     from core.io.backend import IOBackend
 
-__all__ = ["drive_asyncio"]
+__all__ = ["drive_asyncio", "wait_woken"]
 
 T = TypeVar("T")
 
@@ -163,6 +164,32 @@ async def drive_asyncio(
         DRIVING.discard(key)
         if timer is not None:
             timer.cancel()
+
+
+async def wait_woken(
+    op: object,
+    c: Completion,
+    waiter: AsyncioWaiter,
+    fut: Future[None],
+    io: IOBackend | None,
+    loop: AbstractEventLoop,
+) -> None:
+    """Await `fut`, which `waiter` (`c`'s done-callback) resolves when `c` finishes: the
+    one await of `bridge._drive`'s commonest drive, which compiles. Here, interpreted, it
+    can clean up: registered in `DRIVING` while it waits; a cancellation (or this coroutine
+    closed unfinished, its loop gone) unregisters the waiter, gives up on `c` and `op` as
+    any wait does, and re-raises."""
+    key = id(op)
+    DRIVING.add(key)  # before the await: from here on a second driver is refused
+    try:
+        await fut
+    except BaseException as exc:
+        waiter.completion = None
+        c.remove_done_callback(waiter)
+        await _give_up_asyncio(op, c, exc, io, loop)
+        raise
+    finally:
+        DRIVING.discard(key)
 
 
 async def _pass_turn(

@@ -42,7 +42,8 @@ BUDGET_DB_GET = 61
 # spare buffer of the ring's (three calls more here, C calls compiled: the read saves a
 # zeroed buffer, the ctypes object for its address and a copy); 66 since the interpreted
 # drive hands its bookkeeping around a wait to compiled helpers (`AsyncioWaiter.wait_on`,
-# `PassBudget.charge` and `after_wait`: calls here, fewer interpreted lines compiled).
+# `PassBudget.charge` and `after_wait`: calls here, fewer interpreted lines compiled), and
+# the commonest wait is `bridge._drive`'s own, around the interpreted `wait_woken`.
 BUDGET_RING_READ = 66
 BUDGET_SINGLE_ROW_COMMIT = 219
 # (One more per read since a read's `buffer` is a property, which lets `UnixIO` hand over
