@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from threading import get_ident
@@ -58,6 +59,14 @@ class LoopHandle(Protocol):
     def unwatch(self, fd: int) -> None: ...
 
 
+# Before Python 3.12 `asyncio.current_task` is a plain-Python function that reads this
+# dict (loop -> its running task); a request asks it once per submission. From 3.12 on it
+# is a C function, and the dict is not read.
+_CURRENT_TASKS: dict[object, object] | None = (
+    getattr(asyncio.tasks, "_current_tasks", None) if sys.version_info < (3, 12) else None
+)
+
+
 class AsyncioLoopHandle:
     """How the backend reaches an asyncio (or uvloop) loop."""
 
@@ -87,6 +96,9 @@ class AsyncioLoopHandle:
         return True
 
     def unit(self) -> object:
+        tasks = _CURRENT_TASKS
+        if tasks is not None:
+            return tasks.get(self.loop)
         return asyncio.current_task(self.loop)
 
     async def wait_settled(self, io: object, settle_timeout: float) -> None:
