@@ -14,10 +14,10 @@ Theory of operation (the async twin of `core.block`; psycopg's `waiting.py` is t
   `DRIVING`, the timeout's timer, the waiter on a completion) and aborts the operation
   when its coroutine is closed, and a coroutine compiled by mypyc that is dropped
   unfinished (its loop closed under it) never runs its `finally` blocks, where an
-  interpreted one is closed when it is collected. This front keeps nothing to clean up:
-  it holds no registration across an await (`wait_woken` registers the operation in
-  `DRIVING` and undoes it), and the interpreted coroutine it awaits is collected (and so
-  closed) with it.
+  interpreted one is closed when it is collected. This front keeps nothing to clean up
+  of its own: across its one await it holds no registration that `wait_woken` does not
+  undo (the operation in `DRIVING`, the waiter on the completion), and the interpreted
+  coroutine it awaits is collected (and so closed) with it.
 - The first step is taken here only if the pass's step budget (`PassBudget`) has room and
   no drive is parked on it, and never with a timeout (its timer is armed before the first
   step, so that the deadline counts from the call).

@@ -410,7 +410,8 @@ class AsyncFileIO(BackendBase):
             else:
                 return
         if req.buffers is None and req.kind is Kind.READ:
-            # A read that takes bytes, staged for the ring: a worker reads into `c.buffer`.
+            # A read that takes bytes, staged with no buffer (which the ring would pick):
+            # in the pool, a worker reads into `c.buffer`.
             buffer = req.completion.buffer
             assert buffer is not None
             req.buffers = memoryview(buffer)

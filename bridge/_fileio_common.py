@@ -226,13 +226,13 @@ class Request:
         "base",
         "buffers",
         "completion",
-        "data",
         "error",
         "file",
         "kind",
         "pos",
         "result",
         "skipped",
+        "spare",
         "unit",
     )
 
@@ -256,8 +256,9 @@ class Request:
         self.result = 0
         self.error: BaseException | None = None
         self.skipped = False
-        # What a read without a buffer (`buffers` None: the ring picked one) returned.
-        self.data: bytes | None = None
+        # For a read without a buffer (`buffers` None): the ring's spare buffer it landed
+        # in, from its reap until its completion finishes.
+        self.spare: tuple[Any, int, int] | None = None
 
     def run(self, fd: int) -> int:
         """Make the system call(s); raises `OSError` (worker thread)."""

@@ -32,11 +32,16 @@ Theory of operation (`core.io.uring` is the same ring without a loop; Turso's
   queue holds) are in the ring; more wait in a FIFO fed as completions come back, so
   `File.pread` and friends never block. The completion queue is twice the submission queue:
   one entry per request in flight plus one per cancel always fits.
-- Buffers: a read lands in the completion's own buffer, a write sends a private copy. Every
-  buffer the kernel may touch, with the `ctypes` object that gives its address, stays in the
-  table of entries (keyed by `user_data`) until that entry's completion arrives, even when
-  its completion was aborted. A short transfer is resubmitted for the rest, as a worker's
-  loop of system calls would; a read ends early only at the end of the file.
+- Buffers: a read lands in the completion's own buffer, a write sends a private copy. A read
+  whose completion takes bytes (`Completion.takes_bytes`, up to 64 KiB) lands in a spare
+  buffer of the engine's instead, and `_finish` hands over a copy with `complete_with_bytes`
+  (that saves the completion's zeroed buffer, the `ctypes` object for its address and the
+  copy out of it); the spare goes back for the next read once the copy is made, and the
+  engine keeps at most 1 MiB of them. Every buffer the kernel may touch, with the `ctypes`
+  object that gives its address, stays in the table of entries (keyed by `user_data`)
+  until that entry's completion arrives, even when its completion was aborted. A short
+  transfer is resubmitted for the rest, as a worker's loop of system calls would; a read
+  ends early only at the end of the file.
 - Order: the kernel runs entries in parallel. The pool keeps in order the requests one task
   (`Request.unit`) makes in one loop pass (they travel in one batch), and so does the
   ring: an fsync or truncate that follows an entry of its own task queued in the same
@@ -113,8 +118,9 @@ ASYNC_ABOVE = 64 << 10
 """Reads larger than this run in the kernel's workers (`IOSQE_ASYNC`), not inside our enter."""
 
 _SPARE_MAX_SIZE = 64 << 10
-_SPARES_PER_SIZE = 64
-"""The engine keeps up to this many spare read buffers of each size up to `_SPARE_MAX_SIZE`."""
+"""Reads that take bytes up to this size land in the engine's spare buffers (see `_start`)."""
+_SPARE_BYTES = 1 << 20
+"""The spare buffers an engine keeps between reads, in bytes, all sizes together."""
 
 _MAX_ENTRIES = 4096
 _STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
@@ -160,6 +166,16 @@ def unavailable_reason() -> str | None:
     return None
 
 
+Spare = tuple[Any, int, int]
+"""A spare read buffer: the `c_char` array, its address, its size."""
+
+
+def _new_spare(size: int) -> Spare:
+    """A new read buffer of `size` bytes (no spare one of that size is left)."""
+    buffer = (ctypes.c_char * size)()
+    return buffer, ctypes.addressof(buffer), size
+
+
 def _overlaps(span: tuple[int, int, int], spans: list[tuple[int, int, int]]) -> bool:
     """Whether `span` (fd, start, end) shares a byte with any of `spans` on the same fd."""
     fd, start, end = span
@@ -175,7 +191,13 @@ class _Entry:
     __slots__ = ("addr", "cancelled", "done", "keep", "opcode", "req", "spare", "total")
 
     def __init__(
-        self, req: Request, opcode: int, addr: int, total: int, keep: object, spare: bool = False
+        self,
+        req: Request,
+        opcode: int,
+        addr: int,
+        total: int,
+        keep: object,
+        spare: Spare | None = None,
     ) -> None:
         self.req = req
         self.opcode = opcode
@@ -183,7 +205,7 @@ class _Entry:
         self.total = total
         self.done = 0
         self.keep = keep  # the buffer and the ctypes object over it, until the CQE
-        self.spare = spare  # `keep` is one of the engine's spare read buffers
+        self.spare = spare  # the engine's spare read buffer it reads into, if any
         self.cancelled = False  # an ASYNC_CANCEL has been queued for it
 
 
@@ -223,6 +245,7 @@ class UringEngine:
         "_pass_writes",
         "_ring",
         "_settle_waiters",
+        "_spare_bytes",
         "_spares",
         "active",
         "async_above",
@@ -251,9 +274,10 @@ class UringEngine:
         self._pass_writes: dict[object, list[tuple[int, int, int]]] = {}
         self._next_key = _CANCEL_KEY + 1
         self._settle_waiters: list[tuple[int, Callable[[], object]]] = []
-        # Read buffers whose entries came back, by size, with their addresses: a read that
-        # takes bytes lands in one, and its bytes are copied out (see `_start`).
-        self._spares: dict[int, list[tuple[Any, int]]] = {}
+        # Read buffers that no entry uses, by size: (buffer, address, size). A read that
+        # takes bytes lands in one; `_finish` copies its bytes out and gives it back.
+        self._spares: dict[int, list[Spare]] = {}
+        self._spare_bytes = 0  # what `_spares` holds
         self.limit = max_in_flight
         self.async_above = ASYNC_ABOVE
         self.active = 0  # requests in the ring (queued or submitted), not yet finished
@@ -322,15 +346,19 @@ class UringEngine:
                     # of ours, whose bytes `_reap` copies out. That saves the completion's
                     # zeroed buffer, the ctypes object for its address and a copy out of it.
                     size = req.completion.takes_bytes()
-                    if size > 0:
+                    if 0 < size <= _SPARE_MAX_SIZE:
                         spares = self._spares.get(size)
-                        spare, addr = spares.pop() if spares else self._new_spare(size)
+                        if spares:
+                            spare = spares.pop()
+                            self._spare_bytes -= size
+                        else:
+                            spare = _new_spare(size)
                         flags = self._order(req, False, size)
-                        if size > self.async_above:
-                            flags |= SQE_ASYNC
-                        self._queue(_Entry(req, OP_READ, addr, size, spare, True), req.pos, flags)
+                        entry = _Entry(req, OP_READ, spare[1], size, None, spare)
+                        self._queue(entry, req.pos, flags)
                         return
-                    buffer = req.completion.buffer  # empty, or someone asked for it
+                    # Empty, larger (its own buffer saves the copy), or asked for meanwhile.
+                    buffer = req.completion.buffer
                     assert buffer is not None
                     view = req.buffers = memoryview(buffer)
                 assert isinstance(view, memoryview)
@@ -421,21 +449,18 @@ class UringEngine:
             entry.opcode, entry.req.file.fd, pos + done, entry.addr + done, length, key, flags
         )
 
-    def _new_spare(self, size: int) -> tuple[Any, int]:
-        """A new read buffer of `size` bytes and its address (no spare one is left)."""
-        buffer = (ctypes.c_char * size)()
-        return buffer, ctypes.addressof(buffer)
-
-    def _give_back(self, entry: _Entry) -> None:
-        """Keep the spare buffer of an entry whose completion entry came back."""
-        size = entry.total
-        if size > _SPARE_MAX_SIZE:
+    def _give_back(self, spare: Spare) -> None:
+        """Keep a spare buffer nothing uses any more (its entry came back, its bytes were
+        copied out), unless the engine keeps enough already."""
+        size = spare[2]
+        if self._spare_bytes + size > _SPARE_BYTES:
             return
+        self._spare_bytes += size
         spares = self._spares.get(size)
         if spares is None:
-            self._spares[size] = [(entry.keep, entry.addr)]
-        elif len(spares) < _SPARES_PER_SIZE:
-            spares.append((entry.keep, entry.addr))
+            self._spares[size] = [spare]
+        else:
+            spares.append(spare)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -451,10 +476,7 @@ class UringEngine:
         """Loop callback, once per pass with something queued: one enter for all of it,
         then finish what the kernel completed inside it (page-cache reads often are)."""
         self._flush_scheduled = False
-        self._pass_units.clear()
-        self._pass_barriers.clear()
-        self._pass_reads.clear()
-        self._pass_writes.clear()
+        self._end_pass()
         ring = self._ring
         if ring is None:
             return
@@ -467,6 +489,14 @@ class UringEngine:
             self._reap()
         except Exception as exc:  # a bug here must not kill the loop (trio would crash)
             report_unraisable(exc, "Exception while submitting to the io_uring ring", self)
+
+    def _end_pass(self) -> None:
+        """Forget what the tasks queued in this pass (and the tasks: a closed engine must not
+        keep a task, and with it its coroutine, alive)."""
+        self._pass_units.clear()
+        self._pass_barriers.clear()
+        self._pass_reads.clear()
+        self._pass_writes.clear()
 
     def _enter(self, min_complete: int, submit: bool) -> None:
         ring = self._ring
@@ -520,15 +550,15 @@ class UringEngine:
             req = entry.req
             if req.completion.finished():
                 self._release(req)  # aborted: its buffer goes now, with the entry
-                if entry.spare:
-                    self._give_back(entry)
+                if entry.spare is not None:
+                    self._give_back(entry.spare)
                 continue
             if res < 0:
                 req.error = OSError(-res, os.strerror(-res))
                 self.active -= 1
                 finished.append((req, 0))
-                if entry.spare:
-                    self._give_back(entry)
+                if entry.spare is not None:
+                    self._give_back(entry.spare)
                 continue
             done = entry.done + res
             if res and done < entry.total and entry.opcode in (OP_READ, OP_WRITE):
@@ -542,10 +572,10 @@ class UringEngine:
             if res == 0 and done < entry.total and entry.opcode == OP_WRITE:
                 req.error = OSError(errno.EIO, "pwrite wrote nothing")
             self.active -= 1
-            if entry.spare:
-                spare: Any = entry.keep  # a `c_char` array: its slice is a copy, as bytes
-                req.data = spare[:done]
-                self._give_back(entry)
+            if entry.spare is not None:
+                # The kernel is done with it: the request holds it until `_finish` copies
+                # the bytes out (a copy per finished read, so within the finisher's share).
+                req.spare = entry.spare
             finished.append((req, req.base + done if entry.opcode == OP_READ else done))
         self._feed()  # fill the room before callbacks run: FIFO order for waiters
         if self._settle_waiters:
@@ -573,10 +603,16 @@ class UringEngine:
         error = req.error
         if error is not None:
             req.completion.error(translate_error(error, req))
-        elif req.data is None:
+            return
+        spare = req.spare
+        if spare is None:
             req.completion.complete(result)
-        else:
-            req.completion.complete_with_bytes(req.data)
+            return
+        req.spare = None
+        buffer: Any = spare[0]  # a `c_char` array: its slice is a copy, as `bytes`
+        data: bytes = buffer[:result]
+        self._give_back(spare)
+        req.completion.complete_with_bytes(data)
 
     def _release(self, req: Request) -> None:
         self.active -= 1
@@ -675,6 +711,7 @@ class UringEngine:
             self._hook.engine = None  # completions kept by their callers keep nothing
 
     def _close(self, settle_timeout: float) -> None:
+        self._end_pass()
         self._finisher.drain()  # reaped already: finished with their results
         self.abort_all()
         ring = self._ring
@@ -721,6 +758,8 @@ class UringEngine:
         ring, self._ring = self._ring, None
         if ring is not None:
             ring.close()
+        self._spares.clear()
+        self._spare_bytes = 0
         if self._efd >= 0:
             os.close(self._efd)
             self._efd = -1

@@ -115,7 +115,8 @@ class Completion:
         A backend whose system call returns a new `bytes` (`UnixIO`'s `pread`) hands it over
         with `complete_with_bytes`, which saves the buffer and the copy out of it; any other
         backend reads into `buffer`, a zeroed `bytearray` made on first use. After
-        `complete_with_bytes`, `buffer` is a read-only view of those bytes.
+        `complete_with_bytes`, `buffer` is a read-only view of those bytes (or, if it was
+        made while the read was in flight, that buffer, filled with them).
 
         Raises `ValueError` for a negative `length`.
         """
@@ -173,8 +174,13 @@ class Completion:
 
     def complete_with_bytes(self, data: bytes) -> None:
         """Finish a read (see `takes_bytes`) successfully with `data`, the bytes it read;
-        the result is `len(data)`. A no-op if already finished."""
+        the result is `len(data)`. A no-op if already finished. If `buffer` was asked for
+        after the backend took the read, `data` is copied into it too: it is where the
+        read's bytes are."""
         if self._outcome is None:
+            buffer = self._buffer
+            if buffer is not None:
+                buffer[: len(data)] = data
             self._data = data
         self.complete(len(data))
 

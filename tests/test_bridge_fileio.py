@@ -23,6 +23,7 @@ import pytest
 import trio
 
 from bridge import AsyncFileIO, EventLoopError, InvalidArgumentError, drive
+from bridge._drive_common import DRIVING
 from bridge._fileio import _Batch
 from bridge._fileio_common import FINISH_PER_CALLBACK
 from core import IO, Completion, CompletionError, Done, ErrorKind, IOResultError, block
@@ -716,8 +717,10 @@ def test_closing_after_the_loop_closed_with_drives_waiting(
     reported: list[str] = []
     loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
 
+    ops = [ReadRange(f, i, 1) for i in range(50)]
+
     async def start() -> list[asyncio.Future[bytes]]:
-        tasks = [asyncio.ensure_future(drive(ReadRange(f, i, 1), io)) for i in range(50)]
+        tasks = [asyncio.ensure_future(drive(op, io)) for op in ops]
         await asyncio.sleep(0)
         return tasks
 
@@ -726,9 +729,15 @@ def test_closing_after_the_loop_closed_with_drives_waiting(
     io.close()  # their wake-ups are dropped: nothing raises, nothing is reported
     assert unraisable == []
     assert not any(t.done() for t in tasks)
+    assert all(id(op) in DRIVING for op in ops)
     del tasks
     gc.collect()  # the abandoned drives go: the loop only says they never finished
     assert set(reported) <= {"Task was destroyed but it is pending!"}
+    # Nothing of the closed backend keeps a task alive: each drive was collected and
+    # cleaned up as it went (its operation aborted, and no longer being driven: a new
+    # drive of it is not refused).
+    assert not any(id(op) in DRIVING for op in ops)
+    assert all(op.is_failed() for op in ops)
 
 
 def test_same_backend_on_consecutive_loops(data_file: Path, data: bytes) -> None:

@@ -413,7 +413,7 @@ async def test_reads_that_take_bytes_land_in_spare_buffers_the_engine_reuses(
         )
         assert got == [data[pos : pos + 4096] for pos in range(0, 3 * 4096, 512)]
         spares = engine._spares[4096]
-        assert len(spares) == len({address for _, address in spares}) > 1
+        assert len(spares) == len({address for _, address, _ in spares}) > 1
         # A completion whose buffer was asked for reads into that buffer instead.
         c = Completion.new_read_bytes(4096)
         buffer = c.buffer
@@ -436,13 +436,55 @@ async def test_an_aborted_read_keeps_its_spare_buffer_until_the_kernel_is_done(
         f.pread(0, c)
         await until(lambda: len(engine.table) == 1 and engine.enters > 0, "in the ring")
         (entry,) = engine.table.values()
-        assert entry.spare
+        assert entry.spare is not None
         c.abort()
         assert 16 not in engine._spares  # the kernel may still write there
         await until(lambda: not engine.table, "the cancelled read came back")
-        assert engine._spares[16] == [(entry.keep, entry.addr)]
+        assert engine._spares[16] == [entry.spare]
         assert engine.cancel_results == {0: 1}
         with pytest.raises(CompletionError) as info:
             c.read_bytes()
         assert info.value.kind is ErrorKind.ABORTED
         f.close()
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_a_buffer_asked_for_while_its_read_is_in_the_ring_gets_the_bytes(
+    tmp_path: Path,
+) -> None:
+    data = random.Random(8).randbytes(8192)
+    path = tmp_path / "asked.bin"
+    path.write_bytes(data)
+    async with AsyncFileIO(engine="uring", nowait=False) as io:
+        f = io.open_file(path, OpenFlags.READ_ONLY)
+        c = Completion.new_read_bytes(4096)
+        f.pread(4096, c)  # staged without a buffer: the ring reads into a spare one
+        buffer = c.buffer  # asked for while in flight
+        assert buffer is not None and not c.finished()
+        await drive(lambda: Done(None) if c.finished() else IO(c), io)
+        assert c.read_bytes() == bytes(buffer) == data[4096:]
+        assert c.buffer is buffer
+        f.close()
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_the_spare_buffers_are_bounded_and_go_with_the_ring(tmp_path: Path) -> None:
+    data = random.Random(9).randbytes(200_000)
+    path = tmp_path / "sizes.bin"
+    path.write_bytes(data)
+    io = AsyncFileIO(engine="uring", nowait=False)
+    engine = io._uring
+    assert engine is not None
+    f = io.open_file(path, OpenFlags.READ_ONLY)
+    sizes = [1, 100, 4096, 65536, 65537, 150_000, *range(30_000, 65_536, 1_000)]
+    for size in sizes:
+        assert await drive(ReadRange(f, 7, size), io) == data[7 : 7 + size]
+    kept = [size for spares in engine._spares.values() for _, _, size in spares]
+    assert sum(kept) == engine._spare_bytes <= 1 << 20
+    assert max(kept) <= 65536  # larger reads land in a buffer of their own
+    assert 1 in kept and 4096 in kept  # the first ones fit
+    f.close()
+    await io.aclose()
+    assert engine._spares == {} and engine._spare_bytes == 0

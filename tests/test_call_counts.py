@@ -43,8 +43,9 @@ BUDGET_DB_GET = 61
 # zeroed buffer, the ctypes object for its address and a copy); 66 since the interpreted
 # drive hands its bookkeeping around a wait to compiled helpers (`AsyncioWaiter.wait_on`,
 # `PassBudget.charge` and `after_wait`: calls here, fewer interpreted lines compiled), and
-# the commonest wait is `bridge._drive`'s own, around the interpreted `wait_woken`.
-BUDGET_RING_READ = 66
+# the commonest wait is `bridge._drive`'s own, around the interpreted `wait_woken`; 67
+# since the ring's pass state is forgotten by a method `close()` shares (`_end_pass`).
+BUDGET_RING_READ = 67
 BUDGET_SINGLE_ROW_COMMIT = 219
 # (One more per read since a read's `buffer` is a property, which lets `UnixIO` hand over
 # the bytes `pread` returns instead of copying out of a buffer: 10, 13, 59, 57 and 215
