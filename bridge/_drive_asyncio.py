@@ -178,7 +178,8 @@ async def wait_woken(
     one await of `bridge._drive`'s commonest drive, which compiles. Here, interpreted, it
     can clean up: registered in `DRIVING` while it waits; a cancellation (or this coroutine
     closed unfinished, its loop gone) unregisters the waiter, gives up on `c` and `op` as
-    any wait does, and re-raises."""
+    any wait does, and re-raises. (`drive_asyncio`'s own waits do the same inline: a
+    coroutine per wait there would cost every further wait of a longer operation.)"""
     key = id(op)
     DRIVING.add(key)  # before the await: from here on a second driver is refused
     try:
