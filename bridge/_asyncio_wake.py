@@ -36,6 +36,11 @@ class AsyncioWaiter:
         completion.add_done_callback(self)
         return fut
 
+    def forget(self, completion: Completion) -> None:
+        """Undo `wait_on`: no longer `completion`'s done-callback, nor woken by it."""
+        self.completion = None
+        completion.remove_done_callback(self)
+
     def __call__(self, completion: Completion) -> None:
         if completion is not self.completion:
             return

@@ -125,7 +125,7 @@ async def drive(
         budget.charge(started)
         await wait_woken(op, c, waiter, fut, io, loop)
         if not c.finished():  # a stale wake-up: wait again, there
-            c.remove_done_callback(waiter)
+            waiter.forget(c)
             return await drive_asyncio(op, step, io, loop, None, budget, perf_counter(), result)
         if c.get_error() is not None:
             after_finished(op, c)  # raises it

@@ -147,8 +147,7 @@ async def drive_asyncio(
                 try:
                     await fut
                 except BaseException as exc:
-                    waiter.completion = None
-                    c.remove_done_callback(waiter)
+                    waiter.forget(c)
                     await _give_up_asyncio(op, c, exc, io, loop)
                     raise
                 if not c.finished():
@@ -185,8 +184,7 @@ async def wait_woken(
     try:
         await fut
     except BaseException as exc:
-        waiter.completion = None
-        c.remove_done_callback(waiter)
+        waiter.forget(c)
         await _give_up_asyncio(op, c, exc, io, loop)
         raise
     finally:
@@ -255,12 +253,10 @@ async def _wait_asyncio(
             # A stale wake-up aimed at an earlier completion: wait again.
             waiter.fut = fut = loop.create_future()
     except BaseException as exc:
-        waiter.completion = None
-        c.remove_done_callback(waiter)
+        waiter.forget(c)
         await _give_up_asyncio(op, c, exc, io, loop)
         raise
-    waiter.completion = None
-    c.remove_done_callback(waiter)
+    waiter.forget(c)
     await _time_out_asyncio(op, c, io, loop, timeout)
 
 

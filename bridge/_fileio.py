@@ -410,11 +410,7 @@ class AsyncFileIO(BackendBase):
             else:
                 return
         if req.buffers is None and req.kind is Kind.READ:
-            # A read that takes bytes, staged with no buffer (which the ring would pick):
-            # in the pool, a worker reads into `c.buffer`.
-            buffer = req.completion.buffer
-            assert buffer is not None
-            req.buffers = memoryview(buffer)
+            req.read_view()  # staged without a buffer (the ring's pick): the pool uses `c.buffer`
         self._staged.append(req)
         if not self._flush_scheduled:
             self._flush_scheduled = True

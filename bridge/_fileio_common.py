@@ -260,6 +260,17 @@ class Request:
         # in, from its reap until its completion finishes.
         self.spare: tuple[Any, int, int] | None = None
 
+    def read_view(self) -> memoryview:
+        """A read's buffer: the one it was staged with, or (staged without one, for a
+        completion that takes bytes) a view of the completion's, made now."""
+        view = self.buffers
+        if view is None:
+            buffer = self.completion.buffer
+            assert buffer is not None
+            view = self.buffers = memoryview(buffer)
+        assert isinstance(view, memoryview)
+        return view
+
     def run(self, fd: int) -> int:
         """Make the system call(s); raises `OSError` (worker thread)."""
         match self.kind:

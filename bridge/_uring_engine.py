@@ -343,7 +343,7 @@ class UringEngine:
                 view = req.buffers
                 if view is None:
                     # A read that takes bytes (`Completion.takes_bytes`): into a spare buffer
-                    # of ours, whose bytes `_reap` copies out. That saves the completion's
+                    # of ours, whose bytes `_finish` copies out. That saves the completion's
                     # zeroed buffer, the ctypes object for its address and a copy out of it.
                     size = req.completion.takes_bytes()
                     if 0 < size <= _SPARE_MAX_SIZE:
@@ -357,11 +357,9 @@ class UringEngine:
                         entry = _Entry(req, OP_READ, spare[1], size, None, spare)
                         self._queue(entry, req.pos, flags)
                         return
-                    # Empty, larger (its own buffer saves the copy), or asked for meanwhile.
-                    buffer = req.completion.buffer
-                    assert buffer is not None
-                    view = req.buffers = memoryview(buffer)
-                assert isinstance(view, memoryview)
+                # Its own buffer; or the completion's, for a read that takes bytes but is
+                # empty, larger than a spare (no copy then), or whose buffer was asked for.
+                view = req.read_view()
                 size = view.nbytes
                 if size == 0:
                     self._finish(req, req.base)
