@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from bridge import AsyncFileIO
 from examples.service.body_limit import BodyLimitMiddleware
@@ -28,7 +28,6 @@ from examples.service.docs_pages import install_docs
 from examples.service.errors import ERROR_RESPONSES, install_error_handlers
 from examples.service.head_requests import HeadMiddleware
 from examples.service.queries.paging import encode_token
-from examples.service.query_check import reject_unknown_query
 from examples.service.routes import routers
 from examples.service.sample import create_sample_database
 from examples.service.settings import Settings
@@ -67,17 +66,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    install_docs(app)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_write_bytes)
     for router in routers(settings):
-        # Every endpoint refuses query parameters it does not take (422, documented).
-        app.include_router(
-            router,
-            dependencies=[Depends(reject_unknown_query)],
-            responses={422: ERROR_RESPONSES[422]},
-        )
+        # Every endpoint refuses query parameters it does not take (`QueryCheckedRoute`:
+        # 422, documented here).
+        app.include_router(router, responses={422: ERROR_RESPONSES[422]})
     app.include_router(web_router(settings))
+    # Routes are matched in order: the API's first, as they take nearly every request.
+    install_docs(app)
     return app
 
 

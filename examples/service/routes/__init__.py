@@ -10,6 +10,8 @@ Rules:
   `router(...)` for the same reason of symmetry.
 - These modules do not use `from __future__ import annotations`: FastAPI reads the
   endpoints' annotations at run time, and some are built per application (`Limit`).
+- Every router is built with `route_class=QueryCheckedRoute`, so each of its routes
+  refuses query parameters it does not take (`query_check.py`).
 - `routers` lists them in the order their paths appear in the schema, which is also the
   order `/docs` shows the endpoints of each tag in.
 """

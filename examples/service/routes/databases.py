@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from examples.service import models
 from examples.service.errors import ERROR_RESPONSES
 from examples.service.queries.describe import database_detail, summaries
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.routes.params import DatabaseName, databases_of
 
 __all__ = ["router"]
@@ -19,7 +20,7 @@ __all__ = ["router"]
 
 def router() -> APIRouter:
     """`GET /databases` and `GET /databases/{database}`."""
-    router = APIRouter(tags=["databases"])
+    router = APIRouter(route_class=QueryCheckedRoute, tags=["databases"])
 
     @router.get(
         "/databases",

@@ -15,6 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from examples.service.errors import ERROR_RESPONSES
 from examples.service.queries.export import ExportFormat, export_chunks, start_export
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.responses import ClosingStreamingResponse
 from examples.service.routes.params import DatabaseName, TableName, databases_of
 from examples.service.settings import Settings
@@ -36,7 +37,7 @@ _MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjso
 
 def router(settings: Settings) -> APIRouter:
     """`GET /databases/{database}/tables/{table}/export`."""
-    router = APIRouter(tags=["tables"])
+    router = APIRouter(route_class=QueryCheckedRoute, tags=["tables"])
 
     @router.get(
         "/databases/{database}/tables/{table}/export",

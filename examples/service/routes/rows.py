@@ -23,6 +23,7 @@ from examples.service.errors import ERROR_RESPONSES, TOO_LARGE_RESPONSE
 from examples.service.queries.lookup import Search
 from examples.service.queries.lookup import lookup as run_lookup
 from examples.service.queries.rows import one_row, rows_page
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.responses import json_response
 from examples.service.routes.params import (
     DatabaseName,
@@ -87,7 +88,11 @@ def router(settings: Settings) -> APIRouter:
     """`GET /databases/{database}/tables/{table}/rows`, `.../rows/{key}` and `.../lookup`."""
     # Every endpoint here reads a table, so any may answer with these errors, and with 413
     # for a row too large to answer (`max_answer_bytes`).
-    router = APIRouter(tags=["rows"], responses={**ERROR_RESPONSES, **TOO_LARGE_RESPONSE})
+    router = APIRouter(
+        route_class=QueryCheckedRoute,
+        tags=["rows"],
+        responses={**ERROR_RESPONSES, **TOO_LARGE_RESPONSE},
+    )
     Limit = limit_param(settings)
 
     @router.get(

@@ -11,6 +11,7 @@ from examples.service import models
 from examples.service.errors import ERROR_RESPONSES
 from examples.service.queries.describe import table_detail
 from examples.service.queries.rows import count_rows
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.routes.params import DatabaseName, TableName, databases_of
 
 __all__ = ["router"]
@@ -19,7 +20,7 @@ __all__ = ["router"]
 def router() -> APIRouter:
     """`GET /databases/{database}/tables/{table}` and `.../count`."""
     # Every endpoint here reads a table, so any may answer with these errors.
-    router = APIRouter(tags=["tables"], responses=ERROR_RESPONSES)
+    router = APIRouter(route_class=QueryCheckedRoute, tags=["tables"], responses=ERROR_RESPONSES)
 
     @router.get(
         "/databases/{database}/tables/{table}",

@@ -17,6 +17,7 @@ from examples.service import models
 from examples.service.databases import NAME_PATTERN
 from examples.service.errors import ERROR_RESPONSES, ServiceError
 from examples.service.queries.describe import summary
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.responses import json_response
 from examples.service.routes.params import databases_of
 from examples.service.settings import Settings
@@ -59,7 +60,7 @@ UploadName = Annotated[
 
 def router(settings: Settings) -> APIRouter:
     """`PUT /databases/{name}` and `DELETE /databases/{name}`."""
-    router = APIRouter(tags=["databases"])
+    router = APIRouter(route_class=QueryCheckedRoute, tags=["databases"])
 
     @router.put(
         "/databases/{name}",

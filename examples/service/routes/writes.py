@@ -25,6 +25,7 @@ from examples.service.queries.changes import (
     parse_row_key,
     update_row,
 )
+from examples.service.query_check import QueryCheckedRoute
 from examples.service.responses import json_response
 from examples.service.routes.params import DatabaseName, TableName, databases_of
 from examples.service.settings import Settings
@@ -62,6 +63,7 @@ RowKey = Annotated[str, Path(description="The rowid of the row.")]
 def router(settings: Settings) -> APIRouter:
     """`POST .../rows`, `PATCH`/`DELETE .../rows/{key}` and `POST /databases/{db}/batch`."""
     router = APIRouter(
+        route_class=QueryCheckedRoute,
         tags=["writes"],
         responses=WRITE_RESPONSES,
         dependencies=[Depends(require_write_token)],
