@@ -128,9 +128,10 @@ _STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
 since the kernel may still write to them."""
 
 
-def _setup(entries: int) -> tuple[Ring, int]:
-    """A ring without DEFER_TASKRUN and an eventfd registered with it. Raises `OSError`."""
-    ring = Ring(entries, defer_taskrun=False, owner="AsyncFileIO")
+def _setup(entries: int, sqpoll_idle: int = 0) -> tuple[Ring, int]:
+    """A ring without DEFER_TASKRUN (with an SQPOLL thread idling after `sqpoll_idle` ms,
+    if > 0 and the kernel allows it) and an eventfd registered with it. Raises `OSError`."""
+    ring = Ring(entries, defer_taskrun=False, owner="AsyncFileIO", sqpoll_idle=sqpoll_idle)
     try:
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
     except BaseException:
@@ -247,6 +248,7 @@ class UringEngine:
         "_settle_waiters",
         "_spare_bytes",
         "_spares",
+        "_sqpoll_idle",
         "active",
         "async_above",
         "cancel_results",
@@ -257,11 +259,12 @@ class UringEngine:
         "table",
     )
 
-    def __init__(self, backend: AsyncFileIO, max_in_flight: int) -> None:
+    def __init__(self, backend: AsyncFileIO, max_in_flight: int, sqpoll_idle: int = 0) -> None:
         # Weak: the loop's reader registration holds this engine, and must not keep a
         # dropped backend alive (its finalizer closes the engine).
         self._backend = weakref.ref(backend)
         self._ring: Ring | None = None
+        self._sqpoll_idle = sqpoll_idle  # ms; 0: no SQPOLL thread
         self._efd = -1
         self._handle: LoopHandle | None = None  # the loop watching the eventfd
         self._loop_thread = 0  # the thread that set the ring up
@@ -290,6 +293,12 @@ class UringEngine:
         self.cancel_results: dict[int, int] = {}  # what they returned -> how many times
         # Reaped requests whose completions are still to be finished.
         self._finisher = Finisher(self._finish_reaped, FINISH_PER_CALLBACK)
+
+    @property
+    def sqpoll(self) -> bool:
+        """Whether a kernel thread takes this engine's entries (its ring is set up with
+        `IORING_SETUP_SQPOLL`); False before the ring is set up."""
+        return self._ring is not None and self._ring.sqpoll
 
     def never_started(self) -> bool:
         """True until a ring has been set up for this engine."""
@@ -324,7 +333,7 @@ class UringEngine:
         if self._ring is None:
             entries = 1 << max(1, (min(self.limit, _MAX_ENTRIES) - 1).bit_length())
             try:
-                self._ring, self._efd = _setup(entries)
+                self._ring, self._efd = _setup(entries, self._sqpoll_idle)
             except OSError as exc:
                 raise IOResultError(f"io_uring ring setup failed: {exc}") from exc
             self.limit = min(self.limit, self._ring.sq_entries)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from bridge._pass_budget import thread_budget
+from tests.helpers import sqpoll_available
 
 try:
     import uvloop
@@ -86,17 +87,22 @@ def whole_pass() -> Iterator[None]:
     budget.seconds = seconds
 
 
-@pytest.fixture(params=["threads", "uring"])
+@pytest.fixture(params=["threads", "uring", "uring-sqpoll"])
 def file_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The engine `AsyncFileIO(engine="auto")` picks during the test."""
+    """The engine `AsyncFileIO(engine="auto")` picks during the test: "uring-sqpoll" is
+    the ring with a kernel thread polling it (`AsyncFileIO(sqpoll=...)`)."""
     from bridge import _fileio, _uring_engine
 
     engine: str = request.param
-    if engine == "uring":
+    if engine != "threads":
         reason = _uring_engine.unavailable_reason()
         if reason is not None:
             pytest.skip(reason)
-    monkeypatch.setattr(_fileio, "AUTO_URING", engine == "uring")
+    if engine == "uring-sqpoll":
+        if not sqpoll_available():
+            pytest.skip("the kernel refuses an SQPOLL thread to this process")
+        monkeypatch.setattr(_fileio, "DEFAULT_SQPOLL", 0.05)
+    monkeypatch.setattr(_fileio, "AUTO_URING", engine != "threads")
     return engine
 
 

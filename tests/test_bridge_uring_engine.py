@@ -34,6 +34,7 @@ from core import (
 from core.io import OpenFlags
 from core.io.ring import OP_FSYNC, OP_WRITE, SQE_IO_DRAIN
 from core.ops import ReadRange, WriteBuffers
+from tests.helpers import sqpoll_available
 
 needs_uring = pytest.mark.skipif(
     not AsyncFileIO.uring_available(), reason="no io_uring ring can be set up here"
@@ -68,12 +69,15 @@ def test_auto_picks_uring_where_a_ring_can_be_set_up() -> None:
 
 @needs_uring
 @pytest.mark.asyncio
-async def test_a_storm_of_reads_with_cancellations_and_timeouts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sqpoll", [0, 0.05], ids=["plain", "sqpoll"])
+async def test_a_storm_of_reads_with_cancellations_and_timeouts(
+    tmp_path: Path, sqpoll: float
+) -> None:
     rng = random.Random(2024)
     data = rng.randbytes(1 << 20)
     path = tmp_path / "storm.bin"
     path.write_bytes(data)
-    io = AsyncFileIO(engine="uring", nowait=False, max_in_flight=64)
+    io = AsyncFileIO(engine="uring", nowait=False, max_in_flight=64, sqpoll=sqpoll)
     f = io.open_file(path, OpenFlags.READ_ONLY)
     plans = []
     for _ in range(3000):
@@ -104,10 +108,110 @@ async def test_a_storm_of_reads_with_cancellations_and_timeouts(tmp_path: Path) 
         assert got == data[off : off + size]
         finished += 1
     assert finished > 1000
+    assert io.sqpoll == (sqpoll > 0 and sqpoll_available())
     await io.aclose()
     assert io.in_flight == 0 and io.pending == 0
     engine = io._uring
     assert engine is not None and not engine.table and not engine.busy()
+
+
+# -- a kernel thread polling the ring (sqpoll) ------------------------------------------------
+
+
+def sqpoll_threads() -> set[str]:
+    """The ids of this process's SQPOLL kernel threads (named iou-sqp-PID)."""
+    found = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm", encoding="ascii") as f:
+                if f.read().startswith("iou-sqp"):
+                    found.add(tid)
+        except FileNotFoundError:
+            pass  # a thread that just ended
+    return found
+
+
+@pytest.mark.parametrize("value", [-0.1, 10.5, float("nan"), True, "1", float("inf")], ids=repr)
+def test_sqpoll_must_be_seconds_from_0_to_10(value: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="sqpoll"):
+        AsyncFileIO(sqpoll=value)  # type: ignore[arg-type]
+
+
+def test_sqpoll_is_refused_for_the_pool_and_ignored_when_auto_picks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(InvalidArgumentError, match='engine="threads"'):
+        AsyncFileIO(engine="threads", sqpoll=0.1)
+    with closing(AsyncFileIO(engine="threads", sqpoll=0)) as io:
+        assert not io.sqpoll
+    monkeypatch.setattr(_uring_engine, "unavailable_reason", lambda: "no ring here")
+    with closing(AsyncFileIO(sqpoll=0.1)) as io:
+        assert io.engine == "threads" and not io.sqpoll
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_sqpoll_reads_cold_pages_exactly_and_its_thread_ends_with_the_ring(
+    tmp_path: Path,
+) -> None:
+    if not sqpoll_available():
+        pytest.skip("the kernel refuses an SQPOLL thread to this process")
+    rng = random.Random(11)
+    data = rng.randbytes(4 << 20)
+    path = tmp_path / "cold.bin"
+    path.write_bytes(data)
+    before = sqpoll_threads()
+    io = AsyncFileIO(engine="uring", sqpoll=0.05)
+    assert not io.sqpoll  # no ring until the first I/O that needs one
+    f = io.open_file(path, OpenFlags.READ_ONLY)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # written back, so that dropping the page cache drops it
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    plans = [(rng.randrange(len(data) - 70_000), rng.choice([1, 4096, 65_536])) for _ in range(500)]
+
+    async def read(off: int, size: int) -> bytes:
+        return await drive(ReadRange(f, off, size), io)
+
+    got = await asyncio.gather(*(read(off, size) for off, size in plans))
+    assert got == [data[off : off + size] for off, size in plans]
+    assert io.sqpoll
+    assert sqpoll_threads() - before, "no SQPOLL thread while the ring is open"
+    await io.aclose()
+    # The kernel ends the thread once the ring is gone: a bounded wait, not a timing.
+    for _ in range(500):
+        if not sqpoll_threads() - before:
+            break
+        await asyncio.sleep(0.01)
+    assert not sqpoll_threads() - before, "the SQPOLL thread outlived its ring"
+
+
+@needs_uring
+@pytest.mark.asyncio
+async def test_sqpoll_refused_by_the_kernel_leaves_a_ring_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.io import ring_syscalls
+
+    real = ring_syscalls.setup
+    asked = []
+
+    def refuse_sqpoll(number: int, entries: int, flags: int, idle_ms: int = 0) -> object:
+        asked.append(idle_ms)
+        if idle_ms:  # as Linux before 5.11 refuses it without CAP_SYS_ADMIN
+            return -errno.EPERM, b""
+        return real(number, entries, flags, idle_ms)
+
+    monkeypatch.setattr(ring_syscalls, "setup", refuse_sqpoll)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abcdef" * 1000)
+    async with AsyncFileIO(engine="uring", nowait=False, sqpoll=0.02) as io:
+        f = io.open_file(path, OpenFlags.READ_ONLY)
+        assert await drive(ReadRange(f, 6, 6), io) == b"abcdef"
+        assert io.engine == "uring" and not io.sqpoll
+    assert 20 in asked  # it was asked for, in whole milliseconds
 
 
 @needs_uring

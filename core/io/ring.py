@@ -16,9 +16,17 @@ Theory of operation:
 - Memory ordering. CPython reads and writes the ring through `memoryview`s over the
   mappings: plain loads and stores, never the acquire/release pairs liburing uses against
   the kernel's `smp_store_release`/`smp_load_acquire`. We make plain accesses enough:
-  * Submission: no SQPOLL thread. The kernel reads our tail and entries only inside our
-    own `io_uring_enter`, on this thread, after our stores in program order (a thread that
-    migrates between CPUs passes a full barrier in the scheduler).
+  * Submission: without an SQPOLL thread, the kernel reads our tail and entries only
+    inside our own `io_uring_enter`, on this thread, after our stores in program order (a
+    thread that migrates between CPUs passes a full barrier in the scheduler).
+  * Submission with an SQPOLL thread (`Ring(..., sqpoll_idle=ms)`, only on rings without
+    DEFER_TASKRUN, so only on x86-64): the kernel's thread reads the tail and the entries
+    while we write them. x86-64 makes stores visible in program order, so it never sees
+    a tail before the entries under it. Every `enter()` passes `IORING_ENTER_SQ_WAKEUP`,
+    which wakes the thread if it went to sleep, so no check of its `NEED_WAKEUP` flag
+    (which would need a store-load barrier Python cannot make) decides whether entries
+    are seen. The thread moves the head whenever it takes entries; `queued` is what it has
+    not taken when `enter()` last looked, never less than what it really holds.
   * Completion: the ring is set up with `IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`
     (Linux 6.1+). The kernel then posts every completion entry, including those of its
     io-wq workers, while running deferred work inside an `io_uring_enter` with
@@ -71,11 +79,13 @@ OP_WRITE = 23
 OP_WRITEV = 2
 OP_FTRUNCATE = 55  # Linux 6.9+
 
+_SETUP_SQPOLL = 1 << 1  # a kernel thread takes the entries from the ring as they come
 _SETUP_SUBMIT_ALL = 1 << 7  # keep submitting past an entry that fails at submission
 _SETUP_SINGLE_ISSUER = 1 << 12
 _SETUP_DEFER_TASKRUN = 1 << 13
 _FEAT_SINGLE_MMAP = 1 << 0
 _ENTER_GETEVENTS = 1 << 0
+_ENTER_SQ_WAKEUP = 1 << 1
 _REGISTER_EVENTFD = 4
 SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
 SQE_ASYNC = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
@@ -111,6 +121,10 @@ def iovec_array(segments: list[tuple[int, int]]) -> tuple[object, int]:
 class Ring:
     """One io_uring instance: `queue()` entries, `enter()` to submit and wait, `reap()`.
 
+    With `sqpoll_idle` > 0 (on a ring without DEFER_TASKRUN), a kernel thread takes the
+    entries (`IORING_SETUP_SQPOLL`) and sleeps after that many milliseconds without any;
+    where the kernel refuses it, the ring is set up without one (`sqpoll` says which).
+
     Raises `OSError` at construction with the errno the kernel gave (`ENOSYS` also for a
     machine whose syscall numbers we do not know, `EPERM` where io_uring is disabled,
     `ENOMEM`, `EINVAL` on a kernel without the operations we need).
@@ -141,10 +155,18 @@ class Ring:
         "owner",
         "queued",
         "sq_entries",
+        "sqpoll",
         "tap",
     )
 
-    def __init__(self, entries: int, defer_taskrun: bool = True, *, owner: str = "ring") -> None:
+    def __init__(
+        self,
+        entries: int,
+        defer_taskrun: bool = True,
+        *,
+        owner: str = "ring",
+        sqpoll_idle: int = 0,
+    ) -> None:
         self.owner = owner
         """Who uses the ring, as the errors of `enter()` name it."""
         self.tap: QueueTap | None = None
@@ -171,7 +193,16 @@ class Ring:
         flags = _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER
         if defer_taskrun:
             flags |= _SETUP_DEFER_TASKRUN
-        fd, raw = ring_syscalls.setup(setup_no, entries, flags)
+        fd = -errno.EINVAL
+        raw = b""
+        if sqpoll_idle > 0 and not defer_taskrun:
+            # A kernel thread that polls the ring, asleep after `sqpoll_idle` ms without
+            # entries. Refused before 5.11 without CAP_SYS_ADMIN: then a ring without it.
+            fd, raw = ring_syscalls.setup(setup_no, entries, flags | _SETUP_SQPOLL, sqpoll_idle)
+        self.sqpoll = fd >= 0
+        """Whether a kernel thread takes the entries (`IORING_SETUP_SQPOLL`)."""
+        if not self.sqpoll:
+            fd, raw = ring_syscalls.setup(setup_no, entries, flags)
         if fd == -errno.EINVAL and machine == "x86_64":
             # Before 6.1: a plain ring is still ordered enough on x86-64.
             fd, raw = ring_syscalls.setup(setup_no, entries, 0)
@@ -267,7 +298,8 @@ class Ring:
 
     def enter(self, min_complete: int, submit: bool = True) -> int:
         """Publish what is queued and make one `io_uring_enter` that submits it (unless
-        `submit` is false) and waits for `min_complete` finished entries (0: only run the
+        `submit` is false; with an SQPOLL thread, the thread takes it in any case and this
+        call wakes it) and waits for `min_complete` finished entries (0: only run the
         kernel's deferred work). Return how many entries the kernel took.
 
         Raises `IOResultError` for any other failure of the call, naming the errno (`EEXIST`:
@@ -277,15 +309,21 @@ class Ring:
         sq32 = self._sq32
         head: int = sq32[self._sq_head_i]
         sq32[self._sq_tail_i] = self._sq_tail  # a plain store suffices: see the module doc
-        to_submit = self.queued if submit else 0
+        if self.sqpoll:
+            # The kernel's thread takes what the tail now shows, `submit` or not; this call
+            # wakes it if it slept, and waits if asked to.
+            to_submit = 0
+            flags = _ENTER_SQ_WAKEUP | (_ENTER_GETEVENTS if min_complete else 0)
+        else:
+            to_submit = self.queued if submit else 0
+            flags = _ENTER_GETEVENTS
         # The foreign call itself: this is the one call per batch of I/O.
-        ret = int(
-            self._enter(self._enter_no, self.fd, to_submit, min_complete, _ENTER_GETEVENTS, 0, 0)
-        )
+        ret = int(self._enter(self._enter_no, self.fd, to_submit, min_complete, flags, 0, 0))
         if ret < 0:
             ret = -ring_syscalls.get_errno()
-        taken: int = (sq32[self._sq_head_i] - head) & 0xFFFFFFFF
-        self.queued -= taken
+        now: int = sq32[self._sq_head_i]
+        taken = (now - head) & 0xFFFFFFFF
+        self.queued = (self._sq_tail - now) & 0xFFFFFFFF
         if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
             cause = _os_error(-ret, "io_uring_enter")
             if -ret == errno.EEXIST:

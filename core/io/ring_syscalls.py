@@ -105,11 +105,13 @@ def syscall(number: int, *args: int) -> int:
     return -ctypes.get_errno() if ret < 0 else ret
 
 
-def setup(number: int, entries: int, flags: int) -> tuple[int, bytes]:
-    """`io_uring_setup(entries, params)` with `params.flags = flags`: the ring's descriptor
-    (or minus the errno) and the `struct io_uring_params` the kernel filled in."""
+def setup(number: int, entries: int, flags: int, idle_ms: int = 0) -> tuple[int, bytes]:
+    """`io_uring_setup(entries, params)` with `params.flags = flags` (and `sq_thread_idle =
+    idle_ms`): the ring's descriptor (or minus the errno) and the `struct io_uring_params`
+    the kernel filled in."""
     params = ctypes.create_string_buffer(PARAMS_SIZE)
     ctypes.c_uint32.from_buffer(params, 8).value = flags
+    ctypes.c_uint32.from_buffer(params, 16).value = idle_ms
     fd = syscall(number, entries, ctypes.addressof(params))
     return fd, params.raw
 
