@@ -5,7 +5,8 @@ Contenders (alternated, medians), each with the engine that runs its I/O:
 - `block` over `UringIO`: one `ReadRange` at a time, and 32 or 128 preads in one
   `CompletionGroup` (one `io_uring_enter` per group); the same groups over `UnixIO`;
 - `await drive(ReadRange)` over `AsyncFileIO`, on each engine ("threads": the worker pool;
-  "uring": our ring), one operation at a time and 32 or 128 at once (as many tasks), on
+  "uring": our ring; where the kernel allows it, the ring with a kernel thread polling it,
+  `sqpoll=0.1`), one operation at a time and 32 or 128 at once (as many tasks), on
   asyncio, uvloop and trio;
 - aiofiles (`seek` + `read` on a handle of its own per task: its thread hops through the
   loop's default executor), one at a time and 32 or 128 tasks at once;
@@ -53,6 +54,15 @@ try:
     import asyncfiles
 except ImportError:  # pragma: no cover - an optional peer
     asyncfiles = None
+
+SQPOLL = 0.1
+"""The `sqpoll` (seconds) of the third engine measured: the ring with a polling thread."""
+ENGINE_LABELS = {
+    "threads": "threads (4 workers)",
+    "uring": "io_uring (ours)",
+    "sqpoll": f"io_uring + SQPOLL thread (ours, sqpoll={SQPOLL:g})",
+}
+ENGINE_SUFFIXES = {"threads": "", "uring": "u", "sqpoll": "s"}
 
 FILE_SIZE = 64 << 20
 READ = 4096
@@ -122,6 +132,12 @@ class Row:
     in_flight: int
 
 
+def _backend(engine: str) -> AsyncFileIO:
+    if engine == "sqpoll":
+        return AsyncFileIO(engine="uring", sqpoll=SQPOLL)
+    return AsyncFileIO(engine=engine)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run")
@@ -145,13 +161,13 @@ def main() -> None:
         uring = UringIO() if UringIO.available() else None
         uring_file = uring.open_file(path, OpenFlags.READ_ONLY) if uring is not None else None
         engines = ["threads"] + (["uring"] if AsyncFileIO.uring_available() else [])
+        if "uring" in engines and AsyncFileIO.sqpoll_available():
+            engines.append("sqpoll")
 
         with LoopRunners() as runners:
             loops = [*runners.names, "trio"]
             # One backend per loop and engine, kept across rounds as an application would.
-            backends = {
-                (loop, engine): AsyncFileIO(engine=engine) for loop in loops for engine in engines
-            }
+            backends = {(loop, engine): _backend(engine) for loop in loops for engine in engines}
             files = {key: io.open_file(path, OpenFlags.READ_ONLY) for key, io in backends.items()}
             calls: dict[str, int] = {}
             rows: dict[str, Row] = {}
@@ -308,8 +324,8 @@ def main() -> None:
                     )
             for loop in loops:
                 for engine in engines:
-                    label = "io_uring (ours)" if engine == "uring" else "threads (4 workers)"
-                    suffix = "u" if engine == "uring" else ""
+                    label = ENGINE_LABELS[engine]
+                    suffix = ENGINE_SUFFIXES[engine]
                     for width in (1, *WIDTHS):
                         add(
                             f"drive{width}{suffix}",
@@ -417,20 +433,19 @@ def main() -> None:
             for cache, m in (("hot", hot), ("cold", cold)):
                 for width in (1, *WIDTHS):
                     for loop in runners.names:
-                        ours = (
-                            f"drive{width}u/{loop}"
-                            if "uring" in engines
-                            else f"drive{width}/{loop}"
-                        )
-                        for peer in ("aiofiles", "asyncfiles"):
-                            if f"{peer}{width}/{loop}" in m:
-                                peers.append(
-                                    [
-                                        f"{cache}: {rows[f'{peer}{width}/{loop}'].what} / ours "
-                                        f"({rows[ours].engine}), {width} in flight, {loop}",
-                                        ratio(m[f"{peer}{width}/{loop}"], m[ours]),
-                                    ]
-                                )
+                        ring_engines = [e for e in ("uring", "sqpoll") if e in engines]
+                        for engine in ring_engines or ["threads"]:
+                            ours = f"drive{width}{ENGINE_SUFFIXES[engine]}/{loop}"
+                            for peer in ("aiofiles", "asyncfiles"):
+                                if f"{peer}{width}/{loop}" in m:
+                                    peers.append(
+                                        [
+                                            f"{cache}: {rows[f'{peer}{width}/{loop}'].what} / "
+                                            f"ours ({rows[ours].engine}), {width} in flight, "
+                                            f"{loop}",
+                                            ratio(m[f"{peer}{width}/{loop}"], m[ours]),
+                                        ]
+                                    )
             print_table(
                 "peers: their time per read / ours (above 1: ours is faster)",
                 ["ratio", "measured"],

@@ -304,6 +304,12 @@ class AsyncFileIO(BackendBase):
         probed once per process, never raises."""
         return _uring_engine.unavailable_reason() is None
 
+    @staticmethod
+    def sqpoll_available() -> bool:
+        """True where the io_uring engine's ring can have a polling thread (`sqpoll`);
+        probed once per process, never raises."""
+        return _uring_engine.sqpoll_runs()
+
     @property
     def sqpoll(self) -> bool:
         """Whether a kernel thread polls the io_uring engine's ring (see the `sqpoll`

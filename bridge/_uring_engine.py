@@ -167,6 +167,21 @@ def unavailable_reason() -> str | None:
     return None
 
 
+@functools.cache
+def sqpoll_runs() -> bool:
+    """Whether the kernel gives this process's rings a polling thread (`sqpoll`). Never
+    raises; probed once, by setting up and closing a small ring with one."""
+    if unavailable_reason() is not None:
+        return False
+    try:
+        ring = Ring(2, defer_taskrun=False, owner="AsyncFileIO", sqpoll_idle=1)
+    except Exception:  # a probe never raises: anything odd means "not here"
+        return False
+    polled = ring.sqpoll
+    ring.close()
+    return polled
+
+
 Spare = tuple[Any, int, int]
 """A spare read buffer: the `c_char` array, its address, its size."""
 

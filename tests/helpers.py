@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -11,7 +10,6 @@ import pytest
 from core import IO, Completion, CompletionError, Done
 from core.io import Buffer, UringIO
 from core.io.common import BackendBase, FileBase
-from core.io.ring import Ring
 
 NEEDS_URING = pytest.mark.skipif(not UringIO.available(), reason="io_uring is refused here")
 """Skip a test of `UringIO` where the kernel (or a container's seccomp) refuses io_uring."""
@@ -20,17 +18,11 @@ URING = pytest.param(UringIO, marks=NEEDS_URING, id="UringIO")
 """`UringIO` as one more parameter of a test over backend classes."""
 
 
-@functools.cache
 def sqpoll_available() -> bool:
     """Whether a ring with an SQPOLL thread can be set up here."""
-    try:
-        ring = Ring(2, defer_taskrun=False, sqpoll_idle=1)
-    except OSError:
-        return False
-    try:
-        return ring.sqpoll
-    finally:
-        ring.close()
+    from bridge import AsyncFileIO
+
+    return AsyncFileIO.sqpoll_available()
 
 
 @dataclass
