@@ -107,8 +107,9 @@ def alternate(
     Returns each contender's samples by name."""
     results = {c.name: Result(c.name) for c in contenders}
     for round_no in range(warmup + rounds):
-        # Rotate who goes first, so that no contender always follows the same neighbour
-        # (or always runs first after a cache eviction).
+        # Rotate who goes first, so that no contender always runs first (after a cache
+        # eviction, say). The cyclic order stays: a contender that leaves work running
+        # behind it must let it settle before it returns.
         shift = round_no % len(contenders)
         for contender in [*contenders[shift:], *contenders[:shift]]:
             if before_each is not None:

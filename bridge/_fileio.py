@@ -175,10 +175,10 @@ class AsyncFileIO(BackendBase):
     - `sqpoll` (default None: `DEFAULT_SQPOLL`, 0): on the io_uring engine, seconds (at
       most 10) that a kernel thread polling the ring stays awake after the last submission
       (`IORING_SETUP_SQPOLL`); 0 for none. The thread takes the entries from the ring
-      and does the kernel's share of starting and finishing each I/O, on another CPU: a
-      cold read then costs the loop thread about 4-6 us less (`bench_file_reads.py`).
-      The price: while I/O keeps coming, that thread keeps a CPU busy, and it spins for
-      `sqpoll` after the last. Worth it where a spare core exists and reads miss the page
+      and does the kernel's share of starting and finishing each I/O, on another CPU,
+      which the loop thread otherwise does (`bench_file_reads.py` measures both). The
+      price: while I/O keeps coming, that thread keeps a CPU busy, and it spins for
+      `sqpoll` after the last; a lone read waits a little longer (the thread's hop). Worth it where a spare core exists and reads miss the page
       cache. Where the kernel refuses the thread (before Linux 5.11 without
       CAP_SYS_ADMIN), the ring runs without it; `io.sqpoll` says whether one runs (once the
       ring is set up, at the first I/O it takes). Ignored when "auto" picks the pool.

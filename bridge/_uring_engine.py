@@ -104,6 +104,7 @@ from core.io.ring import (
     SQE_IO_DRAIN,
     Ring,
 )
+from core.io.uring_engine import FORKS
 from core.unraisable import report_unraisable
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class UringEngine:
         "_efd",
         "_finisher",
         "_flush_scheduled",
+        "_forks",
         "_handle",
         "_hook",
         "_loop_thread",
@@ -280,6 +282,7 @@ class UringEngine:
         self._backend = weakref.ref(backend)
         self._ring: Ring | None = None
         self._sqpoll_idle = sqpoll_idle  # ms; 0: no SQPOLL thread
+        self._forks = FORKS[0]  # the fork generation the ring was set up in
         self._efd = -1
         self._handle: LoopHandle | None = None  # the loop watching the eventfd
         self._loop_thread = 0  # the thread that set the ring up
@@ -332,7 +335,7 @@ class UringEngine:
     def submit(self, req: Request, handle: LoopHandle) -> None:
         """Queue `req` (or let it wait for room). Raises `IOResultError` if no ring can be
         set up, or from a thread the ring refuses."""
-        if handle is not self._handle:
+        if handle is not self._handle or self._forks != FORKS[0]:
             self._attach(handle)
         if self.active >= self.limit or self.pending:
             self.pending.append(req)
@@ -343,6 +346,14 @@ class UringEngine:
     def _attach(self, handle: LoopHandle) -> None:
         """Watch the eventfd from `handle`'s loop, setting the ring up on first use (or
         again on a new thread, which only an idle backend reaches: `AsyncFileIO._bind`)."""
+        if self._ring is not None and self._forks != FORKS[0]:
+            # The parent's ring: with an SQPOLL thread the kernel would not even refuse this
+            # process (SINGLE_ISSUER), and the parent's thread would run our entries.
+            raise IOResultError(
+                "this AsyncFileIO's io_uring ring was set up by the parent of process "
+                f"{os.getpid()}, a child made by os.fork(): use an AsyncFileIO made in the "
+                "child"
+            )
         if self._ring is not None and handle.thread_id != self._loop_thread and not self.busy():
             self._release_ring()
         if self._ring is None:
@@ -353,6 +364,7 @@ class UringEngine:
                 raise IOResultError(f"io_uring ring setup failed: {exc}") from exc
             self.limit = min(self.limit, self._ring.sq_entries)
             self._loop_thread = handle.thread_id
+            self._forks = FORKS[0]
         elif self._handle is not None:
             self._handle.unwatch(self._efd)
         self._handle = None
@@ -733,6 +745,9 @@ class UringEngine:
             self._hook.engine = None  # completions kept by their callers keep nothing
 
     def _close(self, settle_timeout: float) -> None:
+        if self._ring is not None and self._forks != FORKS[0]:
+            self._let_go_in_child()
+            return
         self._end_pass()
         self._finisher.drain()  # reaped already: finished with their results
         self.abort_all()
@@ -764,6 +779,25 @@ class UringEngine:
             return
         self._unwatch()
         self._release_ring()
+        self._fire_all_settle_waiters()
+
+    def _let_go_in_child(self) -> None:
+        """In a fork child: the ring, its entries and their buffers are the parent's. Only
+        this process's copies of the mappings and descriptors go; nothing is cancelled,
+        entered or waited for."""
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            ring.close()
+        if self._efd >= 0:
+            os.close(self._efd)
+            self._efd = -1
+        self._handle = None
+        self._end_pass()
+        self.table = {}
+        self.pending.clear()
+        self.active = 0
+        self._spares.clear()
+        self._spare_bytes = 0
         self._fire_all_settle_waiters()
 
     def _unwatch(self) -> None:

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from bridge._pass_budget import thread_budget
-from tests.helpers import sqpoll_available
 
 try:
     import uvloop
@@ -99,7 +98,7 @@ def file_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         if reason is not None:
             pytest.skip(reason)
     if engine == "uring-sqpoll":
-        if not sqpoll_available():
+        if not _fileio.AsyncFileIO.sqpoll_available():
             pytest.skip("the kernel refuses an SQPOLL thread to this process")
         monkeypatch.setattr(_fileio, "DEFAULT_SQPOLL", 0.05)
     monkeypatch.setattr(_fileio, "AUTO_URING", engine != "threads")

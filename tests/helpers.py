@@ -18,13 +18,6 @@ URING = pytest.param(UringIO, marks=NEEDS_URING, id="UringIO")
 """`UringIO` as one more parameter of a test over backend classes."""
 
 
-def sqpoll_available() -> bool:
-    """Whether a ring with an SQPOLL thread can be set up here."""
-    from bridge import AsyncFileIO
-
-    return AsyncFileIO.sqpoll_available()
-
-
 @dataclass
 class Submitted:
     """One I/O a `ScriptedFile` received and left pending for the test to finish."""

@@ -12,6 +12,7 @@ import gc
 import os
 import random
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from contextlib import closing
@@ -34,7 +35,6 @@ from core import (
 from core.io import OpenFlags
 from core.io.ring import OP_FSYNC, OP_WRITE, SQE_IO_DRAIN
 from core.ops import ReadRange, WriteBuffers
-from tests.helpers import sqpoll_available
 
 needs_uring = pytest.mark.skipif(
     not AsyncFileIO.uring_available(), reason="no io_uring ring can be set up here"
@@ -108,7 +108,7 @@ async def test_a_storm_of_reads_with_cancellations_and_timeouts(
         assert got == data[off : off + size]
         finished += 1
     assert finished > 1000
-    assert io.sqpoll == (sqpoll > 0 and sqpoll_available())
+    assert io.sqpoll == (sqpoll > 0 and AsyncFileIO.sqpoll_available())
     await io.aclose()
     assert io.in_flight == 0 and io.pending == 0
     engine = io._uring
@@ -151,10 +151,10 @@ def test_sqpoll_is_refused_for_the_pool_and_ignored_when_auto_picks_it(
 
 @needs_uring
 @pytest.mark.asyncio
-async def test_sqpoll_reads_cold_pages_exactly_and_its_thread_ends_with_the_ring(
+async def test_sqpoll_reads_exactly_and_its_thread_ends_with_the_ring(
     tmp_path: Path,
 ) -> None:
-    if not sqpoll_available():
+    if not AsyncFileIO.sqpoll_available():
         pytest.skip("the kernel refuses an SQPOLL thread to this process")
     rng = random.Random(11)
     data = rng.randbytes(4 << 20)
@@ -186,6 +186,40 @@ async def test_sqpoll_reads_cold_pages_exactly_and_its_thread_ends_with_the_ring
             break
         await asyncio.sleep(0.01)
     assert not sqpoll_threads() - before, "the SQPOLL thread outlived its ring"
+
+
+@needs_uring
+@pytest.mark.parametrize("sqpoll", [0, 0.05], ids=["plain", "sqpoll"])
+def test_a_fork_child_gets_a_clear_error_and_leaves_the_parents_ring_alone(
+    tmp_path: Path, sqpoll: float
+) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"parent")
+    io = AsyncFileIO(engine="uring", nowait=False, sqpoll=sqpoll)
+    f = io.open_file(path, OpenFlags.READ_ONLY)
+
+    async def read() -> bytes:
+        return await drive(ReadRange(f, 0, 6), io)
+
+    assert asyncio.run(read()) == b"parent"  # the ring is set up, in this process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 3
+        try:
+            asyncio.run(read())
+            code = 1
+        except IOResultError as exc:
+            code = 0 if "os.fork()" in str(exc) else 2
+            io.close()  # lets go of its copies only: no cancel, no wait
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert asyncio.run(read()) == b"parent"  # the parent's ring goes on
+    assert io.sqpoll == (sqpoll > 0 and AsyncFileIO.sqpoll_available())
+    io.close()
 
 
 @needs_uring

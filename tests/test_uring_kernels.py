@@ -220,3 +220,65 @@ def test_the_setup_hint_reads_the_sysctl_and_never_raises(
     monkeypatch.setattr(ring_syscalls, "IO_URING_DISABLED", str(tmp_path))  # a directory
     assert "seccomp" in ring_syscalls.setup_refusal_hint(errno.EPERM)
     assert ring_syscalls.setup_refusal_hint(errno.EINVAL) == ""
+
+
+SQPOLL = 1 << 1  # IORING_SETUP_SQPOLL
+NEEDS_SQPOLL = pytest.mark.skipif(
+    not AsyncFileIO.sqpoll_available(), reason="the kernel refuses an SQPOLL thread here"
+)
+
+
+@NEEDS_SQPOLL
+def test_from_5_11_to_5_19_the_sqpoll_thread_comes_without_the_other_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Before 6.0 (no SINGLE_ISSUER) the SQPOLL setup with our flags is EINVAL; x86-64 asks
+    # again for the thread alone, and gets it.
+    flags_seen: list[int] = []
+
+    def kernel_5_15(flags: int) -> int | None:
+        flags_seen.append(flags)
+        return errno.EINVAL if flags not in (0, SQPOLL) else None
+
+    refuse_setup(monkeypatch, kernel_5_15)
+    monkeypatch.setattr(ring_module.platform, "machine", lambda: "x86_64")
+
+    async def main() -> tuple[bytes, bool]:
+        async with AsyncFileIO(engine="uring", nowait=False, sqpoll=0.01) as aio:
+            return await read_back(tmp_path / "a", aio), aio.sqpoll
+
+    assert asyncio.run(main()) == (b"hello, ring", True)
+    assert SQPOLL in flags_seen and flags_seen[flags_seen.index(SQPOLL) - 1] & SQPOLL
+
+
+def test_before_5_11_without_privilege_the_ring_runs_without_the_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    refuse_setup(monkeypatch, lambda flags: errno.EPERM if flags & SQPOLL else None)
+
+    async def main() -> tuple[bytes, bool]:
+        async with AsyncFileIO(engine="uring", nowait=False, sqpoll=0.01) as aio:
+            return await read_back(tmp_path / "a", aio), aio.sqpoll
+
+    assert asyncio.run(main()) == (b"hello, ring", False)
+
+
+@NEEDS_SQPOLL
+def test_a_full_sqpoll_ring_makes_room_before_its_next_entry() -> None:
+    # The thread takes entries on its own time: after `enter()` a full ring must have room
+    # again (it waits with SQ_WAIT), and `queue()` refuses to write over an untaken entry.
+    ring = ring_module.Ring(4, defer_taskrun=False, sqpoll_idle=1)
+    try:
+        assert ring.sqpoll
+        for round_no in range(50):
+            while ring.queued < ring.sq_entries:
+                ring.queue(0, -1, 0, 0, 0, round_no)  # IORING_OP_NOP
+            ring.enter(0)
+            assert ring.queued < ring.sq_entries, round_no
+            ring.reap()
+        ring.queued = ring.sq_entries
+        with pytest.raises(IOResultError, match="full"):
+            ring.queue(0, -1, 0, 0, 0, 0)
+        ring.queued = 0
+    finally:
+        ring.close()

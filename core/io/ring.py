@@ -86,6 +86,7 @@ _SETUP_DEFER_TASKRUN = 1 << 13
 _FEAT_SINGLE_MMAP = 1 << 0
 _ENTER_GETEVENTS = 1 << 0
 _ENTER_SQ_WAKEUP = 1 << 1
+_ENTER_SQ_WAIT = 1 << 2  # SQPOLL: return once the thread has taken entries (room to write)
 _REGISTER_EVENTFD = 4
 SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
 SQE_ASYNC = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
@@ -93,6 +94,8 @@ _OFF_SQ_RING = 0
 _OFF_CQ_RING = 0x8000000
 _OFF_SQES = 0x10000000
 _REQUIRED_OPS = (OP_READ, OP_WRITE, OP_WRITEV, OP_FSYNC, OP_ASYNC_CANCEL)
+_RETRIED = frozenset({errno.EINTR, errno.EAGAIN, errno.EBUSY})
+"""The errnos after which an `io_uring_enter` is simply made again (after a reap)."""
 
 _SQE = struct.Struct("<BBHiQQIIQHHiQQ")  # struct io_uring_sqe, 64 bytes
 _CQE = struct.Struct("<Qi4x")  # struct io_uring_cqe: user_data, res (flags unused)
@@ -173,7 +176,8 @@ class Ring:
         """Called with `(opcode, length, flags)` for each entry `queue()` writes, when set
         (tests and diagnostics watch what the engines queue)."""
         self.queued = 0
-        """Entries written since the last `enter()`: not yet seen by the kernel."""
+        """Entries written and not yet taken by the kernel, as far as `enter()` last saw
+        (with an SQPOLL thread it may since have taken some: never fewer than are left)."""
         self._maps: list[tuple[int, int]] = []
         self._views: list[memoryview] = []
         machine = platform.machine()
@@ -199,6 +203,9 @@ class Ring:
             # A kernel thread that polls the ring, asleep after `sqpoll_idle` ms without
             # entries. Refused before 5.11 without CAP_SYS_ADMIN: then a ring without it.
             fd, raw = ring_syscalls.setup(setup_no, entries, flags | _SETUP_SQPOLL, sqpoll_idle)
+            if fd == -errno.EINVAL and machine == "x86_64":
+                # 5.11-5.19: the thread without SUBMIT_ALL / SINGLE_ISSUER (a plain ring).
+                fd, raw = ring_syscalls.setup(setup_no, entries, _SETUP_SQPOLL, sqpoll_idle)
         self.sqpoll = fd >= 0
         """Whether a kernel thread takes the entries (`IORING_SETUP_SQPOLL`)."""
         if not self.sqpoll:
@@ -270,7 +277,11 @@ class Ring:
     def queue(
         self, opcode: int, fd: int, off: int, addr: int, length: int, key: int, flags: int = 0
     ) -> None:
-        """Write one entry; the caller has checked `queued < sq_entries`."""
+        """Write one entry; the caller has checked `queued < sq_entries` (and entered to make
+        room otherwise). Raises `IOResultError` on a full ring rather than write over an
+        entry the kernel has not read."""
+        if self.queued >= self.sq_entries:
+            raise IOResultError(f"{self.owner}: io_uring submission ring full")
         tail = self._sq_tail
         _SQE.pack_into(
             self._sqes,
@@ -322,9 +333,18 @@ class Ring:
         if ret < 0:
             ret = -ring_syscalls.get_errno()
         now: int = sq32[self._sq_head_i]
-        taken = (now - head) & 0xFFFFFFFF
         self.queued = (self._sq_tail - now) & 0xFFFFFFFF
-        if ret < 0 and -ret not in (errno.EINTR, errno.EAGAIN, errno.EBUSY):
+        while self.sqpoll and self.queued >= self.sq_entries and (ret >= 0 or -ret in _RETRIED):
+            # Full, the thread not done taking: the caller is about to write another entry,
+            # which must not land on one the thread has still to read. Wake it and wait.
+            wait = _ENTER_SQ_WAKEUP | _ENTER_SQ_WAIT
+            ret = int(self._enter(self._enter_no, self.fd, 0, 0, wait, 0, 0))
+            if ret < 0:
+                ret = -ring_syscalls.get_errno()
+            now = sq32[self._sq_head_i]
+            self.queued = (self._sq_tail - now) & 0xFFFFFFFF
+        taken = (now - head) & 0xFFFFFFFF
+        if ret < 0 and -ret not in _RETRIED:
             cause = _os_error(-ret, "io_uring_enter")
             if -ret == errno.EEXIST:
                 raise IOResultError(

@@ -8,7 +8,9 @@ Rules:
   copied into every `next` link.
 - The declared names are read once, from the route's dependency tree, when FastAPI builds
   the route's handler; the check then costs a set lookup per parameter. (As a dependency
-  it cost a second round of FastAPI's dependency solving on every request.)
+  it cost a second round of FastAPI's dependency solving on every request.) The tree is
+  the route's own, with its router's dependencies: a dependency added by
+  `include_router(..., dependencies=...)` is not in it, and the application adds none.
 """
 
 from __future__ import annotations
