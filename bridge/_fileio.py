@@ -178,10 +178,11 @@ class AsyncFileIO(BackendBase):
       and does the kernel's share of starting and finishing each I/O, on another CPU,
       which the loop thread otherwise does (`bench_file_reads.py` measures both). The
       price: while I/O keeps coming, that thread keeps a CPU busy, and it spins for
-      `sqpoll` after the last; a lone read waits a little longer (the thread's hop). Worth it where a spare core exists and reads miss the page
-      cache. Where the kernel refuses the thread (before Linux 5.11 without
-      CAP_SYS_ADMIN), the ring runs without it; `io.sqpoll` says whether one runs (once the
-      ring is set up, at the first I/O it takes). Ignored when "auto" picks the pool.
+      `sqpoll` after the last; a lone read waits a little longer (the thread's hop).
+      Worth it where a spare core exists and reads miss the page cache. Where the kernel
+      refuses the thread (before Linux 5.11 without CAP_SYS_ADMIN), the ring runs
+      without it; `io.sqpoll` says whether one runs (once the ring is set up, at the
+      first I/O it takes). Ignored when "auto" picks the pool.
 
     Use it with `async with AsyncFileIO() as io:` (or `await io.aclose()`); a plain `close()`
     also works. `block(op, AsyncFileIO())` is refused with `EventLoopError` (an
