@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,6 +18,22 @@ NEEDS_URING = pytest.mark.skipif(not UringIO.available(), reason="io_uring is re
 
 URING = pytest.param(UringIO, marks=NEEDS_URING, id="UringIO")
 """`UringIO` as one more parameter of a test over backend classes."""
+
+
+def exit_code_of_fork_child(child: Callable[[], int]) -> int:
+    """Fork, run `child()` in the child and end it with the code it returns (3 if it
+    raised: the child never returns into pytest); the child's exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 @dataclass

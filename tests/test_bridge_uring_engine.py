@@ -12,7 +12,6 @@ import gc
 import os
 import random
 import threading
-import warnings
 import weakref
 from collections.abc import Callable
 from contextlib import closing
@@ -35,6 +34,7 @@ from core import (
 from core.io import OpenFlags
 from core.io.ring import OP_FSYNC, OP_WRITE, SQE_IO_DRAIN
 from core.ops import ReadRange, WriteBuffers
+from tests.helpers import exit_code_of_fork_child
 
 needs_uring = pytest.mark.skipif(
     not AsyncFileIO.uring_available(), reason="no io_uring ring can be set up here"
@@ -202,21 +202,16 @@ def test_a_fork_child_gets_a_clear_error_and_leaves_the_parents_ring_alone(
         return await drive(ReadRange(f, 0, 6), io)
 
     assert asyncio.run(read()) == b"parent"  # the ring is set up, in this process
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # the child: report through the exit code, never return into pytest
-        code = 3
+
+    def child() -> int:
         try:
             asyncio.run(read())
-            code = 1
         except IOResultError as exc:
-            code = 0 if "os.fork()" in str(exc) else 2
             io.close()  # lets go of its copies only: no cancel, no wait
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+            return 0 if "os.fork()" in str(exc) else 2
+        return 1
+
+    assert exit_code_of_fork_child(child) == 0
     assert asyncio.run(read()) == b"parent"  # the parent's ring goes on
     assert io.sqpoll == (sqpoll > 0 and AsyncFileIO.sqpoll_available())
     io.close()

@@ -12,7 +12,6 @@ import pathlib
 import platform
 import random
 import threading
-import warnings
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from core.io import OpenFlags, UringFile, UringIO
 from core.ops import ReadRange
 from core.result import IOResult
 from tests.conftest import new_asyncio_loop, new_uvloop_loop
-from tests.helpers import NEEDS_URING
+from tests.helpers import NEEDS_URING, exit_code_of_fork_child
 
 pytestmark = NEEDS_URING
 
@@ -275,20 +274,15 @@ def test_dropped_unclosed_it_aborts_and_drains_what_is_in_flight(
 
 def test_a_fork_child_gets_a_clear_error(io: UringIO, tmp_path: pathlib.Path) -> None:
     f = io.open_file(tmp_path / "f", OpenFlags.CREATE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # the child: report through the exit code, never return into pytest
-        code = 3
+
+    def child() -> int:
         try:
             f.pwrite(0, b"child", Completion.new_write())
-            code = 1
         except IOResultError as exc:
-            code = 0 if "os.fork()" in str(exc) and str(os.getppid()) in str(exc) else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+            return 0 if "os.fork()" in str(exc) and str(os.getppid()) in str(exc) else 2
+        return 1
+
+    assert exit_code_of_fork_child(child) == 0
     c = f.pwrite(0, b"parent", Completion.new_write())
     io.wait_for_completion(c)  # the parent's ring is untouched
     assert c.result() == 6
