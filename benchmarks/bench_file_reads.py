@@ -434,10 +434,10 @@ def main() -> None:
             print_table("targets", ["ratio", "measured", "target"], summary)
 
             peers = []
+            ring_engines = [e for e in ("uring", "sqpoll") if e in engines]
             for cache, m in (("hot", hot), ("cold", cold)):
                 for width in (1, *WIDTHS):
                     for loop in runners.names:
-                        ring_engines = [e for e in ("uring", "sqpoll") if e in engines]
                         for engine in ring_engines or ["threads"]:
                             ours = f"drive{width}{ENGINE_SUFFIXES[engine]}/{loop}"
                             for peer in ("aiofiles", "asyncfiles"):

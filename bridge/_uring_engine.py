@@ -785,19 +785,12 @@ class UringEngine:
         """In a fork child: the ring, its entries and their buffers are the parent's. Only
         this process's copies of the mappings and descriptors go; nothing is cancelled,
         entered or waited for."""
-        ring, self._ring = self._ring, None
-        if ring is not None:
-            ring.close()
-        if self._efd >= 0:
-            os.close(self._efd)
-            self._efd = -1
-        self._handle = None
+        self._handle = None  # the parent's loop: nothing to unwatch here
+        self._release_ring()
         self._end_pass()
         self.table = {}
         self.pending.clear()
         self.active = 0
-        self._spares.clear()
-        self._spare_bytes = 0
         self._fire_all_settle_waiters()
 
     def _unwatch(self) -> None:
