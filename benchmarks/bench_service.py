@@ -273,7 +273,17 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
     with `whole_app` the service's own application over aiosqlite."""
     import uvicorn
 
-    uvicorn.run(
+    from examples.service.__main__ import freeze_startup_objects
+
+    class Server(uvicorn.Server):
+        """Started as `python -m examples.service` starts ours: objects alive at startup
+        frozen out of the garbage collector's full collections."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            freeze_startup_objects()
+
+    config = uvicorn.Config(
         same_app(path.parent, connections) if whole_app else aiosqlite_app(path, connections),
         host="127.0.0.1",
         port=port,
@@ -282,6 +292,7 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
         log_level="warning",
         access_log=False,
     )
+    Server(config).run()
 
 
 # -- orchestration ------------------------------------------------------------------------------
