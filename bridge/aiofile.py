@@ -184,7 +184,14 @@ class _AsyncFile:
         try:
             result = op.step()
             if type(result) is not Done:
-                return await drive(op, self._io)
+                if result.completion.finished():
+                    return await drive(op, self._io)
+                # `drive` waits for this completion: the loop has its turn there, so the
+                # slice starts again after it (a turn of our own would cost a loop pass).
+                value = await drive(op, self._io)
+                self._turn_at = perf_counter() + self._slice
+                self._copied = 0
+                return value
         except CompletionError as exc:
             raise to_os_error(exc) from exc
         if perf_counter() >= self._turn_at:

@@ -417,6 +417,46 @@ async def test_inline_calls_give_the_loop_turns(tmp_path: Path) -> None:
     assert turns - start >= 300  # a turn after every inline call with a zero time slice
 
 
+@pytest.mark.asyncio
+async def test_a_call_that_waited_for_its_io_owes_the_loop_no_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that waited for its I/O let the loop run while it waited: the inline call after
+    it (a seek) starts a new time slice instead of taking one more loop turn."""
+    data = bytes(range(256)) * 256
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    passes = 0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal passes
+        while not stop:
+            passes += 1
+            await asyncio.sleep(0)
+
+    # The files' clock reads one second per loop pass: a slice (2 ms) never outlasts a pass.
+    monkeypatch.setattr(bridge.aiofile, "perf_counter", lambda: float(passes))
+    own_turns = 0
+    async with AsyncFileIO(nowait=False) as io, bridge.open(path, "rb", io=io) as f:
+        loop_turn = f._yield
+
+        async def counted_turn() -> None:
+            nonlocal own_turns
+            own_turns += 1
+            await loop_turn()
+
+        f._yield = counted_turn
+        task = asyncio.ensure_future(ticker())
+        for offset in range(0, len(data), 4096 * 3):  # every read waits: nowait=False
+            assert await f.seek(offset) == offset
+            assert await f.read(4096) == data[offset : offset + 4096]
+        stop = True
+        await task
+    assert passes > 0
+    assert own_turns == 0  # without the reset: one per seek
+
+
 # -- trio ------------------------------------------------------------------------------------
 
 
