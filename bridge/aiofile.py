@@ -184,7 +184,7 @@ class _AsyncFile:
         try:
             result = op.step()
             if type(result) is not Done:
-                if result.completion.finished():
+                if result.completion.finished():  # type: ignore[union-attr]
                     return await drive(op, self._io)
                 # `drive` waits for this completion: the loop has its turn there, so the
                 # slice starts again after it (a turn of our own would cost a loop pass).
