@@ -8,6 +8,8 @@ Contenders (alternated, medians), each with the engine that runs its I/O:
   "uring": our ring; where the kernel allows it, the ring with a kernel thread polling it,
   `sqpoll=0.1`), one operation at a time and 32 or 128 at once (as many tasks), on
   asyncio, uvloop and trio;
+- `bridge.open` (`seek` + `read` on a handle of its own per task, as the peers below), on
+  each engine, one at a time and 32 or 128 tasks at once, on asyncio and uvloop;
 - aiofiles (`seek` + `read` on a handle of its own per task: its thread hops through the
   loop's default executor), one at a time and 32 or 128 tasks at once;
 - py-asyncfiles (Cython over liburing, `seek` + `read`, a handle per task), likewise,
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import sys
@@ -45,6 +48,7 @@ import anyio.to_thread
 import trio
 from _common import Contender, LoopRunners, alternate, atimed, print_table, ratio, timed
 
+import bridge
 from bridge import AsyncFileIO, drive
 from core import IO, Completion, CompletionGroup, Done, IOResult, block
 from core.io import File, OpenFlags, UnixIO, UringIO
@@ -244,7 +248,10 @@ def main() -> None:
                     time.sleep(SQPOLL * 1.5)
                 return took
 
-            def peer_reads(name: str, loop: str, opener: Callable[..., Any], width: int) -> float:
+            def peer_reads(
+                name: str, loop: str, opener: Callable[..., Any], width: int, settle: float = 0.0
+            ) -> float:
+                """`seek` + `read` on a handle per task; `settle`: seconds to sleep after."""
                 offsets = offsets_of(name)
 
                 async def lane(f: Any, part: list[int]) -> None:
@@ -267,7 +274,9 @@ def main() -> None:
                         elapsed = time.perf_counter() - start
                     return elapsed / len(offsets)
 
-                return run_async(loop, work)
+                took = run_async(loop, work)
+                time.sleep(settle)
+                return took
 
             def anyio_reads(name: str, loop: str) -> float:
                 offsets = offsets_of(name)
@@ -341,6 +350,24 @@ def main() -> None:
                         )
                 if loop == "trio":
                     continue  # the peers below are asyncio libraries
+                for engine in engines:
+                    for width in (1, *WIDTHS):
+                        add(
+                            f"open{width}{ENGINE_SUFFIXES[engine]}",
+                            "bridge.open seek+read",
+                            loop,
+                            ENGINE_LABELS[engine],
+                            width,
+                            lambda n, lp=loop, e=engine, w=width: peer_reads(
+                                n,
+                                lp,
+                                functools.partial(bridge.open, io=backends[lp, e]),
+                                w,
+                                # Its kernel thread polls on for SQPOLL seconds: not into
+                                # the next run.
+                                SQPOLL * 1.5 if e == "sqpoll" else 0.0,
+                            ),
+                        )
                 for width in (1, *WIDTHS):
                     add(
                         f"aiofiles{width}",
@@ -439,17 +466,18 @@ def main() -> None:
                 for width in (1, *WIDTHS):
                     for loop in runners.names:
                         for engine in ring_engines or ["threads"]:
-                            ours = f"drive{width}{ENGINE_SUFFIXES[engine]}/{loop}"
-                            for peer in ("aiofiles", "asyncfiles"):
-                                if f"{peer}{width}/{loop}" in m:
-                                    peers.append(
-                                        [
-                                            f"{cache}: {rows[f'{peer}{width}/{loop}'].what} / "
-                                            f"ours ({rows[ours].engine}), {width} in flight, "
-                                            f"{loop}",
-                                            ratio(m[f"{peer}{width}/{loop}"], m[ours]),
-                                        ]
-                                    )
+                            for route in ("drive", "open"):
+                                ours = f"{route}{width}{ENGINE_SUFFIXES[engine]}/{loop}"
+                                for peer in ("aiofiles", "asyncfiles"):
+                                    if f"{peer}{width}/{loop}" in m:
+                                        peers.append(
+                                            [
+                                                f"{cache}: {rows[f'{peer}{width}/{loop}'].what}"
+                                                f" / {rows[ours].what} ({rows[ours].engine}), "
+                                                f"{width} in flight, {loop}",
+                                                ratio(m[f"{peer}{width}/{loop}"], m[ours]),
+                                            ]
+                                        )
             print_table(
                 "peers: their time per read / ours (above 1: ours is faster)",
                 ["ratio", "measured"],
