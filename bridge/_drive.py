@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, SupportsFloat, TypeVar
+from typing import TYPE_CHECKING, Final, SupportsFloat, TypeVar
 
 import sniffio
 
@@ -50,9 +50,14 @@ __all__ = ["drive"]
 
 T = TypeVar("T")
 
-_sniffio_thread = sniffio.thread_local
-_sniffio_cvar = sniffio.current_async_library_cvar
-_get_running_loop = asyncio.get_running_loop
+# What every call uses, as `Final` names: compiled, those are C statics, where a plain
+# module global (an imported name too) costs a dictionary lookup at each use.
+_sniffio_thread: Final = sniffio.thread_local
+_sniffio_cvar: Final = sniffio.current_async_library_cvar
+_get_running_loop: Final = asyncio.get_running_loop
+_perf_counter: Final = perf_counter
+_DRIVING: Final = DRIVING
+_wait_woken: Final = wait_woken
 
 
 async def drive(
@@ -81,7 +86,7 @@ async def drive(
     if step is None or not callable(step):
         step = as_step(op)
     seconds: float | None = None if timeout is None else check_seconds(timeout, "timeout")
-    if id(op) in DRIVING:
+    if id(op) in _DRIVING:
         refuse_second_driver(op)
     library = _sniffio_thread.name or _sniffio_cvar.get()
     if library is None or library == "asyncio":
@@ -98,7 +103,7 @@ async def drive(
     else:
         raise EventLoopError(f"drive() runs under asyncio, uvloop or trio, not {library!r}")
 
-    started = perf_counter()
+    started = _perf_counter()
     budget: PassBudget = getattr(THREAD_STATE, "budget", None) or thread_budget()
     if not budget.armed or budget.loop is not loop:
         budget.arm(loop)
@@ -112,7 +117,7 @@ async def drive(
         budget.stepped += 1
         result = step()
         if type(result) is Done:
-            budget.spent += perf_counter() - started
+            budget.spent += _perf_counter() - started
             return result.value
         c = result.completion  # type: ignore[union-attr]
         if c.finished() or (io is not None and io.needs_stepping):
@@ -123,15 +128,15 @@ async def drive(
         waiter = AsyncioWaiter(loop)
         fut = waiter.wait_on(c)
         budget.charge(started)
-        await wait_woken(op, c, waiter, fut, io, loop)
+        await _wait_woken(op, c, waiter, fut, io, loop)
         if not c.finished():  # a stale wake-up: wait again, there
             waiter.forget(c)
-            return await drive_asyncio(op, step, io, loop, None, budget, perf_counter(), result)
+            return await drive_asyncio(op, step, io, loop, None, budget, _perf_counter(), result)
         if c.get_error() is not None:
             after_finished(op, c)  # raises it
         if budget.after_wait(loop):  # this pass has stepped long enough: park first, there
-            return await drive_asyncio(op, step, io, loop, None, budget, perf_counter(), None)
-        since = perf_counter()
+            return await drive_asyncio(op, step, io, loop, None, budget, _perf_counter(), None)
+        since = _perf_counter()
         result = step()
         if type(result) is Done:
             budget.charge(since)

@@ -20,7 +20,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bridge._asyncio_wake import Resolver
 from bridge._drive_common import when_settled_of
@@ -127,7 +127,7 @@ class AsyncioLoopHandle:
             pass
 
 
-FINISH_PER_CALLBACK = 16
+FINISH_PER_CALLBACK: Final = 16
 """Completions one loop callback of an engine finishes; the rest wait for the next pass.
 
 Each finished completion wakes a drive that steps in the next pass, and the drives share a

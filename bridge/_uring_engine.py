@@ -82,7 +82,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bridge._fileio_common import (
     FINISH_PER_CALLBACK,
@@ -112,19 +112,19 @@ if TYPE_CHECKING:
 
 __all__ = ["ASYNC_ABOVE", "UringEngine", "refuse", "unavailable_reason"]
 
-_CANCEL_KEY = 0
+_CANCEL_KEY: Final = 0
 """The `user_data` of our own cancel entries, whose results nobody waits for."""
 
-ASYNC_ABOVE = 64 << 10
+ASYNC_ABOVE: Final = 64 << 10
 """Reads larger than this run in the kernel's workers (`IOSQE_ASYNC`), not inside our enter."""
 
-_SPARE_MAX_SIZE = 64 << 10
+_SPARE_MAX_SIZE: Final = 64 << 10
 """Reads that take bytes up to this size land in the engine's spare buffers (see `_start`)."""
-_SPARE_BYTES = 1 << 20
+_SPARE_BYTES: Final = 1 << 20
 """The spare buffers an engine keeps between reads, in bytes, all sizes together."""
 
-_MAX_ENTRIES = 4096
-_STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
+_MAX_ENTRIES: Final = 4096
+_STRANDED: Final[list[tuple[Ring, dict[int, _Entry]]]] = []
 """Rings that could not drain: their buffers stay referenced for the life of the process,
 since the kernel may still write to them."""
 

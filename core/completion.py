@@ -41,7 +41,7 @@ AbortHook = Callable[["Completion"], object]
 """Called once with a completion that `abort()` finished, on the thread that aborted it."""
 
 
-_REGISTRATION_LOCK = threading.Lock()
+_REGISTRATION_LOCK: Final = threading.Lock()
 
 
 class _Kind(enum.Enum):

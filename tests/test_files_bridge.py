@@ -338,6 +338,27 @@ async def test_a_cancelled_read_leaves_the_file_usable(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_whole_block_reads_that_wait_are_whole_short_or_empty(tmp_path: Path) -> None:
+    """A read of whole blocks with nothing buffered is one raw read that becomes the result:
+    whole, short at the end of the file, empty past it; cancelled while a worker holds it,
+    the position stays and the bytes come with the next read."""
+    data = bytes(range(256)) * 100  # 25,600 bytes: three 8 KiB blocks and a tail
+    path = tmp_path / "blocks.bin"
+    path.write_bytes(data)
+    async with GatedIO() as io:  # every read waits for a worker
+        for mode in ("rb", "r+b"):
+            async with bridge.open(path, mode, io=io) as f:
+                assert await f.read(8192) == data[:8192]
+                assert await f.read(16384) == data[8192:24576]
+                assert await f.read(8192) == data[24576:]  # short: the file ends
+                assert await f.read(8192) == b""  # past the end
+                assert await f.seek(8192) == 8192
+                await cancel_while_held(io, f.read(8192))
+                assert await f.tell() == 8192
+                assert await f.read(8192) == data[8192:16384]
+
+
+@pytest.mark.asyncio
 async def test_a_cancelled_flush_keeps_the_data_and_a_later_close_writes_it(
     tmp_path: Path,
 ) -> None:

@@ -97,15 +97,16 @@ class BufferedFile(BufferState):
         return BufferedRead(self, n)
 
     def _read_blocks(self, n: int) -> FileCall[bytes]:
-        """`read(n)` of whole blocks with nothing buffered: one raw read straight into the
-        result (CPython's `_read_generic` takes the same path). When it finishes inline and
-        in full, the call is complete; otherwise a `BufferedRead` call takes over, already holding
+        """`read(n)` of whole blocks with nothing buffered: one raw read that becomes the
+        result (CPython's `_read_generic` takes the same path). It asks for bytes
+        (`Completion.new_read_bytes`): the backend reads where it likes and hands them over,
+        with no zeroed buffer of ours to fill and copy. When it finishes inline and in full,
+        the call is complete; otherwise a `BufferedRead` call takes over, already holding
         the lock and waiting on that read."""
         fd_pos = self._fd_pos
         if self.writable:
             self._abs_pos = fd_pos  # the (empty) flush-and-rewind re-reads the position
-        out = bytearray(n)
-        c = Completion.new_read(out)
+        c = Completion.new_read_bytes(n)
         self.file.pread(fd_pos, c)
         if c.succeeded() and c.result() == n:
             # `_finish_read(c)` inline.
@@ -113,8 +114,8 @@ class BufferedFile(BufferState):
             if self._abs_pos != -1:
                 self._abs_pos += n
             self._pos = self._raw_pos = self._read_end = 0
-            return Ready(bytes(out))
-        return BufferedRead.adopt(self, n, out, c)
+            return Ready(c.read_bytes())
+        return BufferedRead.adopt(self, n, c)
 
     def read1(self, size: int | None = -1) -> FileCall[bytes]:
         """Read up to `size` bytes with at most one raw read (buffered bytes first)."""

@@ -43,6 +43,7 @@ __all__ = [
 class _ReadStep(enum.Enum):
     START = "start"
     FLUSH = "flush"
+    BLOCKS_WAIT = "blocks wait"
     DIRECT_WAIT = "direct wait"
     FILL_WAIT = "fill wait"
     ALL_WAIT = "all wait"
@@ -78,17 +79,17 @@ class BufferedRead(BufferedCall[bytes]):
         self._c: Completion | None = None
 
     @classmethod
-    def adopt(cls, bf: BufferState, n: int, out: bytearray, c: Completion) -> BufferedRead:
-        """A call that takes over a direct read `BufferedFile.read` already submitted: it
-        holds the lock from now on and its next step consumes `c`."""
+    def adopt(cls, bf: BufferState, n: int, c: Completion) -> BufferedRead:
+        """A call that takes over the read of `n` bytes (a `new_read_bytes` completion)
+        `BufferedFile.read` already submitted: it holds the lock from now on and its next
+        step consumes `c`."""
         op = cls(bf, n)
         op._adopt(c)
         op._saved = bf._save()
         bf._reset_read()
-        op._out = out
         op._remaining = n
         op._c = c
-        op._state = _ReadStep.DIRECT_WAIT
+        op._state = _ReadStep.BLOCKS_WAIT
         return op
 
     def _check(self) -> None:
@@ -119,6 +120,21 @@ class BufferedRead(BufferedCall[bytes]):
                     self._state = _ReadStep.FLUSH
                     return Continue
                 return self._after_flush()
+            case _ReadStep.BLOCKS_WAIT:
+                c = self._c
+                assert c is not None
+                got = bf._finish_read(c)
+                n = self._n
+                if got == n:
+                    return Done(c.read_bytes())  # the commonest end: no copy of ours
+                if got == 0:
+                    return Done(b"")
+                # Short: keep what came in the result and read the rest as `_direct` does.
+                self._out = bytearray(n)
+                self._out[:got] = c.read_bytes()
+                self._written = got
+                self._remaining = n - got
+                return self._direct()
             case _ReadStep.DIRECT_WAIT:
                 assert self._c is not None
                 if self._direct_done(self._c):

@@ -21,7 +21,7 @@ import errno
 import operator
 import os
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind
@@ -41,7 +41,7 @@ __all__ = ["RawFile"]
 
 T = TypeVar("T")
 
-_LINE_CHUNK = 4096
+_LINE_CHUNK: Final = 4096
 
 
 class RawFile:

@@ -13,7 +13,7 @@ Theory of operation:
 from __future__ import annotations
 
 import operator
-from typing import Literal
+from typing import Final, Literal
 
 from core.completion import Completion
 from core.io.backend import Buffer
@@ -22,7 +22,7 @@ from core.state_machine import Continue, ContinueType
 
 __all__ = ["READ_ALL_CHUNK", "byte_view", "size_arg", "wait"]
 
-READ_ALL_CHUNK = 64 * 1024
+READ_ALL_CHUNK: Final = 64 * 1024
 """What a read to the end asks for per raw read once the size the file reported is used up
 (the file grew while it was read)."""
 

@@ -53,6 +53,7 @@ import platform
 import struct
 import sys
 from collections.abc import Callable
+from typing import Final
 
 from core.errors import IOResultError
 from core.io import ring_syscalls
@@ -72,40 +73,40 @@ __all__ = [
     "iovec_array",
 ]
 
-OP_FSYNC = 3
-OP_ASYNC_CANCEL = 14
-OP_READ = 22
-OP_WRITE = 23
-OP_WRITEV = 2
-OP_FTRUNCATE = 55  # Linux 6.9+
+OP_FSYNC: Final = 3
+OP_ASYNC_CANCEL: Final = 14
+OP_READ: Final = 22
+OP_WRITE: Final = 23
+OP_WRITEV: Final = 2
+OP_FTRUNCATE: Final = 55  # Linux 6.9+
 
-_SETUP_SQPOLL = 1 << 1  # a kernel thread takes the entries from the ring as they come
-_SETUP_SUBMIT_ALL = 1 << 7  # keep submitting past an entry that fails at submission
-_SETUP_SINGLE_ISSUER = 1 << 12
-_SETUP_DEFER_TASKRUN = 1 << 13
-_FEAT_SINGLE_MMAP = 1 << 0
-_ENTER_GETEVENTS = 1 << 0
-_ENTER_SQ_WAKEUP = 1 << 1
-_ENTER_SQ_WAIT = 1 << 2  # SQPOLL: return once the thread has taken entries (room to write)
-_REGISTER_EVENTFD = 4
-SQE_IO_DRAIN = 1 << 1  # start only after every earlier entry finished; later ones wait
-SQE_ASYNC = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
-_OFF_SQ_RING = 0
-_OFF_CQ_RING = 0x8000000
-_OFF_SQES = 0x10000000
-_REQUIRED_OPS = (OP_READ, OP_WRITE, OP_WRITEV, OP_FSYNC, OP_ASYNC_CANCEL)
-_RETRIED = frozenset({errno.EINTR, errno.EAGAIN, errno.EBUSY})
+_SETUP_SQPOLL: Final = 1 << 1  # a kernel thread takes the entries from the ring as they come
+_SETUP_SUBMIT_ALL: Final = 1 << 7  # keep submitting past an entry that fails at submission
+_SETUP_SINGLE_ISSUER: Final = 1 << 12
+_SETUP_DEFER_TASKRUN: Final = 1 << 13
+_FEAT_SINGLE_MMAP: Final = 1 << 0
+_ENTER_GETEVENTS: Final = 1 << 0
+_ENTER_SQ_WAKEUP: Final = 1 << 1
+_ENTER_SQ_WAIT: Final = 1 << 2  # SQPOLL: return once the thread has taken entries (room to write)
+_REGISTER_EVENTFD: Final = 4
+SQE_IO_DRAIN: Final = 1 << 1  # start only after every earlier entry finished; later ones wait
+SQE_ASYNC: Final = 1 << 4  # run in a kernel worker: no attempt inside the submitting enter
+_OFF_SQ_RING: Final = 0
+_OFF_CQ_RING: Final = 0x8000000
+_OFF_SQES: Final = 0x10000000
+_REQUIRED_OPS: Final = (OP_READ, OP_WRITE, OP_WRITEV, OP_FSYNC, OP_ASYNC_CANCEL)
+_RETRIED: Final = frozenset({errno.EINTR, errno.EAGAIN, errno.EBUSY})
 """The errnos after which an `io_uring_enter` is simply made again (after a reap)."""
 
-_SQE = struct.Struct("<BBHiQQIIQHHiQQ")  # struct io_uring_sqe, 64 bytes
-_CQE = struct.Struct("<Qi4x")  # struct io_uring_cqe: user_data, res (flags unused)
+_SQE: Final = struct.Struct("<BBHiQQIIQHHiQQ")  # struct io_uring_sqe, 64 bytes
+_CQE: Final = struct.Struct("<Qi4x")  # struct io_uring_cqe: user_data, res (flags unused)
 # struct io_uring_params: sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle,
 # features, wq_fd, resv[3]; then io_sqring_offsets (head, tail, ring_mask, ring_entries,
 # flags, dropped, array, resv1, user_addr) and io_cqring_offsets (head, tail, ring_mask,
 # ring_entries, overflow, cqes, flags, resv1, user_addr).
-_PARAMS = struct.Struct("<7I12x8IQ8IQ")
-_IOVEC = struct.Struct("<QQ")  # struct iovec on 64-bit Linux: base, length
-_U64 = (1 << 64) - 1
+_PARAMS: Final = struct.Struct("<7I12x8IQ8IQ")
+_IOVEC: Final = struct.Struct("<QQ")  # struct iovec on 64-bit Linux: base, length
+_U64: Final = (1 << 64) - 1
 
 QueueTap = Callable[[int, int, int], object]
 """What `Ring.tap` is called with for each entry queued: `(opcode, length, flags)`."""

@@ -16,7 +16,7 @@ import errno
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from core.completion import Completion
 from core.errors import CompletionError, ErrorKind, IOResultError
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORKS", "Engine", "UringFile"]
 
-FORKS = [0]
+FORKS: Final = [0]
 """How many times this process is a fork child of the one that imported us (bumped in the
 child by `os.register_at_fork`): a ring set up under another count is not ours."""
 
@@ -51,11 +51,11 @@ def _count_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_count_fork)
 
-_STRANDED: list[tuple[Ring, dict[int, _Entry]]] = []
+_STRANDED: Final[list[tuple[Ring, dict[int, _Entry]]]] = []
 """Rings that could not drain (closed from a thread the ring refuses): their buffers stay
 referenced for the life of the process, since the kernel may still write to them."""
 
-_CANCEL_KEY = 0
+_CANCEL_KEY: Final = 0
 """The `user_data` of our own cancel entries, whose results nobody waits for."""
 
 

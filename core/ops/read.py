@@ -19,7 +19,7 @@ from core.state_machine import Continue, Machine, TransitionResult
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "ReadRange", "ReadWholeFile"]
 
-DEFAULT_CHUNK_SIZE = 64 * 1024
+DEFAULT_CHUNK_SIZE: Final = 64 * 1024
 
 
 class ReadState(enum.Enum):

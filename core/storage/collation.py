@@ -260,14 +260,14 @@ def affinity_of(declared_type: str, *, strict: bool = False) -> Affinity:
     return Affinity.NUMERIC
 
 
-_SPACE = "[ \t\n\f\r\v]*"
+_SPACE: Final = "[ \t\n\f\r\v]*"
 # Only ASCII digits count (Python's \d and int() would take any Unicode digit).
-_NUMERIC_TEXT = re.compile(
+_NUMERIC_TEXT: Final = re.compile(
     _SPACE + r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)" + _SPACE
 )
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
-_I64_MIN = -(1 << 63)
-_I64_MAX = (1 << 63) - 1
+_INTEGER_TEXT: Final = re.compile(r"[+-]?[0-9]+")
+_I64_MIN: Final = -(1 << 63)
+_I64_MAX: Final = (1 << 63) - 1
 
 
 def text_to_numeric(text: str) -> int | float | None:

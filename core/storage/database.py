@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Final
 
 from core.io.backend import IOBackend, OpenFlags, StrPath
 from core.storage.checkpoint import CheckpointDatabase
@@ -41,8 +42,8 @@ __all__ = [
     "Row",
 ]
 
-DEFAULT_CACHE_PAGES = 2048
-DEFAULT_READAHEAD = 16
+DEFAULT_CACHE_PAGES: Final = 2048
+DEFAULT_READAHEAD: Final = 16
 
 
 class Database(SharedState):

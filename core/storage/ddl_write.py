@@ -21,7 +21,7 @@ Theory of operation:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from core.storage.changes import Changes
 from core.storage.ddl import Token, dequote, parse_create_index, parse_create_table, tokenize
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExecuteDDL"]
 
-SEQUENCE_SQL = "CREATE TABLE sqlite_sequence(name,seq)"
-_SCHEMA_ROOT = 1
+SEQUENCE_SQL: Final = "CREATE TABLE sqlite_sequence(name,seq)"
+_SCHEMA_ROOT: Final = 1
 
 
 def _bad_sql(sql: str, what: str) -> SchemaError:

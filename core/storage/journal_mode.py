@@ -16,6 +16,7 @@ Theory of operation:
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 from core.completion import Completion
 from core.storage.header import parse_header
@@ -24,8 +25,8 @@ from core.storage.transaction import WriteLockedTransaction
 
 __all__ = ["ConvertToWal"]
 
-_WAL_VERSIONS = b"\x02\x02"
-_VERSIONS_OFFSET = 18
+_WAL_VERSIONS: Final = b"\x02\x02"
+_VERSIONS_OFFSET: Final = 18
 
 
 class _Step(enum.Enum):

@@ -39,11 +39,11 @@ __all__ = [
     "rowid_arg",
 ]
 
-ROWS_PER_STEP = 512
+ROWS_PER_STEP: Final = 512
 """A scan yields to the driver (an explicit yield) after about this many rows in one step,
 so a long scan over cached pages never holds an event loop for more than a millisecond or
 two; under `block` a yield costs a microsecond or so."""
-PAGES_PER_STEP = 256
+PAGES_PER_STEP: Final = 256
 """The same bound for `count`, in leaf pages."""
 
 

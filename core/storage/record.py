@@ -104,7 +104,7 @@ class _Plan:
 
 
 _FIXED: Final = {1: "b", 2: "h", 4: "i", 6: "q", 7: "d"}
-_PLANS: dict[bytes, _Plan] = {}
+_PLANS: Final[dict[bytes, _Plan]] = {}
 _MAX_PLANS: Final = 4096
 
 

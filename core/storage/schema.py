@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from core.storage.collation import (
     KNOWN_COLLATIONS,
@@ -72,15 +73,15 @@ __all__ = [
     "write_refusal",
 ]
 
-SCHEMA_TABLE_SQL = (
+SCHEMA_TABLE_SQL: Final = (
     "CREATE TABLE sqlite_schema(type text, name text, tbl_name text, rootpage int, sql text)"
 )
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_INT32_MAX = (1 << 31) - 1
-_I64_MIN = -(1 << 63)
-_I64_MAX = (1 << 63) - 1
-_U64_MASK = (1 << 64) - 1
-_REAL_INT_LIMIT = 9.2233720368547758e18
+_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_INT32_MAX: Final = (1 << 31) - 1
+_I64_MIN: Final = -(1 << 63)
+_I64_MAX: Final = (1 << 63) - 1
+_U64_MASK: Final = (1 << 64) - 1
+_REAL_INT_LIMIT: Final = 9.2233720368547758e18
 """Reals strictly inside +-2**63 that are whole become integers under NUMERIC affinity."""
 
 
@@ -618,7 +619,7 @@ def build_schema(rows: Sequence[tuple[int, list[Value]]], schema_format: int) ->
 
 
 # What malformed SQL in sqlite_schema can provoke while it is interpreted.
-_PARSE_ERRORS = (CorruptDatabaseError, ValueError, IndexError, KeyError, OverflowError)
+_PARSE_ERRORS: Final = (CorruptDatabaseError, ValueError, IndexError, KeyError, OverflowError)
 
 
 def _schema_corrupt(kind: str, name: str, exc: Exception) -> CorruptDatabaseError:

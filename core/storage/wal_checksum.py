@@ -44,9 +44,9 @@ __all__ = ["checksum_bytes", "checksum_fold", "checksum_loop", "wal_checksum"]
 _MASK: Final = 0xFFFFFFFF
 _COMPILED: Final = __file__.endswith(tuple(EXTENSION_SUFFIXES))
 """True when this module is a mypyc-compiled extension (see the module docstring)."""
-_SMALL_PAIRS = 16
+_SMALL_PAIRS: Final = 16
 """Below this many word pairs the plain loop is faster (measured)."""
-_MAX_PLANS = 64
+_MAX_PLANS: Final = 64
 
 _Level = tuple[int, int, int, int, int, int]
 """One halving: (bits of the first half, mask of those bits, F(d+1), F(d), F(d-1), mask of
@@ -59,10 +59,10 @@ _Plan = tuple[int, int, int, int, int, int, tuple[_Level, ...], int, int, int]
 F(d), F(d-1)), the later levels, and F(w+1), F(w), F(w-1) for w words (how the starting
 state carries through)."""
 
-_plans: dict[int, _Plan] = {}
-_word_structs: dict[tuple[int, bool], struct.Struct] = {}
+_plans: Final[dict[int, _Plan]] = {}
+_word_structs: Final[dict[tuple[int, bool], struct.Struct]] = {}
 
-_WORD_ARRAY = next(code for code in "IL" if array(code).itemsize == 4)
+_WORD_ARRAY: Final = next(code for code in "IL" if array(code).itemsize == 4)
 """The `array` type code of a 32-bit word (byte-swapping big-endian words)."""
 
 
