@@ -59,10 +59,12 @@ class LoopHandle(Protocol):
     def unwatch(self, fd: int) -> None: ...
 
 
+_get_running_loop: Final = asyncio.get_running_loop  # a C static when compiled
+
 # Before Python 3.12 `asyncio.current_task` is a plain-Python function that reads this
 # dict (loop -> its running task); a request asks it once per submission. From 3.12 on it
 # is a C function, and the dict is not read.
-_CURRENT_TASKS: dict[object, object] | None = (
+_CURRENT_TASKS: Final[dict[object, object] | None] = (
     getattr(asyncio.tasks, "_current_tasks", None) if sys.version_info < (3, 12) else None
 )
 
@@ -78,7 +80,7 @@ class AsyncioLoopHandle:
 
     def is_current(self) -> bool:
         try:
-            return asyncio.get_running_loop() is self.loop
+            return _get_running_loop() is self.loop
         except RuntimeError:
             return False
 

@@ -108,13 +108,15 @@ class BufferedFile(BufferState):
             self._abs_pos = fd_pos  # the (empty) flush-and-rewind re-reads the position
         c = Completion.new_read_bytes(n)
         self.file.pread(fd_pos, c)
-        if c.succeeded() and c.result() == n:
-            # `_finish_read(c)` inline.
-            self._fd_pos = fd_pos + n
-            if self._abs_pos != -1:
-                self._abs_pos += n
-            self._pos = self._raw_pos = self._read_end = 0
-            return Ready(c.read_bytes())
+        if c.succeeded():
+            data = c.read_bytes()
+            if len(data) == n:
+                # `_finish_read(c)` inline.
+                self._fd_pos = fd_pos + n
+                if self._abs_pos != -1:
+                    self._abs_pos += n
+                self._pos = self._raw_pos = self._read_end = 0
+                return Ready(data)
         return BufferedRead.adopt(self, n, c)
 
     def read1(self, size: int | None = -1) -> FileCall[bytes]:
