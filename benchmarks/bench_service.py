@@ -292,7 +292,10 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
         log_level="warning",
         access_log=False,
     )
-    Server(config).run()
+    server = Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # what `uvicorn.run` exits with when the application fails to start
 
 
 # -- orchestration ------------------------------------------------------------------------------

@@ -186,8 +186,12 @@ class _AsyncFile:
             if type(result) is not Done:
                 if result.completion.finished():  # type: ignore[union-attr]
                     return await drive(op, self._io)
-                # `drive` waits for this completion: the loop has its turn there, so the
-                # slice starts again after it (a turn of our own would cost a loop pass).
+                # `drive` waits for this completion, and the loop has its turns meanwhile
+                # (every backend here finishes completions on the loop thread, or when the
+                # driver steps it between turns): the slice starts again after it, instead
+                # of a turn of our own at the next inline call, which costs a loop pass. A
+                # backend that finishes them on another thread before `drive` awaits would
+                # not give that turn; `drive`'s per-pass step budget bounds its steps then.
                 value = await drive(op, self._io)
                 self._turn_at = perf_counter() + self._slice
                 self._copied = 0

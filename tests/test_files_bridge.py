@@ -345,6 +345,17 @@ async def test_whole_block_reads_that_wait_are_whole_short_or_empty(tmp_path: Pa
     data = bytes(range(256)) * 100  # 25,600 bytes: three 8 KiB blocks and a tail
     path = tmp_path / "blocks.bin"
     path.write_bytes(data)
+    # Inline (RWF_NOWAIT, the file's scratch buffer), then through this test's engine (the
+    # ring reads into spare buffers of its own, the pool into the completion's buffer).
+    for nowait in (True, False):
+        async with AsyncFileIO(nowait=nowait) as io, bridge.open(path, "rb", io=io) as f:
+            assert await f.read(8192) == data[:8192]
+            assert await f.read(16384) == data[8192:24576]
+            assert await f.read(8192) == data[24576:]
+            assert await f.read(8192) == b""
+            assert await f.seek(4096) == 4096
+            assert await f.read(8192) == data[4096:12288]
+            assert await f.read(5) == data[12288:12293]  # the position after a block read
     async with GatedIO() as io:  # every read waits for a worker
         for mode in ("rb", "r+b"):
             async with bridge.open(path, mode, io=io) as f:

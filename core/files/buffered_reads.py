@@ -125,8 +125,9 @@ class BufferedRead(BufferedCall[bytes]):
                 assert c is not None
                 got = bf._finish_read(c)
                 n = self._n
-                if got == n:
-                    return Done(c.read_bytes())  # the commonest end: no copy of ours
+                if got == n:  # the commonest end: no copy of ours
+                    bf._pos = bf._raw_pos = bf._read_end = 0  # as `_direct` leaves them
+                    return Done(c.read_bytes())
                 if got == 0:
                     return Done(b"")
                 # Short: keep what came in the result and read the rest as `_direct` does.
