@@ -14,7 +14,7 @@ then complete on the thread that polls):
   what is left waits for the next pass (a loop turn, much cheaper than a thread hop), and
   one larger than the whole budget goes to the pool; so a hundred tasks each reading a
   cached megabyte in the same pass cannot hold the loop for the time of twenty copies.
-  A read larger than `inline_max` (by default the whole `inline_budget`) is never tried
+  A read larger than `inline_max` (by default 256 KiB) is never tried
   inline while a loop runs here: its copy is made by a worker, or by the kernel's own
   worker for the ring, not on the loop thread. Measured on two cores (bench_loop_lag),
   sending 256 KiB reads there cost the loop less CPU but lagged it more (the workers'
@@ -100,6 +100,7 @@ from core.unraisable import report_unraisable
 
 __all__ = [
     "DEFAULT_INLINE_BUDGET",
+    "DEFAULT_INLINE_MAX",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_WORKERS",
     "AsyncFile",
@@ -121,8 +122,12 @@ DEFAULT_SQPOLL = 0.0
 MAX_SQPOLL = 10.0
 """The longest `sqpoll` accepted, in seconds."""
 
-DEFAULT_INLINE_BUDGET = 256 << 10
+DEFAULT_INLINE_BUDGET = 1 << 20
 """Bytes that inline (page-cache hit) reads may copy on the loop thread per loop pass."""
+
+DEFAULT_INLINE_MAX = 256 << 10
+"""The largest read tried inline by an `AsyncFileIO` made without `inline_max` (or less,
+if its `inline_budget` is smaller)."""
 
 
 def _no_preadv(*args: object) -> int:
@@ -153,13 +158,15 @@ class AsyncFileIO(BackendBase):
       work already inside a worker's system call.
     - `nowait` (default None: use RWF_NOWAIT where the platform has it): False sends every
       read to the pool (the path platforms without RWF_NOWAIT take).
-    - `inline_budget` (default 256 KiB): bytes that inline reads may copy on the loop
+    - `inline_budget` (default 1 MiB): bytes that inline reads may copy on the loop
       thread in one loop pass; a read that does not fit in what is left waits for the next
       pass (one larger than the whole budget goes to the pool), so many operations reading
-      at once cannot hold the loop for long. 256 KiB (about 50-100 us of copying) measured
-      half the ticker lag of 1 MiB at about the same throughput (`bench_loop_lag.py`).
-    - `inline_max` (default None: the whole `inline_budget`): the largest read tried
-      inline. A larger one goes to the pool or the ring while an event loop runs on this
+      at once cannot hold the loop for long. Against 256 KiB, 1 MiB kept the ticker's p99
+      (`bench_loop_lag.py`: under 1.5 ms either way; its p50 on asyncio rose from about 0.4
+      to 0.6 ms) and doubled what 128 tasks reading cached 4 KiB pages at once get done:
+      256 KiB is 64 such reads per pass, and the others waited a pass each.
+    - `inline_max` (default None: `inline_budget`, at most 256 KiB): the largest read
+      tried inline. A larger one goes to the pool or the ring while an event loop runs on this
       thread, so that its copy is made off the loop thread (outside a loop, where nothing
       else could run, it is tried inline if it fits the budget). Worth lowering where
       spare cores can take the copies; on two busy cores it lagged the loop more
@@ -246,7 +253,7 @@ class AsyncFileIO(BackendBase):
         ):
             raise InvalidArgumentError(f"inline_budget must be an int >= 0, got {inline_budget!r}")
         if inline_max is None:
-            inline_max = inline_budget
+            inline_max = min(inline_budget, DEFAULT_INLINE_MAX)
         if isinstance(inline_max, bool) or not isinstance(inline_max, int) or inline_max < 0:
             raise InvalidArgumentError(
                 f"inline_max must be None or an int >= 0, got {inline_max!r}"

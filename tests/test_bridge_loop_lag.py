@@ -21,6 +21,7 @@ import pytest
 import trio
 
 from bridge import AsyncFileIO, DriveTimeoutError, InvalidArgumentError, drive
+from bridge._fileio import DEFAULT_INLINE_BUDGET, DEFAULT_INLINE_MAX
 from bridge._fileio_common import FINISH_PER_CALLBACK, Finisher
 from bridge._pass_budget import PassBudget, thread_budget
 from core import Completion, Done
@@ -119,7 +120,10 @@ async def test_by_default_a_cached_read_within_the_budget_is_inline(
     data_file: Path, data: bytes
 ) -> None:
     async with AsyncFileIO() as io:
-        assert io.inline_max == io.inline_budget
+        assert io.inline_max == DEFAULT_INLINE_MAX == 256 << 10
+        assert io.inline_budget == DEFAULT_INLINE_BUDGET == 1 << 20
+        with AsyncFileIO(inline_budget=4096) as small:
+            assert small.inline_max == 4096  # never over the budget
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         if not io.nowait:
             pytest.skip("this platform has no RWF_NOWAIT")
