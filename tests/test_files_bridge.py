@@ -426,27 +426,42 @@ async def test_tasks_sharing_a_file_take_whole_turns(tmp_path: Path) -> None:
     assert every == sorted(path.read_bytes().splitlines(keepends=True))
 
 
+class PassCounter:
+    """While entered, a task that counts the loop's passes (`passes`): it runs once a pass."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self._stop = False
+        self._task: asyncio.Future[None] | None = None
+
+    async def _count(self) -> None:
+        while not self._stop:
+            self.passes += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> PassCounter:
+        self._task = asyncio.ensure_future(self._count())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop = True
+        assert self._task is not None
+        await self._task
+
+
 @pytest.mark.asyncio
 async def test_inline_calls_give_the_loop_turns(tmp_path: Path) -> None:
     path = lines_file(tmp_path, 300)
-    turns = 0
-    stop = False
-
-    async def ticker() -> None:
-        nonlocal turns
-        while not stop:
-            turns += 1
-            await asyncio.sleep(0)
-
-    async with AsyncFileIO(time_slice=0) as io, bridge.open(path, "rb", io=io) as f:
-        task = asyncio.ensure_future(ticker())
+    async with (
+        AsyncFileIO(time_slice=0) as io,
+        bridge.open(path, "rb", io=io) as f,
+        PassCounter() as ticker,
+    ):
         await asyncio.sleep(0)
-        start = turns
+        start = ticker.passes
         lines = [line async for line in f]
-        stop = True
-        await task
     assert len(lines) == 300
-    assert turns - start >= 300  # a turn after every inline call with a zero time slice
+    assert ticker.passes - start >= 300  # a turn after every inline call with a zero slice
 
 
 @pytest.mark.asyncio
@@ -458,17 +473,9 @@ async def test_a_call_that_waited_for_its_io_owes_the_loop_no_turn(
     data = bytes(range(256)) * 256
     path = tmp_path / "data.bin"
     path.write_bytes(data)
-    passes = 0
-    stop = False
-
-    async def ticker() -> None:
-        nonlocal passes
-        while not stop:
-            passes += 1
-            await asyncio.sleep(0)
-
+    ticker = PassCounter()
     # The files' clock reads one second per loop pass: a slice (2 ms) never outlasts a pass.
-    monkeypatch.setattr(bridge.aiofile, "perf_counter", lambda: float(passes))
+    monkeypatch.setattr(bridge.aiofile, "perf_counter", lambda: float(ticker.passes))
     own_turns = 0
     async with AsyncFileIO(nowait=False) as io, bridge.open(path, "rb", io=io) as f:
         loop_turn = f._yield
@@ -479,13 +486,11 @@ async def test_a_call_that_waited_for_its_io_owes_the_loop_no_turn(
             await loop_turn()
 
         f._yield = counted_turn
-        task = asyncio.ensure_future(ticker())
-        for offset in range(0, len(data), 4096 * 3):  # every read waits: nowait=False
-            assert await f.seek(offset) == offset
-            assert await f.read(4096) == data[offset : offset + 4096]
-        stop = True
-        await task
-    assert passes > 0
+        async with ticker:
+            for offset in range(0, len(data), 4096 * 3):  # every read waits: nowait=False
+                assert await f.seek(offset) == offset
+                assert await f.read(4096) == data[offset : offset + 4096]
+    assert ticker.passes > 0
     assert own_turns == 0  # without the reset: one per seek
 
 
