@@ -88,14 +88,13 @@ def test_makefile_demo_runs_the_service() -> None:
 
 _FREEZE_PROBE = """
 import asyncio, gc, sys
-from pathlib import Path
 import uvicorn
 from examples.service.__main__ import _AnnouncingServer
 from examples.service.app import create_app
 from examples.service.settings import Settings
 
 async def main() -> None:
-    app = create_app(Settings.from_env(None, data_dir=Path(sys.argv[1]), sample_rows=50))
+    app = create_app(Settings.from_env(None, data_dir=sys.argv[1], sample_rows=50))
     server = _AnnouncingServer(
         uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"), app
     )
@@ -128,3 +127,12 @@ def test_the_server_freezes_what_startup_made(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-4:] == ["True", "False", "False", "True"], out.stdout
+
+
+def test_settings_take_the_data_directory_as_a_string(tmp_path: Path) -> None:
+    from examples.service.settings import Settings
+
+    settings = Settings.from_env({}, data_dir=str(tmp_path))
+    assert settings.data_dir == tmp_path
+    assert settings.sample_path == tmp_path / "sample.db"
+    assert Settings(data_dir=str(tmp_path)).uploads_dir == tmp_path / "uploads"  # type: ignore[arg-type]

@@ -97,6 +97,12 @@ class Settings:
         """The sample database's file."""
         return self.data_dir / "sample.db"
 
+    def __post_init__(self) -> None:
+        # A `str` (or another path-like) from a caller becomes a `Path`, which the
+        # properties below join onto.
+        if not isinstance(self.data_dir, Path):
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
+
     @property
     def uploads_dir(self) -> Path:
         """Where uploaded databases are kept, one `NAME.db` each."""
