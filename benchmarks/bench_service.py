@@ -273,15 +273,8 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
     with `whole_app` the service's own application over aiosqlite."""
     import uvicorn
 
-    from examples.service.__main__ import freeze_startup_objects
-
-    class Server(uvicorn.Server):
-        """Started as `python -m examples.service` starts ours: objects alive at startup
-        frozen out of the garbage collector's full collections."""
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            freeze_startup_objects()
+    # Served as `python -m examples.service` serves ours: what is alive at startup frozen.
+    from examples.service.__main__ import FrozenStartupServer
 
     config = uvicorn.Config(
         same_app(path.parent, connections) if whole_app else aiosqlite_app(path, connections),
@@ -292,7 +285,7 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
         log_level="warning",
         access_log=False,
     )
-    server = Server(config)
+    server = FrozenStartupServer(config)
     server.run()
     if not server.started:
         sys.exit(3)  # what `uvicorn.run` exits with when the application fails to start

@@ -318,6 +318,10 @@ class UringEngine:
         `IORING_SETUP_SQPOLL`); False before the ring is set up."""
         return self._ring is not None and self._ring.sqpoll
 
+    def _parents_ring(self) -> bool:
+        """Whether the ring was set up before an `os.fork()` that made this process."""
+        return self._ring is not None and self._forks != FORKS[0]
+
     def never_started(self) -> bool:
         """True until a ring has been set up for this engine."""
         return self._ring is None and self._loop_thread == 0 and not self.busy()
@@ -346,7 +350,7 @@ class UringEngine:
     def _attach(self, handle: LoopHandle) -> None:
         """Watch the eventfd from `handle`'s loop, setting the ring up on first use (or
         again on a new thread, which only an idle backend reaches: `AsyncFileIO._bind`)."""
-        if self._ring is not None and self._forks != FORKS[0]:
+        if self._parents_ring():
             # The parent's ring: with an SQPOLL thread the kernel would not even refuse this
             # process (SINGLE_ISSUER), and the parent's thread would run our entries.
             raise IOResultError(
@@ -745,7 +749,7 @@ class UringEngine:
             self._hook.engine = None  # completions kept by their callers keep nothing
 
     def _close(self, settle_timeout: float) -> None:
-        if self._ring is not None and self._forks != FORKS[0]:
+        if self._parents_ring():
             self._let_go_in_child()
             return
         self._end_pass()

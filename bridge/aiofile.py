@@ -193,8 +193,7 @@ class _AsyncFile:
                 # backend that finishes them on another thread before `drive` awaits would
                 # not give that turn; `drive`'s per-pass step budget bounds its steps then.
                 value = await drive(op, self._io)
-                self._turn_at = perf_counter() + self._slice
-                self._copied = 0
+                self._start_slice()
                 return value
         except CompletionError as exc:
             raise to_os_error(exc) from exc
@@ -204,6 +203,10 @@ class _AsyncFile:
 
     async def _turn(self) -> None:
         await self._yield()
+        self._start_slice()
+
+    def _start_slice(self) -> None:
+        """The loop just had its turn: a new time slice and copy count begin."""
         self._turn_at = perf_counter() + self._slice
         self._copied = 0
 

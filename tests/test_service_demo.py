@@ -116,7 +116,7 @@ asyncio.run(main())
 
 def test_the_server_freezes_what_startup_made(tmp_path: Path) -> None:
     """Objects alive once the service listens stay out of the garbage collector's full
-    collections (`freeze_startup_objects`); objects made later are collected as usual."""
+    collections (`FrozenStartupServer`); objects made later are collected as usual."""
     out = subprocess.run(
         [sys.executable, "-c", _FREEZE_PROBE, str(tmp_path / "data")],
         check=False,

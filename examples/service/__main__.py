@@ -89,20 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def freeze_startup_objects() -> None:
-    """Move every object alive once the server started (modules, the application, the
-    opened databases) into the garbage collector's permanent generation.
+class FrozenStartupServer(uvicorn.Server):
+    """A uvicorn server that, once started, moves every object then alive (modules, the
+    application, the opened databases) into the garbage collector's permanent generation.
 
     They live as long as the process, yet each full collection would walk them all: about
     80,000 objects, 25-60 ms on the loop thread, every few seconds under load, which was
-    most of the service's p99 latency (`benchmarks/bench_service.py`). Objects made later
-    are collected as usual. Process policy, so it lives here and not in `create_app`.
+    most of the service's p99 latency (`benchmarks/bench_service.py`, which serves its
+    aiosqlite twins with this class too). Objects made later are collected as usual.
+    Process policy, so it lives here and not in `create_app`.
     """
-    gc.collect()
-    gc.freeze()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        gc.collect()
+        gc.freeze()
 
 
-class _AnnouncingServer(uvicorn.Server):
+class _AnnouncingServer(FrozenStartupServer):
     """Says where the service is, once it really listens (the port may have been 0)."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
@@ -111,7 +115,6 @@ class _AnnouncingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        freeze_startup_objects()
         if not self.started or not self.servers or not self.servers[0].sockets:
             return
         host, port = self.servers[0].sockets[0].getsockname()[:2]
