@@ -274,7 +274,7 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
     import uvicorn
 
     # Served as `python -m examples.service` serves ours: what is alive at startup frozen.
-    from examples.service.__main__ import FrozenStartupServer
+    from examples.service.__main__ import GcTunedServer
 
     config = uvicorn.Config(
         same_app(path.parent, connections) if whole_app else aiosqlite_app(path, connections),
@@ -285,7 +285,7 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
         log_level="warning",
         access_log=False,
     )
-    server = FrozenStartupServer(config)
+    server = GcTunedServer(config)
     server.run()
     if not server.started:
         sys.exit(3)  # what `uvicorn.run` exits with when the application fails to start

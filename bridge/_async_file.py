@@ -26,14 +26,17 @@ from core.io.common import FileBase
 if TYPE_CHECKING:
     from bridge._fileio import AsyncFileIO
 
-__all__ = ["HAVE_NOWAIT", "AsyncFile"]
+__all__ = ["HAVE_NOWAIT", "AsyncFile", "InlineReads"]
 
 _RWF_NOWAIT: Final[int] = getattr(os, "RWF_NOWAIT", 0)
 HAVE_NOWAIT: Final = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
 """Whether this platform has RWF_NOWAIT reads (Linux)."""
-# After this many RWF_NOWAIT misses in a row, a file's next reads skip the inline attempt.
+# After this many RWF_NOWAIT misses in a row (of one file, or of all a backend's files),
+# a file's next `_MISS_PAUSE` reads skip the inline attempt; each pause that ends in
+# another miss doubles, up to `_MISS_PAUSE_MAX`.
 _MISS_STREAK: Final = 8
 _MISS_PAUSE: Final = 32
+_MISS_PAUSE_MAX: Final = 1024
 # The largest read that lands in a file's scratch buffer (`AsyncFile.pread`): larger ones
 # get a buffer of their own rather than keep that much memory per file.
 _SCRATCH_MAX: Final = 64 << 10
@@ -41,6 +44,27 @@ _SCRATCH_MAX: Final = 64 << 10
 _NOWAIT_UNSUPPORTED: Final = frozenset(
     {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
 )
+
+
+class InlineReads:
+    """What the files of one backend share about their inline (RWF_NOWAIT) reads: this loop
+    pass's byte budget, and the misses in a row.
+
+    A file counts its own misses too, but a cold workload that opens a handle per task
+    would probe `_MISS_STREAK` times per handle before any of them paused (a quarter of the
+    reads with 128 handles of 32 reads each). After a run of misses here, a file pauses at
+    its first miss. A compiled object of its own, so that a read reaches these fields
+    without the backend's attribute dictionary.
+    """
+
+    __slots__ = ("budget", "left", "max", "misses", "reset_due")
+
+    def __init__(self, budget: int, max: int) -> None:
+        self.budget = budget  # bytes inline reads may copy per loop pass
+        self.max = max  # the largest read tried inline while a loop runs here
+        self.left = budget  # bytes still to copy in this pass; refilled once per pass
+        self.reset_due = False  # a refill is scheduled for the next pass
+        self.misses = 0  # RWF_NOWAIT misses in a row, all files together
 
 
 # Tests stand in for a file's methods with interpreted subclasses. Compiled, a method's
@@ -52,7 +76,9 @@ class AsyncFile(FileBase):
 
     __slots__ = (
         "_backend",
+        "_inline_reads",
         "_misses",
+        "_next_pause",
         "_nowait",
         "_pause",
         "_preadv",
@@ -70,6 +96,8 @@ class AsyncFile(FileBase):
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
         self._misses = 0  # RWF_NOWAIT misses in a row
         self._pause = 0  # reads still to send straight to the pool after a run of misses
+        self._next_pause = _MISS_PAUSE  # the length of the next pause
+        self._inline_reads: InlineReads = backend._inline_reads
         # The buffer that inline reads of completions that take bytes land in (`pread`),
         # kept between reads. A read takes it with one atomic `pop()`: reads from two
         # threads (outside any loop) must not share it. Empty while one is in use.
@@ -96,8 +124,8 @@ class AsyncFile(FileBase):
             raise _negative("pread", self._path, pos)
         # The page-cache hit, inline here (one Python call less than `_read`).
         if self._nowait:
-            backend = self._backend
-            if length <= backend._inline_left and length <= backend.inline_max:
+            inline = self._inline_reads
+            if length <= inline.left and length <= inline.max:
                 target: Sequence[bytearray | memoryview]
                 if buffer is None and length <= _SCRATCH_MAX:
                     # Read into the file's scratch buffer and hand over a copy: no new
@@ -122,10 +150,11 @@ class AsyncFile(FileBase):
                         self._keep_scratch(scratch)
                     return self._inline_failed(pos, c, buffer, exc)
                 # What `_inline_read` does, without the call.
-                self._misses = 0
-                backend._inline_left -= n
-                if not backend._inline_reset_due:
-                    backend._schedule_inline_reset()
+                if self._misses or inline.misses:
+                    self._hit()
+                inline.left -= n
+                if not inline.reset_due:
+                    self._backend._schedule_inline_reset()
                 if scratch is not None:
                     if n == length:
                         data = bytes(scratch)
@@ -149,6 +178,13 @@ class AsyncFile(FileBase):
                 return self._read_rest(pos, c, buffer, n)
         return self._read(pos, c, buffer)
 
+    def _hit(self) -> None:
+        """An RWF_NOWAIT read after misses (here or in another file) found the page cache:
+        the streaks start over."""
+        self._misses = 0
+        self._inline_reads.misses = 0
+        self._next_pause = _MISS_PAUSE
+
     def _keep_scratch(self, scratch: bytearray) -> None:
         """Give the scratch buffer back for the next read (unless closed meanwhile, or
         another thread's read gave one back first)."""
@@ -161,20 +197,21 @@ class AsyncFile(FileBase):
         and nobody asked for its buffer yet."""
         backend = self._backend
         if self._nowait:
+            inline = self._inline_reads
             size = c.takes_bytes() if buffer is None else len(buffer)
-            if size > backend.inline_max and backend._loop_here():
+            if size > inline.max and backend._loop_here():
                 # Too large to copy on the loop thread: the pool or the ring copies it.
                 return self._stage_read(pos, c, buffer)
             if buffer is None:
                 buffer = c.buffer
                 assert buffer is not None
-            if size <= backend._inline_left:
+            if size <= inline.left:
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
                 except OSError as exc:
                     return self._inline_failed(pos, c, buffer, exc)
                 return self._inline_read(pos, c, buffer, n, size)
-            if size <= backend.inline_budget and backend._inline_reset_due:
+            if size <= inline.budget and inline.reset_due:
                 # Only this pass's budget is short: try again inline at the next pass,
                 # which costs a loop turn instead of a thread hop.
                 self._refs += 1
@@ -223,11 +260,12 @@ class AsyncFile(FileBase):
         self, pos: int, c: Completion, buffer: bytearray | memoryview, n: int, size: int
     ) -> Completion:
         """An RWF_NOWAIT read returned `n` of `size` bytes: charge the budget, finish."""
-        self._misses = 0
-        backend = self._backend
-        backend._inline_left -= n
-        if not backend._inline_reset_due:
-            backend._schedule_inline_reset()
+        inline = self._inline_reads
+        if self._misses or inline.misses:
+            self._hit()
+        inline.left -= n
+        if not inline.reset_due:
+            self._backend._schedule_inline_reset()
         if n in (size, 0):
             c.complete(n)
             return c
@@ -240,12 +278,16 @@ class AsyncFile(FileBase):
         anything else fails `c`."""
         if isinstance(exc, BlockingIOError):
             # Not (all) cached: the pool reads it. After a run of misses (a cold file, or a
-            # cold region of it) stop asking for a while: each miss costs a system call
-            # and an exception on the loop thread.
+            # cold region of it, or cold files) stop asking for a while: each miss costs a
+            # system call and an exception on the loop thread, and with the ring it starts
+            # the read-ahead there, which the ring's own read would start in the kernel.
             self._misses += 1
-            if self._misses >= _MISS_STREAK:
+            inline = self._inline_reads
+            inline.misses += 1
+            if self._misses >= _MISS_STREAK or inline.misses >= _MISS_STREAK:
                 self._nowait = False
-                self._pause = _MISS_PAUSE
+                self._pause = self._next_pause
+                self._next_pause = min(self._next_pause * 2, _MISS_PAUSE_MAX)
         elif exc.errno in _NOWAIT_UNSUPPORTED:
             self._nowait = False
         else:

@@ -58,6 +58,7 @@ _get_running_loop: Final = asyncio.get_running_loop
 _perf_counter: Final = perf_counter
 _DRIVING: Final = DRIVING
 _wait_woken: Final = wait_woken
+_callable: Final = callable  # a builtin's name is looked up in `builtins` at each use
 
 
 async def drive(
@@ -83,7 +84,7 @@ async def drive(
     # checks it here (`InvalidArgumentError`) instead of at the call (a bare `TypeError`).
     # `as_step` inline: one call fewer per operation.
     step: Callable[[], Done[T] | IO] | None = getattr(op, "step", None)
-    if step is None or not callable(step):
+    if step is None or not _callable(step):
         step = as_step(op)
     seconds: float | None = None if timeout is None else check_seconds(timeout, "timeout")
     if id(op) in _DRIVING:

@@ -22,8 +22,11 @@ then complete on the thread that polls):
   where the per-pass budget bounds them (about 50 us per cached 256 KiB).
   Whether RWF_NOWAIT exists is decided once per backend (`os.RWF_NOWAIT`, Linux); a file
   whose file system refuses it (`EOPNOTSUPP`) turns it off for that file on first use. A
-  file that misses the cache 8 times in a row sends its next 32 reads straight to the pool
-  (a miss costs a system call and an exception on the loop thread), then tries again.
+  file that misses the cache 8 times in a row, or misses once after the backend's files
+  together missed 8 times in a row (a cold workload with a handle per task), sends its
+  next 32 reads straight to the engine (a miss costs a system call and an exception on
+  the loop thread), then tries again; a try that misses again doubles the pause, up to
+  1,024 reads. A hit starts both counts and the pause over.
 - Workers only make system calls. Everything is owned by the loop thread except the
   submission queue and the finished-batch queue: submissions are staged, and one loop
   callback per loop pass (`_flush`) cuts them into batches and puts each batch on the queue.
@@ -74,7 +77,7 @@ from typing import Self
 import sniffio
 
 from bridge import _uring_engine
-from bridge._async_file import HAVE_NOWAIT, AsyncFile
+from bridge._async_file import HAVE_NOWAIT, AsyncFile, InlineReads
 from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
@@ -259,12 +262,10 @@ class AsyncFileIO(BackendBase):
                 f"inline_max must be None or an int >= 0, got {inline_max!r}"
             )
         super().__init__()
-        self.inline_max = inline_max
         self.workers = workers
-        self.inline_budget = inline_budget
-        # Bytes inline reads may still copy in this loop pass; reset once per pass.
-        self._inline_left = inline_budget
-        self._inline_reset_due = False
+        # The budget, the bytes still to copy in this loop pass, and the misses in a row,
+        # shared with the files.
+        self._inline_reads = InlineReads(inline_budget, inline_max)
         self._deferred: list[tuple[AsyncFile, int, Completion]] = []  # reads for next pass
         self.max_in_flight = max_in_flight
         self.time_slice = check_seconds(time_slice, "time_slice")
@@ -342,6 +343,16 @@ class AsyncFileIO(BackendBase):
         return len(self._staged) + len(self._pending) + len(self._deferred) + waiting
 
     @property
+    def inline_budget(self) -> int:
+        """Bytes that inline reads may copy on the loop thread per loop pass."""
+        return self._inline_reads.budget
+
+    @property
+    def inline_max(self) -> int:
+        """The largest read tried inline while a loop runs on this thread."""
+        return self._inline_reads.max
+
+    @property
     def pool_submissions(self) -> int:
         """How many requests went to the pool since construction (inline reads do not)."""
         return self._pool_submissions
@@ -402,7 +413,7 @@ class AsyncFileIO(BackendBase):
     def _schedule_inline_reset(self) -> None:
         """Refill the inline budget at the next loop pass. Without a loop here (a caller
         outside any event loop) there is no loop to protect: refill at once."""
-        self._inline_reset_due = True
+        self._inline_reads.reset_due = True
         handle = self._handle
         if handle is None or not handle.is_current():
             try:
@@ -415,8 +426,9 @@ class AsyncFileIO(BackendBase):
     def _reset_inline_budget(self, _: object = None) -> None:
         """Loop callback, once per pass that read inline: refill, then run the reads that
         were deferred for want of budget (each may be deferred again, or go to the pool)."""
-        self._inline_left = self.inline_budget
-        self._inline_reset_due = False
+        inline = self._inline_reads
+        inline.left = inline.budget
+        inline.reset_due = False
         deferred = self._deferred
         if not deferred:
             return

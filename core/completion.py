@@ -108,6 +108,9 @@ class Completion:
         cls, buffer: bytearray | memoryview, callback: CompletionCallback | None = None
     ) -> Completion:
         """A read into `buffer`; the result is the number of bytes read."""
+        # Compiled, naming the class builds it directly; `cls(...)` is a generic call.
+        if cls is Completion:
+            return Completion(_READ, callback, buffer)
         return cls(_READ, callback, buffer)
 
     @classmethod
@@ -125,7 +128,7 @@ class Completion:
         """
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
-        c = cls(_READ, callback, None)
+        c = Completion(_READ, callback, None) if cls is Completion else cls(_READ, callback, None)
         c._length = length
         return c
 

@@ -285,6 +285,68 @@ async def test_a_run_of_misses_pauses_inline_attempts(
 
 
 @pytest.mark.asyncio
+async def test_a_pause_that_ends_in_a_miss_doubles(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["miss"] * 8 + ["miss", "miss", "all", "miss"] + ["miss"] * 7
+    async with fake_kernel() as io:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        asked = []
+        for i in range(8 + 32 + 1 + 64 + 1 + 128 + 1 + 1 + 8):
+            assert await drive(ReadRange(f, i, 10), io) == data[i : i + 10]
+            asked.append(len(fake_kernel.calls))
+        # 8 misses, a pause of 32, a miss, 64, a miss, 128, a hit (it starts over), then
+        # the next miss counts as the first of a new streak of 8.
+        probes = [i for i in range(len(asked)) if asked[i] != (asked[i - 1] if i else 0)]
+        assert probes == [*range(8), 40, 105, 234, *range(235, 243)]
+        assert fake_kernel.script == []
+
+
+@pytest.mark.asyncio
+async def test_a_file_pauses_at_its_first_miss_after_other_files_missed(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    """A cold workload with a handle per task: after 8 misses across the backend's files, a
+    new handle's first miss pauses it, instead of each handle probing 8 times."""
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["miss"] * 8
+    async with fake_kernel() as io:
+        files = [io.open_file(data_file, OpenFlags.READ_ONLY) for _ in range(4)]
+        for i in range(8):  # two misses each: none of them reaches its own streak
+            assert await drive(ReadRange(files[i % 4], i, 10), io) == data[i : i + 10]
+        assert all(f._nowait for f in files[:3]) and not files[3]._nowait
+        late = io.open_file(data_file, OpenFlags.READ_ONLY)
+        fake_kernel.script = ["miss"]
+        assert await drive(ReadRange(late, 0, 10), io) == data[:10]
+        assert not late._nowait  # paused at its first miss
+        assert await drive(ReadRange(late, 1, 10), io) == data[1:11]
+        assert len(fake_kernel.calls) == 9  # and the next read did not ask
+
+
+@pytest.mark.asyncio
+async def test_a_hit_in_any_file_starts_the_backends_streak_over(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    fake_kernel.script = ["miss"] * 7 + ["all"] + ["miss"] * 7
+    async with fake_kernel() as io:
+        cold = io.open_file(data_file, OpenFlags.READ_ONLY)
+        hot = io.open_file(data_file, OpenFlags.READ_ONLY)
+        for i in range(7):
+            assert await drive(ReadRange(cold, i, 10), io) == data[i : i + 10]
+        assert await drive(ReadRange(hot, 0, 10), io) == data[:10]  # the hit
+        others = [io.open_file(data_file, OpenFlags.READ_ONLY) for _ in range(7)]
+        for i, f in enumerate(others):  # 7 misses after the hit: no streak of 8 yet
+            assert await drive(ReadRange(f, i, 10), io) == data[i : i + 10]
+        assert all(f._nowait for f in others)
+        assert fake_kernel.script == []
+
+
+@pytest.mark.asyncio
 async def test_inline_hits_of_any_size_return_bytes_of_their_own(
     data_file: Path, data: bytes
 ) -> None:
