@@ -16,6 +16,9 @@ Contenders (alternated, medians), each with the engine that runs its I/O:
   where it is installed (asyncio and uvloop only: it has no trio face);
 - `anyio.to_thread.run_sync(os.pread)`, one at a time.
 Cold runs evict the file with `posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
+With many reads in flight, a cold read's cost is mostly the loop thread's CPU: the cold runs
+also report that thread's CPU time per read (`RUSAGE_THREAD`, user and system; Linux), for
+the routes over the ring and the peers.
 
 The 10,000 random offsets are measured in slices of 1,000 reads: each measured run is one
 slice by one contender, the contenders take turns on a slice, and each contender's median
@@ -32,6 +35,7 @@ import contextlib
 import functools
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -46,7 +50,16 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 import aiofiles
 import anyio.to_thread
 import trio
-from _common import Contender, LoopRunners, alternate, atimed, print_table, ratio, timed
+from _common import (
+    Contender,
+    LoopRunners,
+    alternate,
+    atimed,
+    median,
+    print_table,
+    ratio,
+    timed,
+)
 
 import bridge
 from bridge import AsyncFileIO, drive
@@ -134,6 +147,34 @@ class Row:
     loop: str
     engine: str
     in_flight: int
+
+
+def metered(
+    contenders: list[Contender], cpu: dict[str, list[tuple[float, float]]]
+) -> list[Contender]:
+    """The same contenders, each run also recording this thread's CPU time per read (user,
+    system) in `cpu`: every loop here runs on this thread. Without `RUSAGE_THREAD` (not
+    Linux), the contenders as they are."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    if who is None:
+        return contenders
+
+    def wrap(c: Contender) -> Contender:
+        def run() -> float:
+            before = resource.getrusage(who)
+            per_read = c.run()
+            after = resource.getrusage(who)
+            cpu.setdefault(c.name, []).append(
+                (
+                    (after.ru_utime - before.ru_utime) / SLICE,
+                    (after.ru_stime - before.ru_stime) / SLICE,
+                )
+            )
+            return per_read
+
+        return Contender(c.name, run)
+
+    return [wrap(c) for c in contenders]
 
 
 def _backend(engine: str) -> AsyncFileIO:
@@ -432,12 +473,39 @@ def main() -> None:
                 hot_rounds,
             )
             print("cold page cache", file=sys.stderr)
+            cold_cpu: dict[str, list[tuple[float, float]]] = {}
             cold = report(
                 f"4 KiB random reads, cold page cache ({SLICE:,} reads per run, "
                 "file evicted before each run)",
-                alternate(out, cold_rounds, warmup=0, before_each=lambda: evict(path)),
+                alternate(
+                    metered(out, cold_cpu), cold_rounds, warmup=0, before_each=lambda: evict(path)
+                ),
                 cold_rounds,
             )
+            if cold_cpu:
+                cpu_rows = []
+                for name, samples in cold_cpu.items():
+                    row = rows[name]
+                    ring = row.engine == ENGINE_LABELS["uring"]
+                    peer = row.key.startswith(("aiofiles", "asyncfiles"))
+                    if row.in_flight in WIDTHS and row.loop != "trio" and (ring or peer):
+                        user = median([u for u, _ in samples])
+                        system = median([s for _, s in samples])
+                        cpu_rows.append(
+                            [
+                                row.what,
+                                row.loop,
+                                row.engine,
+                                row.in_flight,
+                                user * 1e6,
+                                system * 1e6,
+                            ]
+                        )
+                print_table(
+                    f"cold: the loop thread's CPU time per read, {cold_rounds} rounds, medians",
+                    ["contender", "loop", "engine", "in flight", "user us", "system us"],
+                    cpu_rows,
+                )
 
             summary = []
             for loop in runners.names:

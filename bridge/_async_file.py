@@ -32,11 +32,10 @@ _RWF_NOWAIT: Final[int] = getattr(os, "RWF_NOWAIT", 0)
 HAVE_NOWAIT: Final = _RWF_NOWAIT != 0 and hasattr(os, "preadv")
 """Whether this platform has RWF_NOWAIT reads (Linux)."""
 # After this many RWF_NOWAIT misses in a row (of one file, or of all a backend's files),
-# a file's next `_MISS_PAUSE` reads skip the inline attempt; each pause that ends in
-# another miss doubles, up to `_MISS_PAUSE_MAX`.
+# a file's next `_MISS_PAUSE` reads skip the inline attempt. The pause stays short: a file
+# that turns hot (read once, or warmed by another process) is noticed within that many reads.
 _MISS_STREAK: Final = 8
 _MISS_PAUSE: Final = 32
-_MISS_PAUSE_MAX: Final = 1024
 # The largest read that lands in a file's scratch buffer (`AsyncFile.pread`): larger ones
 # get a buffer of their own rather than keep that much memory per file.
 _SCRATCH_MAX: Final = 64 << 10
@@ -78,7 +77,6 @@ class AsyncFile(FileBase):
         "_backend",
         "_inline_reads",
         "_misses",
-        "_next_pause",
         "_nowait",
         "_pause",
         "_preadv",
@@ -96,7 +94,6 @@ class AsyncFile(FileBase):
         self._refs = 0  # requests holding `fd`: staged, pending or with a worker
         self._misses = 0  # RWF_NOWAIT misses in a row
         self._pause = 0  # reads still to send straight to the pool after a run of misses
-        self._next_pause = _MISS_PAUSE  # the length of the next pause
         self._inline_reads: InlineReads = backend._inline_reads
         # The buffer that inline reads of completions that take bytes land in (`pread`),
         # kept between reads. A read takes it with one atomic `pop()`: reads from two
@@ -183,7 +180,6 @@ class AsyncFile(FileBase):
         the streaks start over."""
         self._misses = 0
         self._inline_reads.misses = 0
-        self._next_pause = _MISS_PAUSE
 
     def _keep_scratch(self, scratch: bytearray) -> None:
         """Give the scratch buffer back for the next read (unless closed meanwhile, or
@@ -286,8 +282,7 @@ class AsyncFile(FileBase):
             inline.misses += 1
             if self._misses >= _MISS_STREAK or inline.misses >= _MISS_STREAK:
                 self._nowait = False
-                self._pause = self._next_pause
-                self._next_pause = min(self._next_pause * 2, _MISS_PAUSE_MAX)
+                self._pause = _MISS_PAUSE
         elif exc.errno in _NOWAIT_UNSUPPORTED:
             self._nowait = False
         else:

@@ -285,22 +285,24 @@ async def test_a_run_of_misses_pauses_inline_attempts(
 
 
 @pytest.mark.asyncio
-async def test_a_pause_that_ends_in_a_miss_doubles(
+async def test_a_pause_that_ends_in_a_miss_pauses_again_no_longer(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
+    """A file that stays cold probes once every 33 reads, and one that turns hot is noticed
+    at the next probe: the pause never grows."""
     if not nowait_available():
         pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 8 + ["miss", "miss", "all", "miss"] + ["miss"] * 7
     async with fake_kernel() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         asked = []
-        for i in range(8 + 32 + 1 + 64 + 1 + 128 + 1 + 1 + 8):
+        for i in range(8 + 3 * 33 + 8 + 1):
             assert await drive(ReadRange(f, i, 10), io) == data[i : i + 10]
             asked.append(len(fake_kernel.calls))
-        # 8 misses, a pause of 32, a miss, 64, a miss, 128, a hit (it starts over), then
+        # 8 misses, a pause of 32, a miss, 32, a miss, 32, a hit (it starts over), then
         # the next miss counts as the first of a new streak of 8.
         probes = [i for i in range(len(asked)) if asked[i] != (asked[i - 1] if i else 0)]
-        assert probes == [*range(8), 40, 105, 234, *range(235, 243)]
+        assert probes == [*range(8), 40, 73, 106, *range(107, 115)]
         assert fake_kernel.script == []
 
 
