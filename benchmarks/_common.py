@@ -34,12 +34,14 @@ __all__ = [
     "alternate",
     "atimed",
     "format_table",
+    "last_cpu_per_unit",
     "loop_factories",
     "median",
     "parse_args",
     "percentile",
     "print_table",
     "ratio",
+    "record_cpu",
     "timed",
 ]
 
@@ -80,14 +82,32 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank]
 
 
+# The calling thread's CPU seconds per unit in the last `timed` or `atimed` measurement.
+_last_cpu = [0.0]
+
+
+def last_cpu_per_unit() -> float:
+    """The CPU time per unit that the thread which ran the last `timed` or `atimed`
+    measurement (or `record_cpu`) spent inside it (user and system: `time.thread_time`).
+    With an event loop, that is the loop thread's, the workers' not included."""
+    return _last_cpu[0]
+
+
+def record_cpu(seconds_per_unit: float) -> None:
+    """Set what `last_cpu_per_unit` returns, for a measurement timed by hand."""
+    _last_cpu[0] = seconds_per_unit
+
+
 def timed(fn: Callable[[], object], units: int) -> float:
     """Run `fn()` once with the garbage collector paused; return seconds per unit."""
     gc.collect()
     gc.disable()
     try:
+        cpu = time.thread_time()
         start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start
+        _last_cpu[0] = (time.thread_time() - cpu) / units
     finally:
         gc.enable()
     return elapsed / units
@@ -206,9 +226,11 @@ async def atimed(fn: Callable[[], Awaitable[object]], units: int) -> float:
     gc.collect()
     gc.disable()
     try:
+        cpu = time.thread_time()
         start = time.perf_counter()
         await fn()
         elapsed = time.perf_counter() - start
+        _last_cpu[0] = (time.thread_time() - cpu) / units
     finally:
         gc.enable()
     return elapsed / units

@@ -17,8 +17,8 @@ Contenders (alternated, medians), each with the engine that runs its I/O:
 - `anyio.to_thread.run_sync(os.pread)`, one at a time.
 Cold runs evict the file with `posix_fadvise(POSIX_FADV_DONTNEED)` before every single run.
 With many reads in flight, a cold read's cost is mostly the loop thread's CPU: the cold runs
-also report that thread's CPU time per read (`RUSAGE_THREAD`, user and system; Linux), for
-the routes over the ring and the peers.
+also report that thread's CPU time per read (`time.thread_time`, user and system together),
+for the routes over the ring and the peers.
 
 The 10,000 random offsets are measured in slices of 1,000 reads: each measured run is one
 slice by one contender, the contenders take turns on a slice, and each contender's median
@@ -35,7 +35,6 @@ import contextlib
 import functools
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -55,9 +54,11 @@ from _common import (
     LoopRunners,
     alternate,
     atimed,
+    last_cpu_per_unit,
     median,
     print_table,
     ratio,
+    record_cpu,
     timed,
 )
 
@@ -149,27 +150,14 @@ class Row:
     in_flight: int
 
 
-def metered(
-    contenders: list[Contender], cpu: dict[str, list[tuple[float, float]]]
-) -> list[Contender]:
-    """The same contenders, each run also recording this thread's CPU time per read (user,
-    system) in `cpu`: every loop here runs on this thread. Without `RUSAGE_THREAD` (not
-    Linux), the contenders as they are."""
-    who = getattr(resource, "RUSAGE_THREAD", None)
-    if who is None:
-        return contenders
+def metered(contenders: list[Contender], cpu: dict[str, list[float]]) -> list[Contender]:
+    """The same contenders, each run also recording in `cpu` the CPU time per read that
+    this thread (where every loop here runs) spent in the measured part."""
 
     def wrap(c: Contender) -> Contender:
         def run() -> float:
-            before = resource.getrusage(who)
             per_read = c.run()
-            after = resource.getrusage(who)
-            cpu.setdefault(c.name, []).append(
-                (
-                    (after.ru_utime - before.ru_utime) / SLICE,
-                    (after.ru_stime - before.ru_stime) / SLICE,
-                )
-            )
+            cpu.setdefault(c.name, []).append(last_cpu_per_unit())
             return per_read
 
         return Contender(c.name, run)
@@ -308,11 +296,13 @@ def main() -> None:
                         handles = [
                             await stack.enter_async_context(opener(path, "rb")) for _ in parts
                         ]
+                        cpu = time.thread_time()
                         start = time.perf_counter()
                         await asyncio.gather(
                             *(lane(f, p) for f, p in zip(handles, parts, strict=True))
                         )
                         elapsed = time.perf_counter() - start
+                        record_cpu((time.thread_time() - cpu) / len(offsets))
                     return elapsed / len(offsets)
 
                 took = run_async(loop, work)
@@ -473,7 +463,7 @@ def main() -> None:
                 hot_rounds,
             )
             print("cold page cache", file=sys.stderr)
-            cold_cpu: dict[str, list[tuple[float, float]]] = {}
+            cold_cpu: dict[str, list[float]] = {}
             cold = report(
                 f"4 KiB random reads, cold page cache ({SLICE:,} reads per run, "
                 "file evicted before each run)",
@@ -482,30 +472,20 @@ def main() -> None:
                 ),
                 cold_rounds,
             )
-            if cold_cpu:
-                cpu_rows = []
-                for name, samples in cold_cpu.items():
-                    row = rows[name]
-                    ring = row.engine == ENGINE_LABELS["uring"]
-                    peer = row.key.startswith(("aiofiles", "asyncfiles"))
-                    if row.in_flight in WIDTHS and row.loop != "trio" and (ring or peer):
-                        user = median([u for u, _ in samples])
-                        system = median([s for _, s in samples])
-                        cpu_rows.append(
-                            [
-                                row.what,
-                                row.loop,
-                                row.engine,
-                                row.in_flight,
-                                user * 1e6,
-                                system * 1e6,
-                            ]
-                        )
-                print_table(
-                    f"cold: the loop thread's CPU time per read, {cold_rounds} rounds, medians",
-                    ["contender", "loop", "engine", "in flight", "user us", "system us"],
-                    cpu_rows,
-                )
+            cpu_rows = []
+            for name, samples in cold_cpu.items():
+                row = rows[name]
+                ring = row.engine == ENGINE_LABELS["uring"]
+                peer = row.key.startswith(("aiofiles", "asyncfiles"))
+                if row.in_flight in WIDTHS and row.loop != "trio" and (ring or peer):
+                    cpu_rows.append(
+                        [row.what, row.loop, row.engine, row.in_flight, median(samples) * 1e6]
+                    )
+            print_table(
+                f"cold: the loop thread's CPU time per read, {cold_rounds} rounds, medians",
+                ["contender", "loop", "engine", "in flight", "CPU us per read"],
+                cpu_rows,
+            )
 
             summary = []
             for loop in runners.names:
