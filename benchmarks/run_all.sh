@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=--quick
 [ "${FULL:-0}" = 1 ] && quick=
-benches=${BENCHES:-"bench_drive bench_file_reads bench_aiofiles bench_storage bench_writes bench_wal bench_loop_lag bench_service"}
+benches=${BENCHES:-"bench_drive bench_read_floor bench_file_reads bench_aiofiles bench_storage bench_writes bench_wal bench_loop_lag bench_service"}
 for build in ${BUILDS:-plain compiled}; do
     python=.venv/bin/python
     [ "$build" = compiled ] && python=.venv-compiled/bin/python
