@@ -150,6 +150,15 @@ class _Batch:
         self.delivered = False
 
 
+def _no_loop_here() -> bool:
+    """Whether no event loop (asyncio, uvloop or trio) runs on this thread, found without
+    raising. Outside any loop every inline hit asks, and `AsyncFileIO._bind`'s way (an
+    exception caught) cost more than the read."""
+    if asyncio._get_running_loop() is not None:
+        return False
+    return (sniffio.thread_local.name or sniffio.current_async_library_cvar.get()) != "trio"
+
+
 class AsyncFileIO(BackendBase):
     """Real files for operations driven by `bridge.drive` on asyncio, uvloop or trio.
 
@@ -418,6 +427,9 @@ class AsyncFileIO(BackendBase):
         self._inline_reads.reset_due = True
         handle = self._handle
         if handle is None or not handle.is_current():
+            if _no_loop_here():  # what `_bind` would find, without its exception
+                self._reset_inline_budget()
+                return
             try:
                 handle = self._bind()
             except EventLoopError:
@@ -499,6 +511,8 @@ class AsyncFileIO(BackendBase):
         handle = self._handle
         if handle is not None and handle.is_current():
             return True
+        if _no_loop_here():
+            return False
         try:
             self._bind()
         except EventLoopError:

@@ -363,6 +363,29 @@ async def test_inline_hits_of_any_size_return_bytes_of_their_own(
         assert io.pool_submissions == 0 or not io.nowait
 
 
+def test_an_inline_hit_outside_any_loop_does_not_look_for_one_the_slow_way(
+    data_file: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside any event loop a hit refills the budget at once, without `_bind` (which
+    finds no loop by raising and catching an exception, each read)."""
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    io = AsyncFileIO()
+    try:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+
+        def no_bind() -> None:
+            raise AssertionError("_bind called outside any loop")
+
+        monkeypatch.setattr(io, "_bind", no_bind)
+        for pos in (0, 4096, 8192):
+            c = f.pread(pos, Completion.new_read_bytes(4096))
+            assert c.finished() and c.read_bytes() == data[pos : pos + 4096]
+        assert io.pool_submissions == 0
+    finally:
+        io.close()
+
+
 def test_inline_hits_from_two_threads_never_share_the_scratch_buffer(
     data_file: Path, data: bytes
 ) -> None:
