@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
+import random
 import statistics
 import sys
 import time
@@ -36,6 +38,7 @@ __all__ = [
     "format_table",
     "last_cpu_per_unit",
     "loop_factories",
+    "make_file",
     "median",
     "parse_args",
     "percentile",
@@ -43,6 +46,7 @@ __all__ = [
     "ratio",
     "record_cpu",
     "timed",
+    "warm",
 ]
 
 
@@ -93,13 +97,34 @@ def last_cpu_per_unit() -> float:
     return _last_cpu[0]
 
 
+def make_file(directory: str, size: int) -> str:
+    """A file of `size` bytes (a whole number of MiB) of one random MiB repeated, written
+    and synced; its path."""
+    path = os.path.join(directory, f"bench-{size >> 20}MiB.bin")
+    chunk = random.Random(0).randbytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def warm(path: str) -> None:
+    """Read the whole file, so that it is in the page cache."""
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
 def record_cpu(seconds_per_unit: float) -> None:
     """Set what `last_cpu_per_unit` returns, for a measurement timed by hand."""
     _last_cpu[0] = seconds_per_unit
 
 
 def timed(fn: Callable[[], object], units: int) -> float:
-    """Run `fn()` once with the garbage collector paused; return seconds per unit."""
+    """Run `fn()` once with the garbage collector paused; return seconds per unit (and keep
+    this thread's CPU time per unit for `last_cpu_per_unit`)."""
     gc.collect()
     gc.disable()
     try:
@@ -222,7 +247,8 @@ class LoopRunners:
 
 
 async def atimed(fn: Callable[[], Awaitable[object]], units: int) -> float:
-    """The async twin of `timed`: await `fn()` once, GC paused; seconds per unit."""
+    """The async twin of `timed`: await `fn()` once, GC paused; seconds per unit (and this
+    thread's CPU time per unit for `last_cpu_per_unit`)."""
     gc.collect()
     gc.disable()
     try:

@@ -55,11 +55,13 @@ from _common import (
     alternate,
     atimed,
     last_cpu_per_unit,
+    make_file,
     median,
     print_table,
     ratio,
     record_cpu,
     timed,
+    warm,
 )
 
 import bridge
@@ -113,17 +115,6 @@ class ReadBatch:
         return Done(self.group.result())
 
 
-def make_file(directory: str) -> str:
-    path = os.path.join(directory, "bench-64MiB.bin")
-    chunk = random.Random(0).randbytes(1 << 20)
-    with open(path, "wb") as f:
-        for _ in range(FILE_SIZE >> 20):
-            f.write(chunk)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
-
-
 def evict(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -131,12 +122,6 @@ def evict(path: str) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-
-
-def warm(path: str) -> None:
-    with open(path, "rb") as f:
-        while f.read(1 << 20):
-            pass
 
 
 @dataclass
@@ -184,7 +169,7 @@ def main() -> None:
     cold_rounds = args.cold_rounds or (3 if args.quick else 10)
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-        path = make_file(tmp)
+        path = make_file(tmp, FILE_SIZE)
         rng = random.Random(42)
         all_offsets = [rng.randrange(FILE_SIZE // READ) * READ for _ in range(10_000)]
         slices = [all_offsets[i : i + SLICE] for i in range(0, len(all_offsets), SLICE)]
@@ -467,6 +452,8 @@ def main() -> None:
             cold = report(
                 f"4 KiB random reads, cold page cache ({SLICE:,} reads per run, "
                 "file evicted before each run)",
+                # No warm-up round: `metered` keeps every run's CPU time, as `alternate`
+                # keeps every measured run's time.
                 alternate(
                     metered(out, cold_cpu), cold_rounds, warmup=0, before_each=lambda: evict(path)
                 ),

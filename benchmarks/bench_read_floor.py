@@ -30,7 +30,17 @@ from pathlib import Path
 # Appended, not prepended: an installed build (the compiled wheel) wins over the checkout.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from _common import Contender, alternate, atimed, parse_args, print_table, ratio, timed
+from _common import (
+    Contender,
+    alternate,
+    atimed,
+    make_file,
+    parse_args,
+    print_table,
+    ratio,
+    timed,
+    warm,
+)
 
 from bridge import AsyncFileIO, drive
 from core import Completion, Done
@@ -51,14 +61,9 @@ def main() -> None:
     rng = random.Random(3)
     offsets = [rng.randrange(FILE_SIZE // READ) * READ for _ in range(READS)]
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "floor-64MiB.bin")
-        with open(path, "wb") as f:
-            chunk = random.Random(0).randbytes(1 << 20)
-            for _ in range(FILE_SIZE >> 20):
-                f.write(chunk)
+        path = make_file(tmp, FILE_SIZE)
+        warm(path)
         fd = os.open(path, os.O_RDONLY)
-        for off in range(0, FILE_SIZE, 1 << 20):
-            os.pread(fd, 1 << 20, off)  # into the page cache
         runner = asyncio.Runner()
         io = AsyncFileIO(inline_budget=1 << 40)
         file = io.open_file(path, OpenFlags.READ_ONLY)

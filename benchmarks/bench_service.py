@@ -273,7 +273,8 @@ def serve_aiosqlite(path: Path, port: int, connections: int, *, whole_app: bool)
     with `whole_app` the service's own application over aiosqlite."""
     import uvicorn
 
-    # Served as `python -m examples.service` serves ours: what is alive at startup frozen.
+    # Served as `python -m examples.service` serves ours: startup objects frozen, fewer
+    # young collections (`GcTunedServer`).
     from examples.service.__main__ import GcTunedServer
 
     config = uvicorn.Config(

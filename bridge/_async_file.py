@@ -201,7 +201,9 @@ class AsyncFile(FileBase):
             if buffer is None:
                 buffer = c.buffer
                 assert buffer is not None
-            if size <= inline.left:
+            # Outside any loop there is no loop to protect: inline whatever the budget (a loop
+            # on another thread may have spent this pass's).
+            if size <= inline.left or not backend._loop_here():
                 try:
                     n = self._preadv(self.fd, [buffer], pos, _RWF_NOWAIT)
                 except OSError as exc:
@@ -277,12 +279,15 @@ class AsyncFile(FileBase):
             # cold region of it, or cold files) stop asking for a while: each miss costs a
             # system call and an exception on the loop thread, and with the ring it starts
             # the read-ahead there, which the ring's own read would start in the kernel.
-            self._misses += 1
-            inline = self._inline_reads
-            inline.misses += 1
-            if self._misses >= _MISS_STREAK or inline.misses >= _MISS_STREAK:
-                self._nowait = False
-                self._pause = _MISS_PAUSE
+            # Outside any loop the miss fails below (no engine to send it to): it must not
+            # count, nor pause this file's reads that would hit.
+            if self._backend._loop_here():
+                self._misses += 1
+                inline = self._inline_reads
+                inline.misses += 1
+                if self._misses >= _MISS_STREAK or inline.misses >= _MISS_STREAK:
+                    self._nowait = False
+                    self._pause = _MISS_PAUSE
         elif exc.errno in _NOWAIT_UNSUPPORTED:
             self._nowait = False
         else:

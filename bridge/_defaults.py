@@ -19,12 +19,11 @@ import atexit
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import sniffio
-
+from bridge._drive_common import current_library
 from bridge._errors import EventLoopError
 from bridge._fileio import AsyncFileIO
 
-__all__ = ["current_library", "default_io"]
+__all__ = ["default_io"]
 
 _DEFAULTS: dict[asyncio.AbstractEventLoop, tuple[AsyncFileIO, AsyncGenerator[None, None]]] = {}
 
@@ -95,11 +94,6 @@ def default_io() -> AsyncFileIO:
         pass
     _DEFAULTS[loop] = (io, agen)
     return io
-
-
-def current_library() -> str | None:
-    """The async library running in this thread (sniffio's cheap lookups), or None."""
-    return sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
 
 
 _TRIO_DEFAULT: list[Any] = []  # the trio RunVar, made on first use under trio

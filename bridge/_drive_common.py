@@ -15,6 +15,8 @@ import types
 from collections.abc import Callable, Generator
 from typing import Any
 
+import sniffio
+
 from bridge._errors import ConcurrentDriveError, InvalidArgumentError
 from core.driver import abort_operation
 from core.unraisable import report_unraisable
@@ -25,6 +27,7 @@ __all__ = [
     "DRIVING",
     "abort_quietly",
     "check_seconds",
+    "current_library",
     "one_turn",
     "refuse_second_driver",
     "when_settled_of",
@@ -48,6 +51,11 @@ DRIVING: set[int] = set()
 an operation object is stepped by one driver at a time. A drive adds its operation before
 its first await and removes it in `finally`; while it is there the object is alive (the
 drive holds it), so its `id` names it alone."""
+
+
+def current_library() -> str | None:
+    """The async library running in this thread (sniffio's cheap lookups), or None."""
+    return sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
 
 
 def refuse_second_driver(op: object) -> None:

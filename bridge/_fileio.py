@@ -76,14 +76,13 @@ from time import monotonic as _monotonic
 from types import TracebackType
 from typing import Self
 
-import sniffio
-
 from bridge import _uring_engine
 from bridge._async_file import HAVE_NOWAIT, AsyncFile, InlineReads
 from bridge._drive_common import (
     DEFAULT_SETTLE_TIMEOUT,
     DEFAULT_TIME_SLICE,
     check_seconds,
+    current_library,
 )
 from bridge._errors import EventLoopError, InvalidArgumentError
 from bridge._fileio_common import (
@@ -154,9 +153,7 @@ def _no_loop_here() -> bool:
     """Whether no event loop (asyncio, uvloop or trio) runs on this thread, found without
     raising. Outside any loop every inline hit asks, and `AsyncFileIO._bind`'s way (an
     exception caught) cost more than the read."""
-    if asyncio._get_running_loop() is not None:
-        return False
-    return (sniffio.thread_local.name or sniffio.current_async_library_cvar.get()) != "trio"
+    return asyncio._get_running_loop() is None and current_library() != "trio"
 
 
 class AsyncFileIO(BackendBase):
@@ -528,8 +525,7 @@ class AsyncFileIO(BackendBase):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            library = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
-            if library != "trio":
+            if current_library() != "trio":
                 raise EventLoopError(
                     "AsyncFileIO needs a running event loop (asyncio, uvloop or trio) on this "
                     "thread for I/O that cannot complete inline; run the operation with "

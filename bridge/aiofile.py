@@ -43,9 +43,9 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from bridge._defaults import current_library, default_io
+from bridge._defaults import default_io
 from bridge._drive import drive
-from bridge._drive_common import DEFAULT_TIME_SLICE, one_turn
+from bridge._drive_common import DEFAULT_TIME_SLICE, current_library, one_turn
 from core.errors import CompletionError
 from core.files import (
     BufferedFile,

@@ -386,6 +386,52 @@ def test_an_inline_hit_outside_any_loop_does_not_look_for_one_the_slow_way(
         io.close()
 
 
+def test_misses_outside_any_loop_never_pause_a_files_hits(
+    fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
+) -> None:
+    """Outside any loop a miss fails (there is no engine to send it to); it must not count
+    toward a pause, or a file's next reads, hits, would fail too."""
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    io = fake_kernel()
+    try:
+        cold = io.open_file(data_file, OpenFlags.READ_ONLY)
+        fake_kernel.script = ["miss"] * 9
+        for i in range(9):
+            with pytest.raises(EventLoopError):
+                cold.pread(i, Completion.new_read_bytes(10))
+        hot = io.open_file(data_file, OpenFlags.READ_ONLY)
+        fake_kernel.script = ["miss", "all", "all"]
+        with pytest.raises(EventLoopError):
+            hot.pread(0, Completion.new_read_bytes(10))
+        for f in (hot, cold):
+            c = f.pread(100, Completion.new_read_bytes(10))
+            assert c.finished() and c.read_bytes() == data[100:110]
+        assert fake_kernel.script == []
+    finally:
+        io.close()
+
+
+def test_a_read_outside_any_loop_is_never_deferred_to_a_loop_pass(
+    data_file: Path, data: bytes
+) -> None:
+    """A loop on another thread may have spent this pass's inline budget: a caller outside
+    any loop reads inline anyway, rather than wait for a pass of a loop it is not on."""
+    if not nowait_available():
+        pytest.skip("this platform has no RWF_NOWAIT")
+    io = AsyncFileIO(inline_budget=8192)
+    try:
+        f = io.open_file(data_file, OpenFlags.READ_ONLY)
+        inline = io._inline_reads
+        inline.left, inline.reset_due = 0, True  # what a loop's reads leave until its refill
+        buffer = bytearray(4096)
+        c = f.pread(4096, Completion.new_read(buffer))
+        assert c.finished() and bytes(buffer) == data[4096:8192]
+        assert io.pending == 0 and io.pool_submissions == 0
+    finally:
+        io.close()
+
+
 def test_inline_hits_from_two_threads_never_share_the_scratch_buffer(
     data_file: Path, data: bytes
 ) -> None:
