@@ -45,6 +45,9 @@ def nowait_available() -> bool:
         io.close()
 
 
+NEEDS_NOWAIT = pytest.mark.skipif(not nowait_available(), reason="this platform has no RWF_NOWAIT")
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "trio"
@@ -161,12 +164,11 @@ async def test_core_ops_trio(tmp_path: Path, data: bytes, nowait: bool | None) -
 # -- inline reads and the RWF_NOWAIT fallback -----------------------------------------------
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_page_cache_hits_complete_inline_without_threads(
     data_file: Path, data: bytes
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     async with AsyncFileIO() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         for off in range(0, SIZE, 4096):
@@ -242,6 +244,7 @@ def fake_kernel() -> Iterator[type[FakeKernelIO]]:
         (["unsupported"], 1, 1),  # the file system refuses: this file stops trying
     ],
 )
+@NEEDS_NOWAIT
 async def test_nowait_paths(
     fake_kernel: type[FakeKernelIO],
     data_file: Path,
@@ -250,8 +253,6 @@ async def test_nowait_paths(
     pool: int,
     inline_calls: int,
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = list(script)
     async with fake_kernel() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -266,12 +267,11 @@ async def test_nowait_paths(
             assert io.pool_submissions == 2
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_a_run_of_misses_pauses_inline_attempts(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 8 + ["all"]
     async with fake_kernel() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -284,14 +284,13 @@ async def test_a_run_of_misses_pauses_inline_attempts(
         assert io.pool_submissions == 40
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_a_pause_that_ends_in_a_miss_pauses_again_no_longer(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
     """A file that stays cold probes once every 33 reads, and one that turns hot is noticed
     at the next probe: the pause never grows."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 8 + ["miss", "miss", "all", "miss"] + ["miss"] * 7
     async with fake_kernel() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -306,14 +305,13 @@ async def test_a_pause_that_ends_in_a_miss_pauses_again_no_longer(
         assert fake_kernel.script == []
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_a_file_pauses_at_its_first_miss_after_other_files_missed(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
     """A cold workload with a handle per task: after 8 misses across the backend's files, a
     new handle's first miss pauses it, instead of each handle probing 8 times."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 8
     async with fake_kernel() as io:
         files = [io.open_file(data_file, OpenFlags.READ_ONLY) for _ in range(4)]
@@ -328,12 +326,11 @@ async def test_a_file_pauses_at_its_first_miss_after_other_files_missed(
         assert len(fake_kernel.calls) == 9  # and the next read did not ask
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_a_hit_in_any_file_starts_the_backends_streak_over(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["miss"] * 7 + ["all"] + ["miss"] * 7
     async with fake_kernel() as io:
         cold = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -363,13 +360,12 @@ async def test_inline_hits_of_any_size_return_bytes_of_their_own(
         assert io.pool_submissions == 0 or not io.nowait
 
 
+@NEEDS_NOWAIT
 def test_an_inline_hit_outside_any_loop_does_not_look_for_one_the_slow_way(
     data_file: Path, data: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Outside any event loop a hit refills the budget at once, without `_bind` (which
     finds no loop by raising and catching an exception, each read)."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     io = AsyncFileIO()
     try:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -386,13 +382,12 @@ def test_an_inline_hit_outside_any_loop_does_not_look_for_one_the_slow_way(
         io.close()
 
 
+@NEEDS_NOWAIT
 def test_misses_outside_any_loop_never_pause_a_files_hits(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
     """Outside any loop a miss fails (there is no engine to send it to); it must not count
     toward a pause, or a file's next reads, hits, would fail too."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     io = fake_kernel()
     try:
         cold = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -412,13 +407,12 @@ def test_misses_outside_any_loop_never_pause_a_files_hits(
         io.close()
 
 
+@NEEDS_NOWAIT
 def test_a_read_outside_any_loop_is_never_deferred_to_a_loop_pass(
     data_file: Path, data: bytes
 ) -> None:
     """A loop on another thread may have spent this pass's inline budget: a caller outside
     any loop reads inline anyway, rather than wait for a pass of a loop it is not on."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     io = AsyncFileIO(inline_budget=8192)
     try:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -432,13 +426,12 @@ def test_a_read_outside_any_loop_is_never_deferred_to_a_loop_pass(
         io.close()
 
 
+@NEEDS_NOWAIT
 def test_inline_hits_from_two_threads_never_share_the_scratch_buffer(
     data_file: Path, data: bytes
 ) -> None:
     """Outside any loop a hit is read inline on the calling thread; `preadv` lets go of the
     GIL, so two threads reading one file must each read into a buffer of their own."""
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter lets it
     io = AsyncFileIO(inline_budget=1 << 40)
@@ -514,12 +507,11 @@ def test_completions_queued_when_a_loop_closed_finish_on_the_next(
         io.close()
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_partial_hit_then_end_of_file(
     fake_kernel: type[FakeKernelIO], data_file: Path, data: bytes
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     fake_kernel.script = ["half", "eof"]
     async with fake_kernel() as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
@@ -910,12 +902,11 @@ async def test_when_settled_is_false_when_nothing_is_out() -> None:
 # -- the inline budget ----------------------------------------------------------------------
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_inline_budget_defers_what_does_not_fit_to_the_next_pass(
     data_file: Path, data: bytes
 ) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     async with AsyncFileIO(inline_budget=8192) as io:
         f = io.open_file(data_file, OpenFlags.READ_ONLY)
         assert await drive(ReadRange(f, 0, 16), io) == data[:16]  # warm; file checked
@@ -950,10 +941,9 @@ async def test_inline_budget_defers_what_does_not_fit_to_the_next_pass(
         assert bytes(big.buffer) == data[:16384]  # type: ignore[arg-type]
 
 
+@NEEDS_NOWAIT
 @pytest.mark.asyncio
 async def test_deferred_reads_are_aborted_by_cancel_and_close(data_file: Path) -> None:
-    if not nowait_available():
-        pytest.skip("this platform has no RWF_NOWAIT")
     io = AsyncFileIO(inline_budget=4096)
     f = io.open_file(data_file, OpenFlags.READ_ONLY)
     assert await drive(ReadRange(f, 0, 16), io)
